@@ -1,0 +1,45 @@
+//! `daca init [DIR]`: scaffolds the hello project. The files are those of `examples/hello`
+//! (compiled in), so the end-to-end test of that example also covers what `init` writes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to create the project (default: the current folder).
+    pub dir: Option<PathBuf>,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+const FILES: [(&str, &str); 4] = [
+    ("daca.yaml", include_str!("../../examples/hello/daca.yaml")),
+    ("hello-api/main.py", include_str!("../../examples/hello/hello-api/main.py")),
+    ("hello-api/pyproject.toml", include_str!("../../examples/hello/hello-api/pyproject.toml")),
+    ("hello-api/.gitignore", include_str!("../../examples/hello/hello-api/.gitignore")),
+];
+
+pub fn run(args: &InitArgs) -> anyhow::Result<()> {
+    let root = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let existing: Vec<String> = FILES.iter().filter(|(path, _)| root.join(path).exists()).map(|(path, _)| path.to_string()).collect();
+    if !existing.is_empty() && !args.force {
+        return Err(super::user_error(format!(
+            "{} already has {}\n  hint: use another folder, or `daca init --force` to overwrite",
+            root.display(),
+            existing.join(", ")
+        )));
+    }
+    for (path, content) in FILES {
+        let target = root.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, content)?;
+        println!("created {}", target.display());
+    }
+    let cd = if args.dir.is_some() { format!("cd {} && ", root.display()) } else { String::new() };
+    println!("\nnext: {cd}daca up    (needs Python ≥ 3.11 and uv: `pip install uv`)");
+    Ok(())
+}

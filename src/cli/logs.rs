@@ -1,0 +1,51 @@
+//! `daca logs [APP] [-f] [--since 5m]`: replay from the running daca's buffer, then follow.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::ProjectArgs;
+use crate::control::client::Client;
+use crate::logs::{LogFormat, Printer, now_ms};
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only this app (or `redis`).
+    pub app: Option<String>,
+    /// Keep printing new lines.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only lines from the last DURATION, e.g. `30s`, `5m`.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// The manifest (default: DIR/daca.yaml).
+    #[arg(long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The project folder (default: the current folder).
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+pub async fn run(args: &LogsArgs, format: LogFormat) -> anyhow::Result<()> {
+    let since_ms = match &args.since {
+        Some(text) => {
+            let span = humantime::parse_duration(text)
+                .map_err(|err| super::user_error(format!("--since `{text}`: {err}\n  hint: write e.g. `30s`, `5m` or `1h`")))?;
+            Some(now_ms().saturating_sub(span.as_millis() as u64))
+        }
+        None => None,
+    };
+    let record = super::running(&ProjectArgs { file: args.file.clone(), dir: args.dir.clone() })?;
+    let client = Client::new(&record.control);
+    let mut sources: Vec<String> = record.groups.keys().cloned().collect();
+    sources.extend(client.ps().await?.apps.into_iter().map(|a| a.status.name));
+    sources.dedup();
+    let printer = Printer::new(format, sources);
+    client
+        .logs(args.app.as_deref(), since_ms, args.follow, |line| println!("{}", printer.format(&line)))
+        .await
+        .map_err(|err| match err {
+            crate::control::client::ClientError::Refused { message, .. } => super::user_error(message),
+            other => other.into(),
+        })
+}

@@ -1,0 +1,130 @@
+//! The command line: argument types and one small module per subcommand. Each returns
+//! `anyhow::Result`; `main.rs` turns the error into a message and an exit code.
+
+mod down;
+mod init;
+mod logs;
+mod ps;
+mod up;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logs::LogFormat;
+use crate::manifest;
+
+/// A mistake of the user's (exit code 1), as opposed to a failure of daca's (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+/// `bail!` for user errors.
+pub fn user_error(message: impl Into<String>) -> anyhow::Error {
+    UserError(message.into()).into()
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "daca", version, about = "The whole Dapr dev loop on one machine: apps, Redis, sidecars, logs — no Kubernetes.")]
+pub struct Cli {
+    /// How daca writes app output and its own messages.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    /// More of daca's own messages (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start Redis and every app, print their logs; Ctrl-C stops everything.
+    Up(ProjectArgs),
+    /// Stop the daca running this project (or what a killed one left behind).
+    Down(ProjectArgs),
+    /// Show the apps of the running project.
+    Ps {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show recent log lines of the running project, or of one app.
+    Logs(logs::LogsArgs),
+    /// Check daca.yaml without running anything.
+    Validate(ProjectArgs),
+    /// Print the JSON Schema of daca.yaml (for editors).
+    Schema,
+    /// Create a FastAPI + Dapr hello app and its daca.yaml.
+    Init(init::InitArgs),
+    /// Print daca's version.
+    Version,
+}
+
+/// Where the project is.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArgs {
+    /// The manifest (default: DIR/daca.yaml).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The project folder (default: the current folder).
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    /// The manifest path and the project root (the manifest's folder).
+    pub fn locate(&self) -> (PathBuf, PathBuf) {
+        let file = match (&self.file, &self.dir) {
+            (Some(file), Some(dir)) if file.is_relative() => dir.join(file),
+            (Some(file), _) => file.clone(),
+            (None, dir) => dir.clone().unwrap_or_else(|| PathBuf::from(".")).join(manifest::FILE_NAME),
+        };
+        let absolute = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
+        let root = absolute.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        (file, root)
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(project) => up::run(&project, cli.log_format).await,
+        Command::Down(project) => down::run(&project).await,
+        Command::Ps { project, json } => ps::run(&project, json).await,
+        Command::Logs(args) => logs::run(&args, cli.log_format).await,
+        Command::Validate(project) => validate(&project),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&manifest::schema())?);
+            Ok(())
+        }
+        Command::Init(args) => init::run(&args),
+        Command::Version => {
+            println!("daca {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
+
+fn validate(project: &ProjectArgs) -> anyhow::Result<()> {
+    let (file, _) = project.locate();
+    let manifest = manifest::load(&file)?;
+    let ids: Vec<&str> = manifest.apps.iter().map(|a| a.id.as_str()).collect();
+    println!("{} is valid: project `{}`, {} app(s) in start order: {}", file.display(), manifest.name, ids.len(), ids.join(", "));
+    Ok(())
+}
+
+/// The run record of the daca running this project, or a user error saying there is none.
+fn running(project: &ProjectArgs) -> anyhow::Result<crate::project::RunRecord> {
+    let (_, root) = project.locate();
+    let state = crate::project::StateDir::new(&root);
+    state.live_daca().ok_or_else(|| {
+        user_error(format!(
+            "no daca is running in {}\n  hint: start it with `daca up` (looked for {}/run.json)",
+            root.display(),
+            state.path().display()
+        ))
+    })
+}

@@ -1,0 +1,62 @@
+//! `daca ps`: the apps of the running project.
+
+use crate::control::client::Client;
+use crate::control::{AppView, ProjectStatus};
+use crate::logs::now_ms;
+
+pub async fn run(project: &super::ProjectArgs, json: bool) -> anyhow::Result<()> {
+    let record = super::running(project)?;
+    let status = Client::new(&record.control).ps().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", table(&status));
+    }
+    Ok(())
+}
+
+fn table(status: &ProjectStatus) -> String {
+    let mut rows = vec![["APP", "STATE", "PID", "PORT", "DAPR HTTP", "DAPR GRPC", "RESTARTS", "UPTIME", "LAST EXIT"].map(String::from).to_vec()];
+    rows.extend(status.apps.iter().map(row));
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = format!("project {} (daca pid {}) · redis: {}\n", status.project, status.daca_pid, redis_line(status));
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    for app in &status.apps {
+        if let Some(message) = &app.status.message {
+            out.push_str(&format!("{}: {message}\n", app.status.name));
+        }
+    }
+    out
+}
+
+fn row(app: &AppView) -> Vec<String> {
+    let s = &app.status;
+    let uptime = match (s.state.is_running(), s.started_at_ms) {
+        (true, Some(start)) => format!("{}s", now_ms().saturating_sub(start) / 1000),
+        _ => "-".into(),
+    };
+    let dash = || "-".to_string();
+    vec![
+        s.name.clone(),
+        s.state.as_str().into(),
+        s.pid.map(|p| p.to_string()).unwrap_or_else(dash),
+        app.port.map(|p| p.to_string()).unwrap_or_else(dash),
+        app.sidecar.http.to_string(),
+        app.sidecar.grpc.to_string(),
+        s.restarts.to_string(),
+        uptime,
+        s.last_exit.map(|e| e.to_string()).unwrap_or_else(dash),
+    ]
+}
+
+fn redis_line(status: &ProjectStatus) -> String {
+    let state = status.redis.status.as_ref().map(|s| format!(", {}", s.state.as_str())).unwrap_or_default();
+    match &status.redis.url {
+        Some(url) => format!("{} {url}{state}", status.redis.mode),
+        None => status.redis.mode.clone(),
+    }
+}

@@ -1,0 +1,228 @@
+//! `daca up`: everything in the foreground until Ctrl-C, SIGTERM or `daca down`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+
+use super::{ProjectArgs, user_error};
+use crate::control::{self, ControlState};
+use crate::env::{SidecarPorts, app_env, read_dot_env};
+use crate::logs::{LogBus, LogFormat, Printer};
+use crate::manifest::{self, Manifest};
+use crate::ports::{PortPicker, is_free};
+use crate::project::{ProcessRef, RunRecord, StateDir};
+use crate::redis::{self, RedisPlan};
+use crate::runtime::process::{ProcessRuntime, resolve_program};
+use crate::supervisor::{Probe, Supervisor, UnitSpec};
+
+/// Lines of output remembered for `daca logs`.
+const LOG_BUFFER: usize = 10_000;
+
+pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()> {
+    let (file, _) = project.locate();
+    let manifest = manifest::load(&file)?;
+    let state = StateDir::new(&manifest.root);
+    let reaped = state.reap_orphans().map_err(|err| user_error(format!("{err}\n  hint: use that one, or stop it with `daca down`")))?;
+    if !reaped.is_empty() {
+        tracing::warn!("stopped what an earlier daca left running: {}", reaped.join(", "));
+    }
+    state.create()?;
+    let mut picker = PortPicker::default();
+    let redis_plan = redis::plan(&manifest.redis, state.path(), std::env::var_os("PATH"), &mut picker)?;
+    if let RedisPlan::Embedded { reason } = &redis_plan {
+        tracing::warn!("{reason}: using the embedded in-memory store (data lasts until daca stops); install redis-server for Redis");
+    }
+    let sidecars = assign_sidecar_ports(&manifest, &mut picker);
+    let units = units(&manifest, &redis_plan, &sidecars);
+    preflight(&manifest, &units)?;
+
+    let logs = LogBus::new(LOG_BUFFER);
+    let sources: Vec<String> = units.iter().map(|u| u.launch.name.clone()).collect();
+    let printer = Printer::new(format, sources).spawn(&logs);
+    let supervisor = Arc::new(Supervisor::new(units, Arc::new(ProcessRuntime), logs.clone()));
+    let down = Arc::new(Notify::new());
+    let control_address = start_control(&manifest, &supervisor, &logs, &redis_plan, &sidecars, &down).await?;
+    let recorder = record_runs(&state, &manifest, &supervisor, &control_address)?;
+
+    announce(&manifest, &redis_plan, &sidecars, &control_address);
+    let started = Instant::now();
+    supervisor.start_all();
+    let ready_report = report_ready(supervisor.clone(), started);
+
+    wait_for_stop(&down).await;
+    ready_report.abort();
+    stop(&supervisor).await;
+    recorder.abort();
+    state.clear();
+    drop(printer);
+    Ok(())
+}
+
+/// First app 3500/50001 when free (as `dapr run`), the rest the next free ports.
+fn assign_sidecar_ports(manifest: &Manifest, picker: &mut PortPicker) -> BTreeMap<String, SidecarPorts> {
+    for app in &manifest.apps {
+        for port in [app.port, app.dapr_http_port, app.dapr_grpc_port].into_iter().flatten() {
+            picker.reserve(port);
+        }
+    }
+    manifest
+        .apps
+        .iter()
+        .map(|app| {
+            let http = app.dapr_http_port.unwrap_or_else(|| picker.pick(3500));
+            let grpc = app.dapr_grpc_port.unwrap_or_else(|| picker.pick(50001));
+            (app.id.to_string(), SidecarPorts { http, grpc })
+        })
+        .collect()
+}
+
+fn units(manifest: &Manifest, redis_plan: &RedisPlan, sidecars: &BTreeMap<String, SidecarPorts>) -> Vec<UnitSpec> {
+    let inherited: Vec<(String, String)> = std::env::vars().collect();
+    let redis_unit = redis_plan.unit(inherited.clone());
+    let mut units: Vec<UnitSpec> = redis_unit.iter().cloned().collect();
+    for app in &manifest.apps {
+        let sidecar = sidecars[app.id.as_str()];
+        let env = app_env(inherited.iter().cloned(), app.id.as_str(), app.port, sidecar, &read_dot_env(&app.dir), &app.env);
+        let probe = match (app.port, &app.health) {
+            (Some(port), Some(path)) => Probe::Http { port, path: path.clone() },
+            (Some(port), None) => Probe::Tcp(port),
+            (None, _) => Probe::None,
+        };
+        let mut depends_on: Vec<String> = redis_unit.iter().map(|r| r.launch.name.clone()).collect();
+        depends_on.extend(app.depends_on.iter().map(|d| d.to_string()));
+        units.push(UnitSpec {
+            launch: crate::runtime::LaunchSpec {
+                name: app.id.to_string(),
+                program: app.command[0].clone(),
+                args: app.command[1..].to_vec(),
+                dir: app.dir.clone(),
+                env,
+            },
+            probe,
+            restart: app.restart,
+            grace: app.grace_period,
+            startup_timeout: app.startup_timeout,
+            depends_on,
+        });
+    }
+    units
+}
+
+/// Problems that would only show up one by one later are reported together, before anything starts.
+fn preflight(manifest: &Manifest, units: &[UnitSpec]) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for app in &manifest.apps {
+        if let Some(port) = app.port.filter(|p| !is_free(*p)) {
+            problems.push(format!(
+                "{}: port {port} is already in use by another process\n  hint: stop it (`ss -ltnp 'sport = :{port}'` shows who), or change `port:` in {}",
+                app.id,
+                manifest.file.display()
+            ));
+        }
+    }
+    for unit in units {
+        if let Err(err) = resolve_program(&unit.launch) {
+            problems.push(format!("{}: {err}\n  hint: install `{}` or fix `command:` in {}", unit.launch.name, unit.launch.program, manifest.file.display()));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(user_error(problems.join("\n"))) }
+}
+
+async fn start_control(
+    manifest: &Manifest,
+    supervisor: &Arc<Supervisor>,
+    logs: &Arc<LogBus>,
+    redis_plan: &RedisPlan,
+    sidecars: &BTreeMap<String, SidecarPorts>,
+    down: &Arc<Notify>,
+) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let address = listener.local_addr()?.to_string();
+    let redis_mode = match redis_plan {
+        RedisPlan::External { .. } => "external",
+        RedisPlan::Server { .. } => "redis-server",
+        RedisPlan::Embedded { .. } => "embedded",
+    };
+    let state = Arc::new(ControlState {
+        project: manifest.name.clone(),
+        supervisor: supervisor.clone(),
+        logs: logs.clone(),
+        redis_mode: redis_mode.into(),
+        redis_url: redis_plan.url(),
+        apps: manifest.apps.iter().map(|a| (a.id.to_string(), (a.port, sidecars[a.id.as_str()]))).collect(),
+        down: down.clone(),
+    });
+    tokio::spawn(control::serve(listener, state, std::future::pending()));
+    Ok(address)
+}
+
+/// Keeps `.daca/run.json` naming every live process group, rewritten on every state change.
+fn record_runs(state: &StateDir, manifest: &Manifest, supervisor: &Arc<Supervisor>, control: &str) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let write = {
+        let state = StateDir::new(&manifest.root);
+        let supervisor = supervisor.clone();
+        let base = RunRecord { project: manifest.name.clone(), daca: ProcessRef::me(), control: control.to_string(), groups: BTreeMap::new() };
+        move || {
+            let mut record = base.clone();
+            record.groups = supervisor.statuses().iter().filter_map(|s| Some((s.name.clone(), ProcessRef::of(s.pid?)?))).collect();
+            state.write(&record)
+        }
+    };
+    write()?;
+    let _ = state;
+    let mut events = supervisor.subscribe();
+    Ok(tokio::spawn(async move {
+        // A lagged receiver still rewrites from the current statuses, so nothing is missed.
+        while !matches!(events.recv().await, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+            if let Err(err) = write() {
+                tracing::error!("{err}");
+            }
+        }
+    }))
+}
+
+fn announce(manifest: &Manifest, redis_plan: &RedisPlan, sidecars: &BTreeMap<String, SidecarPorts>, control: &str) {
+    tracing::info!("project {} · redis: {} · control API: http://{control}", manifest.name, redis_plan.describe());
+    for app in &manifest.apps {
+        let ports = sidecars[app.id.as_str()];
+        let port = app.port.map(|p| format!("app :{p} · ")).unwrap_or_default();
+        tracing::info!("{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}", app.id, ports.http, ports.grpc);
+    }
+}
+
+fn report_ready(supervisor: Arc<Supervisor>, started: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let apps = supervisor.handles().filter(|h| h.name() != redis::UNIT_NAME).count();
+        if supervisor.wait_all_ready(Duration::from_secs(3600)).await {
+            tracing::info!("all {apps} app(s) ready in {} ms · Ctrl-C to stop", started.elapsed().as_millis());
+        }
+    })
+}
+
+async fn wait_for_stop(down: &Notify) {
+    let mut terminate = signal(SignalKind::terminate()).expect("UNWRAP: installing a SIGTERM handler only fails outside a runtime");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping (press Ctrl-C again to force)"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = down.notified() => tracing::info!("`daca down`: stopping"),
+    }
+}
+
+/// Graceful stop in reverse dependency order; a second Ctrl-C or SIGTERM SIGKILLs everything.
+async fn stop(supervisor: &Arc<Supervisor>) {
+    let graceful = supervisor.shutdown();
+    tokio::pin!(graceful);
+    let mut terminate = signal(SignalKind::terminate()).expect("UNWRAP: installing a SIGTERM handler only fails outside a runtime");
+    tokio::select! {
+        _ = &mut graceful => {}
+        _ = async { tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = terminate.recv() => {} } } => {
+            tracing::warn!("forcing: SIGKILL to every app");
+            supervisor.force_kill();
+            graceful.await;
+        }
+    }
+    tracing::info!("stopped");
+}

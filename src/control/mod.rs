@@ -1,0 +1,41 @@
+//! The local control API: JSON over HTTP on 127.0.0.1, its address in `.daca/run.json`.
+//! `daca ps`, `daca logs` and `daca down` in another terminal use it; so will the dashboard and
+//! tests. Read-only views plus a few verbs: `down`, and start/stop/restart of one app.
+
+pub mod client;
+mod server;
+
+use serde::{Deserialize, Serialize};
+
+pub use server::{ControlState, serve};
+
+use crate::env::SidecarPorts;
+use crate::supervisor::AppStatus;
+
+/// `GET /v1/ps`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectStatus {
+    pub project: String,
+    pub daca_pid: u32,
+    pub redis: RedisStatus,
+    pub apps: Vec<AppView>,
+}
+
+/// Redis as `daca ps` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisStatus {
+    /// `redis-server`, `embedded` or `external`.
+    pub mode: String,
+    pub url: Option<String>,
+    /// The managed redis-server's status, when there is one.
+    pub status: Option<AppStatus>,
+}
+
+/// One app as `daca ps` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppView {
+    #[serde(flatten)]
+    pub status: AppStatus,
+    pub port: Option<u16>,
+    pub sidecar: SidecarPorts,
+}

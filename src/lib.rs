@@ -1,0 +1,18 @@
+//! daca: the whole Dapr development loop on one machine.
+//!
+//! Theory of operation: `daca up` loads the manifest (`manifest`), provides Redis (`redis`),
+//! starts every app as a supervised actor (`supervisor`) through a runtime (`runtime`), merges
+//! their output into one log stream (`logs`), and serves a local control API (`control`) that
+//! `daca ps/logs/down` in another terminal talk to. What it started is written under `.daca/`
+//! (`project`), so a later `daca up` or `daca down` can end what a killed daca left behind.
+
+pub mod manifest;
+pub mod logs;
+pub mod runtime;
+pub mod supervisor;
+pub mod cli;
+pub mod control;
+pub mod env;
+pub mod ports;
+pub mod project;
+pub mod redis;

@@ -1,0 +1,60 @@
+//! The `daca` binary: parse arguments, set up logging, run, and turn the outcome into an exit
+//! code — 0 success, 1 a user's error (message, no backtrace), 2 an internal failure.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use daca::cli::{self, Cli, UserError};
+use daca::logs::LogFormat;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("daca: internal error: {info}\n  hint: this is a bug in daca; please report it with the command you ran");
+    }));
+    let cli = Cli::parse();
+    telemetry(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("daca: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let user = is_user_error(&err);
+            if user {
+                eprintln!("{err}");
+            } else {
+                eprintln!("daca: internal error: {err:#}");
+            }
+            ExitCode::from(if user { 1 } else { 2 })
+        }
+    }
+}
+
+fn is_user_error(err: &anyhow::Error) -> bool {
+    err.is::<UserError>()
+        || err.is::<daca::manifest::ManifestError>()
+        || err.is::<daca::redis::RedisError>()
+        || err.is::<daca::project::ProjectError>()
+        || err.is::<daca::control::client::ClientError>()
+}
+
+fn telemetry(format: LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "daca=info",
+        1 => "daca=debug",
+        _ => "daca=trace",
+    };
+    let filter = EnvFilter::try_from_env("DACA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(colour);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.without_time().init(),
+    }
+}

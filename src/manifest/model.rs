@@ -1,0 +1,134 @@
+//! Validated manifest types: if you hold one, it is consistent (ids valid and unique, ports
+//! distinct, dependencies known and acyclic, folders present).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A project ready to run.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Absolute path of the manifest file.
+    pub file: PathBuf,
+    /// The folder holding it: relative paths and `.daca/` live here.
+    pub root: PathBuf,
+    /// Project name.
+    pub name: String,
+    /// Folder of Dapr resource YAMLs, if any.
+    pub resources: Option<PathBuf>,
+    /// Where Redis comes from.
+    pub redis: RedisConfig,
+    /// Apps in start order: every app comes after everything it depends on.
+    pub apps: Vec<AppSpec>,
+}
+
+impl Manifest {
+    /// The app with this id.
+    pub fn app(&self, id: &str) -> Option<&AppSpec> {
+        self.apps.iter().find(|app| app.id.as_str() == id)
+    }
+}
+
+/// A checked Dapr app-id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(String);
+
+impl AppId {
+    /// Checks an app-id. Dapr forbids dots in self-hosted mode, and Kubernetes (where
+    /// `daca export` sends the project) needs a DNS-1123 label, so we hold ids to both.
+    pub fn parse(raw: &str) -> Result<AppId, String> {
+        if raw.is_empty() {
+            return Err("the app-id is empty".into());
+        }
+        if raw.len() > 63 {
+            return Err(format!("app-id `{raw}` is longer than 63 characters"));
+        }
+        if raw.contains('.') {
+            return Err(format!("app-id `{raw}` contains a dot, which Dapr does not allow"));
+        }
+        let valid_chars = raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let edges = raw.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && raw.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid_chars || !edges {
+            return Err(format!(
+                "app-id `{raw}` must be lowercase letters, digits and `-`, starting and ending with a letter or digit"
+            ));
+        }
+        Ok(AppId(raw.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One app to supervise.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub id: AppId,
+    /// Absolute working directory.
+    pub dir: PathBuf,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    pub port: Option<u16>,
+    /// The manifest's `env`, already turned into strings.
+    pub env: BTreeMap<String, String>,
+    /// HTTP readiness path, e.g. `/healthz`.
+    pub health: Option<String>,
+    pub depends_on: Vec<AppId>,
+    pub restart: RestartPolicy,
+    pub dapr_http_port: Option<u16>,
+    pub dapr_grpc_port: Option<u16>,
+    pub grace_period: Duration,
+    pub startup_timeout: Duration,
+}
+
+/// When a process that exited on its own is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Restart after a non-zero exit or a signal (the default: dev servers should not exit).
+    OnFailure,
+    /// Restart after any exit.
+    Always,
+    /// Leave it stopped.
+    Never,
+}
+
+impl RestartPolicy {
+    /// Whether an exit with this success flag is followed by a restart.
+    pub fn restarts_after(self, success: bool) -> bool {
+        match self {
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Always => true,
+            RestartPolicy::Never => false,
+        }
+    }
+}
+
+/// Where the project's Redis comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisConfig {
+    /// The user's own Redis; daca never starts or stops it.
+    External { url: String },
+    /// Redis that daca provides.
+    Managed { provider: RedisProvider, port: Option<u16>, persistence: bool },
+}
+
+/// How a managed Redis is provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisProvider {
+    /// `redis-server` from PATH when present, else the embedded store.
+    Auto,
+    /// `redis-server` from PATH, or an error.
+    RedisServer,
+    /// The embedded in-memory store (Dapr's `state.in-memory` / `pubsub.in-memory`).
+    Embedded,
+}

@@ -1,0 +1,133 @@
+//! Wire types: the YAML of `daca.yaml` exactly as written, before validation.
+//!
+//! These types only describe shape. Everything that needs judgement (ids, ports, paths,
+//! dependency order) is checked in `validate.rs`, which turns them into `model.rs` types.
+//! Fields whose *value* may be reported later carry a [`Spanned`] so the error can point at it.
+//!
+//! Unknown keys are not rejected by serde here (serde stops at the first one); `tree.rs`
+//! finds all of them at once using the JSON Schema generated from these same types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A value with the position it was written at. Transparent to serde and to the schema.
+#[derive(Debug, Clone)]
+pub struct At<T>(pub Spanned<T>);
+
+impl<T> std::ops::Deref for At<T> {
+    type Target = Spanned<T>;
+    fn deref(&self) -> &Spanned<T> {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Spanned::deserialize(deserializer).map(At)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for At<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// A daca project: its apps, their Redis and the Dapr resources they use.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "daca.yaml")]
+pub struct ManifestWire {
+    /// Project name, shown in logs and used to label what daca creates.
+    pub name: Option<At<String>>,
+    /// Folder of Dapr Component / Subscription / Resiliency YAMLs, relative to this file.
+    pub resources: Option<At<String>>,
+    /// Managed Redis settings; omitted means the managed default.
+    pub redis: Option<RedisWire>,
+    /// How long an app gets to stop after SIGTERM before SIGKILL, e.g. `5s` (default) or `500ms`.
+    pub grace_period: Option<At<String>>,
+    /// How long an app may take to become ready before its dependents give up, e.g. `60s` (default).
+    pub startup_timeout: Option<At<String>>,
+    /// The apps to run, each with its own Dapr sidecar.
+    #[serde(default)]
+    pub apps: Vec<At<AppWire>>,
+}
+
+/// Where Redis comes from.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RedisWire {
+    /// Use this Redis (`redis://host:port`) and never start or stop one.
+    pub url: Option<At<String>>,
+    /// Preferred port for a managed Redis (default 6379, or the next free one).
+    pub port: Option<At<u16>>,
+    /// `auto` (default: redis-server on PATH, else embedded), `redis-server`, or `embedded`.
+    pub provider: Option<At<String>>,
+    /// Keep managed Redis data under `.daca/redis/` across runs (default true).
+    pub persistence: Option<bool>,
+}
+
+/// One app: a process with a Dapr app-id.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AppWire {
+    /// The Dapr app-id (lowercase letters, digits and `-`, as Kubernetes names).
+    pub id: At<String>,
+    /// The app's folder, relative to daca.yaml; the command runs there.
+    pub dir: Option<At<String>>,
+    /// The command and its arguments, as a list (no shell).
+    pub command: At<Vec<String>>,
+    /// The port the app listens on: readiness and the sidecar's channel to the app.
+    pub port: Option<At<u16>>,
+    /// Extra environment variables; they override the app's `.env` file.
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvValue>,
+    /// HTTP path answered with 2xx when ready (e.g. `/healthz`); otherwise a TCP connect to `port`.
+    pub health: Option<At<String>>,
+    /// App-ids that must be ready before this app starts.
+    #[serde(default)]
+    pub depends_on: Vec<At<String>>,
+    /// `on-failure` (default), `always` or `never`.
+    pub restart: Option<At<String>>,
+    /// Sidecar HTTP port (default: 3500 for the first app, else the next free port).
+    pub dapr_http_port: Option<At<u16>>,
+    /// Sidecar gRPC port (default: 50001 for the first app, else the next free port).
+    pub dapr_grpc_port: Option<At<u16>>,
+    /// Overrides the project's `grace_period` for this app.
+    pub grace_period: Option<At<String>>,
+}
+
+/// An environment value: YAML scalars are accepted and turned into strings, as Compose does.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// A string.
+    Text(String),
+    /// A number.
+    Number(f64),
+    /// A boolean, written `true`/`false`.
+    Flag(bool),
+}
+
+impl EnvValue {
+    /// The value as the process will see it.
+    pub fn to_env_string(&self) -> String {
+        match self {
+            EnvValue::Text(text) => text.clone(),
+            EnvValue::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
+            EnvValue::Number(n) => n.to_string(),
+            EnvValue::Flag(flag) => flag.to_string(),
+        }
+    }
+}

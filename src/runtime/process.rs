@@ -1,0 +1,93 @@
+//! Host processes, each the leader of its own process group.
+//!
+//! Dev servers start children (`uv run` starts python, `npm run dev` starts node); signalling
+//! only the parent leaves those holding ports. So every app runs in a new process group and every
+//! signal goes to the whole group. `KillOnDrop` makes sure a dropped child does not outlive daca's
+//! runtime; a SIGKILLed daca is covered by the run record under `.daca/` (see `project.rs`).
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use tokio::sync::oneshot;
+
+use super::{ExitInfo, LaunchError, LaunchSpec, Launched, Runtime, Signaller};
+use crate::logs::{LogBus, Stream, pipe_lines};
+
+/// Runs apps as host processes.
+#[derive(Debug, Default, Clone)]
+pub struct ProcessRuntime;
+
+/// Signals a process group by its id.
+pub struct GroupSignaller {
+    pgid: Pid,
+}
+
+impl GroupSignaller {
+    /// The group led by `pgid`.
+    pub fn new(pgid: u32) -> Self {
+        GroupSignaller { pgid: Pid::from_raw(pgid as i32) }
+    }
+}
+
+impl Signaller for GroupSignaller {
+    fn terminate(&self) {
+        let _ = killpg(self.pgid, Signal::SIGTERM);
+    }
+    fn kill(&self) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+    fn group_alive(&self) -> bool {
+        killpg(self.pgid, None).is_ok()
+    }
+}
+
+/// Finds `program` the way a shell would, using the PATH the process will get.
+pub fn resolve_program(spec: &LaunchSpec) -> Result<std::path::PathBuf, LaunchError> {
+    let path = spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    which::which_in(&spec.program, Some(path), &spec.dir).map_err(|_| LaunchError::NotFound {
+        program: spec.program.clone(),
+        dir: spec.dir.display().to_string(),
+    })
+}
+
+impl Runtime for ProcessRuntime {
+    fn launch(&self, spec: &LaunchSpec, logs: &Arc<LogBus>) -> Result<Launched, LaunchError> {
+        let program = resolve_program(spec)?;
+        let mut command = CommandWrap::with_new(&program, |cmd| {
+            cmd.args(&spec.args)
+                .current_dir(&spec.dir)
+                .env_clear()
+                .envs(spec.env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        });
+        command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+        let mut child = command
+            .spawn()
+            .map_err(|source| LaunchError::Spawn { program: spec.program.clone(), source })?;
+        let pid = child.id().expect("UNWRAP: a freshly spawned child has a pid");
+        if let Some(stdout) = child.stdout().take() {
+            pipe_lines(logs.clone(), spec.name.clone(), Stream::Stdout, stdout);
+        }
+        if let Some(stderr) = child.stderr().take() {
+            pipe_lines(logs.clone(), spec.name.clone(), Stream::Stderr, stderr);
+        }
+        let (tx, exited) = oneshot::channel();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let info = match status {
+                Ok(status) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    ExitInfo { code: status.code(), signal: status.signal() }
+                }
+                Err(_) => ExitInfo { code: None, signal: None },
+            };
+            let _ = tx.send(info);
+        });
+        Ok(Launched { pid, exited, signals: Arc::new(GroupSignaller::new(pid)) })
+    }
+}

@@ -1,0 +1,139 @@
+//! The supervisor: one actor per app (and one for a managed Redis), started in dependency order
+//! and stopped in reverse.
+//!
+//! How it works: [`Supervisor::new`] spawns an [`AppTask`](task) per unit, each owning its
+//! process and publishing an [`AppStatus`] on a watch channel. [`Supervisor::start_all`] gives
+//! every unit a small task that waits for its dependencies to be ready (up to their startup
+//! timeout) and then sends it `Start`. [`Supervisor::shutdown`] stops units one by one from the
+//! last started to the first; [`Supervisor::force_kill`] is the second Ctrl-C.
+
+mod backoff;
+mod handle;
+mod probe;
+mod state;
+mod task;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+
+pub use handle::{AppHandle, Control};
+pub use probe::Probe;
+pub use state::{AppEvent, AppState, AppStatus};
+
+use crate::logs::LogBus;
+use crate::manifest::RestartPolicy;
+use crate::runtime::{LaunchSpec, Runtime};
+
+/// Everything the supervisor needs to run one unit.
+#[derive(Debug, Clone)]
+pub struct UnitSpec {
+    pub launch: LaunchSpec,
+    pub probe: Probe,
+    pub restart: RestartPolicy,
+    /// SIGTERM → SIGKILL delay.
+    pub grace: Duration,
+    /// How long dependents wait for this unit to be ready.
+    pub startup_timeout: Duration,
+    /// Names of units that must be ready first.
+    pub depends_on: Vec<String>,
+}
+
+/// The running set of units.
+pub struct Supervisor {
+    units: Vec<(UnitSpec, AppHandle)>,
+    events: broadcast::Sender<AppEvent>,
+}
+
+impl Supervisor {
+    /// Spawns one actor per unit; nothing starts until [`Supervisor::start_all`].
+    /// `units` must be in start order (dependencies first), as the manifest gives them.
+    pub fn new(units: Vec<UnitSpec>, runtime: Arc<dyn Runtime>, logs: Arc<LogBus>) -> Supervisor {
+        let (events, _) = broadcast::channel(256);
+        let units = units
+            .into_iter()
+            .map(|spec| {
+                let name = spec.launch.name.clone();
+                let (status_tx, status_rx) = watch::channel(AppStatus::new(&name));
+                let (controls, inbox) = mpsc::channel(16);
+                let signals = Arc::new(Mutex::new(None));
+                let handle = AppHandle { name, controls, status: status_rx, signals: signals.clone() };
+                let task = task::AppTask::new(spec.clone(), runtime.clone(), logs.clone(), status_tx, events.clone(), signals);
+                tokio::spawn(task.run(inbox));
+                (spec, handle)
+            })
+            .collect();
+        Supervisor { units, events }
+    }
+
+    /// Handles in start order.
+    pub fn handles(&self) -> impl Iterator<Item = &AppHandle> {
+        self.units.iter().map(|(_, handle)| handle)
+    }
+
+    /// The handle of one unit.
+    pub fn handle(&self, name: &str) -> Option<&AppHandle> {
+        self.handles().find(|h| h.name() == name)
+    }
+
+    /// Status of every unit, in start order.
+    pub fn statuses(&self) -> Vec<AppStatus> {
+        self.handles().map(AppHandle::status).collect()
+    }
+
+    /// State changes of every unit.
+    pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.events.subscribe()
+    }
+
+    /// Starts every unit once its dependencies are ready. Returns at once.
+    pub fn start_all(&self) {
+        for (spec, handle) in &self.units {
+            let dependencies: Vec<(AppHandle, UnitSpec)> = spec
+                .depends_on
+                .iter()
+                .filter_map(|dep| self.units.iter().find(|(s, _)| &s.launch.name == dep))
+                .map(|(s, h)| (h.clone(), s.clone()))
+                .collect();
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                for (dependency, dep_spec) in dependencies {
+                    if !dependency.wait_ready(dep_spec.startup_timeout).await {
+                        let reason = format!(
+                            "not started: `{}` was not ready after {} s (waited for {})",
+                            dependency.name(),
+                            dep_spec.startup_timeout.as_secs(),
+                            dep_spec.probe.describe()
+                        );
+                        handle.send(Control::Fail(reason)).await;
+                        return;
+                    }
+                }
+                handle.start().await;
+            });
+        }
+    }
+
+    /// Waits until every unit is ready; false after `limit` or when one failed or exited.
+    pub async fn wait_all_ready(&self, limit: Duration) -> bool {
+        let waits = self.handles().map(|h| h.wait_ready(limit));
+        futures_util::future::join_all(waits).await.into_iter().all(|ready| ready)
+    }
+
+    /// Stops every unit, dependents before their dependencies, each with its grace period.
+    pub async fn shutdown(&self) {
+        for (_, handle) in self.units.iter().rev() {
+            handle.send(Control::Shutdown).await;
+        }
+    }
+
+    /// SIGKILLs every process group now.
+    pub fn force_kill(&self) {
+        for handle in self.handles() {
+            handle.force_kill();
+        }
+    }
+}

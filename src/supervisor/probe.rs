@@ -1,0 +1,66 @@
+//! Readiness probes: how daca decides an app (or Redis) is ready for its dependents.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// How readiness is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Ready as soon as it started (no port).
+    None,
+    /// Ready when 127.0.0.1:port accepts a connection.
+    Tcp(u16),
+    /// Ready when `GET path` on 127.0.0.1:port answers 2xx.
+    Http { port: u16, path: String },
+    /// Ready when Redis on 127.0.0.1:port answers PING.
+    Redis(u16),
+}
+
+const ATTEMPT: Duration = Duration::from_millis(500);
+
+impl Probe {
+    /// One attempt; false on any failure or after a short timeout.
+    pub async fn check(&self) -> bool {
+        let attempt = async {
+            match self {
+                Probe::None => true,
+                Probe::Tcp(port) => TcpStream::connect(("127.0.0.1", *port)).await.is_ok(),
+                Probe::Http { port, path } => http_ok(*port, path).await.unwrap_or(false),
+                Probe::Redis(port) => redis_pong(*port).await.unwrap_or(false),
+            }
+        };
+        timeout(ATTEMPT, attempt).await.unwrap_or(false)
+    }
+
+    /// What is being waited for, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Probe::None => "its process to start".into(),
+            Probe::Tcp(port) => format!("a TCP connection to 127.0.0.1:{port}"),
+            Probe::Http { port, path } => format!("a 2xx answer from http://127.0.0.1:{port}{path}"),
+            Probe::Redis(port) => format!("Redis PING on 127.0.0.1:{port}"),
+        }
+    }
+}
+
+// A hand-written request keeps probes free of client set-up cost; we only need the status line.
+async fn http_ok(port: u16, path: &str) -> std::io::Result<bool> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: daca-probe\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await?;
+    // "HTTP/1.1 200"
+    Ok(head.starts_with(b"HTTP/1.") && head[9] == b'2')
+}
+
+async fn redis_pong(port: u16) -> std::io::Result<bool> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(b"PING\r\n").await?;
+    let mut reply = [0u8; 5];
+    stream.read_exact(&mut reply).await?;
+    Ok(&reply == b"+PONG")
+}

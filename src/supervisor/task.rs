@@ -1,0 +1,234 @@
+//! The actor that alone owns one app's process. The loop only routes; each event has its own
+//! short method (`on_control`, `on_exit`, `on_probe`, `on_retry`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{MissedTickBehavior, interval, sleep_until, timeout_at};
+
+use super::UnitSpec;
+use super::backoff::{Backoff, LOOP_AFTER};
+use super::handle::{Control, CurrentSignals, Envelope};
+use super::probe::Probe;
+use super::state::{AppEvent, AppState, AppStatus};
+use crate::logs::{LogBus, now_ms};
+use crate::runtime::{ExitInfo, LaunchError, Runtime, Signaller};
+
+const UNKNOWN_EXIT: ExitInfo = ExitInfo { code: None, signal: None };
+
+struct Current {
+    exited: oneshot::Receiver<ExitInfo>,
+    signals: Arc<dyn Signaller>,
+    launched: Instant,
+    ready: bool,
+}
+
+pub(crate) struct AppTask {
+    pub spec: UnitSpec,
+    pub runtime: Arc<dyn Runtime>,
+    pub logs: Arc<LogBus>,
+    pub status: watch::Sender<AppStatus>,
+    pub events: broadcast::Sender<AppEvent>,
+    pub signals: CurrentSignals,
+    current: Option<Current>,
+    retry_at: Option<tokio::time::Instant>,
+    backoff: Backoff,
+    started_once: bool,
+}
+
+impl AppTask {
+    pub fn new(
+        spec: UnitSpec,
+        runtime: Arc<dyn Runtime>,
+        logs: Arc<LogBus>,
+        status: watch::Sender<AppStatus>,
+        events: broadcast::Sender<AppEvent>,
+        signals: CurrentSignals,
+    ) -> Self {
+        AppTask { spec, runtime, logs, status, events, signals, current: None, retry_at: None, backoff: Backoff::default(), started_once: false }
+    }
+
+    fn name(&self) -> &str {
+        &self.spec.launch.name
+    }
+
+    pub async fn run(mut self, mut controls: mpsc::Receiver<Envelope>) {
+        let mut probe_tick = interval(Duration::from_millis(50));
+        probe_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let probing = self.current.as_ref().is_some_and(|c| !c.ready);
+            let retry_at = self.retry_at;
+            tokio::select! {
+                envelope = controls.recv() => {
+                    let Some(Envelope { control, done }) = envelope else {
+                        self.stop_current().await;
+                        break;
+                    };
+                    let shutdown = control == Control::Shutdown;
+                    self.on_control(control).await;
+                    let _ = done.send(());
+                    if shutdown {
+                        break;
+                    }
+                }
+                exit = wait_exit(&mut self.current) => self.on_exit(exit),
+                _ = probe_tick.tick(), if probing => self.on_probe().await,
+                _ = sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => self.on_retry(),
+            }
+        }
+    }
+
+    async fn on_control(&mut self, control: Control) {
+        tracing::debug!(app = self.name(), ?control, "control");
+        match control {
+            Control::Start if self.current.is_none() => {
+                self.backoff.reset();
+                self.launch();
+            }
+            Control::Start => {}
+            Control::Restart => {
+                self.stop_current().await;
+                self.backoff.reset();
+                self.launch();
+            }
+            Control::Stop | Control::Shutdown => {
+                self.stop_current().await;
+                self.update(AppState::Stopped, |s| s.message = None);
+            }
+            Control::Fail(reason) => {
+                self.stop_current().await;
+                tracing::error!("{}: {reason}", self.name());
+                self.update(AppState::Failed, |s| s.message = Some(reason));
+            }
+        }
+    }
+
+    fn launch(&mut self) {
+        self.retry_at = None;
+        match self.runtime.launch(&self.spec.launch, &self.logs) {
+            Ok(launched) => {
+                let restarted = std::mem::replace(&mut self.started_once, true);
+                *self.signals.lock().expect("UNWRAP: no code panics while holding this lock") = Some(launched.signals.clone());
+                self.current = Some(Current { exited: launched.exited, signals: launched.signals, launched: Instant::now(), ready: false });
+                self.update(AppState::Starting, |s| {
+                    s.pid = Some(launched.pid);
+                    s.started_at_ms = Some(now_ms());
+                    s.ready_after_ms = None;
+                    s.message = None;
+                    s.restarts += u32::from(restarted);
+                });
+                if self.spec.probe == Probe::None {
+                    self.mark_ready();
+                }
+            }
+            Err(err) => self.on_launch_error(err),
+        }
+    }
+
+    fn on_launch_error(&mut self, err: LaunchError) {
+        let hint = match &err {
+            LaunchError::NotFound { program, .. } => format!("install `{program}` or fix `command:` in daca.yaml"),
+            LaunchError::Spawn { .. } => "check the command and the app's folder".to_string(),
+        };
+        tracing::error!("{}: {err}\n  hint: {hint}", self.name());
+        self.update(AppState::Failed, |s| s.message = Some(format!("{err} (hint: {hint})")));
+    }
+
+    async fn on_probe(&mut self) {
+        if self.spec.probe.check().await {
+            self.mark_ready();
+        }
+    }
+
+    fn mark_ready(&mut self) {
+        let Some(current) = self.current.as_mut() else { return };
+        current.ready = true;
+        let after = current.launched.elapsed().as_millis() as u64;
+        tracing::info!("{} ready in {after} ms", self.spec.launch.name);
+        self.update(AppState::Ready, |s| s.ready_after_ms = Some(after));
+    }
+
+    fn on_exit(&mut self, exit: ExitInfo) {
+        let Some(current) = self.current.take() else { return };
+        // Whatever the leader left behind in its group goes with it, so a restart finds the port free.
+        current.signals.kill();
+        *self.signals.lock().expect("UNWRAP: no code panics while holding this lock") = None;
+        let ran_for = current.launched.elapsed();
+        if !self.spec.restart.restarts_after(exit.success()) {
+            tracing::warn!("{} exited ({exit}) after {:.1} s; not restarting (restart policy)", self.name(), ran_for.as_secs_f64());
+            self.update(AppState::Exited, |s| {
+                s.pid = None;
+                s.last_exit = Some(exit);
+            });
+            return;
+        }
+        let delay = self.backoff.next(ran_for);
+        let looping = self.backoff.quick_exits() >= LOOP_AFTER;
+        let message = if looping {
+            format!("crash loop: {} quick exits in a row (last: {exit}); next start in {:.1} s", self.backoff.quick_exits(), delay.as_secs_f64())
+        } else {
+            format!("exited ({exit}) after {:.1} s; restarting in {} ms", ran_for.as_secs_f64(), delay.as_millis())
+        };
+        if looping {
+            tracing::error!("{}: {message}", self.name());
+        } else {
+            tracing::warn!("{}: {message}", self.name());
+        }
+        self.retry_at = Some(tokio::time::Instant::now() + delay);
+        self.update(AppState::BackingOff, |s| {
+            s.pid = None;
+            s.last_exit = Some(exit);
+            s.message = Some(message);
+        });
+    }
+
+    fn on_retry(&mut self) {
+        self.retry_at = None;
+        self.launch();
+    }
+
+    /// SIGTERM to the group, then the grace period, then SIGKILL; also for leftovers in the group.
+    async fn stop_current(&mut self) {
+        self.retry_at = None;
+        let Some(mut current) = self.current.take() else { return };
+        self.update(AppState::Stopping, |_| {});
+        let deadline = tokio::time::Instant::now() + self.spec.grace;
+        current.signals.terminate();
+        let exit = match timeout_at(deadline, &mut current.exited).await {
+            Ok(exit) => exit.unwrap_or(UNKNOWN_EXIT),
+            Err(_) => {
+                tracing::warn!("{} did not stop within {:?}; sending SIGKILL", self.name(), self.spec.grace);
+                current.signals.kill();
+                current.exited.await.unwrap_or(UNKNOWN_EXIT)
+            }
+        };
+        while current.signals.group_alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if current.signals.group_alive() {
+            current.signals.kill();
+        }
+        *self.signals.lock().expect("UNWRAP: no code panics while holding this lock") = None;
+        self.update(AppState::Stopping, |s| {
+            s.pid = None;
+            s.last_exit = Some(exit);
+        });
+    }
+
+    fn update(&self, state: AppState, change: impl FnOnce(&mut AppStatus)) {
+        self.status.send_modify(|status| {
+            status.state = state;
+            change(status);
+        });
+        let pid = self.status.borrow().pid;
+        let _ = self.events.send(AppEvent { name: self.name().to_string(), state, pid, ts_ms: now_ms() });
+    }
+}
+
+async fn wait_exit(current: &mut Option<Current>) -> ExitInfo {
+    match current {
+        Some(current) => (&mut current.exited).await.unwrap_or(UNKNOWN_EXIT),
+        None => std::future::pending().await,
+    }
+}
