@@ -56,6 +56,8 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
     ready_report.abort();
     stop(&supervisor).await;
     recorder.abort();
+    // Wait for the recorder to be gone, or a last write could land after the clear.
+    let _ = recorder.await;
     state.clear();
     drop(printer);
     Ok(())

@@ -208,6 +208,12 @@ impl AppTask {
         }
         if current.signals.group_alive() {
             current.signals.kill();
+            // SIGKILLed members linger as zombies until reaped; wait (briefly) so that when
+            // stop returns, their ports are really free.
+            let reaped = tokio::time::Instant::now() + Duration::from_secs(1);
+            while current.signals.group_alive() && tokio::time::Instant::now() < reaped {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         *self.signals.lock().expect("UNWRAP: no code panics while holding this lock") = None;
         self.update(AppState::Stopping, |s| {

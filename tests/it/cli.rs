@@ -1,0 +1,247 @@
+//! The built `daca` binary, end to end: exit codes, `init`, `validate`, `schema`, and `up` on
+//! examples/hello with real Redis and a real FastAPI app, stopped by Ctrl-C or after a SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::common::{daca, free_port, group_alive, have, http_get, port_is_free, repo, serial, wait_until};
+
+fn run(args: &[&str]) -> Output {
+    daca().args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_exits_1_with_positioned_errors_and_0_when_valid() {
+    let bad = run(&["validate", "-f", "tests/fixtures/manifests/typo-keys.yaml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = text(&bad.stderr);
+    assert!(stderr.contains("unknown key `depend_on`") && stderr.contains("typo-keys.yaml:8:5"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+    let good = run(&["validate", "-f", "tests/fixtures/manifests/valid.yaml"]);
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good.stderr));
+    assert!(text(&good.stdout).contains("2 app(s) in start order: api, web"));
+}
+
+#[test]
+fn schema_prints_the_json_schema() {
+    let output = run(&["schema"]);
+    assert!(output.status.success());
+    let schema: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(schema["title"], "daca.yaml");
+}
+
+#[test]
+fn init_scaffolds_a_project_that_validates_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("demo");
+    let first = run(&["init", target.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(target.join("hello-api/main.py").is_file());
+    let valid = run(&["validate", "-d", target.to_str().unwrap()]);
+    assert!(valid.status.success(), "{}", text(&valid.stderr));
+    let again = run(&["init", target.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("already has daca.yaml"));
+}
+
+#[test]
+fn ps_and_logs_without_a_running_daca_are_user_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["ps", "logs"] {
+        let output = run(&[command, "-d", dir.path().to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        assert!(text(&output.stderr).contains("no daca is running"), "{command}: {}", text(&output.stderr));
+    }
+    let down = run(&["down", "-d", dir.path().to_str().unwrap()]);
+    assert!(down.status.success());
+    assert!(text(&down.stdout).contains("nothing is running"));
+}
+
+/// A `daca up` in the background, its output in files.
+struct Up {
+    child: Child,
+    dir: PathBuf,
+    logs: tempfile::TempDir,
+}
+
+impl Up {
+    fn start(dir: &Path, path_env: Option<&str>) -> Up {
+        let logs = tempfile::tempdir().unwrap();
+        let mut command = daca();
+        command
+            .args(["up", "-d", dir.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(logs.path().join("out")).unwrap())
+            .stderr(std::fs::File::create(logs.path().join("err")).unwrap());
+        if let Some(path) = path_env {
+            command.env("PATH", path);
+        }
+        Up { child: command.spawn().unwrap(), dir: dir.to_path_buf(), logs }
+    }
+
+    fn output(&self) -> String {
+        let read = |name| std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default();
+        format!("--- stdout\n{}\n--- stderr\n{}", read("out"), read("err"))
+    }
+
+    fn ps(&self) -> Value {
+        let output = run(&["ps", "--json", "-d", self.dir.to_str().unwrap()]);
+        assert!(output.status.success(), "ps: {}\n{}", text(&output.stderr), self.output());
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let mut code = None;
+        let exited = wait_until(limit, || match self.child.try_wait() {
+            Ok(Some(status)) => {
+                code = status.code();
+                true
+            }
+            _ => false,
+        });
+        assert!(exited, "daca did not exit\n{}", self.output());
+        code
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the project running for the next test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = daca().args(["down", "-d", self.dir.to_str().unwrap()]).output();
+    }
+}
+
+fn hello() -> PathBuf {
+    repo().join("examples/hello")
+}
+
+fn wait_for_hello(up: &Up) -> String {
+    let mut body = String::new();
+    // The first run creates the app's venv with uv, hence the long limit.
+    let answered = wait_until(Duration::from_secs(180), || match http_get(8000, "/") {
+        Some((200, text)) => {
+            body = text;
+            true
+        }
+        _ => false,
+    });
+    assert!(answered, "hello-api never answered\n{}", up.output());
+    body
+}
+
+#[test]
+fn up_runs_hello_with_redis_and_ctrl_c_leaves_nothing_behind() {
+    if !have("uv") || !have("redis-server") {
+        return;
+    }
+    let _serial = serial();
+    let mut up = Up::start(&hello(), None);
+    let body = wait_for_hello(&up);
+    assert!(body.contains("hello from hello-api") && body.contains("\"dapr_http_port\":\"3500\""), "{body}");
+    assert!(wait_until(Duration::from_secs(10), || up.output().contains("all 1 app(s) ready")), "{}", up.output());
+
+    let ps = up.ps();
+    let app = &ps["apps"][0];
+    assert_eq!(app["name"], "hello-api");
+    assert_eq!(app["state"], "ready");
+    assert_eq!(app["sidecar"]["grpc"], 50001);
+    assert_eq!(ps["redis"]["mode"], "redis-server");
+    let app_pid = app["pid"].as_u64().unwrap() as u32;
+    let redis_pid = ps["redis"]["status"]["pid"].as_u64().unwrap() as u32;
+    let redis_port: u16 = ps["redis"]["url"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(redis_port, 6379, "6379 is free here, so Redis takes it as in the Dapr tutorials");
+
+    let logs = run(&["logs", "hello-api", "-d", hello().to_str().unwrap()]);
+    assert!(text(&logs.stdout).contains("hello-api | INFO:     127.0.0.1"), "{}", text(&logs.stdout));
+    assert!(up.output().contains("redis     | "), "redis output is in the merged stream");
+
+    let second = run(&["up", "-d", hello().to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(text(&second.stderr).contains("already running"), "{}", text(&second.stderr));
+
+    up.signal(Signal::SIGINT);
+    assert_eq!(up.wait_exit(Duration::from_secs(20)), Some(0), "{}", up.output());
+    assert!(!group_alive(app_pid), "the app's process group outlived daca");
+    assert!(!group_alive(redis_pid), "redis outlived daca");
+    assert!(port_is_free(8000) && port_is_free(redis_port));
+    assert!(!hello().join(".daca/run.json").exists());
+    assert!(up.output().contains("Application shutdown complete"), "uvicorn got SIGTERM, not SIGKILL");
+}
+
+#[test]
+fn after_daca_is_sigkilled_daca_down_ends_what_it_left() {
+    if !have("uv") || !have("redis-server") {
+        return;
+    }
+    let _serial = serial();
+    let mut up = Up::start(&hello(), None);
+    wait_for_hello(&up);
+    let ps = up.ps();
+    let app_pid = ps["apps"][0]["pid"].as_u64().unwrap() as u32;
+    let redis_pid = ps["redis"]["status"]["pid"].as_u64().unwrap() as u32;
+
+    up.signal(Signal::SIGKILL);
+    up.wait_exit(Duration::from_secs(5));
+    assert!(group_alive(app_pid), "without daca the app is an orphan; that is what `down` must end");
+
+    let down = run(&["down", "-d", hello().to_str().unwrap()]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(text(&down.stdout).contains("left running: hello-api, redis"), "{}", text(&down.stdout));
+    assert!(wait_until(Duration::from_secs(5), || !group_alive(app_pid) && !group_alive(redis_pid)));
+    assert!(port_is_free(8000) && port_is_free(6379));
+}
+
+#[test]
+fn up_without_redis_server_falls_back_to_the_embedded_store() {
+    let _serial = serial();
+    let project = tempfile::tempdir().unwrap();
+    // A PATH holding python3 and nothing else: no redis-server, no container engine.
+    let python = std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let python = std::fs::canonicalize(text(&python.stdout).trim()).unwrap();
+    let bin = project.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(&python, bin.join("python3")).unwrap();
+    let port = free_port();
+    let manifest = format!("name: bare\napps:\n  - id: web\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n    port: {port}\n");
+    std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
+
+    let mut up = Up::start(project.path(), Some(bin.to_str().unwrap()));
+    assert!(wait_until(Duration::from_secs(20), || up.output().contains("all 1 app(s) ready")), "{}", up.output());
+    assert!(up.output().contains("no `redis-server` on PATH: using the embedded in-memory store"), "{}", up.output());
+    assert_eq!(up.ps()["redis"]["mode"], "embedded");
+    up.signal(Signal::SIGTERM);
+    assert_eq!(up.wait_exit(Duration::from_secs(20)), Some(0));
+    assert!(port_is_free(port));
+}
+
+#[test]
+fn a_busy_app_port_and_a_missing_program_are_reported_before_anything_starts() {
+    let _serial = serial();
+    let project = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let manifest = format!(
+        "redis: {{ provider: embedded }}\napps:\n  - id: web\n    command: [\"python3\"]\n    port: {port}\n  - id: tool\n    command: [\"no-such-tool-daca\"]\n"
+    );
+    std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
+    let output = run(&["up", "-d", project.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("web: port {port} is already in use")), "{stderr}");
+    assert!(stderr.contains("tool: `no-such-tool-daca` was not found"), "{stderr}");
+}

@@ -1,0 +1,87 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Tests that use fixed ports (6379, 3500, 8000) run one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The built `daca` binary.
+pub fn daca() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_daca"));
+    command.env("NO_COLOR", "1").env("UV_PYTHON_DOWNLOADS", "never");
+    command
+}
+
+/// Whether `tool` is on PATH. When it is not: skip (return false) on a developer's machine,
+/// but fail under `.ci/run` (DACA_TEST_REQUIRE_ALL=1), where every test must really run.
+pub fn have(tool: &str) -> bool {
+    if which::which(tool).is_ok() {
+        return true;
+    }
+    if std::env::var_os("DACA_TEST_REQUIRE_ALL").is_some() {
+        panic!("`{tool}` is required by this test; scripts/test installs it");
+    }
+    eprintln!("skipped: `{tool}` is not on PATH (scripts/test installs it)");
+    false
+}
+
+/// Polls `check` every 25 ms until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    check()
+}
+
+/// [`wait_until`] for async tests: sleeps without blocking the runtime's threads.
+pub async fn wait_until_async(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    check()
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Whether any process of group `pgid` is alive.
+pub fn group_alive(pgid: u32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None).is_ok()
+}
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A one-line HTTP GET on 127.0.0.1; returns the status code and body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    Some((status, body))
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary (as ripgrep does): shared helpers in `common`, one module per area.
+
+mod cli;
+mod common;
+mod manifest;
+mod process;
+mod redis;

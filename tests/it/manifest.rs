@@ -1,0 +1,92 @@
+//! Manifest errors as users see them (snapshots), and the checked-in JSON Schema.
+
+use std::path::{Path, PathBuf};
+
+use daca::manifest::{self, RedisConfig, RedisProvider, RestartPolicy};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new("tests/fixtures/manifests").join(name)
+}
+
+/// The rendered error of a fixture, with the machine-specific folder replaced.
+fn rendered_error(name: &str) -> String {
+    let err = manifest::load(&fixture(name)).expect_err("the fixture is invalid on purpose");
+    let root = std::path::absolute(fixture("")).unwrap();
+    err.to_string().replace(root.to_str().unwrap().trim_end_matches('/'), "[ROOT]")
+}
+
+#[test]
+fn every_unknown_key_is_reported_at_once_with_a_suggestion() {
+    insta::assert_snapshot!(rendered_error("typo-keys.yaml"));
+}
+
+#[test]
+fn wrong_types_point_at_the_value() {
+    insta::assert_snapshot!(rendered_error("wrong-type.yaml"));
+}
+
+#[test]
+fn missing_fields_are_named() {
+    insta::assert_snapshot!(rendered_error("missing-command.yaml"));
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_position() {
+    insta::assert_snapshot!(rendered_error("syntax.yaml"));
+}
+
+#[test]
+fn all_semantic_problems_in_one_pass() {
+    let text = rendered_error("semantic.yaml");
+    // ids, duplicates, ports, folders, commands, health paths, dependencies, durations, policies
+    assert!(text.ends_with("11 problems in tests/fixtures/manifests/semantic.yaml"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn dependency_cycles_are_named_in_order() {
+    insta::assert_snapshot!(rendered_error("cycle.yaml"));
+}
+
+#[test]
+fn a_missing_manifest_says_how_to_make_one() {
+    insta::assert_snapshot!(rendered_error("does-not-exist.yaml"));
+}
+
+#[test]
+fn a_valid_manifest_becomes_the_model_in_start_order() {
+    let manifest = manifest::load(&fixture("valid.yaml")).unwrap();
+    assert_eq!(manifest.name, "shop");
+    let ids: Vec<&str> = manifest.apps.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["api", "web"], "dependencies start first");
+    let api = manifest.app("api").unwrap();
+    assert_eq!(api.restart, RestartPolicy::Always);
+    assert_eq!(api.grace_period, std::time::Duration::from_millis(500));
+    assert_eq!(api.health.as_deref(), Some("/"));
+    let web = manifest.app("web").unwrap();
+    assert_eq!(web.grace_period, std::time::Duration::from_secs(2));
+    assert_eq!(web.env["DEBUG"], "true");
+    assert_eq!(web.env["WORKERS"], "2");
+    assert!(web.dir.ends_with("tests/fixtures/manifests/app"));
+    assert_eq!(manifest.redis, RedisConfig::Managed { provider: RedisProvider::Auto, port: Some(6390), persistence: false });
+}
+
+#[test]
+fn the_checked_in_schema_matches_the_types() {
+    let generated = serde_json::to_string_pretty(&manifest::schema()).unwrap() + "\n";
+    let checked_in = std::fs::read_to_string("daca.schema.json").unwrap_or_default();
+    assert!(
+        generated == checked_in,
+        "daca.schema.json is out of date; regenerate it with `cargo run -- schema > daca.schema.json`"
+    );
+}
+
+#[test]
+fn the_schema_describes_apps_and_rejects_unknown_keys() {
+    let schema = manifest::schema();
+    let app = &schema["$defs"]["AppWire"];
+    assert_eq!(app["additionalProperties"], false);
+    for key in ["id", "dir", "command", "port", "env", "health", "depends_on"] {
+        assert!(app["properties"].get(key).is_some(), "schema lacks apps[].{key}");
+    }
+}
