@@ -31,7 +31,8 @@ pub fn app_env(
     env.insert("DAPR_GRPC_PORT".into(), sidecar.grpc.to_string());
     // Python block-buffers stdout into a pipe, so without this an app's prints show up late
     // or never in the log stream. A user's own value still wins below.
-    env.entry("PYTHONUNBUFFERED".into()).or_insert_with(|| "1".into());
+    env.entry("PYTHONUNBUFFERED".into())
+        .or_insert_with(|| "1".into());
     env.extend(dot_env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(manifest_env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.into_iter().collect()
@@ -40,7 +41,9 @@ pub fn app_env(
 /// Reads `dir/.env` if present: `KEY=value` lines, `#` comments, optional `export `, and
 /// single or double quotes around the value.
 pub fn read_dot_env(dir: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(dir.join(".env")) else { return BTreeMap::new() };
+    let Ok(text) = std::fs::read_to_string(dir.join(".env")) else {
+        return BTreeMap::new();
+    };
     parse_dot_env(&text)
 }
 
@@ -68,18 +71,37 @@ mod tests {
 
     #[test]
     fn dot_env_forms() {
-        let parsed = parse_dot_env("# c\nA=1\nexport B = two \nC=\"x # y\"\nD='q'\nE=v # note\n\nbad line\n");
-        let expected: BTreeMap<String, String> =
-            [("A", "1"), ("B", "two"), ("C", "x # y"), ("D", "q"), ("E", "v")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let parsed = parse_dot_env(
+            "# c\nA=1\nexport B = two \nC=\"x # y\"\nD='q'\nE=v # note\n\nbad line\n",
+        );
+        let expected: BTreeMap<String, String> = [
+            ("A", "1"),
+            ("B", "two"),
+            ("C", "x # y"),
+            ("D", "q"),
+            ("E", "v"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         assert_eq!(parsed, expected);
     }
 
     #[test]
     fn manifest_env_beats_dot_env_beats_dapr_vars() {
-        let ports = SidecarPorts { http: 3500, grpc: 50001 };
-        let dot: BTreeMap<_, _> = [("X".to_string(), "dot".to_string()), ("Y".to_string(), "dot".to_string())].into();
+        let ports = SidecarPorts {
+            http: 3500,
+            grpc: 50001,
+        };
+        let dot: BTreeMap<_, _> = [
+            ("X".to_string(), "dot".to_string()),
+            ("Y".to_string(), "dot".to_string()),
+        ]
+        .into();
         let man: BTreeMap<_, _> = [("Y".to_string(), "manifest".to_string())].into();
-        let env: BTreeMap<_, _> = app_env(std::iter::empty(), "api", Some(8000), ports, &dot, &man).into_iter().collect();
+        let env: BTreeMap<_, _> = app_env(std::iter::empty(), "api", Some(8000), ports, &dot, &man)
+            .into_iter()
+            .collect();
         assert_eq!(env["APP_ID"], "api");
         assert_eq!(env["APP_PORT"], "8000");
         assert_eq!(env["DAPR_HTTP_PORT"], "3500");

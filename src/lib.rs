@@ -6,13 +6,13 @@
 //! `daca ps/logs/down` in another terminal talk to. What it started is written under `.daca/`
 //! (`project`), so a later `daca up` or `daca down` can end what a killed daca left behind.
 
-pub mod manifest;
-pub mod logs;
-pub mod runtime;
-pub mod supervisor;
 pub mod cli;
 pub mod control;
 pub mod env;
+pub mod logs;
+pub mod manifest;
 pub mod ports;
 pub mod project;
 pub mod redis;
+pub mod runtime;
+pub mod supervisor;

@@ -32,7 +32,10 @@ pub struct LogLine {
 
 /// Now, in milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Fan-out of log lines plus a bounded replay buffer.
@@ -47,14 +50,26 @@ impl LogBus {
     /// A bus that remembers the last `capacity` lines.
     pub fn new(capacity: usize) -> Arc<LogBus> {
         let (live, _) = broadcast::channel(1024);
-        Arc::new(LogBus { live, recent: Mutex::new(VecDeque::with_capacity(capacity)), capacity })
+        Arc::new(LogBus {
+            live,
+            recent: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
+        })
     }
 
     /// Records and broadcasts a line.
     pub fn push(&self, source: &str, stream: Stream, line: String) {
-        let line = Arc::new(LogLine { ts_ms: now_ms(), source: source.to_string(), stream, line });
+        let line = Arc::new(LogLine {
+            ts_ms: now_ms(),
+            source: source.to_string(),
+            stream,
+            line,
+        });
         {
-            let mut recent = self.recent.lock().expect("UNWRAP: no code panics while holding this lock");
+            let mut recent = self
+                .recent
+                .lock()
+                .expect("UNWRAP: no code panics while holding this lock");
             if recent.len() == self.capacity {
                 recent.pop_front();
             }
@@ -71,13 +86,21 @@ impl LogBus {
 
     /// Remembered lines, oldest first, that pass `keep`.
     pub fn recent(&self, keep: impl Fn(&LogLine) -> bool) -> Vec<Arc<LogLine>> {
-        let recent = self.recent.lock().expect("UNWRAP: no code panics while holding this lock");
+        let recent = self
+            .recent
+            .lock()
+            .expect("UNWRAP: no code panics while holding this lock");
         recent.iter().filter(|line| keep(line)).cloned().collect()
     }
 }
 
 /// Reads `reader` line by line into the bus until it closes. Invalid UTF-8 is replaced, not fatal.
-pub fn pipe_lines<R>(bus: Arc<LogBus>, source: String, stream: Stream, reader: R) -> tokio::task::JoinHandle<()>
+pub fn pipe_lines<R>(
+    bus: Arc<LogBus>,
+    source: String,
+    stream: Stream,
+    reader: R,
+) -> tokio::task::JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -90,7 +113,11 @@ where
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&buffer);
-                    bus.push(&source, stream, text.trim_end_matches(['\n', '\r']).to_string());
+                    bus.push(
+                        &source,
+                        stream,
+                        text.trim_end_matches(['\n', '\r']).to_string(),
+                    );
                 }
             }
         }
@@ -121,7 +148,12 @@ impl Printer {
     pub fn new(format: LogFormat, sources: Vec<String>) -> Printer {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let width = sources.iter().map(String::len).max().unwrap_or(0);
-        Printer { format, width, color, sources }
+        Printer {
+            format,
+            width,
+            color,
+            sources,
+        }
     }
 
     /// Formats one line (without the trailing newline).
@@ -133,7 +165,11 @@ impl Printer {
         if !self.color {
             return format!("{name} | {}", line.line);
         }
-        let index = self.sources.iter().position(|s| *s == line.source).unwrap_or(0);
+        let index = self
+            .sources
+            .iter()
+            .position(|s| *s == line.source)
+            .unwrap_or(0);
         let colour = PALETTE[index % PALETTE.len()];
         format!("\x1b[{colour}m{name} |\x1b[0m {}", line.line)
     }
@@ -149,7 +185,9 @@ impl Printer {
                         let _ = writeln!(out, "{}", self.format(&line));
                     }
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        tracing::warn!("the terminal fell behind; {skipped} log lines were skipped (see `daca logs`)");
+                        tracing::warn!(
+                            "the terminal fell behind; {skipped} log lines were skipped (see `daca logs`)"
+                        );
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 }

@@ -9,11 +9,17 @@ use daca::logs::LogFormat;
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("daca: internal error: {info}\n  hint: this is a bug in daca; please report it with the command you ran");
+        eprintln!(
+            "daca: internal error: {info}\n  hint: this is a bug in daca; please report it with the command you ran"
+        );
     }));
     let cli = Cli::parse();
     telemetry(cli.log_format, cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("daca: cannot start the async runtime: {err}");
@@ -52,7 +58,11 @@ fn telemetry(format: LogFormat, verbose: u8) {
     let filter = EnvFilter::try_from_env("DACA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(colour);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(colour);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.without_time().init(),

@@ -31,5 +31,9 @@ impl PortPicker {
 }
 
 fn ephemeral() -> Option<u16> {
-    TcpListener::bind(("127.0.0.1", 0)).ok()?.local_addr().ok().map(|a| a.port())
+    TcpListener::bind(("127.0.0.1", 0))
+        .ok()?
+        .local_addr()
+        .ok()
+        .map(|a| a.port())
 }

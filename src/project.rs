@@ -32,7 +32,10 @@ impl ProcessRef {
 
     /// This daca process.
     pub fn me() -> ProcessRef {
-        ProcessRef::of(std::process::id()).unwrap_or(ProcessRef { pid: std::process::id(), start: 0 })
+        ProcessRef::of(std::process::id()).unwrap_or(ProcessRef {
+            pid: std::process::id(),
+            start: 0,
+        })
     }
 
     /// Whether this very process (same pid, same start time) is still alive.
@@ -67,7 +70,10 @@ pub struct RunRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("daca is already running this project (pid {pid}, control API {control})")]
     AlreadyRunning { pid: u32, control: String },
 }
@@ -79,7 +85,9 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn new(root: &Path) -> StateDir {
-        StateDir { dir: root.join(STATE_DIR) }
+        StateDir {
+            dir: root.join(STATE_DIR),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -92,7 +100,10 @@ impl StateDir {
 
     /// Creates `.daca/` with a `.gitignore` so its contents are never committed.
     pub fn create(&self) -> Result<(), ProjectError> {
-        let write_err = |source| ProjectError::Write { path: self.dir.clone(), source };
+        let write_err = |source| ProjectError::Write {
+            path: self.dir.clone(),
+            source,
+        };
         std::fs::create_dir_all(&self.dir).map_err(write_err)?;
         let ignore = self.dir.join(".gitignore");
         if !ignore.exists() {
@@ -124,14 +135,20 @@ impl StateDir {
 
     /// The running daca of this project, if its record names a live one.
     pub fn live_daca(&self) -> Option<RunRecord> {
-        self.read().filter(|record| record.daca.is_alive() && record.daca.pid != std::process::id())
+        self.read()
+            .filter(|record| record.daca.is_alive() && record.daca.pid != std::process::id())
     }
 
     /// Ends what a dead daca left behind; returns the names it stopped. Refuses if daca is alive.
     pub fn reap_orphans(&self) -> Result<Vec<String>, ProjectError> {
-        let Some(record) = self.read() else { return Ok(Vec::new()) };
+        let Some(record) = self.read() else {
+            return Ok(Vec::new());
+        };
         if record.daca.is_alive() && record.daca.pid != std::process::id() {
-            return Err(ProjectError::AlreadyRunning { pid: record.daca.pid, control: record.control });
+            return Err(ProjectError::AlreadyRunning {
+                pid: record.daca.pid,
+                control: record.control,
+            });
         }
         let mut stopped = Vec::new();
         for (name, leader) in &record.groups {

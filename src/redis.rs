@@ -23,7 +23,12 @@ pub enum RedisPlan {
     /// The user's Redis; never started or stopped by daca.
     External { url: String },
     /// A `redis-server` process that daca supervises.
-    Server { binary: PathBuf, port: u16, data_dir: PathBuf, persistence: bool },
+    Server {
+        binary: PathBuf,
+        port: u16,
+        data_dir: PathBuf,
+        persistence: bool,
+    },
     /// The embedded in-memory store (Dapr's `state.in-memory` / `pubsub.in-memory`).
     Embedded { reason: String },
 }
@@ -31,26 +36,45 @@ pub enum RedisPlan {
 /// Why Redis cannot be provided as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
-    #[error("redis.provider is `redis-server`, but no `redis-server` is on PATH\n  hint: install it (Debian/Ubuntu: `sudo apt-get install redis-server`) or set `redis: {{ provider: auto }}`")]
+    #[error(
+        "redis.provider is `redis-server`, but no `redis-server` is on PATH\n  hint: install it (Debian/Ubuntu: `sudo apt-get install redis-server`) or set `redis: {{ provider: auto }}`"
+    )]
     ServerMissing,
-    #[error("redis.port {0} is already in use\n  hint: stop what listens there, pick another `redis.port`, or remove `port` to let daca choose")]
+    #[error(
+        "redis.port {0} is already in use\n  hint: stop what listens there, pick another `redis.port`, or remove `port` to let daca choose"
+    )]
     PortBusy(u16),
 }
 
 /// Decides how Redis is provided. `search_path` is the PATH to look for `redis-server` on.
-pub fn plan(config: &RedisConfig, state_dir: &Path, search_path: Option<OsString>, picker: &mut PortPicker) -> Result<RedisPlan, RedisError> {
+pub fn plan(
+    config: &RedisConfig,
+    state_dir: &Path,
+    search_path: Option<OsString>,
+    picker: &mut PortPicker,
+) -> Result<RedisPlan, RedisError> {
     let (provider, port, persistence) = match config {
         RedisConfig::External { url } => return Ok(RedisPlan::External { url: url.clone() }),
-        RedisConfig::Managed { provider, port, persistence } => (*provider, *port, *persistence),
+        RedisConfig::Managed {
+            provider,
+            port,
+            persistence,
+        } => (*provider, *port, *persistence),
     };
     if provider == RedisProvider::Embedded {
-        return Ok(RedisPlan::Embedded { reason: "redis.provider is `embedded`".into() });
+        return Ok(RedisPlan::Embedded {
+            reason: "redis.provider is `embedded`".into(),
+        });
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let binary = match which::which_in("redis-server", search_path, cwd) {
         Ok(binary) => binary,
         Err(_) if provider == RedisProvider::RedisServer => return Err(RedisError::ServerMissing),
-        Err(_) => return Ok(RedisPlan::Embedded { reason: "no `redis-server` on PATH".into() }),
+        Err(_) => {
+            return Ok(RedisPlan::Embedded {
+                reason: "no `redis-server` on PATH".into(),
+            });
+        }
     };
     let port = match port {
         Some(port) if !is_free(port) => return Err(RedisError::PortBusy(port)),
@@ -60,7 +84,12 @@ pub fn plan(config: &RedisConfig, state_dir: &Path, search_path: Option<OsString
         }
         None => picker.pick(DEFAULT_PORT),
     };
-    Ok(RedisPlan::Server { binary, port, data_dir: state_dir.join("redis"), persistence })
+    Ok(RedisPlan::Server {
+        binary,
+        port,
+        data_dir: state_dir.join("redis"),
+        persistence,
+    })
 }
 
 impl RedisPlan {
@@ -84,12 +113,27 @@ impl RedisPlan {
 
     /// The supervised unit for a managed `redis-server`.
     pub fn unit(&self, inherited_env: Vec<(String, String)>) -> Option<UnitSpec> {
-        let RedisPlan::Server { binary, port, data_dir, persistence } = self else { return None };
+        let RedisPlan::Server {
+            binary,
+            port,
+            data_dir,
+            persistence,
+        } = self
+        else {
+            return None;
+        };
         let _ = std::fs::create_dir_all(data_dir);
-        let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "yes"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         args.extend(["--dir".to_string(), data_dir.display().to_string()]);
         if *persistence {
             args.extend(["--appendonly", "yes"].map(String::from));

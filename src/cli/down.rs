@@ -13,7 +13,10 @@ pub async fn run(project: &super::ProjectArgs) -> anyhow::Result<()> {
         if stopped.is_empty() {
             println!("nothing is running in {}", root.display());
         } else {
-            println!("stopped what an earlier daca left running: {}", stopped.join(", "));
+            println!(
+                "stopped what an earlier daca left running: {}",
+                stopped.join(", ")
+            );
         }
         return Ok(());
     };

@@ -16,14 +16,27 @@ pub struct InitArgs {
 
 const FILES: [(&str, &str); 4] = [
     ("daca.yaml", include_str!("../../examples/hello/daca.yaml")),
-    ("hello-api/main.py", include_str!("../../examples/hello/hello-api/main.py")),
-    ("hello-api/pyproject.toml", include_str!("../../examples/hello/hello-api/pyproject.toml")),
-    ("hello-api/.gitignore", include_str!("../../examples/hello/hello-api/.gitignore")),
+    (
+        "hello-api/main.py",
+        include_str!("../../examples/hello/hello-api/main.py"),
+    ),
+    (
+        "hello-api/pyproject.toml",
+        include_str!("../../examples/hello/hello-api/pyproject.toml"),
+    ),
+    (
+        "hello-api/.gitignore",
+        include_str!("../../examples/hello/hello-api/.gitignore"),
+    ),
 ];
 
 pub fn run(args: &InitArgs) -> anyhow::Result<()> {
     let root = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let existing: Vec<String> = FILES.iter().filter(|(path, _)| root.join(path).exists()).map(|(path, _)| path.to_string()).collect();
+    let existing: Vec<String> = FILES
+        .iter()
+        .filter(|(path, _)| root.join(path).exists())
+        .map(|(path, _)| path.to_string())
+        .collect();
     if !existing.is_empty() && !args.force {
         return Err(super::user_error(format!(
             "{} already has {}\n  hint: use another folder, or `daca init --force` to overwrite",
@@ -39,7 +52,11 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         std::fs::write(&target, content)?;
         println!("created {}", target.display());
     }
-    let cd = if args.dir.is_some() { format!("cd {} && ", root.display()) } else { String::new() };
+    let cd = if args.dir.is_some() {
+        format!("cd {} && ", root.display())
+    } else {
+        String::new()
+    };
     println!("\nnext: {cd}daca up    (needs Python ≥ 3.11 and uv: `pip install uv`)");
     Ok(())
 }

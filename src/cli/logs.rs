@@ -29,23 +29,33 @@ pub struct LogsArgs {
 pub async fn run(args: &LogsArgs, format: LogFormat) -> anyhow::Result<()> {
     let since_ms = match &args.since {
         Some(text) => {
-            let span = humantime::parse_duration(text)
-                .map_err(|err| super::user_error(format!("--since `{text}`: {err}\n  hint: write e.g. `30s`, `5m` or `1h`")))?;
+            let span = humantime::parse_duration(text).map_err(|err| {
+                super::user_error(format!(
+                    "--since `{text}`: {err}\n  hint: write e.g. `30s`, `5m` or `1h`"
+                ))
+            })?;
             Some(now_ms().saturating_sub(span.as_millis() as u64))
         }
         None => None,
     };
-    let record = super::running(&ProjectArgs { file: args.file.clone(), dir: args.dir.clone() })?;
+    let record = super::running(&ProjectArgs {
+        file: args.file.clone(),
+        dir: args.dir.clone(),
+    })?;
     let client = Client::new(&record.control);
     let mut sources: Vec<String> = record.groups.keys().cloned().collect();
     sources.extend(client.ps().await?.apps.into_iter().map(|a| a.status.name));
     sources.dedup();
     let printer = Printer::new(format, sources);
     client
-        .logs(args.app.as_deref(), since_ms, args.follow, |line| println!("{}", printer.format(&line)))
+        .logs(args.app.as_deref(), since_ms, args.follow, |line| {
+            println!("{}", printer.format(&line))
+        })
         .await
         .map_err(|err| match err {
-            crate::control::client::ClientError::Refused { message, .. } => super::user_error(message),
+            crate::control::client::ClientError::Refused { message, .. } => {
+                super::user_error(message)
+            }
             other => other.into(),
         })
 }

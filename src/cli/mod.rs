@@ -25,7 +25,11 @@ pub fn user_error(message: impl Into<String>) -> anyhow::Error {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "daca", version, about = "The whole Dapr dev loop on one machine: apps, Redis, sidecars, logs — no Kubernetes.")]
+#[command(
+    name = "daca",
+    version,
+    about = "The whole Dapr dev loop on one machine: apps, Redis, sidecars, logs — no Kubernetes."
+)]
 pub struct Cli {
     /// How daca writes app output and its own messages.
     #[arg(long, value_enum, default_value = "text", global = true)]
@@ -80,10 +84,16 @@ impl ProjectArgs {
         let file = match (&self.file, &self.dir) {
             (Some(file), Some(dir)) if file.is_relative() => dir.join(file),
             (Some(file), _) => file.clone(),
-            (None, dir) => dir.clone().unwrap_or_else(|| PathBuf::from(".")).join(manifest::FILE_NAME),
+            (None, dir) => dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(manifest::FILE_NAME),
         };
         let absolute = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
-        let root = absolute.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let root = absolute
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         (file, root)
     }
 }
@@ -112,7 +122,13 @@ fn validate(project: &ProjectArgs) -> anyhow::Result<()> {
     let (file, _) = project.locate();
     let manifest = manifest::load(&file)?;
     let ids: Vec<&str> = manifest.apps.iter().map(|a| a.id.as_str()).collect();
-    println!("{} is valid: project `{}`, {} app(s) in start order: {}", file.display(), manifest.name, ids.len(), ids.join(", "));
+    println!(
+        "{} is valid: project `{}`, {} app(s) in start order: {}",
+        file.display(),
+        manifest.name,
+        ids.len(),
+        ids.join(", ")
+    );
     Ok(())
 }
 

@@ -16,12 +16,37 @@ pub async fn run(project: &super::ProjectArgs, json: bool) -> anyhow::Result<()>
 }
 
 fn table(status: &ProjectStatus) -> String {
-    let mut rows = vec![["APP", "STATE", "PID", "PORT", "DAPR HTTP", "DAPR GRPC", "RESTARTS", "UPTIME", "LAST EXIT"].map(String::from).to_vec()];
+    let mut rows = vec![
+        [
+            "APP",
+            "STATE",
+            "PID",
+            "PORT",
+            "DAPR HTTP",
+            "DAPR GRPC",
+            "RESTARTS",
+            "UPTIME",
+            "LAST EXIT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
     rows.extend(status.apps.iter().map(row));
-    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    let mut out = format!("project {} (daca pid {}) · redis: {}\n", status.project, status.daca_pid, redis_line(status));
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!(
+        "project {} (daca pid {}) · redis: {}\n",
+        status.project,
+        status.daca_pid,
+        redis_line(status)
+    );
     for row in rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -54,7 +79,12 @@ fn row(app: &AppView) -> Vec<String> {
 }
 
 fn redis_line(status: &ProjectStatus) -> String {
-    let state = status.redis.status.as_ref().map(|s| format!(", {}", s.state.as_str())).unwrap_or_default();
+    let state = status
+        .redis
+        .status
+        .as_ref()
+        .map(|s| format!(", {}", s.state.as_str()))
+        .unwrap_or_default();
     match &status.redis.url {
         Some(url) => format!("{} {url}{state}", status.redis.mode),
         None => status.redis.mode.clone(),

@@ -25,15 +25,29 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
     let (file, _) = project.locate();
     let manifest = manifest::load(&file)?;
     let state = StateDir::new(&manifest.root);
-    let reaped = state.reap_orphans().map_err(|err| user_error(format!("{err}\n  hint: use that one, or stop it with `daca down`")))?;
+    let reaped = state.reap_orphans().map_err(|err| {
+        user_error(format!(
+            "{err}\n  hint: use that one, or stop it with `daca down`"
+        ))
+    })?;
     if !reaped.is_empty() {
-        tracing::warn!("stopped what an earlier daca left running: {}", reaped.join(", "));
+        tracing::warn!(
+            "stopped what an earlier daca left running: {}",
+            reaped.join(", ")
+        );
     }
     state.create()?;
     let mut picker = PortPicker::default();
-    let redis_plan = redis::plan(&manifest.redis, state.path(), std::env::var_os("PATH"), &mut picker)?;
+    let redis_plan = redis::plan(
+        &manifest.redis,
+        state.path(),
+        std::env::var_os("PATH"),
+        &mut picker,
+    )?;
     if let RedisPlan::Embedded { reason } = &redis_plan {
-        tracing::warn!("{reason}: using the embedded in-memory store (data lasts until daca stops); install redis-server for Redis");
+        tracing::warn!(
+            "{reason}: using the embedded in-memory store (data lasts until daca stops); install redis-server for Redis"
+        );
     }
     let sidecars = assign_sidecar_ports(&manifest, &mut picker);
     let units = units(&manifest, &redis_plan, &sidecars);
@@ -42,10 +56,15 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
     let logs = LogBus::new(LOG_BUFFER);
     let sources: Vec<String> = units.iter().map(|u| u.launch.name.clone()).collect();
     let printer = Printer::new(format, sources).spawn(&logs);
-    let supervisor = Arc::new(Supervisor::new(units, Arc::new(ProcessRuntime), logs.clone()));
+    let supervisor = Arc::new(Supervisor::new(
+        units,
+        Arc::new(ProcessRuntime),
+        logs.clone(),
+    ));
     let down = Arc::new(Notify::new());
-    let control_address = start_control(&manifest, &supervisor, &logs, &redis_plan, &sidecars, &down).await?;
-    let recorder = record_runs(&state, &manifest, &supervisor, &control_address)?;
+    let control_address =
+        start_control(&manifest, &supervisor, &logs, &redis_plan, &sidecars, &down).await?;
+    let recorder = record_runs(&manifest, &supervisor, &control_address)?;
 
     announce(&manifest, &redis_plan, &sidecars, &control_address);
     let started = Instant::now();
@@ -64,9 +83,15 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
 }
 
 /// First app 3500/50001 when free (as `dapr run`), the rest the next free ports.
-fn assign_sidecar_ports(manifest: &Manifest, picker: &mut PortPicker) -> BTreeMap<String, SidecarPorts> {
+fn assign_sidecar_ports(
+    manifest: &Manifest,
+    picker: &mut PortPicker,
+) -> BTreeMap<String, SidecarPorts> {
     for app in &manifest.apps {
-        for port in [app.port, app.dapr_http_port, app.dapr_grpc_port].into_iter().flatten() {
+        for port in [app.port, app.dapr_http_port, app.dapr_grpc_port]
+            .into_iter()
+            .flatten()
+        {
             picker.reserve(port);
         }
     }
@@ -81,19 +106,34 @@ fn assign_sidecar_ports(manifest: &Manifest, picker: &mut PortPicker) -> BTreeMa
         .collect()
 }
 
-fn units(manifest: &Manifest, redis_plan: &RedisPlan, sidecars: &BTreeMap<String, SidecarPorts>) -> Vec<UnitSpec> {
+fn units(
+    manifest: &Manifest,
+    redis_plan: &RedisPlan,
+    sidecars: &BTreeMap<String, SidecarPorts>,
+) -> Vec<UnitSpec> {
     let inherited: Vec<(String, String)> = std::env::vars().collect();
     let redis_unit = redis_plan.unit(inherited.clone());
     let mut units: Vec<UnitSpec> = redis_unit.iter().cloned().collect();
     for app in &manifest.apps {
         let sidecar = sidecars[app.id.as_str()];
-        let env = app_env(inherited.iter().cloned(), app.id.as_str(), app.port, sidecar, &read_dot_env(&app.dir), &app.env);
+        let env = app_env(
+            inherited.iter().cloned(),
+            app.id.as_str(),
+            app.port,
+            sidecar,
+            &read_dot_env(&app.dir),
+            &app.env,
+        );
         let probe = match (app.port, &app.health) {
-            (Some(port), Some(path)) => Probe::Http { port, path: path.clone() },
+            (Some(port), Some(path)) => Probe::Http {
+                port,
+                path: path.clone(),
+            },
             (Some(port), None) => Probe::Tcp(port),
             (None, _) => Probe::None,
         };
-        let mut depends_on: Vec<String> = redis_unit.iter().map(|r| r.launch.name.clone()).collect();
+        let mut depends_on: Vec<String> =
+            redis_unit.iter().map(|r| r.launch.name.clone()).collect();
         depends_on.extend(app.depends_on.iter().map(|d| d.to_string()));
         units.push(UnitSpec {
             launch: crate::runtime::LaunchSpec {
@@ -127,10 +167,19 @@ fn preflight(manifest: &Manifest, units: &[UnitSpec]) -> anyhow::Result<()> {
     }
     for unit in units {
         if let Err(err) = resolve_program(&unit.launch) {
-            problems.push(format!("{}: {err}\n  hint: install `{}` or fix `command:` in {}", unit.launch.name, unit.launch.program, manifest.file.display()));
+            problems.push(format!(
+                "{}: {err}\n  hint: install `{}` or fix `command:` in {}",
+                unit.launch.name,
+                unit.launch.program,
+                manifest.file.display()
+            ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(user_error(problems.join("\n"))) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(user_error(problems.join("\n")))
+    }
 }
 
 async fn start_control(
@@ -154,7 +203,11 @@ async fn start_control(
         logs: logs.clone(),
         redis_mode: redis_mode.into(),
         redis_url: redis_plan.url(),
-        apps: manifest.apps.iter().map(|a| (a.id.to_string(), (a.port, sidecars[a.id.as_str()]))).collect(),
+        apps: manifest
+            .apps
+            .iter()
+            .map(|a| (a.id.to_string(), (a.port, sidecars[a.id.as_str()])))
+            .collect(),
         down: down.clone(),
     });
     tokio::spawn(control::serve(listener, state, std::future::pending()));
@@ -162,23 +215,38 @@ async fn start_control(
 }
 
 /// Keeps `.daca/run.json` naming every live process group, rewritten on every state change.
-fn record_runs(state: &StateDir, manifest: &Manifest, supervisor: &Arc<Supervisor>, control: &str) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+fn record_runs(
+    manifest: &Manifest,
+    supervisor: &Arc<Supervisor>,
+    control: &str,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let write = {
         let state = StateDir::new(&manifest.root);
         let supervisor = supervisor.clone();
-        let base = RunRecord { project: manifest.name.clone(), daca: ProcessRef::me(), control: control.to_string(), groups: BTreeMap::new() };
+        let base = RunRecord {
+            project: manifest.name.clone(),
+            daca: ProcessRef::me(),
+            control: control.to_string(),
+            groups: BTreeMap::new(),
+        };
         move || {
             let mut record = base.clone();
-            record.groups = supervisor.statuses().iter().filter_map(|s| Some((s.name.clone(), ProcessRef::of(s.pid?)?))).collect();
+            record.groups = supervisor
+                .statuses()
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), ProcessRef::of(s.pid?)?)))
+                .collect();
             state.write(&record)
         }
     };
     write()?;
-    let _ = state;
     let mut events = supervisor.subscribe();
     Ok(tokio::spawn(async move {
         // A lagged receiver still rewrites from the current statuses, so nothing is missed.
-        while !matches!(events.recv().await, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+        while !matches!(
+            events.recv().await,
+            Err(tokio::sync::broadcast::error::RecvError::Closed)
+        ) {
             if let Err(err) = write() {
                 tracing::error!("{err}");
             }
@@ -186,26 +254,47 @@ fn record_runs(state: &StateDir, manifest: &Manifest, supervisor: &Arc<Superviso
     }))
 }
 
-fn announce(manifest: &Manifest, redis_plan: &RedisPlan, sidecars: &BTreeMap<String, SidecarPorts>, control: &str) {
-    tracing::info!("project {} · redis: {} · control API: http://{control}", manifest.name, redis_plan.describe());
+fn announce(
+    manifest: &Manifest,
+    redis_plan: &RedisPlan,
+    sidecars: &BTreeMap<String, SidecarPorts>,
+    control: &str,
+) {
+    tracing::info!(
+        "project {} · redis: {} · control API: http://{control}",
+        manifest.name,
+        redis_plan.describe()
+    );
     for app in &manifest.apps {
         let ports = sidecars[app.id.as_str()];
         let port = app.port.map(|p| format!("app :{p} · ")).unwrap_or_default();
-        tracing::info!("{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}", app.id, ports.http, ports.grpc);
+        tracing::info!(
+            "{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
+            app.id,
+            ports.http,
+            ports.grpc
+        );
     }
 }
 
 fn report_ready(supervisor: Arc<Supervisor>, started: Instant) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let apps = supervisor.handles().filter(|h| h.name() != redis::UNIT_NAME).count();
+        let apps = supervisor
+            .handles()
+            .filter(|h| h.name() != redis::UNIT_NAME)
+            .count();
         if supervisor.wait_all_ready(Duration::from_secs(3600)).await {
-            tracing::info!("all {apps} app(s) ready in {} ms · Ctrl-C to stop", started.elapsed().as_millis());
+            tracing::info!(
+                "all {apps} app(s) ready in {} ms · Ctrl-C to stop",
+                started.elapsed().as_millis()
+            );
         }
     })
 }
 
 async fn wait_for_stop(down: &Notify) {
-    let mut terminate = signal(SignalKind::terminate()).expect("UNWRAP: installing a SIGTERM handler only fails outside a runtime");
+    let mut terminate = signal(SignalKind::terminate())
+        .expect("UNWRAP: installing a SIGTERM handler only fails outside a runtime");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping (press Ctrl-C again to force)"),
         _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
@@ -217,7 +306,8 @@ async fn wait_for_stop(down: &Notify) {
 async fn stop(supervisor: &Arc<Supervisor>) {
     let graceful = supervisor.shutdown();
     tokio::pin!(graceful);
-    let mut terminate = signal(SignalKind::terminate()).expect("UNWRAP: installing a SIGTERM handler only fails outside a runtime");
+    let mut terminate = signal(SignalKind::terminate())
+        .expect("UNWRAP: installing a SIGTERM handler only fails outside a runtime");
     tokio::select! {
         _ = &mut graceful => {}
         _ = async { tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = terminate.recv() => {} } } => {

@@ -9,7 +9,10 @@ use crate::logs::LogLine;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("could not reach daca's control API at {address}: {source}")]
-    Unreachable { address: String, source: reqwest::Error },
+    Unreachable {
+        address: String,
+        source: reqwest::Error,
+    },
     #[error("daca answered {status}: {message}")]
     Refused { status: u16, message: String },
 }
@@ -23,12 +26,21 @@ pub struct Client {
 impl Client {
     pub fn new(address: &str) -> Client {
         // No overall timeout: `logs --follow` streams for as long as the user watches.
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().expect("UNWRAP: a client without TLS always builds");
-        Client { http, base: format!("http://{address}") }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("UNWRAP: a client without TLS always builds");
+        Client {
+            http,
+            base: format!("http://{address}"),
+        }
     }
 
     fn unreachable(&self, source: reqwest::Error) -> ClientError {
-        ClientError::Unreachable { address: self.base.trim_start_matches("http://").to_string(), source }
+        ClientError::Unreachable {
+            address: self.base.trim_start_matches("http://").to_string(),
+            source,
+        }
     }
 
     async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
@@ -37,22 +49,48 @@ impl Client {
         }
         let status = response.status().as_u16();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let message = body.get("error").and_then(|e| e.as_str()).unwrap_or("no details").to_string();
+        let message = body
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("no details")
+            .to_string();
         Err(ClientError::Refused { status, message })
     }
 
+    /// Sends a short request and checks its status.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.check(response).await
+    }
+
     pub async fn ps(&self) -> Result<ProjectStatus, ClientError> {
-        let response = self.http.get(format!("{}/v1/ps", self.base)).timeout(Duration::from_secs(5)).send().await.map_err(|e| self.unreachable(e))?;
-        self.check(response).await?.json().await.map_err(|e| self.unreachable(e))
+        let response = self
+            .call(self.http.get(format!("{}/v1/ps", self.base)))
+            .await?;
+        response.json().await.map_err(|e| self.unreachable(e))
     }
 
     pub async fn down(&self) -> Result<(), ClientError> {
-        let response = self.http.post(format!("{}/v1/down", self.base)).timeout(Duration::from_secs(5)).send().await.map_err(|e| self.unreachable(e))?;
-        self.check(response).await.map(|_| ())
+        self.call(self.http.post(format!("{}/v1/down", self.base)))
+            .await
+            .map(|_| ())
     }
 
     /// Calls `on_line` for each line: the backlog, then live lines when `follow`.
-    pub async fn logs(&self, source: Option<&str>, since_ms: Option<u64>, follow: bool, mut on_line: impl FnMut(LogLine)) -> Result<(), ClientError> {
+    pub async fn logs(
+        &self,
+        source: Option<&str>,
+        since_ms: Option<u64>,
+        follow: bool,
+        mut on_line: impl FnMut(LogLine),
+    ) -> Result<(), ClientError> {
         // App-ids and numbers need no percent-encoding (ids are DNS labels).
         let mut url = format!("{}/v1/logs?follow={follow}", self.base);
         if let Some(source) = source {
@@ -62,7 +100,9 @@ impl Client {
             url.push_str(&format!("&since_ms={since}"));
         }
         let request = self.http.get(url);
-        let mut response = self.check(request.send().await.map_err(|e| self.unreachable(e))?).await?;
+        let mut response = self
+            .check(request.send().await.map_err(|e| self.unreachable(e))?)
+            .await?;
         let mut pending = Vec::new();
         // A stream that ends (daca stopped) ends the loop; that is a normal end of `logs -f`.
         while let Ok(Some(chunk)) = response.chunk().await {

@@ -33,32 +33,50 @@ pub struct ControlState {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ControlState>, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ControlState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let router = Router::new()
         .route("/v1/ps", get(ps))
         .route("/v1/logs", get(logs))
         .route("/v1/down", post(down))
         .route("/v1/apps/{name}/{action}", post(app_action))
         .with_state(state);
-    if let Err(err) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+    if let Err(err) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!("control API stopped: {err}");
     }
 }
 
 async fn ps(State(state): State<Arc<ControlState>>) -> Json<ProjectStatus> {
     let statuses = state.supervisor.statuses();
-    let redis_status = statuses.iter().find(|s| s.name == crate::redis::UNIT_NAME).cloned();
+    let redis_status = statuses
+        .iter()
+        .find(|s| s.name == crate::redis::UNIT_NAME)
+        .cloned();
     let apps = statuses
         .into_iter()
         .filter_map(|status| {
             let (port, sidecar) = *state.apps.get(&status.name)?;
-            Some(AppView { status, port, sidecar })
+            Some(AppView {
+                status,
+                port,
+                sidecar,
+            })
         })
         .collect();
     Json(ProjectStatus {
         project: state.project.clone(),
         daca_pid: std::process::id(),
-        redis: RedisStatus { mode: state.redis_mode.clone(), url: state.redis_url.clone(), status: redis_status },
+        redis: RedisStatus {
+            mode: state.redis_mode.clone(),
+            url: state.redis_url.clone(),
+            status: redis_status,
+        },
         apps,
     })
 }
@@ -75,17 +93,32 @@ struct LogQuery {
 
 /// Newline-delimited JSON: the remembered lines, then (with `follow`) live ones.
 async fn logs(State(state): State<Arc<ControlState>>, Query(query): Query<LogQuery>) -> Response {
-    if let Some(source) = &query.source {
-        if state.supervisor.handle(source).is_none() {
-            let known: Vec<&str> = state.supervisor.handles().map(|h| h.name()).collect();
-            let message = format!("no app `{source}` in this project (apps: {})", known.join(", "));
-            return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": message }))).into_response();
-        }
+    if let Some(source) = query
+        .source
+        .as_ref()
+        .filter(|s| state.supervisor.handle(s).is_none())
+    {
+        let known: Vec<&str> = state.supervisor.handles().map(|h| h.name()).collect();
+        let message = format!(
+            "no app `{source}` in this project (apps: {})",
+            known.join(", ")
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": message })),
+        )
+            .into_response();
     }
     let keep = move |line: &LogLine| {
-        query.source.as_ref().is_none_or(|s| *s == line.source) && query.since_ms.is_none_or(|t| line.ts_ms >= t)
+        query.source.as_ref().is_none_or(|s| *s == line.source)
+            && query.since_ms.is_none_or(|t| line.ts_ms >= t)
     };
-    let encode = |line: &LogLine| Ok::<_, Infallible>(Bytes::from(format!("{}\n", serde_json::to_string(line).unwrap_or_default())));
+    let encode = |line: &LogLine| {
+        Ok::<_, Infallible>(Bytes::from(format!(
+            "{}\n",
+            serde_json::to_string(line).unwrap_or_default()
+        )))
+    };
     // Subscribe before copying the backlog so no line falls between the two.
     let live = state.logs.subscribe();
     let backlog: Vec<_> = state.logs.recent(&keep).iter().map(|l| encode(l)).collect();
@@ -108,12 +141,22 @@ async fn logs(State(state): State<Arc<ControlState>>, Query(query): Query<LogQue
 
 async fn down(State(state): State<Arc<ControlState>>) -> impl IntoResponse {
     state.down.notify_one();
-    (StatusCode::ACCEPTED, Json(serde_json::json!({ "stopping": true })))
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "stopping": true })),
+    )
 }
 
-async fn app_action(State(state): State<Arc<ControlState>>, Path((name, action)): Path<(String, String)>) -> Response {
+async fn app_action(
+    State(state): State<Arc<ControlState>>,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
     let Some(handle) = state.supervisor.handle(&name) else {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no app `{name}`") }))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": format!("no app `{name}`") })),
+        )
+            .into_response();
     };
     let control = match action.as_str() {
         "start" => Control::Start,
@@ -121,7 +164,11 @@ async fn app_action(State(state): State<Arc<ControlState>>, Path((name, action))
         "restart" => Control::Restart,
         _ => {
             let error = format!("unknown action `{action}` (use start, stop or restart)");
-            return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error }))).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": error })),
+            )
+                .into_response();
         }
     };
     handle.send(control).await;

@@ -21,7 +21,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A problem at a position.
     pub fn at(line: u64, column: u64, message: impl Into<String>) -> Self {
-        Diagnostic { line, column, message: message.into(), hint: None }
+        Diagnostic {
+            line,
+            column,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint.
@@ -46,7 +51,11 @@ impl ManifestError {
     pub(crate) fn new(file: &Path, source_text: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
         diagnostics.sort_by_key(|d| (d.line, d.column));
         diagnostics.dedup();
-        ManifestError { file: file.to_path_buf(), source_text: source_text.to_string(), diagnostics }
+        ManifestError {
+            file: file.to_path_buf(),
+            source_text: source_text.to_string(),
+            diagnostics,
+        }
     }
 }
 

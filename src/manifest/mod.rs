@@ -26,10 +26,13 @@ pub const FILE_NAME: &str = "daca.yaml";
 pub fn load(file: &Path) -> Result<Manifest, ManifestError> {
     let text = std::fs::read_to_string(file).map_err(|err| {
         let hint = match err.kind() {
-            std::io::ErrorKind::NotFound => "run `daca init` to create one, or point at it with `-f FILE`",
+            std::io::ErrorKind::NotFound => {
+                "run `daca init` to create one, or point at it with `-f FILE`"
+            }
             _ => "check the file's permissions",
         };
-        let diagnostic = Diagnostic::at(0, 0, format!("cannot read the manifest: {err}")).hint(hint);
+        let diagnostic =
+            Diagnostic::at(0, 0, format!("cannot read the manifest: {err}")).hint(hint);
         ManifestError::new(file, "", vec![diagnostic])
     })?;
     parse(file, &text)
@@ -41,7 +44,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
     let fail = |diagnostics| ManifestError::new(file, text, diagnostics);
     let options = serde_saphyr::options! { with_snippet: false };
     let tree: serde_saphyr::Spanned<tree::Node> =
-        serde_saphyr::from_str_with_options(text, options.clone()).map_err(|err| fail(vec![yaml_error(&err)]))?;
+        serde_saphyr::from_str_with_options(text, options.clone())
+            .map_err(|err| fail(vec![yaml_error(&err)]))?;
     let mut diagnostics = Vec::new();
     let schema = schema();
     tree::unknown_keys(&schema, &schema, &tree.value, &mut diagnostics);
@@ -64,15 +68,27 @@ pub fn parse(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
 
 /// The JSON Schema of daca.yaml, generated from the wire types.
 pub fn schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(wire::ManifestWire)).expect("UNWRAP: a schema is plain JSON")
+    serde_json::to_value(schemars::schema_for!(wire::ManifestWire))
+        .expect("UNWRAP: a schema is plain JSON")
 }
 
 /// serde-saphyr puts the position inside its message; we show it in the `-->` line instead.
 fn yaml_error(err: &serde_saphyr::Error) -> Diagnostic {
-    let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
     let text = err.to_string();
-    let mut message = text.split(" at line ").next().unwrap_or(&text).trim().to_string();
-    if let Some(kind) = message.strip_prefix("invalid ").filter(|k| k.starts_with('u') || k.starts_with('i')) {
+    let mut message = text
+        .split(" at line ")
+        .next()
+        .unwrap_or(&text)
+        .trim()
+        .to_string();
+    if let Some(kind) = message
+        .strip_prefix("invalid ")
+        .filter(|k| k.starts_with('u') || k.starts_with('i'))
+    {
         message = format!("expected a whole number ({kind})");
     }
     let hint = if message.contains("missing field") {

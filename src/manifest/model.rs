@@ -45,9 +45,13 @@ impl AppId {
             return Err(format!("app-id `{raw}` is longer than 63 characters"));
         }
         if raw.contains('.') {
-            return Err(format!("app-id `{raw}` contains a dot, which Dapr does not allow"));
+            return Err(format!(
+                "app-id `{raw}` contains a dot, which Dapr does not allow"
+            ));
         }
-        let valid_chars = raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let valid_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         let edges = raw.starts_with(|c: char| c.is_ascii_alphanumeric())
             && raw.ends_with(|c: char| c.is_ascii_alphanumeric());
         if !valid_chars || !edges {
@@ -119,7 +123,11 @@ pub enum RedisConfig {
     /// The user's own Redis; daca never starts or stops it.
     External { url: String },
     /// Redis that daca provides.
-    Managed { provider: RedisProvider, port: Option<u16>, persistence: bool },
+    Managed {
+        provider: RedisProvider,
+        port: Option<u16>,
+        persistence: bool,
+    },
 }
 
 /// How a managed Redis is provided.

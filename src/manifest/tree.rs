@@ -4,8 +4,8 @@
 //! The allowed keys come from the JSON Schema generated from the wire types, so the schema,
 //! the parser and this check can never disagree.
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 use serde_saphyr::Spanned;
 
@@ -107,7 +107,12 @@ fn unknown_key<'a>(key: &Spanned<String>, known: impl Iterator<Item = &'a String
         None => format!("expected one of: {}", known.join(", ")),
     };
     let at = &key.referenced;
-    Diagnostic::at(at.line(), at.column(), format!("unknown key `{}`", key.value)).hint(hint)
+    Diagnostic::at(
+        at.line(),
+        at.column(),
+        format!("unknown key `{}`", key.value),
+    )
+    .hint(hint)
 }
 
 /// Follows `$ref` and unwraps `anyOf: [X, null]` (how schemars writes `Option<X>`).
@@ -119,8 +124,10 @@ fn resolve<'a>(root: &'a Json, schema: &'a Json) -> &'a Json {
         }
     }
     if let Some(options) = schema.get("anyOf").and_then(Json::as_array) {
-        let non_null: Vec<&Json> =
-            options.iter().filter(|o| o.get("type") != Some(&Json::from("null"))).collect();
+        let non_null: Vec<&Json> = options
+            .iter()
+            .filter(|o| o.get("type") != Some(&Json::from("null")))
+            .collect();
         if let [only] = non_null.as_slice() {
             return resolve(root, only);
         }

@@ -5,11 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-
-
 use super::error::Diagnostic;
 use super::model::{AppId, AppSpec, Manifest, RedisConfig, RedisProvider, RestartPolicy};
-use super::wire::{At, AppWire, ManifestWire, RedisWire};
+use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,7 +31,11 @@ impl Checker<'_> {
             Ok(duration) => duration,
             Err(err) => {
                 let hint = Some("write a duration such as `5s`, `500ms` or `1m`".to_string());
-                self.error(raw, format!("invalid duration `{}`: {err}", raw.value), hint);
+                self.error(
+                    raw,
+                    format!("invalid duration `{}`: {err}", raw.value),
+                    hint,
+                );
                 default
             }
         }
@@ -42,8 +44,15 @@ impl Checker<'_> {
     fn folder(&mut self, raw: &At<String>, what: &str) -> std::path::PathBuf {
         let path = self.root.join(&raw.value);
         if !path.is_dir() {
-            let hint = Some(format!("paths are relative to the manifest's folder, {}", self.root.display()));
-            self.error(raw, format!("{what} folder `{}` does not exist", raw.value), hint);
+            let hint = Some(format!(
+                "paths are relative to the manifest's folder, {}",
+                self.root.display()
+            ));
+            self.error(
+                raw,
+                format!("{what} folder `{}` does not exist", raw.value),
+                hint,
+            );
         }
         path
     }
@@ -52,12 +61,21 @@ impl Checker<'_> {
 /// Validates a parsed manifest. `file` is absolute; its folder is the project root.
 pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnostic>> {
     let root = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let mut checker = Checker { root: &root, out: Vec::new() };
+    let mut checker = Checker {
+        root: &root,
+        out: Vec::new(),
+    };
     let name = match &wire.name {
         Some(name) => name.value.clone(),
-        None => root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "daca".into()),
+        None => root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "daca".into()),
     };
-    let resources = wire.resources.as_ref().map(|raw| checker.folder(raw, "resources"));
+    let resources = wire
+        .resources
+        .as_ref()
+        .map(|raw| checker.folder(raw, "resources"));
     let redis = redis_config(&mut checker, wire.redis.as_ref());
     let grace = checker.duration(wire.grace_period.as_ref(), DEFAULT_GRACE);
     let startup = checker.duration(wire.startup_timeout.as_ref(), DEFAULT_STARTUP_TIMEOUT);
@@ -71,8 +89,16 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
     let mut ids: HashMap<String, &At<AppWire>> = HashMap::new();
     for app in &wire.apps {
         if let Some(first) = ids.get(&app.value.id.value) {
-            let hint = Some(format!("the first `{}` is on line {}", app.value.id.value, first.referenced.line()));
-            checker.error(&app.value.id, format!("duplicate app-id `{}`", app.value.id.value), hint);
+            let hint = Some(format!(
+                "the first `{}` is on line {}",
+                app.value.id.value,
+                first.referenced.line()
+            ));
+            checker.error(
+                &app.value.id,
+                format!("duplicate app-id `{}`", app.value.id.value),
+                hint,
+            );
             continue;
         }
         ids.insert(app.value.id.value.clone(), app);
@@ -86,7 +112,14 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
         return Err(checker.out);
     }
     let apps = start_order(apps);
-    Ok(Manifest { file: file.to_path_buf(), root, name, resources, redis, apps })
+    Ok(Manifest {
+        file: file.to_path_buf(),
+        root,
+        name,
+        resources,
+        redis,
+        apps,
+    })
 }
 
 fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig {
@@ -105,16 +138,31 @@ fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig 
     if let Some(url) = &wire.url {
         if !url.value.starts_with("redis://") && !url.value.starts_with("rediss://") {
             let hint = Some("write it as `redis://host:port`".into());
-            checker.error(url, format!("redis url `{}` is not a redis:// URL", url.value), hint);
+            checker.error(
+                url,
+                format!("redis url `{}` is not a redis:// URL", url.value),
+                hint,
+            );
         }
         if let Some(provider) = &wire.provider {
-            let hint = Some("remove `provider` (daca never starts a Redis when `url` is set)".into());
-            checker.error(provider, "`redis.provider` and `redis.url` cannot both be set", hint);
+            let hint =
+                Some("remove `provider` (daca never starts a Redis when `url` is set)".into());
+            checker.error(
+                provider,
+                "`redis.provider` and `redis.url` cannot both be set",
+                hint,
+            );
         }
-        return RedisConfig::External { url: url.value.clone() };
+        return RedisConfig::External {
+            url: url.value.clone(),
+        };
     }
     let port = wire.port.as_ref().map(|p| p.value);
-    RedisConfig::Managed { provider, port, persistence: wire.persistence.unwrap_or(true) }
+    RedisConfig::Managed {
+        provider,
+        port,
+        persistence: wire.persistence.unwrap_or(true),
+    }
 }
 
 fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) -> Option<AppSpec> {
@@ -126,21 +174,38 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
         None => c.root.to_path_buf(),
     };
     if app.command.value.is_empty() || app.command.value[0].trim().is_empty() {
-        let hint = Some("for example `command: [\"uv\", \"run\", \"uvicorn\", \"main:app\"]`".into());
+        let hint =
+            Some("for example `command: [\"uv\", \"run\", \"uvicorn\", \"main:app\"]`".into());
         c.error(&app.command, "`command` is empty", hint);
     }
     if let Some(health) = &app.health {
         if !health.value.starts_with('/') {
-            c.error(health, format!("health path `{}` must start with `/`", health.value), Some(format!("write `/{}`", health.value)));
+            c.error(
+                health,
+                format!("health path `{}` must start with `/`", health.value),
+                Some(format!("write `/{}`", health.value)),
+            );
         }
         if app.port.is_none() {
-            c.error(health, "`health` needs the app's `port`", Some("add `port:` to this app".into()));
+            c.error(
+                health,
+                "`health` needs the app's `port`",
+                Some("add `port:` to this app".into()),
+            );
         }
     }
     let restart = restart_policy(c, app.restart.as_ref());
     let grace_period = c.duration(app.grace_period.as_ref(), grace);
-    let depends_on = app.depends_on.iter().filter_map(|d| AppId::parse(&d.value).ok()).collect();
-    let env: BTreeMap<String, String> = app.env.iter().map(|(k, v)| (k.clone(), v.to_env_string())).collect();
+    let depends_on = app
+        .depends_on
+        .iter()
+        .filter_map(|d| AppId::parse(&d.value).ok())
+        .collect();
+    let env: BTreeMap<String, String> = app
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_env_string()))
+        .collect();
     Some(AppSpec {
         id: id?,
         dir,
@@ -164,7 +229,11 @@ fn restart_policy(checker: &mut Checker, raw: Option<&At<String>>) -> RestartPol
         Some("never" | "no") => RestartPolicy::Never,
         Some(other) => {
             let hint = Some("use `on-failure`, `always` or `never`".into());
-            checker.error(raw.expect("UNWRAP: matched Some above"), format!("unknown restart policy `{other}`"), hint);
+            checker.error(
+                raw.expect("UNWRAP: matched Some above"),
+                format!("unknown restart policy `{other}`"),
+                hint,
+            );
             RestartPolicy::OnFailure
         }
     }
@@ -175,16 +244,31 @@ fn check_ports(checker: &mut Checker, apps: &[At<AppWire>]) {
     let mut seen: HashMap<u16, (String, &str)> = HashMap::new();
     for app in apps {
         let app = &app.value;
-        let ports = [(&app.port, "port"), (&app.dapr_http_port, "dapr_http_port"), (&app.dapr_grpc_port, "dapr_grpc_port")];
+        let ports = [
+            (&app.port, "port"),
+            (&app.dapr_http_port, "dapr_http_port"),
+            (&app.dapr_grpc_port, "dapr_grpc_port"),
+        ];
         for (port, field) in ports {
             let Some(port) = port else { continue };
             if port.value == 0 {
-                checker.error(port, format!("`{field}` cannot be 0"), Some("pick a fixed port, e.g. 8000".into()));
+                checker.error(
+                    port,
+                    format!("`{field}` cannot be 0"),
+                    Some("pick a fixed port, e.g. 8000".into()),
+                );
                 continue;
             }
             if let Some((owner, owner_field)) = seen.get(&port.value) {
-                let message = format!("port {} is used twice: `{}` has it as `{owner_field}`", port.value, owner);
-                checker.error(port, message, Some("give each app and sidecar its own port".into()));
+                let message = format!(
+                    "port {} is used twice: `{}` has it as `{owner_field}`",
+                    port.value, owner
+                );
+                checker.error(
+                    port,
+                    message,
+                    Some("give each app and sidecar its own port".into()),
+                );
             } else {
                 seen.insert(port.value, (app.id.value.clone(), field));
             }
@@ -197,18 +281,30 @@ fn check_dependencies(checker: &mut Checker, apps: &[At<AppWire>]) {
     for app in apps {
         for dep in &app.value.depends_on {
             if dep.value == app.value.id.value {
-                checker.error(dep, format!("`{}` depends on itself", dep.value), Some("remove it from `depends_on`".into()));
+                checker.error(
+                    dep,
+                    format!("`{}` depends on itself", dep.value),
+                    Some("remove it from `depends_on`".into()),
+                );
             } else if !known.contains(&dep.value.as_str()) {
                 let hint = closest(&dep.value, &known)
                     .map(|name| format!("did you mean `{name}`?"))
                     .unwrap_or_else(|| format!("known app-ids: {}", known.join(", ")));
-                checker.error(dep, format!("`depends_on` names unknown app `{}`", dep.value), Some(hint));
+                checker.error(
+                    dep,
+                    format!("`depends_on` names unknown app `{}`", dep.value),
+                    Some(hint),
+                );
             }
         }
     }
     if let Some((cycle, at)) = find_cycle(apps) {
         let hint = Some("remove one of these `depends_on` entries".into());
-        checker.error(at, format!("dependency cycle: {}", cycle.join(" -> ")), hint);
+        checker.error(
+            at,
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+            hint,
+        );
     }
 }
 
@@ -223,7 +319,10 @@ pub(super) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
 
 /// Depth-first search for a cycle; returns its path and the `depends_on` entry that closes it.
 fn find_cycle(apps: &[At<AppWire>]) -> Option<(Vec<String>, &At<String>)> {
-    let by_id: HashMap<&str, &AppWire> = apps.iter().map(|a| (a.value.id.value.as_str(), &a.value)).collect();
+    let by_id: HashMap<&str, &AppWire> = apps
+        .iter()
+        .map(|a| (a.value.id.value.as_str(), &a.value))
+        .collect();
     fn visit<'a>(
         id: &'a str,
         by_id: &HashMap<&'a str, &'a AppWire>,
@@ -251,7 +350,8 @@ fn find_cycle(apps: &[At<AppWire>]) -> Option<(Vec<String>, &At<String>)> {
         None
     }
     let mut done = Vec::new();
-    apps.iter().find_map(|app| visit(&app.value.id.value, &by_id, &mut Vec::new(), &mut done))
+    apps.iter()
+        .find_map(|app| visit(&app.value.id.value, &by_id, &mut Vec::new(), &mut done))
 }
 
 /// Orders apps so each comes after its dependencies, keeping manifest order otherwise.
@@ -260,7 +360,11 @@ fn start_order(mut pending: Vec<AppSpec>) -> Vec<AppSpec> {
     while !pending.is_empty() {
         let ready = pending
             .iter()
-            .position(|app| app.depends_on.iter().all(|d| ordered.iter().any(|o| &o.id == d)))
+            .position(|app| {
+                app.depends_on
+                    .iter()
+                    .all(|d| ordered.iter().any(|o| &o.id == d))
+            })
             .expect("UNWRAP: validation rejected cycles and unknown dependencies");
         ordered.push(pending.remove(ready));
     }

@@ -32,7 +32,10 @@ impl FakeRuntime {
     /// Makes process `pid` exit with `code`.
     pub fn exit(&self, pid: u32, code: i32) {
         if let Some(tx) = self.shared.lock().unwrap().running.remove(&pid) {
-            let _ = tx.send(ExitInfo { code: Some(code), signal: None });
+            let _ = tx.send(ExitInfo {
+                code: Some(code),
+                signal: None,
+            });
         }
     }
     pub fn ignore_sigterm(&self, name: &str) {
@@ -52,20 +55,31 @@ struct FakeSignals {
 impl FakeSignals {
     fn end(&self, signal: i32) {
         if let Some(tx) = self.shared.lock().unwrap().running.remove(&self.pid) {
-            let _ = tx.send(ExitInfo { code: None, signal: Some(signal) });
+            let _ = tx.send(ExitInfo {
+                code: None,
+                signal: Some(signal),
+            });
         }
     }
 }
 
 impl Signaller for FakeSignals {
     fn terminate(&self) {
-        self.shared.lock().unwrap().calls.push(format!("terminate {}", self.pid));
+        self.shared
+            .lock()
+            .unwrap()
+            .calls
+            .push(format!("terminate {}", self.pid));
         if !self.stubborn {
             self.end(15);
         }
     }
     fn kill(&self) {
-        self.shared.lock().unwrap().calls.push(format!("kill {}", self.pid));
+        self.shared
+            .lock()
+            .unwrap()
+            .calls
+            .push(format!("kill {}", self.pid));
         self.end(9);
     }
     fn group_alive(&self) -> bool {
@@ -78,14 +92,25 @@ impl Runtime for FakeRuntime {
         let mut shared = self.shared.lock().unwrap();
         shared.calls.push(format!("launch {}", spec.name));
         if shared.missing.contains(&spec.name) {
-            return Err(LaunchError::NotFound { program: spec.program.clone(), dir: "/".into() });
+            return Err(LaunchError::NotFound {
+                program: spec.program.clone(),
+                dir: "/".into(),
+            });
         }
         shared.next_pid += 1;
         let pid = shared.next_pid;
         let (tx, exited) = oneshot::channel();
         shared.running.insert(pid, tx);
         let stubborn = shared.stubborn.contains(&spec.name);
-        let signals = Arc::new(FakeSignals { pid, stubborn, shared: self.shared.clone() });
-        Ok(Launched { pid, exited, signals })
+        let signals = Arc::new(FakeSignals {
+            pid,
+            stubborn,
+            shared: self.shared.clone(),
+        });
+        Ok(Launched {
+            pid,
+            exited,
+            signals,
+        })
     }
 }

@@ -2,9 +2,9 @@
 //! [`Runtime`], so its state machine is tested with a recording fake (`fake.rs`) and runs for
 //! real with host processes (`process.rs`); containers come as another backend.
 
-pub mod process;
 #[cfg(test)]
 pub mod fake;
+pub mod process;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -78,7 +78,10 @@ pub enum LaunchError {
     #[error("`{program}` was not found (looked on PATH and in {dir})")]
     NotFound { program: String, dir: String },
     #[error("could not start `{program}`: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
 }
 
 /// A way to start processes.

@@ -28,7 +28,9 @@ pub struct GroupSignaller {
 impl GroupSignaller {
     /// The group led by `pgid`.
     pub fn new(pgid: u32) -> Self {
-        GroupSignaller { pgid: Pid::from_raw(pgid as i32) }
+        GroupSignaller {
+            pgid: Pid::from_raw(pgid as i32),
+        }
     }
 }
 
@@ -46,7 +48,12 @@ impl Signaller for GroupSignaller {
 
 /// Finds `program` the way a shell would, using the PATH the process will get.
 pub fn resolve_program(spec: &LaunchSpec) -> Result<std::path::PathBuf, LaunchError> {
-    let path = spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    let path = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     which::which_in(&spec.program, Some(path), &spec.dir).map_err(|_| LaunchError::NotFound {
         program: spec.program.clone(),
         dir: spec.dir.display().to_string(),
@@ -66,10 +73,13 @@ impl Runtime for ProcessRuntime {
                 .stderr(Stdio::piped());
         });
         command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-        let mut child = command
-            .spawn()
-            .map_err(|source| LaunchError::Spawn { program: spec.program.clone(), source })?;
-        let pid = child.id().expect("UNWRAP: a freshly spawned child has a pid");
+        let mut child = command.spawn().map_err(|source| LaunchError::Spawn {
+            program: spec.program.clone(),
+            source,
+        })?;
+        let pid = child
+            .id()
+            .expect("UNWRAP: a freshly spawned child has a pid");
         if let Some(stdout) = child.stdout().take() {
             pipe_lines(logs.clone(), spec.name.clone(), Stream::Stdout, stdout);
         }
@@ -82,12 +92,22 @@ impl Runtime for ProcessRuntime {
             let info = match status {
                 Ok(status) => {
                     use std::os::unix::process::ExitStatusExt;
-                    ExitInfo { code: status.code(), signal: status.signal() }
+                    ExitInfo {
+                        code: status.code(),
+                        signal: status.signal(),
+                    }
                 }
-                Err(_) => ExitInfo { code: None, signal: None },
+                Err(_) => ExitInfo {
+                    code: None,
+                    signal: None,
+                },
             };
             let _ = tx.send(info);
         });
-        Ok(Launched { pid, exited, signals: Arc::new(GroupSignaller::new(pid)) })
+        Ok(Launched {
+            pid,
+            exited,
+            signals: Arc::new(GroupSignaller::new(pid)),
+        })
     }
 }

@@ -46,8 +46,13 @@ mod tests {
     fn doubles_caps_and_resets_after_a_stable_run() {
         let mut backoff = Backoff::default();
         let quick = Duration::from_millis(10);
-        let delays: Vec<u64> = (0..9).map(|_| backoff.next(quick).as_millis() as u64).collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+        let delays: Vec<u64> = (0..9)
+            .map(|_| backoff.next(quick).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]
+        );
         assert_eq!(backoff.next(Duration::from_secs(11)), FIRST);
     }
 }

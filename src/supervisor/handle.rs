@@ -70,7 +70,12 @@ impl AppHandle {
     /// Waits until the app is ready; false if `limit` passes first or it can no longer get there.
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         let mut status = self.status.clone();
-        let reached = status.wait_for(|s| matches!(s.state, AppState::Ready | AppState::Failed | AppState::Exited));
+        let reached = status.wait_for(|s| {
+            matches!(
+                s.state,
+                AppState::Ready | AppState::Failed | AppState::Exited
+            )
+        });
         match tokio::time::timeout(limit, reached).await {
             Ok(Ok(status)) => status.state == AppState::Ready,
             _ => false,
@@ -79,7 +84,11 @@ impl AppHandle {
 
     /// SIGKILLs the app's process group now, whatever the actor is doing (second Ctrl-C).
     pub fn force_kill(&self) {
-        let signals = self.signals.lock().expect("UNWRAP: no code panics while holding this lock").clone();
+        let signals = self
+            .signals
+            .lock()
+            .expect("UNWRAP: no code panics while holding this lock")
+            .clone();
         if let Some(signals) = signals {
             signals.kill();
         }

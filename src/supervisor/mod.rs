@@ -60,8 +60,20 @@ impl Supervisor {
                 let (status_tx, status_rx) = watch::channel(AppStatus::new(&name));
                 let (controls, inbox) = mpsc::channel(16);
                 let signals = Arc::new(Mutex::new(None));
-                let handle = AppHandle { name, controls, status: status_rx, signals: signals.clone() };
-                let task = task::AppTask::new(spec.clone(), runtime.clone(), logs.clone(), status_tx, events.clone(), signals);
+                let handle = AppHandle {
+                    name,
+                    controls,
+                    status: status_rx,
+                    signals: signals.clone(),
+                };
+                let task = task::AppTask::new(
+                    spec.clone(),
+                    runtime.clone(),
+                    logs.clone(),
+                    status_tx,
+                    events.clone(),
+                    signals,
+                );
                 tokio::spawn(task.run(inbox));
                 (spec, handle)
             })
@@ -120,7 +132,10 @@ impl Supervisor {
     /// Waits until every unit is ready; false after `limit` or when one failed or exited.
     pub async fn wait_all_ready(&self, limit: Duration) -> bool {
         let waits = self.handles().map(|h| h.wait_ready(limit));
-        futures_util::future::join_all(waits).await.into_iter().all(|ready| ready)
+        futures_util::future::join_all(waits)
+            .await
+            .into_iter()
+            .all(|ready| ready)
     }
 
     /// Stops every unit, dependents before their dependencies, each with its grace period.

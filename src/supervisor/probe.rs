@@ -40,7 +40,9 @@ impl Probe {
         match self {
             Probe::None => "its process to start".into(),
             Probe::Tcp(port) => format!("a TCP connection to 127.0.0.1:{port}"),
-            Probe::Http { port, path } => format!("a 2xx answer from http://127.0.0.1:{port}{path}"),
+            Probe::Http { port, path } => {
+                format!("a 2xx answer from http://127.0.0.1:{port}{path}")
+            }
             Probe::Redis(port) => format!("Redis PING on 127.0.0.1:{port}"),
         }
     }
@@ -49,7 +51,9 @@ impl Probe {
 // A hand-written request keeps probes free of client set-up cost; we only need the status line.
 async fn http_ok(port: u16, path: &str) -> std::io::Result<bool> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: daca-probe\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: daca-probe\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await?;

@@ -29,7 +29,10 @@ pub enum AppState {
 impl AppState {
     /// Whether a process of this app exists.
     pub fn is_running(self) -> bool {
-        matches!(self, AppState::Starting | AppState::Ready | AppState::Stopping)
+        matches!(
+            self,
+            AppState::Starting | AppState::Ready | AppState::Stopping
+        )
     }
 
     /// The word shown by `daca ps`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio::time::{MissedTickBehavior, interval, sleep_until, timeout_at};
+use tokio::time::{sleep_until, timeout_at};
 
 use super::UnitSpec;
 use super::backoff::{Backoff, LOOP_AFTER};
@@ -15,13 +15,27 @@ use super::state::{AppEvent, AppState, AppStatus};
 use crate::logs::{LogBus, now_ms};
 use crate::runtime::{ExitInfo, LaunchError, Runtime, Signaller};
 
-const UNKNOWN_EXIT: ExitInfo = ExitInfo { code: None, signal: None };
+const UNKNOWN_EXIT: ExitInfo = ExitInfo {
+    code: None,
+    signal: None,
+};
 
 struct Current {
     exited: oneshot::Receiver<ExitInfo>,
     signals: Arc<dyn Signaller>,
     launched: Instant,
     ready: bool,
+    next_probe: tokio::time::Instant,
+}
+
+/// Probe often while a start is young (most apps are ready within a second or two, and every
+/// millisecond here is start-up latency for their dependents), then settle to a gentler pace.
+fn probe_delay(since_launch: Duration) -> Duration {
+    if since_launch < Duration::from_secs(2) {
+        Duration::from_millis(10)
+    } else {
+        Duration::from_millis(50)
+    }
 }
 
 pub(crate) struct AppTask {
@@ -46,7 +60,18 @@ impl AppTask {
         events: broadcast::Sender<AppEvent>,
         signals: CurrentSignals,
     ) -> Self {
-        AppTask { spec, runtime, logs, status, events, signals, current: None, retry_at: None, backoff: Backoff::default(), started_once: false }
+        AppTask {
+            spec,
+            runtime,
+            logs,
+            status,
+            events,
+            signals,
+            current: None,
+            retry_at: None,
+            backoff: Backoff::default(),
+            started_once: false,
+        }
     }
 
     fn name(&self) -> &str {
@@ -54,10 +79,12 @@ impl AppTask {
     }
 
     pub async fn run(mut self, mut controls: mpsc::Receiver<Envelope>) {
-        let mut probe_tick = interval(Duration::from_millis(50));
-        probe_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let probing = self.current.as_ref().is_some_and(|c| !c.ready);
+            let next_probe = self
+                .current
+                .as_ref()
+                .filter(|c| !c.ready)
+                .map(|c| c.next_probe);
             let retry_at = self.retry_at;
             tokio::select! {
                 envelope = controls.recv() => {
@@ -73,7 +100,7 @@ impl AppTask {
                     }
                 }
                 exit = wait_exit(&mut self.current) => self.on_exit(exit),
-                _ = probe_tick.tick(), if probing => self.on_probe().await,
+                _ = sleep_until(next_probe.unwrap_or_else(tokio::time::Instant::now)), if next_probe.is_some() => self.on_probe().await,
                 _ = sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => self.on_retry(),
             }
         }
@@ -109,8 +136,18 @@ impl AppTask {
         match self.runtime.launch(&self.spec.launch, &self.logs) {
             Ok(launched) => {
                 let restarted = std::mem::replace(&mut self.started_once, true);
-                *self.signals.lock().expect("UNWRAP: no code panics while holding this lock") = Some(launched.signals.clone());
-                self.current = Some(Current { exited: launched.exited, signals: launched.signals, launched: Instant::now(), ready: false });
+                *self
+                    .signals
+                    .lock()
+                    .expect("UNWRAP: no code panics while holding this lock") =
+                    Some(launched.signals.clone());
+                self.current = Some(Current {
+                    exited: launched.exited,
+                    signals: launched.signals,
+                    launched: Instant::now(),
+                    ready: false,
+                    next_probe: tokio::time::Instant::now(),
+                });
                 self.update(AppState::Starting, |s| {
                     s.pid = Some(launched.pid);
                     s.started_at_ms = Some(now_ms());
@@ -128,21 +165,30 @@ impl AppTask {
 
     fn on_launch_error(&mut self, err: LaunchError) {
         let hint = match &err {
-            LaunchError::NotFound { program, .. } => format!("install `{program}` or fix `command:` in daca.yaml"),
+            LaunchError::NotFound { program, .. } => {
+                format!("install `{program}` or fix `command:` in daca.yaml")
+            }
             LaunchError::Spawn { .. } => "check the command and the app's folder".to_string(),
         };
         tracing::error!("{}: {err}\n  hint: {hint}", self.name());
-        self.update(AppState::Failed, |s| s.message = Some(format!("{err} (hint: {hint})")));
+        self.update(AppState::Failed, |s| {
+            s.message = Some(format!("{err} (hint: {hint})"))
+        });
     }
 
     async fn on_probe(&mut self) {
         if self.spec.probe.check().await {
             self.mark_ready();
+        } else if let Some(current) = self.current.as_mut() {
+            current.next_probe =
+                tokio::time::Instant::now() + probe_delay(current.launched.elapsed());
         }
     }
 
     fn mark_ready(&mut self) {
-        let Some(current) = self.current.as_mut() else { return };
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
         current.ready = true;
         let after = current.launched.elapsed().as_millis() as u64;
         tracing::info!("{} ready in {after} ms", self.spec.launch.name);
@@ -150,13 +196,22 @@ impl AppTask {
     }
 
     fn on_exit(&mut self, exit: ExitInfo) {
-        let Some(current) = self.current.take() else { return };
+        let Some(current) = self.current.take() else {
+            return;
+        };
         // Whatever the leader left behind in its group goes with it, so a restart finds the port free.
         current.signals.kill();
-        *self.signals.lock().expect("UNWRAP: no code panics while holding this lock") = None;
+        *self
+            .signals
+            .lock()
+            .expect("UNWRAP: no code panics while holding this lock") = None;
         let ran_for = current.launched.elapsed();
         if !self.spec.restart.restarts_after(exit.success()) {
-            tracing::warn!("{} exited ({exit}) after {:.1} s; not restarting (restart policy)", self.name(), ran_for.as_secs_f64());
+            tracing::warn!(
+                "{} exited ({exit}) after {:.1} s; not restarting (restart policy)",
+                self.name(),
+                ran_for.as_secs_f64()
+            );
             self.update(AppState::Exited, |s| {
                 s.pid = None;
                 s.last_exit = Some(exit);
@@ -166,9 +221,17 @@ impl AppTask {
         let delay = self.backoff.next(ran_for);
         let looping = self.backoff.quick_exits() >= LOOP_AFTER;
         let message = if looping {
-            format!("crash loop: {} quick exits in a row (last: {exit}); next start in {:.1} s", self.backoff.quick_exits(), delay.as_secs_f64())
+            format!(
+                "crash loop: {} quick exits in a row (last: {exit}); next start in {:.1} s",
+                self.backoff.quick_exits(),
+                delay.as_secs_f64()
+            )
         } else {
-            format!("exited ({exit}) after {:.1} s; restarting in {} ms", ran_for.as_secs_f64(), delay.as_millis())
+            format!(
+                "exited ({exit}) after {:.1} s; restarting in {} ms",
+                ran_for.as_secs_f64(),
+                delay.as_millis()
+            )
         };
         if looping {
             tracing::error!("{}: {message}", self.name());
@@ -191,14 +254,20 @@ impl AppTask {
     /// SIGTERM to the group, then the grace period, then SIGKILL; also for leftovers in the group.
     async fn stop_current(&mut self) {
         self.retry_at = None;
-        let Some(mut current) = self.current.take() else { return };
+        let Some(mut current) = self.current.take() else {
+            return;
+        };
         self.update(AppState::Stopping, |_| {});
         let deadline = tokio::time::Instant::now() + self.spec.grace;
         current.signals.terminate();
         let exit = match timeout_at(deadline, &mut current.exited).await {
             Ok(exit) => exit.unwrap_or(UNKNOWN_EXIT),
             Err(_) => {
-                tracing::warn!("{} did not stop within {:?}; sending SIGKILL", self.name(), self.spec.grace);
+                tracing::warn!(
+                    "{} did not stop within {:?}; sending SIGKILL",
+                    self.name(),
+                    self.spec.grace
+                );
                 current.signals.kill();
                 current.exited.await.unwrap_or(UNKNOWN_EXIT)
             }
@@ -215,7 +284,10 @@ impl AppTask {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        *self.signals.lock().expect("UNWRAP: no code panics while holding this lock") = None;
+        *self
+            .signals
+            .lock()
+            .expect("UNWRAP: no code panics while holding this lock") = None;
         self.update(AppState::Stopping, |s| {
             s.pid = None;
             s.last_exit = Some(exit);
@@ -228,7 +300,12 @@ impl AppTask {
             change(status);
         });
         let pid = self.status.borrow().pid;
-        let _ = self.events.send(AppEvent { name: self.name().to_string(), state, pid, ts_ms: now_ms() });
+        let _ = self.events.send(AppEvent {
+            name: self.name().to_string(),
+            state,
+            pid,
+            ts_ms: now_ms(),
+        });
     }
 }
 

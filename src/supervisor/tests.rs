@@ -9,7 +9,13 @@ use crate::runtime::fake::FakeRuntime;
 
 fn unit(name: &str, deps: &[&str]) -> UnitSpec {
     UnitSpec {
-        launch: LaunchSpec { name: name.into(), program: "x".into(), args: vec![], dir: "/".into(), env: vec![] },
+        launch: LaunchSpec {
+            name: name.into(),
+            program: "x".into(),
+            args: vec![],
+            dir: "/".into(),
+            env: vec![],
+        },
         probe: Probe::None,
         restart: RestartPolicy::OnFailure,
         grace: Duration::from_secs(5),
@@ -31,11 +37,24 @@ async fn settle() {
 #[tokio::test(start_paused = true)]
 async fn starts_in_dependency_order_and_stops_in_reverse() {
     let fake = FakeRuntime::default();
-    let sup = supervisor(&fake, vec![unit("db", &[]), unit("api", &["db"]), unit("web", &["api"])]);
+    let sup = supervisor(
+        &fake,
+        vec![unit("db", &[]), unit("api", &["db"]), unit("web", &["api"])],
+    );
     sup.start_all();
     assert!(sup.wait_all_ready(Duration::from_secs(1)).await);
     sup.shutdown().await;
-    assert_eq!(fake.calls(), ["launch db", "launch api", "launch web", "terminate 3", "terminate 2", "terminate 1"]);
+    assert_eq!(
+        fake.calls(),
+        [
+            "launch db",
+            "launch api",
+            "launch web",
+            "terminate 3",
+            "terminate 2",
+            "terminate 1"
+        ]
+    );
     assert!(sup.statuses().iter().all(|s| s.state == AppState::Stopped));
 }
 
@@ -101,7 +120,15 @@ async fn dependents_give_up_when_a_dependency_never_starts() {
     let statuses = sup.statuses();
     assert_eq!(statuses[0].state, AppState::Failed);
     assert_eq!(statuses[1].state, AppState::Failed);
-    assert!(statuses[1].message.as_ref().unwrap().contains("`db` was not ready"), "{:?}", statuses[1].message);
+    assert!(
+        statuses[1]
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("`db` was not ready"),
+        "{:?}",
+        statuses[1].message
+    );
     assert_eq!(fake.calls(), ["launch db"]);
 }
 

@@ -13,7 +13,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// The built `daca` binary.
 pub fn daca() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_daca"));
-    command.env("NO_COLOR", "1").env("UV_PYTHON_DOWNLOADS", "never");
+    command
+        .env("NO_COLOR", "1")
+        .env("UV_PYTHON_DOWNLOADS", "never");
     command
 }
 
@@ -56,7 +58,11 @@ pub async fn wait_until_async(limit: Duration, mut check: impl FnMut() -> bool) 
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn port_is_free(port: u16) -> bool {
@@ -75,13 +81,27 @@ pub fn repo() -> PathBuf {
 
 /// A one-line HTTP GET on 127.0.0.1; returns the status code and body.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http("GET", port, path)
+}
+
+/// An HTTP request without a body on 127.0.0.1; returns the status code and body.
+pub fn http(method: &str, port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.get(9..12)?.parse().ok()?;
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     Some((status, body))
 }

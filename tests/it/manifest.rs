@@ -12,7 +12,8 @@ fn fixture(name: &str) -> PathBuf {
 fn rendered_error(name: &str) -> String {
     let err = manifest::load(&fixture(name)).expect_err("the fixture is invalid on purpose");
     let root = std::path::absolute(fixture("")).unwrap();
-    err.to_string().replace(root.to_str().unwrap().trim_end_matches('/'), "[ROOT]")
+    err.to_string()
+        .replace(root.to_str().unwrap().trim_end_matches('/'), "[ROOT]")
 }
 
 #[test]
@@ -39,7 +40,10 @@ fn yaml_syntax_errors_have_a_position() {
 fn all_semantic_problems_in_one_pass() {
     let text = rendered_error("semantic.yaml");
     // ids, duplicates, ports, folders, commands, health paths, dependencies, durations, policies
-    assert!(text.ends_with("11 problems in tests/fixtures/manifests/semantic.yaml"), "{text}");
+    assert!(
+        text.ends_with("11 problems in tests/fixtures/manifests/semantic.yaml"),
+        "{text}"
+    );
     insta::assert_snapshot!(text);
 }
 
@@ -68,7 +72,14 @@ fn a_valid_manifest_becomes_the_model_in_start_order() {
     assert_eq!(web.env["DEBUG"], "true");
     assert_eq!(web.env["WORKERS"], "2");
     assert!(web.dir.ends_with("tests/fixtures/manifests/app"));
-    assert_eq!(manifest.redis, RedisConfig::Managed { provider: RedisProvider::Auto, port: Some(6390), persistence: false });
+    assert_eq!(
+        manifest.redis,
+        RedisConfig::Managed {
+            provider: RedisProvider::Auto,
+            port: Some(6390),
+            persistence: false
+        }
+    );
 }
 
 #[test]
@@ -86,7 +97,18 @@ fn the_schema_describes_apps_and_rejects_unknown_keys() {
     let schema = manifest::schema();
     let app = &schema["$defs"]["AppWire"];
     assert_eq!(app["additionalProperties"], false);
-    for key in ["id", "dir", "command", "port", "env", "health", "depends_on"] {
-        assert!(app["properties"].get(key).is_some(), "schema lacks apps[].{key}");
+    for key in [
+        "id",
+        "dir",
+        "command",
+        "port",
+        "env",
+        "health",
+        "depends_on",
+    ] {
+        assert!(
+            app["properties"].get(key).is_some(),
+            "schema lacks apps[].{key}"
+        );
     }
 }

@@ -13,14 +13,24 @@ use daca::supervisor::{AppState, Probe, Supervisor};
 use crate::common::{free_port, group_alive, have};
 
 fn managed(provider: RedisProvider, port: Option<u16>) -> RedisConfig {
-    RedisConfig::Managed { provider, port, persistence: true }
+    RedisConfig::Managed {
+        provider,
+        port,
+        persistence: true,
+    }
 }
 
 #[test]
 fn without_redis_server_on_path_auto_falls_back_to_embedded() {
     let state = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let chosen = plan(&managed(RedisProvider::Auto, None), state.path(), Some(empty.path().into()), &mut PortPicker::default()).unwrap();
+    let chosen = plan(
+        &managed(RedisProvider::Auto, None),
+        state.path(),
+        Some(empty.path().into()),
+        &mut PortPicker::default(),
+    )
+    .unwrap();
     assert!(matches!(chosen, RedisPlan::Embedded { .. }), "{chosen:?}");
     assert_eq!(chosen.url(), None);
     assert!(chosen.unit(vec![]).is_none());
@@ -30,14 +40,31 @@ fn without_redis_server_on_path_auto_falls_back_to_embedded() {
 fn asking_for_redis_server_without_one_is_a_clear_error() {
     let state = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let err = plan(&managed(RedisProvider::RedisServer, None), state.path(), Some(empty.path().into()), &mut PortPicker::default()).unwrap_err();
-    assert!(err.to_string().contains("apt-get install redis-server"), "{err}");
+    let err = plan(
+        &managed(RedisProvider::RedisServer, None),
+        state.path(),
+        Some(empty.path().into()),
+        &mut PortPicker::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("apt-get install redis-server"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_external_url_is_never_managed() {
-    let config = RedisConfig::External { url: "redis://127.0.0.1:7000".into() };
-    let chosen = plan(&config, std::path::Path::new("/tmp"), None, &mut PortPicker::default()).unwrap();
+    let config = RedisConfig::External {
+        url: "redis://127.0.0.1:7000".into(),
+    };
+    let chosen = plan(
+        &config,
+        std::path::Path::new("/tmp"),
+        None,
+        &mut PortPicker::default(),
+    )
+    .unwrap();
     assert_eq!(chosen.url().as_deref(), Some("redis://127.0.0.1:7000"));
     assert!(chosen.unit(vec![]).is_none());
 }
@@ -49,19 +76,32 @@ async fn redis_server_from_path_runs_persists_and_stops() {
     }
     let state = tempfile::tempdir().unwrap();
     let port = free_port();
-    let chosen = plan(&managed(RedisProvider::Auto, Some(port)), state.path(), std::env::var_os("PATH"), &mut PortPicker::default()).unwrap();
+    let chosen = plan(
+        &managed(RedisProvider::Auto, Some(port)),
+        state.path(),
+        std::env::var_os("PATH"),
+        &mut PortPicker::default(),
+    )
+    .unwrap();
     assert_eq!(chosen.url(), Some(format!("redis://127.0.0.1:{port}")));
     let unit = chosen.unit(std::env::vars().collect()).unwrap();
     let supervisor = Supervisor::new(vec![unit], Arc::new(ProcessRuntime), LogBus::new(100));
     supervisor.start_all();
     let redis = supervisor.handle("redis").unwrap().clone();
-    assert!(redis.wait_ready(Duration::from_secs(10)).await, "{:?}", redis.status());
+    assert!(
+        redis.wait_ready(Duration::from_secs(10)).await,
+        "{:?}",
+        redis.status()
+    );
     assert!(Probe::Redis(port).check().await);
     let pid = redis.status().pid.unwrap();
     supervisor.shutdown().await;
     assert_eq!(redis.status().state, AppState::Stopped);
     assert!(!group_alive(pid));
-    assert!(state.path().join("redis/appendonlydir").is_dir(), "data lives under .daca/redis");
+    assert!(
+        state.path().join("redis/appendonlydir").is_dir(),
+        "data lives under .daca/redis"
+    );
 }
 
 #[test]
@@ -71,6 +111,15 @@ fn a_busy_fixed_port_is_refused() {
     if !have("redis-server") {
         return;
     }
-    let err = plan(&managed(RedisProvider::Auto, Some(port)), std::path::Path::new("/tmp"), std::env::var_os("PATH"), &mut PortPicker::default()).unwrap_err();
-    assert!(err.to_string().contains(&format!("redis.port {port} is already in use")));
+    let err = plan(
+        &managed(RedisProvider::Auto, Some(port)),
+        std::path::Path::new("/tmp"),
+        std::env::var_os("PATH"),
+        &mut PortPicker::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("redis.port {port} is already in use"))
+    );
 }
