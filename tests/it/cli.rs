@@ -283,7 +283,13 @@ fn after_daca_is_sigkilled_daca_down_ends_what_it_left() {
 
     // A new `daca up` ends the orphans first (else port 8000 would be busy), then runs.
     let mut again = Up::start(&hello(), None);
-    wait_for_hello(&again);
+    // Not `wait_for_hello`: the orphan itself still answers on 8000 until the new daca ends it.
+    let ready = || again.output().contains("all 1 app(s) ready");
+    assert!(
+        wait_until(Duration::from_secs(60), ready),
+        "{}",
+        again.output()
+    );
     assert!(
         again
             .output()
