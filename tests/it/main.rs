@@ -5,3 +5,4 @@ mod common;
 mod manifest;
 mod process;
 mod redis;
+mod up;
