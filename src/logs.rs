@@ -195,3 +195,57 @@ impl Printer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(source: &str, text: &str) -> LogLine {
+        LogLine {
+            ts_ms: 1,
+            source: source.into(),
+            stream: Stream::Stdout,
+            line: text.into(),
+        }
+    }
+
+    #[test]
+    fn names_are_aligned_and_coloured_per_source() {
+        let sources = vec!["redis".to_string(), "hello-api".to_string()];
+        let plain = Printer {
+            format: LogFormat::Text,
+            width: 9,
+            color: false,
+            sources: sources.clone(),
+        };
+        assert_eq!(plain.format(&line("redis", "up")), "redis     | up");
+        let coloured = Printer {
+            format: LogFormat::Text,
+            width: 9,
+            color: true,
+            sources,
+        };
+        assert_eq!(
+            coloured.format(&line("redis", "up")),
+            "\x1b[36mredis     |\x1b[0m up"
+        );
+        assert_eq!(
+            coloured.format(&line("hello-api", "hi")),
+            "\x1b[33mhello-api |\x1b[0m hi"
+        );
+    }
+
+    #[test]
+    fn the_replay_buffer_is_bounded_and_keeps_the_newest() {
+        let bus = LogBus::new(3);
+        for n in 0..5 {
+            bus.push("app", Stream::Stdout, n.to_string());
+        }
+        let kept: Vec<String> = bus
+            .recent(|_| true)
+            .iter()
+            .map(|l| l.line.clone())
+            .collect();
+        assert_eq!(kept, ["2", "3", "4"]);
+    }
+}

@@ -314,9 +314,17 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
             .0,
         404
     );
-    up.signal(Signal::SIGTERM);
-    assert_eq!(up.wait_exit(Duration::from_secs(20)), Some(0));
+    let down = run(&["down", "-d", project.path().to_str().unwrap()]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert_eq!(
+        up.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        up.output()
+    );
+    assert!(up.output().contains("`daca down`: stopping"));
     assert!(port_is_free(port));
+    assert!(!project.path().join(".daca/run.json").exists());
 }
 
 /// A project whose only app ignores SIGTERM and has a long grace period.
@@ -347,15 +355,17 @@ fn a_second_ctrl_c_forces_the_stop() {
         up.output()
     );
     let pid = up.ps()["apps"][0]["pid"].as_u64().unwrap() as u32;
-    up.signal(Signal::SIGINT);
+    // SIGTERM starts the graceful stop (as `docker stop` or systemd would send it) ...
+    up.signal(Signal::SIGTERM);
     assert!(wait_until(Duration::from_secs(5), || up
         .output()
-        .contains("press Ctrl-C again to force")));
+        .contains("SIGTERM: stopping")));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         group_alive(pid),
         "the app ignores SIGTERM and its grace period is 60 s"
     );
+    // ... and a Ctrl-C during it forces.
     let started = std::time::Instant::now();
     up.signal(Signal::SIGINT);
     assert_eq!(
