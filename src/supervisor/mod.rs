@@ -114,13 +114,9 @@ impl Supervisor {
             tokio::spawn(async move {
                 for (dependency, dep_spec) in dependencies {
                     if !dependency.wait_ready(dep_spec.startup_timeout).await {
-                        let reason = format!(
-                            "not started: `{}` was not ready after {} s (waited for {})",
-                            dependency.name(),
-                            dep_spec.startup_timeout.as_secs(),
-                            dep_spec.probe.describe()
-                        );
-                        handle.send(Control::Fail(reason)).await;
+                        handle
+                            .send(Control::Fail(not_ready_reason(&dependency, &dep_spec)))
+                            .await;
                         return;
                     }
                 }
@@ -150,5 +146,27 @@ impl Supervisor {
         for handle in self.handles() {
             handle.force_kill();
         }
+    }
+}
+
+/// Why a dependent was not started: its dependency gave up, or never passed its probe in time.
+fn not_ready_reason(dependency: &AppHandle, spec: &UnitSpec) -> String {
+    let status = dependency.status();
+    match status.state {
+        AppState::Failed | AppState::Exited => format!(
+            "not started: its dependency `{}` is {} ({})",
+            dependency.name(),
+            status.state.as_str(),
+            status
+                .message
+                .or(status.last_exit.map(|e| e.to_string()))
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "not started: `{}` was not ready after {} s (waited for {})",
+            dependency.name(),
+            spec.startup_timeout.as_secs(),
+            spec.probe.describe()
+        ),
     }
 }

@@ -120,14 +120,10 @@ async fn dependents_give_up_when_a_dependency_never_starts() {
     let statuses = sup.statuses();
     assert_eq!(statuses[0].state, AppState::Failed);
     assert_eq!(statuses[1].state, AppState::Failed);
+    let message = statuses[1].message.as_ref().unwrap();
     assert!(
-        statuses[1]
-            .message
-            .as_ref()
-            .unwrap()
-            .contains("`db` was not ready"),
-        "{:?}",
-        statuses[1].message
+        message.contains("its dependency `db` is failed (`x` was not found"),
+        "{message}"
     );
     assert_eq!(fake.calls(), ["launch db"]);
 }
@@ -145,4 +141,25 @@ async fn restart_stops_then_starts_and_counts() {
     assert_eq!(api.status().pid, Some(2));
     api.stop().await;
     assert_eq!(api.status().state, AppState::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependency_that_never_gets_ready_times_out_naming_its_probe() {
+    let fake = FakeRuntime::default();
+    let mut db = unit("db", &[]);
+    db.probe = Probe::Tcp(1); // nothing listens on port 1
+    db.startup_timeout = Duration::from_secs(3);
+    let sup = supervisor(&fake, vec![db, unit("api", &["db"])]);
+    sup.start_all();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    settle().await;
+    let api = &sup.statuses()[1];
+    assert_eq!(api.state, AppState::Failed);
+    let message = api.message.as_ref().unwrap();
+    assert!(
+        message
+            .contains("`db` was not ready after 3 s (waited for a TCP connection to 127.0.0.1:1)"),
+        "{message}"
+    );
+    assert_eq!(fake.calls(), ["launch db"]);
 }

@@ -50,6 +50,15 @@ impl Up {
         format!("--- stdout\n{}\n--- stderr\n{}", read("out"), read("err"))
     }
 
+    /// Waits until daca has printed `needle`, failing the test with its output otherwise.
+    fn wait_output(&self, needle: &str, limit: Duration) {
+        assert!(
+            wait_until(limit, || self.output().contains(needle)),
+            "no `{needle}` in\n{}",
+            self.output()
+        );
+    }
+
     fn ps(&self) -> Value {
         let output = run(&["ps", "--json", "-d", self.dir.to_str().unwrap()]);
         assert!(
@@ -88,6 +97,15 @@ impl Drop for Up {
             .args(["down", "-d", self.dir.to_str().unwrap()])
             .output();
     }
+}
+
+/// The port at the end of an address such as `redis://127.0.0.1:6379`.
+fn port_of(address: &Value) -> u16 {
+    address
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("an address with a port")
 }
 
 fn hello() -> PathBuf {
@@ -137,13 +155,7 @@ fn up_runs_hello_with_redis_and_ctrl_c_leaves_nothing_behind() {
         body.contains("hello from hello-api") && body.contains("\"dapr_http_port\":\"3500\""),
         "{body}"
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || up
-            .output()
-            .contains("all 1 app(s) ready")),
-        "{}",
-        up.output()
-    );
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(10));
 
     let ps = up.ps();
     let app = &ps["apps"][0];
@@ -153,14 +165,7 @@ fn up_runs_hello_with_redis_and_ctrl_c_leaves_nothing_behind() {
     assert_eq!(ps["redis"]["mode"], "redis-server");
     let app_pid = app["pid"].as_u64().unwrap() as u32;
     let redis_pid = ps["redis"]["status"]["pid"].as_u64().unwrap() as u32;
-    let redis_port: u16 = ps["redis"]["url"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let redis_port = port_of(&ps["redis"]["url"]);
     assert_eq!(
         redis_port, 6379,
         "6379 is free here, so Redis takes it as in the Dapr tutorials"
@@ -273,13 +278,7 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
     std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
 
     let mut up = Up::start(project.path(), Some(bin.to_str().unwrap()));
-    assert!(
-        wait_until(Duration::from_secs(20), || up
-            .output()
-            .contains("all 1 app(s) ready")),
-        "{}",
-        up.output()
-    );
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(20));
     assert!(
         up.output()
             .contains("no `redis-server` on PATH: using the embedded in-memory store"),
@@ -295,14 +294,7 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
         &std::fs::read_to_string(project.path().join(".daca/run.json")).unwrap(),
     )
     .unwrap();
-    let control_port: u16 = record["control"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let control_port = port_of(&record["control"]);
     let (status, body) = http("POST", control_port, "/v1/apps/web/restart").unwrap();
     assert_eq!(status, 200, "{body}");
     let restarted: Value = serde_json::from_str(&body).unwrap();
@@ -347,13 +339,7 @@ fn a_second_ctrl_c_forces_the_stop() {
     let _serial = serial();
     let (project, port) = stubborn_project();
     let mut up = Up::start(project.path(), None);
-    assert!(
-        wait_until(Duration::from_secs(20), || up
-            .output()
-            .contains("all 1 app(s) ready")),
-        "{}",
-        up.output()
-    );
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(20));
     let pid = up.ps()["apps"][0]["pid"].as_u64().unwrap() as u32;
     // SIGTERM starts the graceful stop (as `docker stop` or systemd would send it) ...
     up.signal(Signal::SIGTERM);
