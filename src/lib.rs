@@ -7,6 +7,7 @@
 //! (`project`), so a later `daca up` or `daca down` can end what a killed daca left behind.
 
 pub mod cli;
+pub mod components;
 pub mod control;
 pub mod env;
 pub mod logs;
@@ -15,4 +16,6 @@ pub mod ports;
 pub mod project;
 pub mod redis;
 pub mod runtime;
+pub mod sidecar;
+pub mod state;
 pub mod supervisor;

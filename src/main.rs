@@ -44,6 +44,8 @@ fn is_user_error(err: &anyhow::Error) -> bool {
     err.is::<UserError>()
         || err.is::<daca::manifest::ManifestError>()
         || err.is::<daca::redis::RedisError>()
+        || err.is::<daca::components::ComponentsError>()
+        || err.is::<daca::components::stores::StoreSetupError>()
         || err.is::<daca::project::ProjectError>()
         || err.is::<daca::control::client::ClientError>()
 }

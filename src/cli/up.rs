@@ -8,6 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
 use super::{ProjectArgs, user_error};
+use crate::components;
 use crate::control::{self, ControlState};
 use crate::env::{SidecarPorts, app_env, read_dot_env};
 use crate::logs::{LogBus, LogFormat, Printer};
@@ -52,6 +53,13 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
     let sidecars = assign_sidecar_ports(&manifest, &mut picker);
     let units = units(&manifest, &redis_plan, &sidecars);
     preflight(&manifest, &units)?;
+    let components = components::load(manifest.resources.as_deref())?;
+    let (stores, notices) = components::stores::state_stores(&components, &redis_plan)?;
+    for notice in notices {
+        tracing::info!("{notice}");
+    }
+    // Sidecars listen before any app starts, and stay up while apps restart.
+    start_sidecars(&manifest, &sidecars, Arc::new(stores)).await?;
 
     let logs = LogBus::new(LOG_BUFFER);
     let sources: Vec<String> = units.iter().map(|u| u.launch.name.clone()).collect();
@@ -151,6 +159,33 @@ fn units(
         });
     }
     units
+}
+
+async fn start_sidecars(
+    manifest: &Manifest,
+    sidecars: &BTreeMap<String, SidecarPorts>,
+    stores: Arc<BTreeMap<String, components::stores::StateEntry>>,
+) -> anyhow::Result<()> {
+    let api_token = std::env::var("DAPR_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    for app in &manifest.apps {
+        let port = sidecars[app.id.as_str()].http;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|err| {
+            user_error(format!(
+                "{}: cannot listen on sidecar port {port}: {err}\n  hint: free the port or set `dapr_http_port:` for this app",
+                app.id
+            ))
+        })?;
+        let state = crate::sidecar::SidecarState {
+            app_id: app.id.to_string(),
+            stores: stores.clone(),
+            api_token: api_token.clone(),
+            max_body_size: app.max_body_size,
+        };
+        tokio::spawn(crate::sidecar::serve(listener, Arc::new(state)));
+    }
+    Ok(())
 }
 
 /// Problems that would only show up one by one later are reported together, before anything starts.

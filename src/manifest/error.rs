@@ -48,7 +48,7 @@ pub struct ManifestError {
 }
 
 impl ManifestError {
-    pub(crate) fn new(file: &Path, source_text: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
+    pub fn new(file: &Path, source_text: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
         diagnostics.sort_by_key(|d| (d.line, d.column));
         diagnostics.dedup();
         ManifestError {

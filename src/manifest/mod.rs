@@ -18,6 +18,7 @@ use std::path::Path;
 
 pub use error::{Diagnostic, ManifestError};
 pub use model::{AppId, AppSpec, Manifest, RedisConfig, RedisProvider, RestartPolicy};
+pub use wire::EnvValue;
 
 /// The file name daca looks for in a project folder.
 pub const FILE_NAME: &str = "daca.yaml";

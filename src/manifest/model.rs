@@ -93,6 +93,8 @@ pub struct AppSpec {
     pub dapr_grpc_port: Option<u16>,
     pub grace_period: Duration,
     pub startup_timeout: Duration,
+    /// Request body limit of its sidecar, in bytes.
+    pub max_body_size: usize,
 }
 
 /// When a process that exited on its own is started again.

@@ -195,6 +195,7 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
         }
     }
     let restart = restart_policy(c, app.restart.as_ref());
+    let max_body_size = body_size(c, app.max_body_size.as_ref());
     let grace_period = c.duration(app.grace_period.as_ref(), grace);
     let depends_on = app
         .depends_on
@@ -219,7 +220,39 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
         dapr_grpc_port: app.dapr_grpc_port.as_ref().map(|p| p.value),
         grace_period,
         startup_timeout: startup,
+        max_body_size,
     })
+}
+
+/// Dapr's default `maxBodySize`: 4 MiB.
+const DEFAULT_BODY: usize = 4 << 20;
+
+/// `4Mi`, `512Ki`, `8MB`, `1048576`: binary (Ki/Mi/Gi) or decimal (K/KB, M/MB, G/GB) units.
+fn body_size(checker: &mut Checker, raw: Option<&At<String>>) -> usize {
+    let Some(raw) = raw else { return DEFAULT_BODY };
+    let text = raw.value.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: Option<usize> = match unit.trim() {
+        "" | "B" => Some(1),
+        "Ki" | "KiB" => Some(1 << 10),
+        "Mi" | "MiB" => Some(1 << 20),
+        "Gi" | "GiB" => Some(1 << 30),
+        "K" | "KB" | "k" => Some(1000),
+        "M" | "MB" => Some(1_000_000),
+        "G" | "GB" => Some(1_000_000_000),
+        _ => None,
+    };
+    match (number.parse::<usize>(), factor) {
+        (Ok(n), Some(f)) if n > 0 => n.saturating_mul(f),
+        _ => {
+            let hint = Some("write a size such as `4Mi`, `16MB` or `1048576`".into());
+            checker.error(raw, format!("invalid size `{}`", raw.value), hint);
+            DEFAULT_BODY
+        }
+    }
 }
 
 fn restart_policy(checker: &mut Checker, raw: Option<&At<String>>) -> RestartPolicy {

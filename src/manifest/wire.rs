@@ -104,6 +104,8 @@ pub struct AppWire {
     pub dapr_http_port: Option<At<u16>>,
     /// Sidecar gRPC port (default: 50001 for the first app, else the next free port).
     pub dapr_grpc_port: Option<At<u16>>,
+    /// Largest request body its sidecar accepts, e.g. `4Mi` (the default, as Dapr's `maxBodySize`).
+    pub max_body_size: Option<At<String>>,
     /// Overrides the project's `grace_period` for this app.
     pub grace_period: Option<At<String>>,
 }

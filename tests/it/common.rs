@@ -105,3 +105,76 @@ pub fn http(method: &str, port: u16, path: &str) -> Option<(u16, String)> {
         .to_string();
     Some((status, body))
 }
+
+/// A throwaway `redis-server` on a free port, stopped on drop.
+pub struct RedisServer {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one, or None (skip) where redis-server is missing outside CI.
+    pub fn start() -> Option<RedisServer> {
+        if !have("redis-server") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || server.connection().is_some()),
+            "redis-server did not start"
+        );
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn connection(&self) -> Option<redis::Connection> {
+        let mut connection = redis::Client::open(self.url())
+            .ok()?
+            .get_connection()
+            .ok()?;
+        redis::cmd("PING").query::<String>(&mut connection).ok()?;
+        Some(connection)
+    }
+
+    /// Runs one command.
+    pub fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command.query(&mut self.connection().unwrap()).unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

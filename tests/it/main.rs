@@ -5,4 +5,5 @@ mod common;
 mod manifest;
 mod process;
 mod redis;
+mod sidecar;
 mod up;

@@ -1,0 +1,162 @@
+//! State store instances for the state components: one per component, shared by every app.
+//!
+//! Component files written for Kubernetes work unchanged: a `redisHost` naming a cluster service
+//! (`redis-master:6379`, `*.svc.cluster.local`) points at daca's Redis, with a notice saying so.
+//! Without any Redis in this run (embedded mode), Redis components become in-memory ones.
+
+use std::collections::BTreeMap;
+
+use redis::IntoConnectionInfo;
+
+use super::{Component, ComponentKind};
+use crate::redis::RedisPlan;
+use crate::state::{MemoryStore, RedisStore, StateStore};
+
+/// How keys are prefixed in the store (`keyPrefix` metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPrefix {
+    AppId,
+    Name,
+    Namespace,
+    None,
+    Custom(String),
+}
+
+impl KeyPrefix {
+    fn parse(raw: Option<&str>) -> KeyPrefix {
+        // Dapr lower-cases the value, custom prefixes included.
+        match raw.map(str::to_lowercase).as_deref() {
+            None | Some("") | Some("appid") => KeyPrefix::AppId,
+            Some("name") => KeyPrefix::Name,
+            Some("namespace") => KeyPrefix::Namespace,
+            Some("none") => KeyPrefix::None,
+            Some(other) => KeyPrefix::Custom(other.to_string()),
+        }
+    }
+}
+
+/// A state component ready to serve.
+#[derive(Clone)]
+pub struct StateEntry {
+    pub component: Component,
+    pub store: StateStore,
+    pub key_prefix: KeyPrefix,
+    /// Component-wide `ttlInSeconds`, used when a request gives none.
+    pub default_ttl: Option<i64>,
+}
+
+/// A component's metadata cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("component `{name}` ({origin}): {message}\n  hint: {hint}")]
+pub struct StoreSetupError {
+    pub name: String,
+    pub origin: String,
+    pub message: String,
+    pub hint: String,
+}
+
+/// Builds the state stores; returns them by name, with notices for the user.
+pub fn state_stores(
+    components: &[Component],
+    redis: &RedisPlan,
+) -> Result<(BTreeMap<String, StateEntry>, Vec<String>), StoreSetupError> {
+    let mut stores = BTreeMap::new();
+    let mut notices = Vec::new();
+    for component in components.iter().filter(|c| c.kind.is_state()) {
+        let fail = |message: String, hint: &str| StoreSetupError {
+            name: component.name.clone(),
+            origin: component
+                .origin
+                .clone()
+                .unwrap_or_else(|| "daca's default".into()),
+            message,
+            hint: hint.into(),
+        };
+        let default_ttl = match component.get("ttlInSeconds") {
+            Some(raw) if !raw.is_empty() => Some(raw.parse::<i64>().map_err(|_| {
+                fail(
+                    format!("ttlInSeconds `{raw}` is not a whole number"),
+                    "write seconds, e.g. \"60\"",
+                )
+            })?),
+            _ => None,
+        };
+        let store = match component.kind {
+            ComponentKind::StateRedis => redis_store(component, redis, &mut notices)
+                .map_err(|m| fail(m, "check redisHost, redisPassword and redisDB"))?,
+            _ => StateStore::Memory(MemoryStore::new()),
+        };
+        let key_prefix = KeyPrefix::parse(component.get("keyPrefix"));
+        stores.insert(
+            component.name.clone(),
+            StateEntry {
+                component: component.clone(),
+                store,
+                key_prefix,
+                default_ttl,
+            },
+        );
+    }
+    Ok((stores, notices))
+}
+
+/// Whether `host` names something inside a Kubernetes cluster rather than this machine.
+fn is_cluster_name(host: &str) -> bool {
+    host.ends_with(".svc.cluster.local")
+        || host.ends_with(".svc")
+        || (!host.contains('.') && !host.contains(':') && host != "localhost")
+}
+
+fn is_local(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
+}
+
+fn redis_store(
+    component: &Component,
+    redis: &RedisPlan,
+    notices: &mut Vec<String>,
+) -> Result<StateStore, String> {
+    let written = component.get("redisHost").unwrap_or("localhost:6379");
+    let (host, port) = match written.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| format!("redisHost `{written}` has no valid port"))?,
+        ),
+        None => (written, 6379),
+    };
+    let daca_redis = redis.url();
+    let address = if is_cluster_name(host) || (is_local(host) && daca_redis.is_none()) {
+        let Some(url) = daca_redis else {
+            notices.push(format!("component `{}`: no Redis in this run, so `{written}` is served by the embedded in-memory store", component.name));
+            return Ok(StateStore::Memory(MemoryStore::new()));
+        };
+        if is_cluster_name(host) {
+            notices.push(format!("component `{}`: redisHost `{written}` is a Kubernetes name; using daca's Redis at {url}", component.name));
+        }
+        url
+    } else {
+        format!("redis://{host}:{port}")
+    };
+    let db = component
+        .get("redisDB")
+        .filter(|d| !d.is_empty())
+        .unwrap_or("0");
+    let db: i64 = db
+        .parse()
+        .map_err(|_| format!("redisDB `{db}` is not a number"))?;
+    let info = address
+        .as_str()
+        .into_connection_info()
+        .map_err(|err| format!("bad Redis address {address}: {err}"))?;
+    let mut settings = info.redis_settings().clone().set_db(db);
+    if let Some(password) = component.get("redisPassword").filter(|p| !p.is_empty()) {
+        settings = settings.set_password(password);
+    }
+    if let Some(user) = component.get("redisUsername").filter(|u| !u.is_empty()) {
+        settings = settings.set_username(user);
+    }
+    Ok(StateStore::Redis(RedisStore::new(
+        info.set_redis_settings(settings),
+    )))
+}

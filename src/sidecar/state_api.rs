@@ -1,0 +1,434 @@
+//! `/v1.0/state/...`: save, get, bulk get, delete and transactions, with Dapr's status codes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::SidecarState;
+use super::error::ApiError;
+use super::keys::{Query, stored_key};
+use crate::components::stores::StateEntry;
+use crate::state::{Delete, Op, StoreError, Write};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The store named in the URL, as this app may see it.
+fn store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a StateEntry> {
+    if sidecar.stores.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_STATE_STORE_NOT_CONFIGURED",
+            format!("state store {name} is not configured"),
+        ));
+    }
+    sidecar
+        .stores
+        .get(name)
+        .filter(|entry| entry.component.visible_to(&sidecar.app_id))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ERR_STATE_STORE_NOT_FOUND",
+                format!("state store {name} is not found"),
+            )
+        })
+}
+
+async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum::body::Bytes> {
+    axum::body::to_bytes(body, sidecar.max_body_size)
+        .await
+        .map_err(|_| {
+            ApiError::malformed(format!(
+                "http: request body too large (the limit is {} bytes; raise `max_body_size`)",
+                sidecar.max_body_size
+            ))
+        })
+}
+
+#[derive(Debug, Deserialize)]
+struct Options {
+    #[serde(default)]
+    concurrency: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SaveItem {
+    #[serde(default)]
+    key: String,
+    value: Option<Box<RawValue>>,
+    etag: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    options: Option<Options>,
+}
+
+/// One write, with Dapr's rules for concurrency, TTL and metadata precedence.
+fn to_write(
+    entry: &StateEntry,
+    key: String,
+    value: Vec<u8>,
+    etag: Option<String>,
+    concurrency: &str,
+    metadata: &BTreeMap<String, String>,
+) -> std::result::Result<Write, StoreError> {
+    let first_write = match concurrency {
+        "" | "last-write" => false,
+        "first-write" => true,
+        other => {
+            return Err(StoreError::Failed(format!(
+                "unrecognized concurrency model '{other}'"
+            )));
+        }
+    };
+    // With last-write an etag is ignored, as in Dapr.
+    let etag = if concurrency == "last-write" {
+        None
+    } else {
+        etag.filter(|e| !e.is_empty())
+    };
+    let ttl =
+        match metadata.get("ttlInSeconds") {
+            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+                StoreError::Failed(format!("ttlInSeconds `{raw}` is not an integer"))
+            })?),
+            None => entry.default_ttl,
+        };
+    Ok(Write {
+        key,
+        value,
+        etag,
+        first_write,
+        ttl,
+    })
+}
+
+pub async fn save(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response> {
+    let entry = store(&sidecar, &name)?;
+    let query = Query::parse(query.as_deref());
+    let bytes = read_body(&sidecar, body).await?;
+    let items: Vec<SaveItem> =
+        serde_json::from_slice(&bytes).map_err(|err| ApiError::malformed(err.to_string()))?;
+    let mut writes = Vec::with_capacity(items.len());
+    for item in items {
+        if item.key.is_empty() {
+            return Err(ApiError::malformed("\"key\" is a required field"));
+        }
+        let key = stored_key(&entry.key_prefix, &sidecar.app_id, &name, &item.key)?;
+        let mut metadata = item.metadata;
+        metadata.extend(query.metadata.clone());
+        let value = item
+            .value
+            .map(|v| v.get().as_bytes().to_vec())
+            .unwrap_or_else(|| b"null".to_vec());
+        let concurrency = item.options.map(|o| o.concurrency).unwrap_or_default();
+        writes.push(to_write(
+            entry,
+            key,
+            value,
+            item.etag,
+            &concurrency,
+            &metadata,
+        ));
+    }
+    // Items are independent (not a transaction), as in Dapr: run them concurrently.
+    let results = futures_util::future::join_all(writes.into_iter().map(|write| async {
+        match write {
+            Ok(write) => entry.store.apply(&[Op::Upsert(write)]).await,
+            Err(err) => Err(err),
+        }
+    }))
+    .await;
+    let errors: Vec<StoreError> = results.into_iter().filter_map(|r| r.err()).collect();
+    if errors.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let status = match errors.iter().find(|e| !matches!(e, StoreError::Failed(_))) {
+        Some(StoreError::EtagMismatch(_)) => StatusCode::CONFLICT,
+        Some(StoreError::EtagInvalid(_)) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let joined: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    Err(ApiError::new(
+        status,
+        "ERR_STATE_SAVE",
+        format!(
+            "failed saving state in state store {name}: {}",
+            joined.join("\n")
+        ),
+    ))
+}
+
+pub async fn get(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path((name, key)): Path<(String, String)>,
+) -> Result<Response> {
+    let entry = store(&sidecar, &name)?;
+    let stored = stored_key(&entry.key_prefix, &sidecar.app_id, &name, &key)?;
+    let item = entry.store.get(&stored).await.map_err(|err| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_STATE_GET",
+            format!("fail to get {key} from state store {name}: {err}"),
+        )
+    })?;
+    let Some(item) = item else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        item.data,
+    )
+        .into_response();
+    if let Some(etag) = item.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response.headers_mut().insert("etag", etag);
+    }
+    Ok(response)
+}
+
+pub async fn delete(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path((name, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let entry = store(&sidecar, &name)?;
+    let stored = stored_key(&entry.key_prefix, &sidecar.app_id, &name, &key)?;
+    // Sent verbatim (quotes are not stripped); an empty header means no etag.
+    let etag = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(String::from);
+    match entry
+        .store
+        .apply(&[Op::Delete(Delete { key: stored, etag })])
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(err) => {
+            let status = if matches!(err, StoreError::EtagMismatch(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            Err(ApiError::new(
+                status,
+                "ERR_STATE_DELETE",
+                format!("failed deleting state with key {key}: {err}"),
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkRequest {
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    parallelism: i64,
+}
+
+pub async fn bulk(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response> {
+    let entry = store(&sidecar, &name)?;
+    let bytes = read_body(&sidecar, body).await?;
+    let request: BulkRequest = serde_json::from_slice(&bytes)
+        .map_err(|err| ApiError::malformed(format!("failed deserializing HTTP body: {err}")))?;
+    let stored: Vec<(String, String)> = request
+        .keys
+        .into_iter()
+        .map(|key| stored_key(&entry.key_prefix, &sidecar.app_id, &name, &key).map(|s| (key, s)))
+        .collect::<Result<_>>()?;
+    let parallelism = if request.parallelism <= 0 {
+        stored.len().max(1)
+    } else {
+        request.parallelism as usize
+    };
+    let items: Vec<BulkItem> = futures_util::stream::iter(stored)
+        .map(|(key, stored)| async move { bulk_item(entry, key, &stored).await })
+        .buffered(parallelism)
+        .collect()
+        .await;
+    Ok((StatusCode::OK, axum::Json(items)).into_response())
+}
+
+/// One entry of a bulk get, in Dapr's field order.
+#[derive(Debug, serde::Serialize)]
+struct BulkItem {
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `{"key","data","etag"}` for a hit, `{"key"}` for a miss, `{"key","error"}` for a failure.
+async fn bulk_item(entry: &StateEntry, key: String, stored: &str) -> BulkItem {
+    let mut item = BulkItem {
+        key,
+        data: None,
+        etag: None,
+        error: None,
+    };
+    match entry.store.get(stored).await {
+        Ok(Some(found)) => {
+            // Stored JSON goes out as it is; bytes that are not JSON (saved over gRPC) as a string.
+            let text = String::from_utf8_lossy(&found.data).into_owned();
+            item.data = RawValue::from_string(text.clone())
+                .ok()
+                .or_else(|| serde_json::value::to_raw_value(&text).ok());
+            item.etag = found.etag;
+        }
+        Ok(None) => {}
+        Err(err) => item.error = Some(err.to_string()),
+    }
+    item
+}
+
+#[derive(Debug, Deserialize)]
+struct TransactionRequest {
+    #[serde(default)]
+    operations: Vec<Operation>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Operation {
+    operation: String,
+    /// Raw values, so `value` is stored exactly as the client sent it.
+    #[serde(default)]
+    request: BTreeMap<String, Box<RawValue>>,
+}
+
+/// A field of an operation's `request`, matched case-insensitively (Dapr decodes it so).
+fn field<'a>(request: &'a BTreeMap<String, Box<RawValue>>, name: &str) -> Option<&'a RawValue> {
+    request
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_ref())
+}
+
+fn json_field(request: &BTreeMap<String, Box<RawValue>>, name: &str) -> serde_json::Value {
+    field(request, name)
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default()
+}
+
+fn text_field(request: &BTreeMap<String, Box<RawValue>>, name: &str) -> Result<Option<String>> {
+    match json_field(request, name) {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(text) => Ok(Some(text)),
+        other => Err(ApiError::malformed(format!(
+            "failed deserializing HTTP body: '{name}' expected a string, got {other}"
+        ))),
+    }
+}
+
+pub async fn transaction(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response> {
+    let entry = store(&sidecar, &name)?;
+    let query = Query::parse(query.as_deref());
+    let bytes = read_body(&sidecar, body).await?;
+    let request: TransactionRequest = serde_json::from_slice(&bytes)
+        .map_err(|err| ApiError::malformed(format!("failed deserializing HTTP body: {err}")))?;
+    let mut ops = Vec::with_capacity(request.operations.len());
+    for operation in &request.operations {
+        ops.push(transaction_op(
+            &sidecar,
+            entry,
+            &name,
+            operation,
+            &request.metadata,
+            &query.metadata,
+        )?);
+    }
+    let failed = |err: StoreError| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_STATE_TRANSACTION",
+            format!("error while executing state transaction: {err}"),
+        )
+    };
+    let ops: Vec<Op> = ops
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()
+        .map_err(failed)?;
+    entry.store.apply(&ops).await.map_err(failed)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+type PreparedOp = std::result::Result<Op, StoreError>;
+
+fn transaction_op(
+    sidecar: &SidecarState,
+    entry: &StateEntry,
+    name: &str,
+    operation: &Operation,
+    common: &BTreeMap<String, String>,
+    query: &BTreeMap<String, String>,
+) -> Result<PreparedOp> {
+    let request = &operation.request;
+    let key = text_field(request, "key")?.unwrap_or_default();
+    if !matches!(operation.operation.as_str(), "upsert" | "delete") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_NOT_SUPPORTED_STATE_OPERATION",
+            format!("operation type {} not supported", operation.operation),
+        ));
+    }
+    if key.is_empty() {
+        return Err(ApiError::malformed("\"key\" is a required field"));
+    }
+    let stored = stored_key(&entry.key_prefix, &sidecar.app_id, name, &key)?;
+    let etag = text_field(request, "etag")?;
+    if operation.operation == "delete" {
+        return Ok(Ok(Op::Delete(Delete { key: stored, etag })));
+    }
+    let mut metadata = common.clone();
+    if let serde_json::Value::Object(own) = json_field(request, "metadata") {
+        metadata.extend(own.iter().map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        }));
+    }
+    metadata.extend(query.clone());
+    let value = field(request, "value")
+        .map(|v| v.get().as_bytes().to_vec())
+        .unwrap_or_else(|| b"null".to_vec());
+    let options = json_field(request, "options");
+    let concurrency = options
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("concurrency"))
+        })
+        .and_then(|(_, c)| c.as_str())
+        .unwrap_or("");
+    Ok(to_write(entry, stored, value, etag, concurrency, &metadata).map(Op::Upsert))
+}

@@ -1,0 +1,189 @@
+//! Dapr's Redis state layout: one hash per key with fields `data` (the value's bytes),
+//! `version` (the etag, an integer starting at 1) and, after a first-write save, `first-write`.
+//!
+//! Every write goes through one Lua script that checks all etags first and only then writes,
+//! so a multi-operation transaction is all-or-nothing. (Dapr's own store pipelines one script
+//! per operation in MULTI/EXEC, which Redis does not roll back; the data layout is the same.)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use super::{Item, Op, StoreError, expected_version};
+
+/// For each operation i (1-based), KEYS[i] is its key and ARGV[5i-4..5i] are:
+/// kind (`set`/`del`), expected version or etag, data, first-write flag (`0` = first-write,
+/// as Dapr passes it), ttl (`` = leave the expiry alone).
+const APPLY: &str = r#"
+local function version(key)
+  local ok, v = pcall(redis.call, 'HGET', key, 'version')
+  if not ok then return nil, true end
+  return v, false
+end
+local n = #KEYS
+for i = 1, n do
+  local key, kind, want = KEYS[i], ARGV[5*i-4], ARGV[5*i-3]
+  local v = version(key)
+  if kind == 'set' then
+    local fw = false
+    if v then fw = redis.call('HGET', key, 'first-write') end
+    if v and v ~= want and not ((not fw) and want == '0') then
+      return redis.error_reply('ETAG failed to set key ' .. key)
+    end
+  elseif v and v ~= '' and v ~= want and want ~= '0' then
+    return redis.error_reply('ETAG failed to delete ' .. key)
+  end
+end
+for i = 1, n do
+  local key, kind = KEYS[i], ARGV[5*i-4]
+  if kind == 'del' then
+    redis.call('DEL', key)
+  else
+    local _, wrongtype = version(key)
+    if wrongtype then redis.call('DEL', key) end
+    redis.call('HSET', key, 'data', ARGV[5*i-2])
+    if ARGV[5*i-1] == '0' then redis.call('HSET', key, 'first-write', 0) end
+    redis.call('HINCRBY', key, 'version', 1)
+    local ttl = ARGV[5*i]
+    if ttl ~= '' then
+      if tonumber(ttl) > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
+    end
+  end
+end
+return n
+"#;
+
+/// A Redis-backed store; clones share one connection manager.
+#[derive(Clone)]
+pub struct RedisStore {
+    info: redis::ConnectionInfo,
+    connection: Arc<OnceCell<ConnectionManager>>,
+    script: Arc<redis::Script>,
+}
+
+impl RedisStore {
+    /// A store for `info`. Connecting waits for the first request, so the store can be set up
+    /// before the managed Redis has finished starting.
+    pub fn new(info: redis::ConnectionInfo) -> RedisStore {
+        RedisStore {
+            info,
+            connection: Arc::new(OnceCell::new()),
+            script: Arc::new(redis::Script::new(APPLY)),
+        }
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let connection = self
+            .connection
+            .get_or_try_init(|| async {
+                let client = redis::Client::open(self.info.clone())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_response_timeout(Some(Duration::from_secs(5)));
+                client.get_connection_manager_with_config(config).await
+            })
+            .await
+            .map_err(|err| {
+                StoreError::Failed(format!("cannot reach Redis at {}: {err}", self.info.addr()))
+            })?;
+        Ok(connection.clone())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let mut connection = self.connection().await?;
+        let fields: Result<HashMap<String, Vec<u8>>, redis::RedisError> = redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut connection)
+            .await;
+        let mut fields = match fields {
+            Ok(fields) => fields,
+            // A value written as a plain string (by another tool) reads back without an etag.
+            Err(err) if err.code() == Some("WRONGTYPE") => {
+                let data: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed)?;
+                return Ok(data.map(|data| Item { data, etag: None }));
+            }
+            Err(err) => return Err(failed(err)),
+        };
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let (Some(data), Some(version)) = (fields.remove("data"), fields.remove("version")) else {
+            return Err(StoreError::Failed(format!(
+                "key {key} is a hash without `data` and `version`"
+            )));
+        };
+        Ok(Some(Item {
+            data,
+            etag: Some(String::from_utf8_lossy(&version).into_owned()),
+        }))
+    }
+
+    pub async fn ttl(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let mut connection = self.connection().await?;
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        Ok((ttl >= 0).then_some(ttl))
+    }
+
+    pub async fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.script.prepare_invoke();
+        for op in ops {
+            match op {
+                Op::Upsert(write) => {
+                    let fw = if write.first_write { "0" } else { "1" };
+                    let ttl = write.ttl.map(|t| t.to_string()).unwrap_or_default();
+                    invocation
+                        .key(&write.key)
+                        .arg("set")
+                        .arg(expected_version(write)?)
+                        .arg(&write.value[..])
+                        .arg(fw)
+                        .arg(ttl);
+                }
+                Op::Delete(delete) => {
+                    let etag = delete.etag.clone().unwrap_or_else(|| "0".into());
+                    invocation
+                        .key(&delete.key)
+                        .arg("del")
+                        .arg(etag)
+                        .arg("")
+                        .arg("")
+                        .arg("");
+                }
+            }
+        }
+        let mut connection = self.connection().await?;
+        let result: Result<i64, redis::RedisError> = invocation.invoke_async(&mut connection).await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("ETAG") => {
+                let detail = err.detail().unwrap_or_default().to_string();
+                // A refused write that carried no etag (a first-write key) is a plain failure.
+                let blind = ops.iter().any(|op| matches!(op, Op::Upsert(w) if w.etag.is_none() && detail == format!("failed to set key {}", w.key)));
+                Err(if blind {
+                    StoreError::Failed(detail)
+                } else {
+                    StoreError::EtagMismatch(detail)
+                })
+            }
+            Err(err) => Err(failed(err)),
+        }
+    }
+}
+
+fn failed(err: redis::RedisError) -> StoreError {
+    StoreError::Failed(err.to_string())
+}
