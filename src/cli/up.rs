@@ -53,7 +53,7 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
     let sidecars = assign_sidecar_ports(&manifest, &mut picker);
     let units = units(&manifest, &redis_plan, &sidecars);
     preflight(&manifest, &units)?;
-    let components = components::load(manifest.resources.as_deref())?;
+    let components = components::load(manifest.resources.as_deref(), &manifest.root)?;
     let (stores, notices) = components::stores::state_stores(&components, &redis_plan)?;
     for notice in notices {
         tracing::info!("{notice}");

@@ -98,8 +98,9 @@ impl fmt::Display for ComponentsError {
 }
 
 /// The components of a project. With no resources folder: what `dapr init` provides, a Redis
-/// `statestore` (also the actor store) and a Redis `pubsub`.
-pub fn load(resources: Option<&Path>) -> Result<Vec<Component>, ComponentsError> {
+/// `statestore` (also the actor store) and a Redis `pubsub`. Relative paths in metadata (a
+/// secrets file) are relative to `root`, the project folder, where Dapr would run.
+pub fn load(resources: Option<&Path>, root: &Path) -> Result<Vec<Component>, ComponentsError> {
     let Some(folder) = resources else {
         return Ok(defaults());
     };
@@ -109,11 +110,11 @@ pub fn load(resources: Option<&Path>) -> Result<Vec<Component>, ComponentsError>
     // Dapr reads the folder non-recursively, only *.yaml and *.yml; sorting keeps errors stable.
     files.retain(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
     files.sort();
-    let root = folder.parent().unwrap_or(folder);
     let mut loader = Loader {
         root,
         components: Vec::new(),
         raw: Vec::new(),
+        seen: Vec::new(),
         errors: Vec::new(),
     };
     for file in &files {
@@ -167,6 +168,8 @@ struct Loader<'a> {
     root: &'a Path,
     components: Vec<Component>,
     raw: Vec<Raw>,
+    /// Every component name met so far, valid or not, with `file:line`, to report duplicates.
+    seen: Vec<(String, String)>,
     errors: Vec<ManifestError>,
 }
 
@@ -191,6 +194,20 @@ fn documents(text: &str) -> Vec<(u64, String)> {
             .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
     });
     documents
+}
+
+/// A YAML error of the document that starts after `offset` lines, positioned in its file.
+fn yaml_diagnostic(err: &serde_saphyr::Error, offset: u64) -> Diagnostic {
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line() + offset, l.column()))
+        .unwrap_or((offset + 1, 1));
+    let text = err.to_string();
+    Diagnostic::at(
+        line,
+        column,
+        text.split(" at line ").next().unwrap_or(&text).trim(),
+    )
 }
 
 fn at<T>(spanned: &Spanned<T>, offset: u64) -> (u64, u64) {
@@ -219,56 +236,25 @@ impl Loader<'_> {
         };
         for (offset, document) in documents(&text) {
             let options = serde_saphyr::options! { with_snippet: false };
-            let parsed =
-                serde_saphyr::from_str_with_options::<ResourceHead>(&document, options.clone())
-                    .and_then(|head| {
-                        Ok((
-                            head,
-                            serde_saphyr::from_str_with_options::<Option<ComponentWire>>(
-                                &document, options,
-                            ),
-                        ))
-                    });
-            let (head, component) = match parsed {
-                Ok(parsed) => parsed,
+            let head = match serde_saphyr::from_str_with_options::<ResourceHead>(
+                &document,
+                options.clone(),
+            ) {
+                Ok(head) => head,
                 Err(err) => {
-                    let (line, column) = err
-                        .location()
-                        .map(|l| (l.line() + offset, l.column()))
-                        .unwrap_or((offset + 1, 1));
-                    let message = err
-                        .to_string()
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    self.fail(file, &text, vec![Diagnostic::at(line, column, message)]);
+                    self.fail(file, &text, vec![yaml_diagnostic(&err, offset)]);
                     continue;
                 }
             };
             if head.kind.as_ref().is_none_or(|k| k.value != "Component") {
                 continue; // Subscriptions, Resiliency, ...: read by the features that use them
             }
-            match component {
+            match serde_saphyr::from_str_with_options::<Option<ComponentWire>>(&document, options) {
                 Ok(Some(wire)) => self.check(wire, file, &text, offset),
                 Ok(None) => {}
                 Err(err) => {
-                    let (line, column) = err
-                        .location()
-                        .map(|l| (l.line() + offset, l.column()))
-                        .unwrap_or((offset + 1, 1));
-                    let message = err
-                        .to_string()
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let hint = "a Component needs `metadata.name` and `spec.type`; see https://docs.dapr.io/reference/components-reference/";
-                    self.fail(
-                        file,
-                        &text,
-                        vec![Diagnostic::at(line, column, message).hint(hint)],
-                    );
+                    let hint = "a Component needs `metadata.name` and `spec.type` (see Dapr's component reference)";
+                    self.fail(file, &text, vec![yaml_diagnostic(&err, offset).hint(hint)]);
                 }
             }
         }
@@ -300,24 +286,9 @@ impl Loader<'_> {
             );
         };
         let mut problems = Vec::new();
-        if let Some(first) = self.raw.iter().find(|r| {
-            r.wire
-                .metadata
-                .name
-                .as_ref()
-                .is_some_and(|n| n.value == name.value)
-        }) {
-            let (line, column) = at(name, offset);
-            let first_line = first
-                .wire
-                .metadata
-                .name
-                .as_ref()
-                .map_or(0, |n| n.referenced.line() + first.offset);
-            let hint = format!(
-                "the first is in {}:{first_line}; component names must be unique",
-                first.file.display()
-            );
+        let (line, column) = at(name, offset);
+        if let Some((_, first)) = self.seen.iter().find(|(seen, _)| *seen == name.value) {
+            let hint = format!("the first is at {first}; component names must be unique");
             problems.push(
                 Diagnostic::at(
                     line,
@@ -326,6 +297,9 @@ impl Loader<'_> {
                 )
                 .hint(hint),
             );
+        } else {
+            self.seen
+                .push((name.value.clone(), format!("{}:{line}", file.display())));
         }
         let has = |key: &str| {
             wire.spec

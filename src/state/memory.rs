@@ -66,6 +66,12 @@ impl MemoryStore {
             .entries
             .lock()
             .expect("UNWRAP: no code panics while holding this lock");
+        // Malformed etags are refused before anything is looked at (as the Redis store does).
+        for op in ops {
+            if let Op::Upsert(write) = op {
+                expected_version(write)?;
+            }
+        }
         // Check every operation first, so a failed check leaves everything untouched.
         for op in ops {
             match op {

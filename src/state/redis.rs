@@ -31,10 +31,10 @@ for i = 1, n do
     local fw = false
     if v then fw = redis.call('HGET', key, 'first-write') end
     if v and v ~= want and not ((not fw) and want == '0') then
-      return redis.error_reply('ETAG failed to set key ' .. key)
+      return redis.error_reply('ETAG ' .. i .. ' failed to set key ' .. key)
     end
   elseif v and v ~= '' and v ~= want and want ~= '0' then
-    return redis.error_reply('ETAG failed to delete ' .. key)
+    return redis.error_reply('ETAG ' .. i .. ' failed to delete ' .. key)
   end
 end
 for i = 1, n do
@@ -170,13 +170,19 @@ impl RedisStore {
         match result {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("ETAG") => {
-                let detail = err.detail().unwrap_or_default().to_string();
+                // The script names the refused operation: `ETAG <index> <message>`.
+                let detail = err.detail().unwrap_or_default();
+                let (index, message) = detail.split_once(' ').unwrap_or(("0", detail));
+                let op = index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| ops.get(i.wrapping_sub(1)));
                 // A refused write that carried no etag (a first-write key) is a plain failure.
-                let blind = ops.iter().any(|op| matches!(op, Op::Upsert(w) if w.etag.is_none() && detail == format!("failed to set key {}", w.key)));
+                let blind = matches!(op, Some(Op::Upsert(write)) if write.etag.is_none());
                 Err(if blind {
-                    StoreError::Failed(detail)
+                    StoreError::Failed(message.into())
                 } else {
-                    StoreError::EtagMismatch(detail)
+                    StoreError::EtagMismatch(message.into())
                 })
             }
             Err(err) => Err(failed(err)),

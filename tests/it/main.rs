@@ -2,8 +2,10 @@
 
 mod cli;
 mod common;
+mod components;
 mod manifest;
 mod process;
 mod redis;
 mod sidecar;
+mod state_props;
 mod up;

@@ -100,7 +100,7 @@ impl Sidecar {
             options.extra_metadata, options.scopes
         );
         std::fs::write(folder.path().join("statestore.yaml"), yaml).unwrap();
-        let loaded = components::load(Some(folder.path())).unwrap();
+        let loaded = components::load(Some(folder.path()), folder.path()).unwrap();
         let plan = match &redis {
             Some(server) => RedisPlan::External { url: server.url() },
             None => RedisPlan::Embedded {
