@@ -126,17 +126,22 @@ fn redis_store(
         None => (written, 6379),
     };
     let daca_redis = redis.url();
-    let address = if is_cluster_name(host) || (is_local(host) && daca_redis.is_none()) {
-        let Some(url) = daca_redis else {
+    // `localhost:6379` is what `dapr init` writes; like a cluster service name, it means "the
+    // project's Redis", wherever daca runs it. Other addresses are used as written.
+    let means_project_redis =
+        is_cluster_name(host) || (is_local(host) && port == 6379) || component.origin.is_none();
+    let address = match (means_project_redis, daca_redis) {
+        (true, None) => {
             notices.push(format!("component `{}`: no Redis in this run, so `{written}` is served by the embedded in-memory store", component.name));
             return Ok(StateStore::Memory(MemoryStore::new()));
-        };
-        if is_cluster_name(host) {
-            notices.push(format!("component `{}`: redisHost `{written}` is a Kubernetes name; using daca's Redis at {url}", component.name));
         }
-        url
-    } else {
-        format!("redis://{host}:{port}")
+        (true, Some(url)) => {
+            if is_cluster_name(host) {
+                notices.push(format!("component `{}`: redisHost `{written}` is a Kubernetes name; using daca's Redis at {url}", component.name));
+            }
+            url
+        }
+        (false, _) => format!("redis://{host}:{port}"),
     };
     let db = component
         .get("redisDB")

@@ -75,21 +75,29 @@ impl RedisStore {
         }
     }
 
+    /// The shared connection, made on first use. A Redis that is down fails the request within
+    /// a few seconds with a clear cause (never hangs it), and the next request tries again.
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let connection = self
-            .connection
-            .get_or_try_init(|| async {
-                let client = redis::Client::open(self.info.clone())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(5)))
-                    .set_response_timeout(Some(Duration::from_secs(5)));
-                client.get_connection_manager_with_config(config).await
-            })
-            .await
-            .map_err(|err| {
-                StoreError::Failed(format!("cannot reach Redis at {}: {err}", self.info.addr()))
-            })?;
-        Ok(connection.clone())
+        let connect = self.connection.get_or_try_init(|| async {
+            let client = redis::Client::open(self.info.clone())?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(5)))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500));
+            client.get_connection_manager_with_config(config).await
+        });
+        let unreachable = |cause: String| {
+            StoreError::Failed(format!(
+                "cannot reach Redis at {}: {cause}",
+                self.info.addr()
+            ))
+        };
+        match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(connection)) => Ok(connection.clone()),
+            Ok(Err(err)) => Err(unreachable(err.to_string())),
+            Err(_) => Err(unreachable("no answer within 5 s".into())),
+        }
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
@@ -106,10 +114,10 @@ impl RedisStore {
                     .arg(key)
                     .query_async(&mut connection)
                     .await
-                    .map_err(failed)?;
+                    .map_err(|e| self.failed(e))?;
                 return Ok(data.map(|data| Item { data, etag: None }));
             }
-            Err(err) => return Err(failed(err)),
+            Err(err) => return Err(self.failed(err)),
         };
         if fields.is_empty() {
             return Ok(None);
@@ -131,7 +139,7 @@ impl RedisStore {
             .arg(key)
             .query_async(&mut connection)
             .await
-            .map_err(failed)?;
+            .map_err(|e| self.failed(e))?;
         Ok((ttl >= 0).then_some(ttl))
     }
 
@@ -185,11 +193,24 @@ impl RedisStore {
                     StoreError::EtagMismatch(message.into())
                 })
             }
-            Err(err) => Err(failed(err)),
+            Err(err) => Err(self.failed(err)),
         }
     }
 }
 
-fn failed(err: redis::RedisError) -> StoreError {
-    StoreError::Failed(err.to_string())
+impl RedisStore {
+    /// A Redis error as the user should read it: a lost connection names the server.
+    fn failed(&self, err: redis::RedisError) -> StoreError {
+        if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_timeout()
+        {
+            return StoreError::Failed(format!(
+                "Redis at {} is unreachable ({err}); daca reconnects on the next request",
+                self.info.addr()
+            ));
+        }
+        StoreError::Failed(err.to_string())
+    }
 }

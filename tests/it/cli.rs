@@ -104,3 +104,27 @@ fn the_repository_manifests_are_valid() {
         );
     }
 }
+
+#[test]
+fn a_bad_component_file_stops_up_before_anything_starts_with_its_position() {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir(project.path().join("components")).unwrap();
+    std::fs::write(
+        project.path().join("components/store.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.mongodb\n  version: v1\n",
+    )
+    .unwrap();
+    std::fs::write(project.path().join("daca.yaml"), "resources: ./components\nredis: { provider: embedded }\napps:\n  - id: web\n    command: [\"python3\"]\n").unwrap();
+    let output = run(&["up", "-d", project.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("unknown component type `state.mongodb`")
+            && stderr.contains("store.yaml:6:9"),
+        "{stderr}"
+    );
+    assert!(
+        !project.path().join(".daca/run.json").exists(),
+        "nothing was started"
+    );
+}

@@ -86,13 +86,19 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// An HTTP request without a body on 127.0.0.1; returns the status code and body.
 pub fn http(method: &str, port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(port, method, path, "")
+}
+
+/// An HTTP request with a JSON body on 127.0.0.1; returns the status code and body.
+pub fn http_request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
         .ok()?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(head.as_bytes()).ok()?;
     let mut response = String::new();
@@ -119,8 +125,12 @@ impl RedisServer {
         if !have("redis-server") {
             return None;
         }
+        Some(RedisServer::start_on(free_port()))
+    }
+
+    /// A server on `port` (to bring one back where another was).
+    pub fn start_on(port: u16) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -146,7 +156,7 @@ impl RedisServer {
             wait_until(Duration::from_secs(10), || server.connection().is_some()),
             "redis-server did not start"
         );
-        Some(server)
+        server
     }
 
     pub fn url(&self) -> String {

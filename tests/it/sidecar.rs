@@ -474,3 +474,45 @@ async fn bodies_over_the_limit_are_refused() {
     );
     assert_eq!(s.save(r#"[{"key":"k","value":"small"}]"#).await.status, 204);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_is_a_quick_clear_500_and_the_sidecar_recovers() {
+    if !crate::common::have("redis-server") {
+        return;
+    }
+    let mut s = Sidecar::start(Backend::Redis).await;
+    assert_eq!(s.save(r#"[{"key":"k","value":1}]"#).await.status, 204);
+    let port = s.redis.as_ref().unwrap().port;
+    drop(s.redis.take());
+    let started = std::time::Instant::now();
+    let reply = s.get("k").await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (500, "ERR_STATE_GET")
+    );
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("is unreachable"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "failed fast, did not hang"
+    );
+    s.redis = Some(RedisServer::start_on(port));
+    let recovered =
+        crate::common::wait_until_async(std::time::Duration::from_secs(10), || true).await;
+    assert!(recovered);
+    let mut status = 0;
+    for _ in 0..40 {
+        status = s.save(r#"[{"key":"k","value":2}]"#).await.status;
+        if status == 204 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 204, "the sidecar reconnected by itself");
+}

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::cli::{run, text};
 use crate::common::{
-    daca, free_port, group_alive, have, http, http_get, port_is_free, repo, serial, wait_until,
+    daca, free_port, group_alive, have, http, http_get, http_request, port_is_free, repo, serial,
+    wait_until,
 };
 
 /// A `daca up` in the background, its output in files.
@@ -171,6 +172,21 @@ fn up_runs_hello_with_redis_and_ctrl_c_leaves_nothing_behind() {
         "6379 is free here, so Redis takes it as in the Dapr tutorials"
     );
 
+    // The app keeps state through its sidecar; Redis holds it in Dapr's layout.
+    let saved = http_request(8000, "PUT", "/greetings/ada", r#"{"text": "hi Ada"}"#);
+    assert_eq!(saved.map(|r| r.0), Some(200));
+    let read = http_get(8000, "/greetings/ada").unwrap();
+    assert_eq!(read, (200, r#"{"text":"hi Ada"}"#.to_string()));
+    assert_eq!(http_get(8000, "/greetings/nobody").map(|r| r.0), Some(404));
+    let redis_cli = std::process::Command::new("redis-cli")
+        .args(["-p", "6379", "HGETALL", "hello-api||ada"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&redis_cli.stdout),
+        "data\n{\"text\": \"hi Ada\"}\nversion\n1\n"
+    );
+
     let logs = run(&["logs", "hello-api", "-d", hello().to_str().unwrap()]);
     assert!(
         text(&logs.stdout).contains("hello-api | INFO:     127.0.0.1"),
@@ -287,6 +303,26 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
     );
     let ps = up.ps();
     assert_eq!(ps["redis"]["mode"], "embedded");
+    assert!(
+        up.output()
+            .contains("component `statestore`: no Redis in this run"),
+        "{}",
+        up.output()
+    );
+
+    // The default statestore works, served from memory by the app's sidecar.
+    let sidecar = ps["apps"][0]["sidecar"]["http"].as_u64().unwrap() as u16;
+    let saved = http_request(
+        sidecar,
+        "POST",
+        "/v1.0/state/statestore",
+        r#"[{"key":"k","value":{"n":1}}]"#,
+    );
+    assert_eq!(saved.map(|r| r.0), Some(204));
+    assert_eq!(
+        http_get(sidecar, "/v1.0/state/statestore/k"),
+        Some((200, r#"{"n":1}"#.to_string()))
+    );
 
     // The control API's restart verb (the dashboard's button): a new process, counted.
     let first_pid = ps["apps"][0]["pid"].as_u64().unwrap();
