@@ -2,23 +2,67 @@
 //!
 //! Starts a redis-server and `daca up` (release build) on a throwaway project whose statestore
 //! is that Redis, then, with 1 KiB values:
-//! - throughput, closed loop: CONCURRENCY workers for a few seconds each, sidecar GET/SET
-//!   (HTTP keep-alive, reqwest) vs direct GET/SET (one connection per worker, redis-rs);
-//! - latency, open loop at 1000 requests/s: median and p99 of sidecar GET vs direct GET.
-//! Only 127.0.0.1 is contacted. Run through `scripts/bench/state`.
+//! - throughput, closed loop: CONCURRENCY workers for a few seconds each, each with its own
+//!   keep-alive connection: sidecar GET/SET over HTTP/1.1 vs direct GET/SET with redis-rs;
+//! - latency, open loop at 1000 requests/s: median and p99 of sidecar GET vs direct GET, plus
+//!   the sidecar's health endpoint (the HTTP round trip alone, no store).
+//!
+//! The load generator, daca and Redis share the machine's cores. Only 127.0.0.1 is contacted.
+//! Run through `scripts/bench/state`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
 
 const CONCURRENCY: usize = 32;
 const PHASE: Duration = Duration::from_secs(4);
 const RATE: u64 = 1000;
 
-struct Guard(Vec<Child>);
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-impl Drop for Guard {
+/// One keep-alive HTTP/1.1 connection to the sidecar.
+async fn connect(port: u16) -> Sender {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// Sends one request and reads the whole answer; returns the status and body length.
+async fn send(sender: &mut Sender, method: &str, path: &str, body: Bytes) -> (u16, usize) {
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .body(Full::new(body))
+        .unwrap();
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .len(),
+    )
+}
+
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
     fn drop(&mut self) {
         for child in &mut self.0 {
             let _ = Command::new("kill")
@@ -37,43 +81,32 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs `request` from CONCURRENCY workers for PHASE; returns requests per second.
-async fn throughput<F, Fut>(request: F) -> f64
+/// Runs `worker(i, deadline)` for CONCURRENCY workers; each returns how many requests it made.
+async fn throughput<F, Fut>(worker: F) -> f64
 where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send,
+    F: Fn(usize, Instant) -> Fut,
+    Fut: Future<Output = u64> + Send + 'static,
 {
-    let request = Arc::new(request);
-    let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + PHASE;
     let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|worker| {
-            let (request, done) = (request.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    request(worker, n).await;
-                    n += 1;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
+        .map(|i| tokio::spawn(worker(i, deadline)))
         .collect();
-    for worker in workers {
-        worker.await.unwrap();
+    let mut total = 0;
+    for w in workers {
+        total += w.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / PHASE.as_secs_f64()
+    total as f64 / PHASE.as_secs_f64()
 }
 
-/// Sends one request every 1/RATE s for PHASE (not waiting for answers); returns sorted latencies in µs.
+/// One request every 1/RATE s for PHASE, not waiting for answers; sorted latencies in µs.
 async fn latencies<F, Fut>(request: F) -> Vec<u64>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
-    let mut pending = Vec::new();
     let deadline = Instant::now() + PHASE;
+    let mut pending = Vec::new();
     while Instant::now() < deadline {
         ticker.tick().await;
         let call = request();
@@ -91,14 +124,27 @@ where
     all
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+fn ms(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+}
+
+/// A shared set of connections for the open-loop phase: take one, use it, put it back.
+#[derive(Clone)]
+struct Pool(Arc<std::sync::Mutex<Vec<Sender>>>);
+
+impl Pool {
+    async fn get(&self, path: &'static str) {
+        let taken = self.0.lock().unwrap().pop();
+        let mut sender = taken.expect("enough connections for the open loop");
+        let (status, _) = send(&mut sender, "GET", path, Bytes::new()).await;
+        assert!(status < 300);
+        self.0.lock().unwrap().push(sender);
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let redis_port = free_port();
-    let sidecar_port = free_port();
+    let (redis_port, sidecar) = (free_port(), free_port());
     let project = tempfile::tempdir().unwrap();
     let redis = Command::new("redis-server")
         .args([
@@ -115,7 +161,7 @@ async fn main() {
         .spawn()
         .expect("redis-server on PATH");
     let manifest = format!(
-        "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: bench-app\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {sidecar_port}\n"
+        "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: bench-app\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {sidecar}\n"
     );
     std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
     let daca = Command::new(env!("CARGO_BIN_EXE_daca"))
@@ -124,110 +170,131 @@ async fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = Guard(vec![daca, redis]);
+    let _processes = Processes(vec![daca, redis]);
 
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY * 2)
-        .build()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{sidecar_port}/v1.0/state/statestore");
     let value = "x".repeat(1024);
-    let body = Arc::new(format!(r#"[{{"key":"bench-key","value":"{value}"}}]"#));
+    let body = Bytes::from(format!(r#"[{{"key":"bench-key","value":"{value}"}}]"#));
     for _ in 0..200 {
-        if http
-            .post(&base)
-            .body(body.to_string())
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 204)
-        {
+        if let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", sidecar)).await {
+            drop(stream);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        send(
+            &mut connect(sidecar).await,
+            "POST",
+            "/v1.0/state/statestore",
+            body.clone()
+        )
+        .await
+        .0,
+        204
+    );
     let client = redis::Client::open(format!("redis://127.0.0.1:{redis_port}")).unwrap();
-    let mut connections = Vec::new();
-    for _ in 0..CONCURRENCY {
-        connections.push(client.get_multiplexed_async_connection().await.unwrap());
-    }
-    let connections = Arc::new(connections);
+    let direct = Arc::new(
+        futures_util::future::join_all(
+            (0..CONCURRENCY).map(|_| client.get_multiplexed_async_connection()),
+        )
+        .await,
+    );
+    let mut first = direct[0].as_ref().unwrap().clone();
     let _: () = redis::cmd("SET")
         .arg("direct-key")
         .arg(&value)
-        .query_async(&mut connections[0].clone())
+        .query_async(&mut first)
         .await
         .unwrap();
 
-    let get_url = Arc::new(format!("{base}/bench-key"));
-    let (h, u) = (http.clone(), get_url.clone());
-    let sidecar_get = throughput(move |_, _| {
-        let (h, u) = (h.clone(), u.clone());
-        async move {
-            let response = h.get(u.as_str()).send().await.unwrap();
-            assert_eq!(response.bytes().await.unwrap().len(), 1026);
-        }
-    })
-    .await;
-    let (h, u, b) = (http.clone(), base.clone(), body.clone());
-    let sidecar_set = throughput(move |_, _| {
-        let (h, u, b) = (h.clone(), u.clone(), b.clone());
-        async move {
+    let sidecar_get = throughput(|_, deadline| async move {
+        let mut sender = connect(sidecar).await;
+        let mut n = 0;
+        while Instant::now() < deadline {
             assert_eq!(
-                h.post(u.as_str())
-                    .body(b.to_string())
-                    .send()
-                    .await
-                    .unwrap()
-                    .status(),
-                204
+                send(
+                    &mut sender,
+                    "GET",
+                    "/v1.0/state/statestore/bench-key",
+                    Bytes::new()
+                )
+                .await,
+                (200, 1026)
             );
+            n += 1;
+        }
+        n
+    })
+    .await;
+    let sidecar_set = throughput(|_, deadline| {
+        let body = body.clone();
+        async move {
+            let mut sender = connect(sidecar).await;
+            let mut n = 0;
+            while Instant::now() < deadline {
+                assert_eq!(
+                    send(&mut sender, "POST", "/v1.0/state/statestore", body.clone())
+                        .await
+                        .0,
+                    204
+                );
+                n += 1;
+            }
+            n
         }
     })
     .await;
-    let c = connections.clone();
-    let direct_get = throughput(move |worker, _| {
-        let mut connection = c[worker].clone();
+    let direct_get = throughput(|i, deadline| {
+        let mut connection = direct[i].as_ref().unwrap().clone();
         async move {
-            let data: Vec<u8> = redis::cmd("GET")
-                .arg("direct-key")
-                .query_async(&mut connection)
-                .await
-                .unwrap();
-            assert_eq!(data.len(), 1024);
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let data: Vec<u8> = redis::cmd("GET")
+                    .arg("direct-key")
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                assert_eq!(data.len(), 1024);
+                n += 1;
+            }
+            n
         }
     })
     .await;
-    let (c, v) = (connections.clone(), Arc::new(value.clone()));
-    let direct_set = throughput(move |worker, _| {
-        let (mut connection, v) = (c[worker].clone(), v.clone());
+    let direct_set = throughput(|i, deadline| {
+        let (mut connection, value) = (direct[i].as_ref().unwrap().clone(), value.clone());
         async move {
-            let _: () = redis::cmd("SET")
-                .arg("direct-key")
-                .arg(v.as_str())
-                .query_async(&mut connection)
-                .await
-                .unwrap();
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let _: () = redis::cmd("SET")
+                    .arg("direct-key")
+                    .arg(&value)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
         }
     })
     .await;
 
-    let (h, u) = (http.clone(), get_url.clone());
+    let pool = Pool(Arc::new(std::sync::Mutex::new(
+        futures_util::future::join_all((0..64).map(|_| connect(sidecar))).await,
+    )));
+    let p = pool.clone();
     let sidecar_latency = latencies(move || {
-        let (h, u) = (h.clone(), u.clone());
-        async move {
-            h.get(u.as_str())
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-        }
+        let p = p.clone();
+        async move { p.get("/v1.0/state/statestore/bench-key").await }
     })
     .await;
-    let c = connections.clone();
+    let health_latency = latencies(move || {
+        let p = pool.clone();
+        async move { p.get("/v1.0/healthz").await }
+    })
+    .await;
     let direct_latency = latencies(move || {
-        let mut connection = c[0].clone();
+        let mut connection = first.clone();
         async move {
             let _: Vec<u8> = redis::cmd("GET")
                 .arg("direct-key")
@@ -239,42 +306,47 @@ async fn main() {
     .await;
 
     println!(
-        "state API, 1 KiB values, {CONCURRENCY} concurrent workers, {} s per phase",
+        "state API, 1 KiB values, {CONCURRENCY} concurrent workers on keep-alive connections, {} s per phase",
         PHASE.as_secs()
     );
     println!(
-        "{:<10}{:>16}{:>16}{:>10}",
+        "{:<6}{:>16}{:>16}{:>9}",
         "", "sidecar req/s", "direct req/s", "ratio"
     );
     println!(
-        "{:<10}{:>16.0}{:>16.0}{:>9.0}%",
+        "{:<6}{:>16.0}{:>16.0}{:>8.0}%",
         "GET",
         sidecar_get,
         direct_get,
         sidecar_get / direct_get * 100.0
     );
     println!(
-        "{:<10}{:>16.0}{:>16.0}{:>9.0}%",
+        "{:<6}{:>16.0}{:>16.0}{:>8.0}%",
         "SET",
         sidecar_set,
         direct_set,
         sidecar_set / direct_set * 100.0
     );
     println!(
-        "latency of GET at {RATE} req/s (open loop, {} requests each):",
+        "latency at {RATE} req/s, open loop, {} requests each (median / p99):",
         sidecar_latency.len()
     );
-    let (sm, dm) = (
-        percentile(&sidecar_latency, 0.5),
-        percentile(&direct_latency, 0.5),
+    let (sm, dm, hm) = (
+        ms(&sidecar_latency, 0.5),
+        ms(&direct_latency, 0.5),
+        ms(&health_latency, 0.5),
     );
     println!(
-        "  sidecar: median {sm:.3} ms  p99 {:.3} ms",
-        percentile(&sidecar_latency, 0.99)
+        "  sidecar state GET   {sm:.3} / {:.3} ms",
+        ms(&sidecar_latency, 0.99)
     );
     println!(
-        "  direct:  median {dm:.3} ms  p99 {:.3} ms",
-        percentile(&direct_latency, 0.99)
+        "  direct Redis GET    {dm:.3} / {:.3} ms",
+        ms(&direct_latency, 0.99)
+    );
+    println!(
+        "  sidecar healthz     {hm:.3} / {:.3} ms   (the HTTP round trip alone)",
+        ms(&health_latency, 0.99)
     );
     println!(
         "  added by the sidecar at the median: {:.3} ms (goal <= 0.15 ms; Dapr 1.17 publishes ~0.28 ms)",

@@ -23,12 +23,11 @@ pub fn stored_key(
     if key.contains(SEPARATOR) {
         return Err(illegal(key));
     }
-    let namespace = std::env::var("NAMESPACE").ok().filter(|n| !n.is_empty());
     let prefix = match prefix {
         KeyPrefix::None => return Ok(key.to_string()),
         KeyPrefix::AppId if app_id.is_empty() => return Ok(key.to_string()),
         KeyPrefix::AppId => app_id.to_string(),
-        KeyPrefix::Namespace => match namespace {
+        KeyPrefix::Namespace => match std::env::var("NAMESPACE").ok().filter(|n| !n.is_empty()) {
             Some(namespace) => format!("{namespace}.{app_id}"),
             None => app_id.to_string(),
         },

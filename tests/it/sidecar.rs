@@ -516,3 +516,67 @@ async fn a_dead_redis_is_a_quick_clear_500_and_the_sidecar_recovers() {
     }
     assert_eq!(status, 204, "the sidecar reconnected by itself");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_redis_through_a_secret() {
+    if !crate::common::have("redis-server") {
+        return;
+    }
+    let port = crate::common::free_port();
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--requirepass",
+            "s3cret",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("secrets.json"),
+        r#"{"redis": {"password": "s3cret"}}"#,
+    )
+    .unwrap();
+    let yaml = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: statestore }}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: 127.0.0.1:{port}\n  - name: redisPassword\n    secretKeyRef: {{ name: \"redis:password\" }}\nauth: {{ secretStore: files }}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: files }}\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n  - name: secretsFile\n    value: secrets.json\n"
+    );
+    std::fs::write(folder.path().join("components.yaml"), yaml).unwrap();
+    let loaded =
+        components::load(Some(folder.path()), folder.path()).unwrap_or_else(|e| panic!("{e}"));
+    let plan = RedisPlan::Embedded {
+        reason: "test".into(),
+    };
+    let (stores, _) = components::stores::state_stores(&loaded, &plan).unwrap();
+    let entry = &stores["statestore"];
+    let write = daca::state::Write {
+        key: "k".into(),
+        value: b"1".to_vec(),
+        etag: None,
+        first_write: false,
+        ttl: None,
+    };
+    let mut result = Err(daca::state::StoreError::Failed("not tried".into()));
+    for _ in 0..40 {
+        result = entry
+            .store
+            .apply(&[daca::state::Op::Upsert(write.clone())])
+            .await;
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        result,
+        Ok(()),
+        "AUTH with the password from the secrets file"
+    );
+}

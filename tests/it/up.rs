@@ -342,6 +342,11 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
             .0,
         404
     );
+    // The sidecar stayed up through the restart, and what the app stored is still there.
+    assert_eq!(
+        http_get(sidecar, "/v1.0/state/statestore/k"),
+        Some((200, r#"{"n":1}"#.to_string()))
+    );
     let down = run(&["down", "-d", project.path().to_str().unwrap()]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     assert_eq!(
