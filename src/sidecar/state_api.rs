@@ -52,6 +52,18 @@ async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum::body::Byt
         })
 }
 
+/// What every write handler starts with: the store, the query's metadata, the (limited) body.
+async fn prologue<'a>(
+    sidecar: &'a SidecarState,
+    name: &str,
+    query: Option<String>,
+    body: Body,
+) -> Result<(&'a StateEntry, Query, axum::body::Bytes)> {
+    let entry = store(sidecar, name)?;
+    let query = Query::parse(query.as_deref());
+    Ok((entry, query, read_body(sidecar, body).await?))
+}
+
 #[derive(Debug, Deserialize)]
 struct Options {
     #[serde(default)]
@@ -115,9 +127,7 @@ pub async fn save(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response> {
-    let entry = store(&sidecar, &name)?;
-    let query = Query::parse(query.as_deref());
-    let bytes = read_body(&sidecar, body).await?;
+    let (entry, query, bytes) = prologue(&sidecar, &name, query, body).await?;
     let items: Vec<SaveItem> =
         serde_json::from_slice(&bytes).map_err(|err| ApiError::malformed(err.to_string()))?;
     let mut writes = Vec::with_capacity(items.len());
@@ -348,9 +358,7 @@ pub async fn transaction(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response> {
-    let entry = store(&sidecar, &name)?;
-    let query = Query::parse(query.as_deref());
-    let bytes = read_body(&sidecar, body).await?;
+    let (entry, query, bytes) = prologue(&sidecar, &name, query, body).await?;
     let request: TransactionRequest = serde_json::from_slice(&bytes)
         .map_err(|err| ApiError::malformed(format!("failed deserializing HTTP body: {err}")))?;
     let mut ops = Vec::with_capacity(request.operations.len());

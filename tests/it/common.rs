@@ -116,6 +116,7 @@ pub fn http_request(port: u16, method: &str, path: &str, body: &str) -> Option<(
 pub struct RedisServer {
     child: std::process::Child,
     pub port: u16,
+    password: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -130,6 +131,15 @@ impl RedisServer {
 
     /// A server on `port` (to bring one back where another was).
     pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::launch(port, None)
+    }
+
+    /// A server that requires `password` (AUTH).
+    pub fn start_with_password(password: &str) -> RedisServer {
+        RedisServer::launch(free_port(), Some(password))
+    }
+
+    fn launch(port: u16, password: Option<&str>) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let child = std::process::Command::new("redis-server")
             .args([
@@ -144,12 +154,14 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(dir.path())
+            .args(password.map(|p| ["--requirepass", p]).into_iter().flatten())
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let server = RedisServer {
             child,
             port,
+            password: password.map(String::from),
             _dir: dir,
         };
         assert!(
@@ -160,7 +172,10 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn connection(&self) -> Option<redis::Connection> {

@@ -522,21 +522,8 @@ async fn a_password_protected_redis_through_a_secret() {
     if !crate::common::have("redis-server") {
         return;
     }
-    let port = crate::common::free_port();
-    let mut server = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--requirepass",
-            "s3cret",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = RedisServer::start_with_password("s3cret");
+    let port = server.port;
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(
         folder.path().join("secrets.json"),
@@ -572,11 +559,10 @@ async fn a_password_protected_redis_through_a_secret() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let _ = server.kill();
-    let _ = server.wait();
     assert_eq!(
         result,
         Ok(()),
         "AUTH with the password from the secrets file"
     );
+    assert_eq!(server.query::<String>(&["HGET", "k", "data"]), "1");
 }

@@ -174,7 +174,10 @@ fn up_runs_hello_with_redis_and_ctrl_c_leaves_nothing_behind() {
 
     // The app keeps state through its sidecar; Redis holds it in Dapr's layout. Redis data
     // persists under .daca/redis between runs, so start from no key.
-    assert_eq!(http("DELETE", 3500, "/v1.0/state/statestore/ada").map(|r| r.0), Some(204));
+    assert_eq!(
+        http("DELETE", 3500, "/v1.0/state/statestore/ada").map(|r| r.0),
+        Some(204)
+    );
     let saved = http_request(8000, "PUT", "/greetings/ada", r#"{"text": "hi Ada"}"#);
     assert_eq!(saved.map(|r| r.0), Some(200));
     let read = http_get(8000, "/greetings/ada").unwrap();
