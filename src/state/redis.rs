@@ -18,18 +18,15 @@ use super::{Item, Op, StoreError, expected_version};
 /// kind (`set`/`del`), expected version or etag, data, first-write flag (`0` = first-write,
 /// as Dapr passes it), ttl (`` = leave the expiry alone).
 const APPLY: &str = r#"
-local function version(key)
-  local ok, v = pcall(redis.call, 'HGET', key, 'version')
-  if not ok then return nil, true end
-  return v, false
-end
 local n = #KEYS
+local wrongtype = {}
 for i = 1, n do
   local key, kind, want = KEYS[i], ARGV[5*i-4], ARGV[5*i-3]
-  local v = version(key)
+  -- One read per key: its version and first-write flag (an error means "not a hash").
+  local ok, fields = pcall(redis.call, 'HMGET', key, 'version', 'first-write')
+  local v, fw = false, false
+  if ok then v, fw = fields[1], fields[2] else wrongtype[i] = true end
   if kind == 'set' then
-    local fw = false
-    if v then fw = redis.call('HGET', key, 'first-write') end
     if v and v ~= want and not ((not fw) and want == '0') then
       return redis.error_reply('ETAG ' .. i .. ' failed to set key ' .. key)
     end
@@ -39,11 +36,8 @@ for i = 1, n do
 end
 for i = 1, n do
   local key, kind = KEYS[i], ARGV[5*i-4]
-  if kind == 'del' then
-    redis.call('DEL', key)
-  else
-    local _, wrongtype = version(key)
-    if wrongtype then redis.call('DEL', key) end
+  if kind == 'del' or wrongtype[i] then redis.call('DEL', key) end
+  if kind == 'set' then
     redis.call('HSET', key, 'data', ARGV[5*i-2])
     if ARGV[5*i-1] == '0' then redis.call('HSET', key, 'first-write', 0) end
     redis.call('HINCRBY', key, 'version', 1)
