@@ -9,6 +9,7 @@
 mod error;
 mod keys;
 mod state_api;
+mod transaction;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ pub fn router(state: Arc<SidecarState>) -> Router {
         )
         .route(
             "/v1.0/state/{store}/transaction",
-            post(state_api::transaction).put(state_api::transaction),
+            post(transaction::transaction).put(transaction::transaction),
         )
         .route(
             "/v1.0/state/{store}/{key}",

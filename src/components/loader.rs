@@ -1,0 +1,423 @@
+//! Reading a resources folder: YAML documents → checked components, secrets resolved.
+//! Every problem is collected with its position, so one run reports them all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::wire::{ComponentWire, MetadataItemWire, ResourceHead};
+use super::{Component, ComponentKind, ComponentsError, SUPPORTED, SecretStore};
+use crate::manifest::{Diagnostic, ManifestError};
+
+/// Loads every `*.yaml`/`*.yml` file of `folder` (not recursively, as Dapr does).
+pub(super) fn load_folder(folder: &Path, root: &Path) -> Result<Vec<Component>, ComponentsError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    // Dapr reads the folder non-recursively, only *.yaml and *.yml; sorting keeps errors stable.
+    files.retain(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
+    files.sort();
+    let mut loader = Loader {
+        root,
+        components: Vec::new(),
+        raw: Vec::new(),
+        seen: Vec::new(),
+        errors: Vec::new(),
+    };
+    for file in &files {
+        loader.read_file(file);
+    }
+    loader.resolve();
+    if loader.errors.is_empty() {
+        Ok(loader.components)
+    } else {
+        Err(ComponentsError(loader.errors))
+    }
+}
+
+/// One parsed Component document, before secrets are resolved.
+struct Raw {
+    wire: ComponentWire,
+    kind: ComponentKind,
+    file: PathBuf,
+    text: String,
+    /// Lines before the document in its file.
+    offset: u64,
+}
+
+struct Loader<'a> {
+    root: &'a Path,
+    components: Vec<Component>,
+    raw: Vec<Raw>,
+    /// Every component name met so far, valid or not, with `file:line`, to report duplicates.
+    seen: Vec<(String, String)>,
+    errors: Vec<ManifestError>,
+}
+
+/// Splits a multi-document YAML file at `---` lines; each piece comes with its line offset.
+fn documents(text: &str) -> Vec<(u64, String)> {
+    let mut documents = vec![(0u64, String::new())];
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---#") {
+            documents.push((index as u64 + 1, String::new()));
+        } else {
+            let current = &mut documents
+                .last_mut()
+                .expect("UNWRAP: starts with one document")
+                .1;
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    documents.retain(|(_, doc)| {
+        doc.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    });
+    documents
+}
+
+/// A YAML error of the document that starts after `offset` lines, positioned in its file.
+fn yaml_diagnostic(err: &serde_saphyr::Error, offset: u64) -> Diagnostic {
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line() + offset, l.column()))
+        .unwrap_or((offset + 1, 1));
+    let text = err.to_string();
+    Diagnostic::at(
+        line,
+        column,
+        text.split(" at line ").next().unwrap_or(&text).trim(),
+    )
+}
+
+fn at<T>(spanned: &Spanned<T>, offset: u64) -> (u64, u64) {
+    (
+        spanned.referenced.line() + offset,
+        spanned.referenced.column(),
+    )
+}
+
+impl Loader<'_> {
+    fn fail(&mut self, file: &Path, text: &str, diagnostics: Vec<Diagnostic>) {
+        self.errors
+            .push(ManifestError::new(file, text, diagnostics));
+    }
+
+    fn read_file(&mut self, file: &Path) {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(err) => {
+                return self.fail(
+                    file,
+                    "",
+                    vec![Diagnostic::at(0, 0, format!("cannot read: {err}"))],
+                );
+            }
+        };
+        for (offset, document) in documents(&text) {
+            let options = serde_saphyr::options! { with_snippet: false };
+            let head = match serde_saphyr::from_str_with_options::<ResourceHead>(
+                &document,
+                options.clone(),
+            ) {
+                Ok(head) => head,
+                Err(err) => {
+                    self.fail(file, &text, vec![yaml_diagnostic(&err, offset)]);
+                    continue;
+                }
+            };
+            if head.kind.as_ref().is_none_or(|k| k.value != "Component") {
+                continue; // Subscriptions, Resiliency, ...: read by the features that use them
+            }
+            match serde_saphyr::from_str_with_options::<Option<ComponentWire>>(&document, options) {
+                Ok(Some(wire)) => self.check(wire, file, &text, offset),
+                Ok(None) => {}
+                Err(err) => {
+                    let hint = "a Component needs `metadata.name` and `spec.type` (see Dapr's component reference)";
+                    self.fail(file, &text, vec![yaml_diagnostic(&err, offset).hint(hint)]);
+                }
+            }
+        }
+    }
+
+    /// Checks what can be checked before secrets: the type, the name, required metadata.
+    fn check(&mut self, wire: ComponentWire, file: &Path, text: &str, offset: u64) {
+        let type_name = &wire.spec.value.kind;
+        let Some(kind) = ComponentKind::parse(&type_name.value) else {
+            let (line, column) = at(type_name, offset);
+            let d = Diagnostic::at(
+                line,
+                column,
+                format!("unknown component type `{}`", type_name.value),
+            )
+            .hint(format!("daca supports {SUPPORTED}"));
+            return self.fail(file, text, vec![d]);
+        };
+        let Some(name) = &wire.metadata.name else {
+            let (line, column) = at(&wire.spec, offset);
+            return self.fail(
+                file,
+                text,
+                vec![Diagnostic::at(
+                    line,
+                    column.saturating_sub(2).max(1),
+                    "the component has no `metadata.name`",
+                )],
+            );
+        };
+        let mut problems = Vec::new();
+        let (line, column) = at(name, offset);
+        if let Some((_, first)) = self.seen.iter().find(|(seen, _)| *seen == name.value) {
+            let hint = format!("the first is at {first}; component names must be unique");
+            problems.push(
+                Diagnostic::at(
+                    line,
+                    column,
+                    format!("duplicate component name `{}`", name.value),
+                )
+                .hint(hint),
+            );
+        } else {
+            self.seen
+                .push((name.value.clone(), format!("{}:{line}", file.display())));
+        }
+        let has = |key: &str| {
+            wire.spec
+                .value
+                .items()
+                .iter()
+                .any(|m| m.value.name.eq_ignore_ascii_case(key))
+        };
+        if kind.uses_redis() && !has("redisHost") {
+            let (line, column) = at(type_name, offset);
+            problems.push(
+                Diagnostic::at(
+                    line,
+                    column,
+                    format!("`{}` needs a `redisHost` metadata item", type_name.value),
+                )
+                .hint("add `- name: redisHost` with `value: localhost:6379`"),
+            );
+        }
+        for item in wire.spec.value.items() {
+            if let Some(problem) = unsupported(&item.value) {
+                let (line, column) = at(item, offset);
+                problems.push(Diagnostic::at(line, column, problem.0).hint(problem.1));
+            }
+        }
+        if problems.is_empty() {
+            self.raw.push(Raw {
+                wire,
+                kind,
+                file: file.to_path_buf(),
+                text: text.to_string(),
+                offset,
+            });
+        } else {
+            self.fail(file, text, problems);
+        }
+    }
+
+    /// Loads secret stores, then resolves every component's values through them.
+    fn resolve(&mut self) {
+        let mut stores: BTreeMap<String, SecretStore> = BTreeMap::new();
+        let raw = std::mem::take(&mut self.raw);
+        for r in raw.iter().filter(|r| {
+            matches!(
+                r.kind,
+                ComponentKind::SecretsEnv | ComponentKind::SecretsFile
+            )
+        }) {
+            let plain = plain_values(r.wire.spec.value.items());
+            let store = match r.kind {
+                ComponentKind::SecretsFile => SecretStore::file(self.root, &plain),
+                _ => Ok(SecretStore::Env {
+                    prefix: plain.get("prefix").cloned().unwrap_or_default(),
+                }),
+            };
+            match store {
+                Ok(store) => {
+                    stores.insert(name_of(&r.wire), store);
+                }
+                Err(message) => {
+                    let (line, column) = at(&r.wire.spec.value.kind, r.offset);
+                    self.fail(
+                        &r.file,
+                        &r.text,
+                        vec![Diagnostic::at(line, column, message)],
+                    );
+                }
+            }
+        }
+        for r in raw {
+            if let Some(component) = self.resolve_one(&r, &stores) {
+                self.components.push(component);
+            }
+        }
+    }
+
+    fn resolve_one(
+        &mut self,
+        r: &Raw,
+        stores: &BTreeMap<String, SecretStore>,
+    ) -> Option<Component> {
+        let mut metadata = BTreeMap::new();
+        let mut secret_items = Vec::new();
+        let mut problems = Vec::new();
+        for item in r.wire.spec.value.items() {
+            let (line, column) = at(item, r.offset);
+            match value_of(
+                &item.value,
+                r.wire.auth.as_ref().map(|a| a.secretStore.value.as_str()),
+                stores,
+            ) {
+                Ok((value, secret)) => {
+                    if secret {
+                        secret_items.push(item.value.name.clone());
+                    }
+                    metadata.insert(item.value.name.clone(), value);
+                }
+                Err((message, hint)) => {
+                    problems.push(Diagnostic::at(line, column, message).hint(hint))
+                }
+            }
+        }
+        if !problems.is_empty() {
+            self.fail(&r.file, &r.text, problems);
+            return None;
+        }
+        let line = r
+            .wire
+            .metadata
+            .name
+            .as_ref()
+            .map_or(0, |n| n.referenced.line() + r.offset);
+        Some(Component {
+            name: name_of(&r.wire),
+            type_name: r.wire.spec.value.kind.value.clone(),
+            version: r
+                .wire
+                .spec
+                .value
+                .version
+                .clone()
+                .unwrap_or_else(|| "v1".into()),
+            kind: r.kind,
+            metadata,
+            secret_items,
+            scopes: r.wire.scopes.clone(),
+            origin: Some(format!("{}:{line}", r.file.display())),
+        })
+    }
+}
+
+fn name_of(wire: &ComponentWire) -> String {
+    wire.metadata
+        .name
+        .as_ref()
+        .map(|n| n.value.clone())
+        .unwrap_or_default()
+}
+
+fn plain_values(items: &[Spanned<MetadataItemWire>]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.value.name.clone(),
+                i.value.value.as_ref()?.to_env_string(),
+            ))
+        })
+        .collect()
+}
+
+type Problem = (String, String);
+
+/// An item's value and whether it came from a secret store.
+fn value_of(
+    item: &MetadataItemWire,
+    auth: Option<&str>,
+    stores: &BTreeMap<String, SecretStore>,
+) -> Result<(String, bool), Problem> {
+    if let Some(reference) = &item.secretKeyRef {
+        let Some(store_name) = auth else {
+            return Err((
+                format!(
+                    "`{}` uses secretKeyRef but the component has no `auth.secretStore`",
+                    item.name
+                ),
+                "add `auth: { secretStore: <a secretstores.local.env or .file component> }`".into(),
+            ));
+        };
+        let Some(store) = stores.get(store_name) else {
+            return Err((
+                format!("secret store `{store_name}` is not defined"),
+                format!(
+                    "add a `secretstores.local.env` or `secretstores.local.file` component named `{store_name}`"
+                ),
+            ));
+        };
+        let key = reference.key.as_deref().unwrap_or(&reference.name);
+        // Single-value local stores keep one value per name; `key` selects a field only when nested.
+        let value = store
+            .get(&reference.name)
+            .or_else(|| store.get(&format!("{}:{key}", reference.name)));
+        return match value {
+            Some(value) => Ok((value, true)),
+            None => Err((
+                format!(
+                    "secret `{}` was not found in secret store `{store_name}`",
+                    reference.name
+                ),
+                "define it (env var or secrets file) before `daca up`".into(),
+            )),
+        };
+    }
+    if let Some(variable) = &item.envRef {
+        if variable.starts_with("DAPR_") || variable == "APP_API_TOKEN" {
+            return Err((
+                format!("envRef `{variable}` is not allowed"),
+                "Dapr refuses DAPR_* and APP_API_TOKEN here; use another variable".into(),
+            ));
+        }
+        return Ok((std::env::var(variable).unwrap_or_default(), true));
+    }
+    Ok((
+        item.value
+            .as_ref()
+            .map(|v| v.to_env_string())
+            .unwrap_or_default(),
+        false,
+    ))
+}
+
+/// Metadata daca cannot honour, rejected with a reason rather than silently ignored.
+fn unsupported(item: &MetadataItemWire) -> Option<Problem> {
+    let value = item
+        .value
+        .as_ref()
+        .map(|v| v.to_env_string())
+        .unwrap_or_default();
+    let name = item.name.to_ascii_lowercase();
+    if name == "enabletls" && value.eq_ignore_ascii_case("true") {
+        return Some((
+            "enableTLS: true is not supported: daca talks to Redis without TLS".into(),
+            "set `enableTLS` to \"false\" for local runs (your cluster files can keep it)".into(),
+        ));
+    }
+    if name == "redistype" && value.eq_ignore_ascii_case("cluster") {
+        return Some((
+            "redisType: cluster is not supported by daca".into(),
+            "use a single Redis node locally (`redisType: node`)".into(),
+        ));
+    }
+    if name == "failover" && value.eq_ignore_ascii_case("true") {
+        return Some((
+            "failover (Sentinel) is not supported by daca".into(),
+            "remove `failover` for local runs".into(),
+        ));
+    }
+    None
+}
