@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
@@ -180,6 +180,5 @@ fn end_group(leader: &ProcessRef) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = killpg(pgid, Signal::SIGKILL);
-    let _ = kill(pgid, None);
     true
 }

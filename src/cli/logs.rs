@@ -43,9 +43,13 @@ pub async fn run(args: &LogsArgs, format: LogFormat) -> anyhow::Result<()> {
         dir: args.dir.clone(),
     })?;
     let client = Client::new(&record.control);
-    let mut sources: Vec<String> = record.groups.keys().cloned().collect();
-    sources.extend(client.ps().await?.apps.into_iter().map(|a| a.status.name));
-    sources.dedup();
+    // The same order as `daca up` gives its printer (Redis, then the apps), so colours match.
+    let status = client.ps().await?;
+    let redis = status.redis.status.map(|s| s.name);
+    let sources: Vec<String> = redis
+        .into_iter()
+        .chain(status.apps.into_iter().map(|a| a.status.name))
+        .collect();
     let printer = Printer::new(format, sources);
     client
         .logs(args.app.as_deref(), since_ms, args.follow, |line| {

@@ -136,11 +136,7 @@ impl AppTask {
         match self.runtime.launch(&self.spec.launch, &self.logs) {
             Ok(launched) => {
                 let restarted = std::mem::replace(&mut self.started_once, true);
-                *self
-                    .signals
-                    .lock()
-                    .expect("UNWRAP: no code panics while holding this lock") =
-                    Some(launched.signals.clone());
+                self.share_signals(Some(launched.signals.clone()));
                 self.current = Some(Current {
                     exited: launched.exited,
                     signals: launched.signals,
@@ -201,10 +197,7 @@ impl AppTask {
         };
         // Whatever the leader left behind in its group goes with it, so a restart finds the port free.
         current.signals.kill();
-        *self
-            .signals
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock") = None;
+        self.share_signals(None);
         let ran_for = current.launched.elapsed();
         if !self.spec.restart.restarts_after(exit.success()) {
             tracing::warn!(
@@ -284,14 +277,19 @@ impl AppTask {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        *self
-            .signals
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock") = None;
+        self.share_signals(None);
         self.update(AppState::Stopping, |s| {
             s.pid = None;
             s.last_exit = Some(exit);
         });
+    }
+
+    /// What a forced shutdown (`AppHandle::force_kill`) may signal, bypassing the control queue.
+    fn share_signals(&self, signals: Option<Arc<dyn Signaller>>) {
+        *self
+            .signals
+            .lock()
+            .expect("UNWRAP: no code panics while holding this lock") = signals;
     }
 
     fn update(&self, state: AppState, change: impl FnOnce(&mut AppStatus)) {
