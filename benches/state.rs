@@ -18,7 +18,9 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 
 const CONCURRENCY: usize = 32;
-const PHASE: Duration = Duration::from_secs(4);
+const PHASE: Duration = Duration::from_secs(2);
+const ROUNDS: usize = 5;
+const LATENCY_PHASE: Duration = Duration::from_secs(4);
 const RATE: u64 = 1000;
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -98,14 +100,14 @@ where
     total as f64 / PHASE.as_secs_f64()
 }
 
-/// One request every 1/RATE s for PHASE, not waiting for answers; sorted latencies in µs.
+/// One request every 1/RATE s for LATENCY_PHASE, not waiting for answers; sorted latencies in µs.
 async fn latencies<F, Fut>(request: F) -> Vec<u64>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
-    let deadline = Instant::now() + PHASE;
+    let deadline = Instant::now() + LATENCY_PHASE;
     let mut pending = Vec::new();
     while Instant::now() < deadline {
         ticker.tick().await;
@@ -207,77 +209,100 @@ async fn main() {
         .await
         .unwrap();
 
-    let sidecar_get = throughput(|_, deadline| async move {
-        let mut sender = connect(sidecar).await;
-        let mut n = 0;
-        while Instant::now() < deadline {
-            assert_eq!(
-                send(
-                    &mut sender,
-                    "GET",
-                    "/v1.0/state/statestore/bench-key",
-                    Bytes::new()
-                )
-                .await,
-                (200, 1026)
-            );
-            n += 1;
-        }
-        n
-    })
-    .await;
-    let sidecar_set = throughput(|_, deadline| {
-        let body = body.clone();
-        async move {
+    let script = redis::Script::new(daca::state::WRITE_SCRIPT);
+    let quoted = format!("\"{value}\"");
+    let mut rows: [Vec<(f64, f64)>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        let sidecar_get = throughput(|_, deadline| async move {
             let mut sender = connect(sidecar).await;
             let mut n = 0;
             while Instant::now() < deadline {
+                let path = "/v1.0/state/statestore/bench-key";
                 assert_eq!(
-                    send(&mut sender, "POST", "/v1.0/state/statestore", body.clone())
-                        .await
-                        .0,
-                    204
+                    send(&mut sender, "GET", path, Bytes::new()).await,
+                    (200, 1026)
                 );
                 n += 1;
             }
             n
-        }
-    })
-    .await;
-    let direct_get = throughput(|i, deadline| {
-        let mut connection = direct[i].as_ref().unwrap().clone();
-        async move {
-            let mut n = 0;
-            while Instant::now() < deadline {
-                let data: Vec<u8> = redis::cmd("GET")
-                    .arg("direct-key")
-                    .query_async(&mut connection)
-                    .await
-                    .unwrap();
-                assert_eq!(data.len(), 1024);
-                n += 1;
+        })
+        .await;
+        let direct_get = throughput(|i, deadline| {
+            let mut connection = direct[i].as_ref().unwrap().clone();
+            async move {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let data: Vec<u8> = redis::cmd("GET")
+                        .arg("direct-key")
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                    assert_eq!(data.len(), 1024);
+                    n += 1;
+                }
+                n
             }
-            n
-        }
-    })
-    .await;
-    let direct_set = throughput(|i, deadline| {
-        let (mut connection, value) = (direct[i].as_ref().unwrap().clone(), value.clone());
-        async move {
-            let mut n = 0;
-            while Instant::now() < deadline {
-                let _: () = redis::cmd("SET")
-                    .arg("direct-key")
-                    .arg(&value)
-                    .query_async(&mut connection)
-                    .await
-                    .unwrap();
-                n += 1;
+        })
+        .await;
+        let sidecar_set = throughput(|_, deadline| {
+            let body = body.clone();
+            async move {
+                let mut sender = connect(sidecar).await;
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let path = "/v1.0/state/statestore";
+                    assert_eq!(send(&mut sender, "POST", path, body.clone()).await.0, 204);
+                    n += 1;
+                }
+                n
             }
-            n
-        }
-    })
-    .await;
+        })
+        .await;
+        let direct_set = throughput(|i, deadline| {
+            let (mut connection, value) = (direct[i].as_ref().unwrap().clone(), value.clone());
+            async move {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let _: () = redis::cmd("SET")
+                        .arg("direct-key")
+                        .arg(&value)
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            }
+        })
+        .await;
+        // The same etag/version script a sidecar SET runs, called directly: what a Dapr-layout
+        // write costs Redis before any HTTP is involved.
+        let direct_script = throughput(|i, deadline| {
+            let mut connection = direct[i].as_ref().unwrap().clone();
+            let (script, quoted) = (script.clone(), quoted.clone());
+            async move {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let _: i64 = script
+                        .key("direct-hash")
+                        .arg("set")
+                        .arg("0")
+                        .arg(&quoted)
+                        .arg("1")
+                        .arg("")
+                        .invoke_async(&mut connection)
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            }
+        })
+        .await;
+        rows[0].push((sidecar_get, direct_get));
+        rows[1].push((sidecar_set, direct_set));
+        rows[2].push((sidecar_set, direct_script));
+    }
 
     let pool = Pool(Arc::new(std::sync::Mutex::new(
         futures_util::future::join_all((0..64).map(|_| connect(sidecar))).await,
@@ -306,27 +331,39 @@ async fn main() {
     .await;
 
     println!(
-        "state API, 1 KiB values, {CONCURRENCY} concurrent workers on keep-alive connections, {} s per phase",
+        "state API, 1 KiB values, {CONCURRENCY} concurrent workers on keep-alive connections, \
+         {ROUNDS} interleaved rounds of {} s per measurement",
         PHASE.as_secs()
     );
     println!(
-        "{:<6}{:>16}{:>16}{:>9}",
-        "", "sidecar req/s", "direct req/s", "ratio"
+        "{:<34}{:>14}{:>14}{:>8}   per round",
+        "", "sidecar req/s", "direct req/s", "median"
     );
-    println!(
-        "{:<6}{:>16.0}{:>16.0}{:>8.0}%",
-        "GET",
-        sidecar_get,
-        direct_get,
-        sidecar_get / direct_get * 100.0
-    );
-    println!(
-        "{:<6}{:>16.0}{:>16.0}{:>8.0}%",
-        "SET",
-        sidecar_set,
-        direct_set,
-        sidecar_set / direct_set * 100.0
-    );
+    let names = [
+        "GET  vs Redis GET",
+        "SET  vs Redis SET",
+        "SET  vs the same write script",
+    ];
+    for (name, row) in names.iter().zip(&rows) {
+        let mut ratios: Vec<f64> = row.iter().map(|(s, d)| s / d * 100.0).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = |f: fn(&(f64, f64)) -> f64| {
+            let mut v: Vec<f64> = row.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let each: Vec<String> = row
+            .iter()
+            .map(|(s, d)| format!("{:.0}%", s / d * 100.0))
+            .collect();
+        println!(
+            "{name:<34}{:>14.0}{:>14.0}{:>7.0}%   {}",
+            median(|r| r.0),
+            median(|r| r.1),
+            ratios[ratios.len() / 2],
+            each.join(" ")
+        );
+    }
     println!(
         "latency at {RATE} req/s, open loop, {} requests each (median / p99):",
         sidecar_latency.len()

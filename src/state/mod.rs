@@ -9,7 +9,7 @@ mod memory;
 mod redis;
 
 pub use memory::MemoryStore;
-pub use redis::RedisStore;
+pub use redis::{RedisStore, WRITE_SCRIPT};
 
 /// A write of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]

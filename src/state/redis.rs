@@ -17,7 +17,7 @@ use super::{Item, Op, StoreError, expected_version};
 /// For each operation i (1-based), KEYS[i] is its key and ARGV[5i-4..5i] are:
 /// kind (`set`/`del`), expected version or etag, data, first-write flag (`0` = first-write,
 /// as Dapr passes it), ttl (`` = leave the expiry alone).
-const APPLY: &str = r#"
+pub const WRITE_SCRIPT: &str = r#"
 local n = #KEYS
 local wrongtype = {}
 for i = 1, n do
@@ -65,7 +65,7 @@ impl RedisStore {
         RedisStore {
             info,
             connection: Arc::new(OnceCell::new()),
-            script: Arc::new(redis::Script::new(APPLY)),
+            script: Arc::new(redis::Script::new(WRITE_SCRIPT)),
         }
     }
 
