@@ -6,6 +6,7 @@
 //! `daca ps/logs/down` in another terminal talk to. What it started is written under `.daca/`
 //! (`project`), so a later `daca up` or `daca down` can end what a killed daca left behind.
 
+pub mod channel;
 pub mod cli;
 pub mod components;
 pub mod control;
@@ -14,7 +15,9 @@ pub mod logs;
 pub mod manifest;
 pub mod ports;
 pub mod project;
+pub mod pubsub;
 pub mod redis;
+pub mod redis_link;
 pub mod runtime;
 pub mod sidecar;
 pub mod state;

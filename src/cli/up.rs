@@ -8,6 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
 use super::{ProjectArgs, user_error};
+use crate::channel::AppChannel;
 use crate::components;
 use crate::control::{self, ControlState};
 use crate::env::{SidecarPorts, app_env, read_dot_env};
@@ -15,8 +16,10 @@ use crate::logs::{LogBus, LogFormat, Printer};
 use crate::manifest::{self, Manifest};
 use crate::ports::{PortPicker, is_free};
 use crate::project::{ProcessRef, RunRecord, StateDir};
+use crate::pubsub::{self, delivery::Subscriber};
 use crate::redis::{self, RedisPlan};
 use crate::runtime::process::{ProcessRuntime, resolve_program};
+use crate::sidecar::{Shared, SidecarState};
 use crate::supervisor::{Probe, Supervisor, UnitSpec};
 
 /// Lines of output remembered for `daca logs`.
@@ -53,22 +56,30 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
     let sidecars = assign_sidecar_ports(&manifest, &mut picker);
     let units = units(&manifest, &redis_plan, &sidecars);
     preflight(&manifest, &units)?;
-    let components = components::load(manifest.resources.as_deref(), &manifest.root)?;
-    let (stores, notices) = components::stores::state_stores(&components, &redis_plan)?;
+    let resources = components::load_resources(manifest.resources.as_deref(), &manifest.root)?;
+    let (stores, mut notices) =
+        components::stores::state_stores(&resources.components, &redis_plan)?;
+    let (pubsubs, more) = pubsub::brokers(&resources.components, &redis_plan)?;
+    notices.extend(more);
+    notices.dedup();
     for notice in notices {
         tracing::info!("{notice}");
     }
-    // Sidecars listen before any app starts, and stay up while apps restart.
-    start_sidecars(&manifest, &sidecars, Arc::new(stores)).await?;
 
     let logs = LogBus::new(LOG_BUFFER);
     let sources: Vec<String> = units.iter().map(|u| u.launch.name.clone()).collect();
     let printer = Printer::new(format, sources).spawn(&logs);
+    // Nothing starts before `start_all`; the supervisor exists first so that the sidecars can
+    // follow each app's readiness.
     let supervisor = Arc::new(Supervisor::new(
         units,
         Arc::new(ProcessRuntime),
         logs.clone(),
     ));
+    let shared = shared_parts(&manifest, &supervisor, resources, stores, pubsubs);
+    // Sidecars listen before any app starts, and stay up while apps restart.
+    start_sidecars(&manifest, &sidecars, &shared, &supervisor).await?;
+
     let down = Arc::new(Notify::new());
     let control_address =
         start_control(&manifest, &supervisor, &logs, &redis_plan, &sidecars, &down).await?;
@@ -161,14 +172,51 @@ fn units(
     units
 }
 
+/// The components and app channels every sidecar shares.
+fn shared_parts(
+    manifest: &Manifest,
+    supervisor: &Supervisor,
+    resources: components::Resources,
+    stores: BTreeMap<String, components::stores::StateEntry>,
+    pubsubs: BTreeMap<String, pubsub::PubsubEntry>,
+) -> Arc<Shared> {
+    let env_var = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
+    let apps = manifest
+        .apps
+        .iter()
+        .filter_map(|app| {
+            let handle = supervisor.handle(app.id.as_str())?;
+            let channel = AppChannel::supervised(
+                app.id.as_str(),
+                app.port,
+                env_var("APP_API_TOKEN"),
+                handle.watch(),
+            );
+            Some((app.id.to_string(), channel))
+        })
+        .collect();
+    let secrets = resources
+        .components
+        .iter()
+        .filter_map(|c| {
+            let store = resources.secret_stores.get(&c.name)?;
+            Some((c.name.clone(), (c.clone(), store.clone())))
+        })
+        .collect();
+    let mut shared = Shared::with_stores(stores, env_var("DAPR_API_TOKEN"));
+    shared.pubsubs = Arc::new(pubsubs);
+    shared.secrets = secrets;
+    shared.apps = apps;
+    shared.declarative = resources.subscriptions;
+    Arc::new(shared)
+}
+
 async fn start_sidecars(
     manifest: &Manifest,
     sidecars: &BTreeMap<String, SidecarPorts>,
-    stores: Arc<BTreeMap<String, components::stores::StateEntry>>,
+    shared: &Arc<Shared>,
+    supervisor: &Arc<Supervisor>,
 ) -> anyhow::Result<()> {
-    let api_token = std::env::var("DAPR_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
     for app in &manifest.apps {
         let port = sidecars[app.id.as_str()].http;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|err| {
@@ -177,12 +225,23 @@ async fn start_sidecars(
                 app.id
             ))
         })?;
-        let state = crate::sidecar::SidecarState {
-            app_id: app.id.to_string(),
-            stores: stores.clone(),
-            api_token: api_token.clone(),
-            max_body_size: app.max_body_size,
-        };
+        let mut state = SidecarState::new(app.id.as_str(), shared.clone(), app.max_body_size);
+        if let Some(handle) = supervisor.handle(app.id.as_str()).cloned() {
+            state.on_shutdown = Some(Box::new(move || {
+                let handle = handle.clone();
+                tokio::spawn(async move { handle.stop().await });
+            }));
+        }
+        if let Some(channel) = shared.apps.get(app.id.as_str()) {
+            Subscriber::new(
+                channel.clone(),
+                shared.http.clone(),
+                shared.pubsubs.clone(),
+                &shared.declarative,
+                state.subscriptions.clone(),
+            )
+            .spawn();
+        }
         tokio::spawn(crate::sidecar::serve(listener, Arc::new(state)));
     }
     Ok(())

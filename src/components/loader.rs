@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::wire::{ComponentWire, MetadataItemWire, ResourceHead};
-use super::{Component, ComponentKind, ComponentsError, SUPPORTED, SecretStore};
+use super::wire::{ComponentWire, MetadataItemWire, ResourceHead, SubscriptionWire};
+use super::{Component, ComponentKind, ComponentsError, Resources, SUPPORTED, SecretStore};
 use crate::manifest::{Diagnostic, ManifestError};
+use crate::pubsub::subscription::{self, Kind, Subscription};
 
 /// Loads every `*.yaml`/`*.yml` file of `folder` (not recursively, as Dapr does).
-pub(super) fn load_folder(folder: &Path, root: &Path) -> Result<Vec<Component>, ComponentsError> {
+pub(super) fn load_folder(folder: &Path, root: &Path) -> Result<Resources, ComponentsError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -24,13 +25,19 @@ pub(super) fn load_folder(folder: &Path, root: &Path) -> Result<Vec<Component>, 
         raw: Vec::new(),
         seen: Vec::new(),
         errors: Vec::new(),
+        subscriptions: Vec::new(),
+        secret_stores: BTreeMap::new(),
     };
     for file in &files {
         loader.read_file(file);
     }
     loader.resolve();
     if loader.errors.is_empty() {
-        Ok(loader.components)
+        Ok(Resources {
+            components: loader.components,
+            subscriptions: loader.subscriptions,
+            secret_stores: loader.secret_stores,
+        })
     } else {
         Err(ComponentsError(loader.errors))
     }
@@ -53,6 +60,8 @@ struct Loader<'a> {
     /// Every component name met so far, valid or not, with `file:line`, to report duplicates.
     seen: Vec<(String, String)>,
     errors: Vec<ManifestError>,
+    subscriptions: Vec<Subscription>,
+    secret_stores: BTreeMap<String, SecretStore>,
 }
 
 /// Splits a multi-document YAML file at `---` lines; each piece comes with its line offset.
@@ -128,8 +137,13 @@ impl Loader<'_> {
                     continue;
                 }
             };
-            if head.kind.as_ref().is_none_or(|k| k.value != "Component") {
-                continue; // Subscriptions, Resiliency, ...: read by the features that use them
+            match head.kind.as_ref().map(|k| k.value.as_str()) {
+                Some("Component") => {}
+                Some("Subscription") => {
+                    self.subscription(&document, file, &text, offset);
+                    continue;
+                }
+                _ => continue, // Resiliency, Configuration, ...: not used by daca
             }
             match serde_saphyr::from_str_with_options::<Option<ComponentWire>>(&document, options) {
                 Ok(Some(wire)) => self.check(wire, file, &text, offset),
@@ -256,6 +270,67 @@ impl Loader<'_> {
                 self.components.push(component);
             }
         }
+        self.secret_stores = stores;
+    }
+
+    /// A `kind: Subscription` document: its routes checked (CEL included) with positions.
+    fn subscription(&mut self, document: &str, file: &Path, text: &str, offset: u64) {
+        let options = serde_saphyr::options! { with_snippet: false };
+        let wire = match serde_saphyr::from_str_with_options::<SubscriptionWire>(document, options)
+        {
+            Ok(wire) => wire,
+            Err(err) => {
+                let hint = "a Subscription needs `spec.pubsubname`, `spec.topic` and `spec.route` or `spec.routes`";
+                return self.fail(file, text, vec![yaml_diagnostic(&err, offset).hint(hint)]);
+            }
+        };
+        let spec = &wire.spec.value;
+        let mut problems = Vec::new();
+        let mut matched = Vec::new();
+        let routes = spec.routes.as_ref();
+        for rule in routes.and_then(|r| r.rules.as_deref()).unwrap_or_default() {
+            let source = rule.value.matched.clone().unwrap_or_default();
+            if let Err(err) =
+                subscription::rules(&[(source.clone(), rule.value.path.clone())], None, None)
+            {
+                let (line, column) = at(rule, offset);
+                problems.push(
+                    Diagnostic::at(line, column, err)
+                        .hint("a CEL expression over `event`, e.g. event.type == \"widget\""),
+                );
+            }
+            matched.push((source, rule.value.path.clone()));
+        }
+        let default = routes.and_then(|r| r.default.as_deref());
+        let rules =
+            subscription::rules(&matched, default, spec.route.as_deref()).unwrap_or_default();
+        if problems.is_empty() && rules.is_empty() {
+            let (line, column) = at(&wire.spec, offset);
+            problems.push(
+                Diagnostic::at(line, column, "the subscription has no route").hint(
+                    "add `route: /path` (v1alpha1) or `routes: { default: /path }` (v2alpha1)",
+                ),
+            );
+        }
+        if !problems.is_empty() {
+            return self.fail(file, text, problems);
+        }
+        let line = spec.topic.referenced.line() + offset;
+        self.subscriptions.push(Subscription {
+            pubsub: spec.pubsubname.value.clone(),
+            topic: spec.topic.value.clone(),
+            rules,
+            dead_letter_topic: spec.deadLetterTopic.clone().filter(|t| !t.is_empty()),
+            metadata: spec
+                .metadata
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.to_env_string()))
+                .collect(),
+            kind: Kind::Declarative,
+            scopes: wire.scopes.clone(),
+            origin: Some(format!("{}:{line}", file.display())),
+        });
     }
 
     fn resolve_one(

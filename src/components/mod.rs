@@ -16,6 +16,7 @@ use std::path::Path;
 pub use secrets::SecretStore;
 
 use crate::manifest::ManifestError;
+use crate::pubsub::subscription::Subscription;
 
 /// The component types daca implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,12 +97,30 @@ impl fmt::Display for ComponentsError {
     }
 }
 
+/// Everything a resources folder defines.
+#[derive(Default)]
+pub struct Resources {
+    pub components: Vec<Component>,
+    /// Declarative subscriptions, in file order.
+    pub subscriptions: Vec<Subscription>,
+    /// The secret store components, by name.
+    pub secret_stores: BTreeMap<String, SecretStore>,
+}
+
 /// The components of a project. With no resources folder: what `dapr init` provides, a Redis
 /// `statestore` (also the actor store) and a Redis `pubsub`. Relative paths in metadata (a
 /// secrets file) are relative to `root`, the project folder, where Dapr would run.
 pub fn load(resources: Option<&Path>, root: &Path) -> Result<Vec<Component>, ComponentsError> {
+    load_resources(resources, root).map(|r| r.components)
+}
+
+/// Components, subscriptions and secret stores of a project (see [`load`]).
+pub fn load_resources(resources: Option<&Path>, root: &Path) -> Result<Resources, ComponentsError> {
     let Some(folder) = resources else {
-        return Ok(defaults());
+        return Ok(Resources {
+            components: defaults(),
+            ..Resources::default()
+        });
     };
     loader::load_folder(folder, root)
 }

@@ -52,6 +52,22 @@ impl SecretStore {
     }
 }
 
+impl SecretStore {
+    /// Every secret, for the bulk API (an env store: the variables with its prefix, which is
+    /// removed from the names; never DAPR_* or APP_API_TOKEN).
+    pub fn all(&self) -> BTreeMap<String, String> {
+        match self {
+            SecretStore::Env { prefix } => std::env::vars()
+                .filter(|(name, _)| !forbidden(name))
+                .filter_map(|(name, value)| {
+                    Some((name.strip_prefix(prefix.as_str())?.to_string(), value))
+                })
+                .collect(),
+            SecretStore::File { secrets } => secrets.clone(),
+        }
+    }
+}
+
 fn flatten(
     prefix: &str,
     value: &serde_json::Value,

@@ -116,6 +116,19 @@ fn redis_store(
     redis: &RedisPlan,
     notices: &mut Vec<String>,
 ) -> Result<StateStore, String> {
+    Ok(match redis_target(component, redis, notices)? {
+        Some(info) => StateStore::Redis(RedisStore::new(info)),
+        None => StateStore::Memory(MemoryStore::new()),
+    })
+}
+
+/// Where a Redis component's data lives: the Redis to connect to, or None for the embedded
+/// in-memory store (a component meaning "the project's Redis" when this run has none).
+pub fn redis_target(
+    component: &Component,
+    redis: &RedisPlan,
+    notices: &mut Vec<String>,
+) -> Result<Option<redis::ConnectionInfo>, String> {
     let written = component.get("redisHost").unwrap_or("localhost:6379");
     let (host, port) = match written.rsplit_once(':') {
         Some((host, port)) => (
@@ -133,7 +146,7 @@ fn redis_store(
     let address = match (means_project_redis, daca_redis) {
         (true, None) => {
             notices.push(format!("component `{}`: no Redis in this run, so `{written}` is served by the embedded in-memory store", component.name));
-            return Ok(StateStore::Memory(MemoryStore::new()));
+            return Ok(None);
         }
         (true, Some(url)) => {
             if is_cluster_name(host) {
@@ -161,7 +174,5 @@ fn redis_store(
     if let Some(user) = component.get("redisUsername").filter(|u| !u.is_empty()) {
         settings = settings.set_username(user);
     }
-    Ok(StateStore::Redis(RedisStore::new(
-        info.set_redis_settings(settings),
-    )))
+    Ok(Some(info.set_redis_settings(settings)))
 }

@@ -64,3 +64,36 @@ pub struct SecretKeyRefWire {
     pub name: String,
     pub key: Option<String>,
 }
+
+/// A `kind: Subscription` document (dapr.io/v1alpha1 `route`, v2alpha1 `routes`).
+#[derive(Debug, Deserialize)]
+pub struct SubscriptionWire {
+    pub spec: Spanned<SubscriptionSpecWire>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubscriptionSpecWire {
+    pub pubsubname: Spanned<String>,
+    pub topic: Spanned<String>,
+    pub route: Option<String>,
+    pub routes: Option<RoutesWire>,
+    pub deadLetterTopic: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<std::collections::BTreeMap<String, EnvValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoutesWire {
+    #[serde(default)]
+    pub rules: Option<Vec<Spanned<RuleWire>>>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RuleWire {
+    #[serde(rename = "match", default)]
+    pub matched: Option<String>,
+    pub path: String,
+}

@@ -7,33 +7,97 @@
 //! response. Unknown routes answer as Dapr does (its service-invocation fallback).
 
 mod error;
+mod invoke;
 mod keys;
+mod meta;
+mod pubsub_api;
 mod state_api;
 mod transaction;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Router, ServiceExt};
 use tower::Layer;
 
 pub use error::ApiError;
 
+use crate::channel::AppChannel;
 use crate::components::stores::StateEntry;
+use crate::components::{Component, SecretStore};
+use crate::pubsub::PubsubEntry;
+use crate::pubsub::subscription::Subscription;
+
+/// What every app's sidecar shares: the component instances (so Redis connection pools are
+/// shared too) and the channels to every app, for invocation.
+pub struct Shared {
+    pub stores: BTreeMap<String, StateEntry>,
+    pub pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
+    pub secrets: BTreeMap<String, (Component, SecretStore)>,
+    pub apps: BTreeMap<String, AppChannel>,
+    /// `DAPR_API_TOKEN`, when set.
+    pub api_token: Option<String>,
+    /// The client for calls to apps (invocation, delivery), with its connection pool.
+    pub http: reqwest::Client,
+    /// Declarative subscriptions from the resources folder.
+    pub declarative: Vec<Subscription>,
+}
+
+impl Shared {
+    /// Shared parts with only state stores (tests and tools that need no apps).
+    pub fn with_stores(stores: BTreeMap<String, StateEntry>, api_token: Option<String>) -> Shared {
+        Shared {
+            stores,
+            pubsubs: Arc::new(BTreeMap::new()),
+            secrets: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            api_token,
+            http: http_client(),
+            declarative: Vec::new(),
+        }
+    }
+}
+
+/// The HTTP client for calls to apps: plain HTTP/1.1 on loopback, no proxy.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+}
 
 /// What one app's sidecar serves.
 pub struct SidecarState {
     pub app_id: String,
-    pub stores: Arc<BTreeMap<String, StateEntry>>,
-    /// `DAPR_API_TOKEN`, when set.
-    pub api_token: Option<String>,
+    pub shared: Arc<Shared>,
     pub max_body_size: usize,
+    /// The subscriptions running for this app, for `/v1.0/metadata`.
+    pub subscriptions: Arc<RwLock<Vec<Subscription>>>,
+    /// `extended` metadata set with `PUT /v1.0/metadata/{key}`.
+    pub extended: Mutex<BTreeMap<String, String>>,
+    /// What `POST /v1.0/shutdown` does after answering.
+    pub on_shutdown: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl SidecarState {
+    pub fn new(app_id: &str, shared: Arc<Shared>, max_body_size: usize) -> SidecarState {
+        SidecarState {
+            app_id: app_id.to_string(),
+            shared,
+            max_body_size,
+            subscriptions: Arc::default(),
+            extended: Mutex::default(),
+            on_shutdown: None,
+        }
+    }
 }
 
 /// Dapr's HTTP API as a router (tests drive it without a socket, too).
@@ -55,11 +119,31 @@ pub fn router(state: Arc<SidecarState>) -> Router {
             "/v1.0/state/{store}/{key}",
             get(state_api::get).delete(state_api::delete),
         );
+    let publish = post(pubsub_api::publish).put(pubsub_api::publish);
+    let bulk_publish = post(pubsub_api::bulk_publish).put(pubsub_api::bulk_publish);
     state_routes
-        .route("/v1.0/healthz", get(healthz))
-        .route("/v1.0/healthz/outbound", get(healthz))
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(unknown_route)
+        .route("/v1.0/publish/{pubsub}/{*topic}", publish)
+        .route(
+            "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
+            bulk_publish.clone(),
+        )
+        .route("/v1.0/publish/bulk/{pubsub}/{*topic}", bulk_publish)
+        .route(
+            "/v1.0/invoke/{app_id}/method/{*method}",
+            any(invoke::invoke),
+        )
+        .route("/v1.0/healthz", get(meta::healthz))
+        .route("/v1.0/healthz/outbound", get(meta::healthz_outbound))
+        .route("/v1.0/metadata", get(meta::metadata))
+        .route(
+            "/v1.0/metadata/{key}",
+            axum::routing::put(meta::set_metadata),
+        )
+        .route("/v1.0/shutdown", post(meta::shutdown))
+        .route("/v1.0/secrets/{store}/bulk", get(meta::bulk_secrets))
+        .route("/v1.0/secrets/{store}/{key}", get(meta::secret))
+        .fallback(invoke::fallback)
+        .method_not_allowed_fallback(invoke::fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             around_every_request,
@@ -93,18 +177,6 @@ fn strip_trailing_slash(mut request: Request) -> Request {
     request
 }
 
-async fn healthz() -> StatusCode {
-    StatusCode::NO_CONTENT
-}
-
-async fn unknown_route() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "ERR_DIRECT_INVOKE",
-        "failed getting app id either from the URL path or the header dapr-app-id",
-    )
-}
-
 /// The API token check, then the handler, then a W3C `traceparent` on the response: the
 /// caller's, or a new one. One middleware rather than two: this runs on every request.
 async fn around_every_request(
@@ -112,7 +184,7 @@ async fn around_every_request(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.api_token {
+    if let Some(token) = &state.shared.api_token {
         let path = request.uri().path().trim_end_matches('/');
         let exempt = matches!(path, "/v1.0/healthz" | "/v1.0/healthz/outbound");
         let given = request
@@ -141,7 +213,7 @@ async fn around_every_request(
 }
 
 /// A fresh trace context. Uniqueness is all that is needed, not unpredictability.
-fn new_traceparent() -> String {
+pub(crate) fn new_traceparent() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

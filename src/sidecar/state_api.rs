@@ -21,7 +21,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 /// The store named in the URL, as this app may see it.
 fn store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a StateEntry> {
-    if sidecar.stores.is_empty() {
+    if sidecar.shared.stores.is_empty() {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ERR_STATE_STORE_NOT_CONFIGURED",
@@ -29,6 +29,7 @@ fn store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a StateEntry> {
         ));
     }
     sidecar
+        .shared
         .stores
         .get(name)
         .filter(|entry| entry.component.visible_to(&sidecar.app_id))
@@ -41,7 +42,7 @@ fn store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a StateEntry> {
         })
 }
 
-async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum::body::Bytes> {
+pub(super) async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum::body::Bytes> {
     axum::body::to_bytes(body, sidecar.max_body_size)
         .await
         .map_err(|_| {

@@ -7,12 +7,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
+use redis::aio::ConnectionManager;
 
 use super::{Item, Op, StoreError, expected_version};
+use crate::redis_link::RedisLink;
 
 /// For each operation i (1-based), KEYS[i] is its key and ARGV[5i-4..5i] are:
 /// kind (`set`/`del`), expected version or etag, data, first-write flag (`0` = first-write,
@@ -50,11 +49,10 @@ end
 return n
 "#;
 
-/// A Redis-backed store; clones share one connection manager.
+/// A Redis-backed store; clones share one connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    info: redis::ConnectionInfo,
-    connection: Arc<OnceCell<ConnectionManager>>,
+    link: RedisLink,
     script: Arc<redis::Script>,
 }
 
@@ -63,35 +61,13 @@ impl RedisStore {
     /// before the managed Redis has finished starting.
     pub fn new(info: redis::ConnectionInfo) -> RedisStore {
         RedisStore {
-            info,
-            connection: Arc::new(OnceCell::new()),
+            link: RedisLink::new(info),
             script: Arc::new(redis::Script::new(WRITE_SCRIPT)),
         }
     }
 
-    /// The shared connection, made on first use. A Redis that is down fails the request within
-    /// a few seconds with a clear cause (never hangs it), and the next request tries again.
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let connect = self.connection.get_or_try_init(|| async {
-            let client = redis::Client::open(self.info.clone())?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(5)))
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_millis(500));
-            client.get_connection_manager_with_config(config).await
-        });
-        let unreachable = |cause: String| {
-            StoreError::Failed(format!(
-                "cannot reach Redis at {}: {cause}",
-                self.info.addr()
-            ))
-        };
-        match tokio::time::timeout(Duration::from_secs(5), connect).await {
-            Ok(Ok(connection)) => Ok(connection.clone()),
-            Ok(Err(err)) => Err(unreachable(err.to_string())),
-            Err(_) => Err(unreachable("no answer within 5 s".into())),
-        }
+        self.link.shared().await.map_err(StoreError::Failed)
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
@@ -193,18 +169,7 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// A Redis error as the user should read it: a lost connection names the server.
     fn failed(&self, err: redis::RedisError) -> StoreError {
-        if err.is_io_error()
-            || err.is_connection_dropped()
-            || err.is_connection_refusal()
-            || err.is_timeout()
-        {
-            return StoreError::Failed(format!(
-                "Redis at {} is unreachable ({err}); daca reconnects on the next request",
-                self.info.addr()
-            ));
-        }
-        StoreError::Failed(err.to_string())
+        StoreError::Failed(self.link.explain(&err))
     }
 }

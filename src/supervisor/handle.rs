@@ -44,6 +44,11 @@ impl AppHandle {
         &self.name
     }
 
+    /// Its status as it changes.
+    pub fn watch(&self) -> watch::Receiver<AppStatus> {
+        self.status.clone()
+    }
+
     /// The latest status.
     pub fn status(&self) -> AppStatus {
         self.status.borrow().clone()

@@ -16,14 +16,14 @@ use crate::common::{
 };
 
 /// A `daca up` in the background, its output in files.
-struct Up {
+pub(crate) struct Up {
     child: Child,
     dir: PathBuf,
     logs: tempfile::TempDir,
 }
 
 impl Up {
-    fn start(dir: &Path, path_env: Option<&str>) -> Up {
+    pub(crate) fn start(dir: &Path, path_env: Option<&str>) -> Up {
         Up::start_with(dir, path_env, &[])
     }
 
@@ -46,13 +46,13 @@ impl Up {
         }
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         let read = |name| std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default();
         format!("--- stdout\n{}\n--- stderr\n{}", read("out"), read("err"))
     }
 
     /// Waits until daca has printed `needle`, failing the test with its output otherwise.
-    fn wait_output(&self, needle: &str, limit: Duration) {
+    pub(crate) fn wait_output(&self, needle: &str, limit: Duration) {
         assert!(
             wait_until(limit, || self.output().contains(needle)),
             "no `{needle}` in\n{}",
@@ -60,7 +60,7 @@ impl Up {
         );
     }
 
-    fn ps(&self) -> Value {
+    pub(crate) fn ps(&self) -> Value {
         let output = run(&["ps", "--json", "-d", self.dir.to_str().unwrap()]);
         assert!(
             output.status.success(),
@@ -71,11 +71,11 @@ impl Up {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
-    fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
 
-    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let mut code = None;
         let exited = wait_until(limit, || match self.child.try_wait() {
             Ok(Some(status)) => {

@@ -1,0 +1,507 @@
+//! Delivering events to an app, at least once.
+//!
+//! Per app, a [`Subscriber`] waits for the app to be ready, asks it for its subscriptions
+//! (`GET /dapr/subscribe`, again after every restart or reload), combines them with the
+//! declarative ones and runs one consumer per subscription. A consumer first re-delivers what an
+//! earlier run left unacknowledged, then reads new entries, POSTs each to the route its rules
+//! pick, and acknowledges it when the app answers SUCCESS or DROP (404). RETRY and errors are
+//! retried with backoff, then sent to the dead-letter topic if there is one, else left pending
+//! for redelivery after `processingTimeout`. While the app is down, nothing is read and nothing
+//! is counted as a failed attempt.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use super::subscription::{self, Subscription};
+use super::{Consumer, Message, PubsubEntry, envelope};
+use crate::channel::AppChannel;
+
+/// Attempts after the first one for a RETRY or an error answer, and the first backoff.
+const RETRIES: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// How long one blocking read waits for new entries.
+const READ_BLOCK: Duration = Duration::from_secs(2);
+
+/// What the app's answer means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Retry,
+    Drop,
+}
+
+/// Dapr's reading of a delivery answer: 2xx is success unless the JSON body says
+/// `"status": "RETRY"` or `"DROP"` (another status string is a retry); 404 drops; anything
+/// else retries.
+pub fn outcome(status: u16, body: &[u8]) -> Outcome {
+    if status == 404 {
+        return Outcome::Drop;
+    }
+    if !(200..300).contains(&status) {
+        return Outcome::Retry;
+    }
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+        return Outcome::Success;
+    };
+    match object.get("status").and_then(Value::as_str) {
+        None | Some("") => Outcome::Success,
+        Some(s) if s.eq_ignore_ascii_case("SUCCESS") => Outcome::Success,
+        Some(s) if s.eq_ignore_ascii_case("DROP") => Outcome::Drop,
+        Some(_) => Outcome::Retry,
+    }
+}
+
+/// Everything one app's consumers share.
+struct Shared {
+    channel: AppChannel,
+    http: reqwest::Client,
+    pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
+}
+
+/// Runs one app's subscriptions for as long as daca runs.
+pub struct Subscriber {
+    shared: Arc<Shared>,
+    declarative: Vec<Subscription>,
+    /// The subscriptions running now, for `/v1.0/metadata`.
+    active: Arc<RwLock<Vec<Subscription>>>,
+}
+
+impl Subscriber {
+    pub fn new(
+        channel: AppChannel,
+        http: reqwest::Client,
+        pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
+        declarative: &[Subscription],
+        active: Arc<RwLock<Vec<Subscription>>>,
+    ) -> Subscriber {
+        let app_id = channel.app_id.clone();
+        let declarative = declarative
+            .iter()
+            .filter(|s| s.applies_to(&app_id))
+            .cloned()
+            .collect();
+        Subscriber {
+            shared: Arc::new(Shared {
+                channel,
+                http,
+                pubsubs,
+            }),
+            declarative,
+            active,
+        }
+    }
+
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(self) {
+        let app_id = self.shared.channel.app_id.clone();
+        let visible = self
+            .shared
+            .pubsubs
+            .values()
+            .any(|p| p.component.visible_to(&app_id));
+        if !visible || self.shared.channel.port.is_none() {
+            return; // Dapr asks for subscriptions only with a pub/sub component and an app port.
+        }
+        let mut channel = self.shared.channel.clone();
+        let mut running: Vec<(Subscription, JoinHandle<()>)> = Vec::new();
+        let mut warned: Vec<(String, String)> = Vec::new();
+        loop {
+            if !channel.wait_ready().await {
+                break;
+            }
+            let generation = channel.generation();
+            let programmatic = self.fetch_programmatic().await;
+            let wanted = subscription::effective(&self.declarative, programmatic, &app_id);
+            for sub in wanted.iter().filter(|s| s.lacks_default()) {
+                let key = (sub.pubsub.clone(), sub.topic.clone());
+                if !warned.contains(&key) {
+                    tracing::warn!(
+                        "{app_id}: the subscription to {}/{} has routing rules but no default route; events that match no rule are dropped",
+                        sub.pubsub,
+                        sub.topic
+                    );
+                    warned.push(key);
+                }
+            }
+            let same = running.len() == wanted.len()
+                && running.iter().zip(&wanted).all(|((a, _), b)| a == b);
+            if !same {
+                for (_, task) in running.drain(..) {
+                    task.abort(); // unacknowledged entries stay pending and come back
+                }
+                for sub in &wanted {
+                    running.push((sub.clone(), self.start(sub.clone())));
+                }
+                *self.active.write().unwrap_or_else(|p| p.into_inner()) = wanted;
+            }
+            channel.wait_gone(generation).await;
+        }
+        for (_, task) in running {
+            task.abort();
+        }
+    }
+
+    fn start(&self, sub: Subscription) -> JoinHandle<()> {
+        let app_id = &self.shared.channel.app_id;
+        let Some(entry) = self.shared.pubsubs.get(&sub.pubsub).cloned() else {
+            tracing::warn!(
+                "{app_id}: subscription to topic {} names pubsub `{}`, which does not exist; ignored",
+                sub.topic,
+                sub.pubsub
+            );
+            return tokio::spawn(async {});
+        };
+        if !entry.component.visible_to(app_id) || !entry.may_subscribe(app_id, &sub.topic) {
+            tracing::warn!(
+                "{app_id}: may not subscribe to topic {} of pubsub `{}` (scopes); ignored",
+                sub.topic,
+                sub.pubsub
+            );
+            return tokio::spawn(async {});
+        }
+        tokio::spawn(consume(self.shared.clone(), entry, sub))
+    }
+
+    /// `GET /dapr/subscribe`, retried a few times while the app warms up; 404 means none.
+    async fn fetch_programmatic(&self) -> Vec<Subscription> {
+        let channel = &self.shared.channel;
+        let Some(base) = channel.base_url() else {
+            return Vec::new();
+        };
+        for attempt in 0..4u32 {
+            if attempt > 0 {
+                tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+            }
+            let mut request = self
+                .shared
+                .http
+                .get(format!("{base}/dapr/subscribe"))
+                .header("content-type", "application/json")
+                .header("dapr-app-id", &channel.app_id)
+                .timeout(Duration::from_secs(5));
+            if let Some(token) = &channel.app_token {
+                request = request.header("dapr-api-token", token);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(err) => {
+                    tracing::debug!("{}: GET /dapr/subscribe: {err}", channel.app_id);
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap_or_default();
+            return match status {
+                404 => Vec::new(),
+                200..=299 => subscription::programmatic(&body).unwrap_or_else(|err| {
+                    tracing::error!("{}: GET /dapr/subscribe: {err}", channel.app_id);
+                    Vec::new()
+                }),
+                _ => {
+                    tracing::error!(
+                        "{}: GET /dapr/subscribe answered {status}; no programmatic subscriptions",
+                        channel.app_id
+                    );
+                    Vec::new()
+                }
+            };
+        }
+        tracing::warn!(
+            "{}: GET /dapr/subscribe did not answer; no programmatic subscriptions",
+            channel.app_id
+        );
+        Vec::new()
+    }
+}
+
+/// One subscription's consumer loop.
+async fn consume(shared: Arc<Shared>, entry: PubsubEntry, sub: Subscription) {
+    let app_id = shared.channel.app_id.clone();
+    let group = entry.settings.group(&app_id);
+    let mut consumer = entry.broker.consumer(&sub.topic, &group).await;
+    let mut complained = false;
+    while let Err(err) = consumer.ensure_group().await {
+        if !complained {
+            tracing::warn!(
+                "{app_id}: cannot subscribe to {}: {err}; retrying",
+                sub.topic
+            );
+            complained = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let worker = Worker {
+        shared: shared.clone(),
+        entry: entry.clone(),
+        sub: sub.clone(),
+    };
+    let depth = entry.settings.queue_depth;
+    // What an earlier run (or a reload that cut a delivery short) left unacknowledged.
+    let mut after = "0".to_string();
+    loop {
+        match consumer.read_pending(&after, depth).await {
+            Ok(batch) if batch.is_empty() => break,
+            Ok(batch) => {
+                after = batch.last().map(|m| m.id.clone()).unwrap_or_default();
+                worker.deliver_all(&consumer, batch).await;
+            }
+            Err(err) => {
+                tracing::warn!("{app_id}: reading pending entries of {}: {err}", sub.topic);
+                break;
+            }
+        }
+    }
+    let redeliver = !entry.settings.processing_timeout.is_zero()
+        && !entry.settings.redeliver_interval.is_zero();
+    let mut last_claim = Instant::now();
+    let mut channel = shared.channel.clone();
+    loop {
+        if !channel.wait_ready().await {
+            return;
+        }
+        match consumer.read_new(depth, READ_BLOCK).await {
+            Ok(batch) => worker.deliver_all(&consumer, batch).await,
+            Err(err) => {
+                tracing::warn!("{app_id}: reading topic {}: {err}", sub.topic);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        if redeliver && last_claim.elapsed() >= entry.settings.redeliver_interval {
+            last_claim = Instant::now();
+            match consumer
+                .claim_idle(entry.settings.processing_timeout, depth)
+                .await
+            {
+                Ok(batch) => worker.deliver_all(&consumer, batch).await,
+                Err(err) => tracing::warn!("{app_id}: redelivery of {}: {err}", sub.topic),
+            }
+        }
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    entry: PubsubEntry,
+    sub: Subscription,
+}
+
+impl Worker {
+    async fn deliver_all(&self, consumer: &Consumer, batch: Vec<Message>) {
+        futures_util::stream::iter(batch)
+            .for_each_concurrent(self.entry.settings.concurrency, |message| async move {
+                if self.deliver(&message).await
+                    && let Err(err) = consumer.ack(&message.id).await
+                {
+                    tracing::warn!("acknowledging {}: {err}", message.id);
+                }
+            })
+            .await;
+    }
+
+    /// Delivers one entry; true when it is done with (delivered, dropped or dead-lettered).
+    async fn deliver(&self, message: &Message) -> bool {
+        let app_id = &self.shared.channel.app_id;
+        let body = if self.sub.raw_payload() {
+            raw_envelope(message, &self.sub)
+        } else {
+            message.data.clone()
+        };
+        let event: Value = match serde_json::from_slice(&body) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::error!(
+                    "{app_id}: entry {} of topic {} is not a CloudEvent ({err}); a rawPayload subscription can take raw messages",
+                    message.id,
+                    self.sub.topic
+                );
+                return self.dead_letter(message).await;
+            }
+        };
+        if expired(&event) {
+            tracing::warn!("{app_id}: dropping expired event {} ", message.id);
+            return self.dead_letter(message).await;
+        }
+        let Some(path) = self.sub.route(&event).map(String::from) else {
+            tracing::debug!("{app_id}: event {} matches no rule; dropped", message.id);
+            return self.dead_letter(message).await;
+        };
+        let mut attempt = 0;
+        loop {
+            let mut channel = self.shared.channel.clone();
+            if !channel.wait_ready().await {
+                return false;
+            }
+            match self.post(&path, &body, message, &event).await {
+                Err(()) => {
+                    // The app is not there (crashed, restarting): wait, and do not count it.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Ok(Outcome::Success) => return true,
+                Ok(Outcome::Drop) => {
+                    tracing::warn!("{app_id}: {path} dropped event {}", message.id);
+                    return self.dead_letter(message).await;
+                }
+                Ok(Outcome::Retry) => {}
+            }
+            attempt += 1;
+            if attempt > RETRIES {
+                break;
+            }
+            tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+        }
+        if self.sub.dead_letter_topic.is_some() {
+            return self.dead_letter(message).await;
+        }
+        tracing::warn!(
+            "{app_id}: {path} did not accept event {} after {} attempts; it stays pending and is delivered again after {:?}",
+            message.id,
+            RETRIES + 1,
+            self.entry.settings.processing_timeout
+        );
+        false
+    }
+
+    /// One POST; Err(()) when the app could not be reached at all.
+    async fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+        message: &Message,
+        event: &Value,
+    ) -> Result<Outcome, ()> {
+        let channel = &self.shared.channel;
+        let base = channel.base_url().ok_or(())?;
+        let mut request = self
+            .shared
+            .http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/cloudevents+json")
+            .header("pubsubName", &self.sub.pubsub)
+            .timeout(
+                self.entry
+                    .settings
+                    .processing_timeout
+                    .max(Duration::from_secs(1)),
+            )
+            .body(body.to_vec());
+        for (name, value) in &message.metadata {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_str(value),
+            ) {
+                request = request.header(name, value);
+            }
+        }
+        for field in ["traceparent", "tracestate"] {
+            if let Some(value) = event.get(field).and_then(Value::as_str)
+                && !value.is_empty()
+            {
+                request = request.header(field, value);
+            }
+        }
+        if let Some(token) = &channel.app_token {
+            request = request.header("dapr-api-token", token);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.bytes().await {
+                    Ok(body) => Ok(outcome(status, &body)),
+                    Err(_) if !channel.is_ready() => Err(()),
+                    Err(_) => Ok(Outcome::Retry),
+                }
+            }
+            Err(err) if err.is_connect() || !channel.is_ready() => Err(()),
+            Err(err) => {
+                tracing::debug!("{}: delivery to {path}: {err}", channel.app_id);
+                Ok(Outcome::Retry)
+            }
+        }
+    }
+
+    /// Sends the entry to the dead-letter topic, if the subscription has one; true = done.
+    async fn dead_letter(&self, message: &Message) -> bool {
+        let Some(topic) = &self.sub.dead_letter_topic else {
+            return true;
+        };
+        match self
+            .entry
+            .broker
+            .publish(topic, &message.data, &message.metadata)
+            .await
+        {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!("dead-lettering {} to {topic}: {err}", message.id);
+                false
+            }
+        }
+    }
+}
+
+fn expired(event: &Value) -> bool {
+    event
+        .get("expiration")
+        .and_then(Value::as_str)
+        .and_then(|e| humantime::parse_rfc3339_weak(e).ok())
+        .is_some_and(|at| at < std::time::SystemTime::now())
+}
+
+/// What a rawPayload subscription receives: the stored bytes wrapped by the subscriber's side.
+fn raw_envelope(message: &Message, sub: &Subscription) -> Vec<u8> {
+    let mut event = serde_json::Map::new();
+    event.insert("id".into(), envelope::uuid_v4().into());
+    event.insert("specversion".into(), "1.0".into());
+    event.insert("datacontenttype".into(), "application/octet-stream".into());
+    event.insert("source".into(), "Dapr".into());
+    event.insert("type".into(), "com.dapr.event.sent".into());
+    event.insert("topic".into(), sub.topic.clone().into());
+    event.insert("pubsubname".into(), sub.pubsub.clone().into());
+    event.insert("data_base64".into(), envelope::base64(&message.data).into());
+    for field in ["traceid", "traceparent", "tracestate"] {
+        if let Some(value) = message.metadata.get(field) {
+            event.insert(field.into(), value.clone().into());
+        }
+    }
+    envelope::go_json(&Value::Object(event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_as_dapr_reads_them() {
+        assert_eq!(outcome(200, b""), Outcome::Success);
+        assert_eq!(outcome(200, b"null"), Outcome::Success);
+        assert_eq!(outcome(204, b"not json"), Outcome::Success);
+        assert_eq!(outcome(200, br#"{"status":"SUCCESS"}"#), Outcome::Success);
+        assert_eq!(outcome(200, br#"{"other":1}"#), Outcome::Success);
+        assert_eq!(outcome(200, br#"{"status":"RETRY"}"#), Outcome::Retry);
+        assert_eq!(outcome(200, br#"{"status":"DROP"}"#), Outcome::Drop);
+        assert_eq!(outcome(200, br#"{"status":"MAYBE"}"#), Outcome::Retry);
+        assert_eq!(outcome(404, b""), Outcome::Drop);
+        assert_eq!(outcome(500, b""), Outcome::Retry);
+        assert_eq!(outcome(302, b""), Outcome::Retry);
+    }
+
+    #[test]
+    fn expiration_in_the_past_expires() {
+        assert!(expired(
+            &serde_json::json!({"expiration": "2000-01-01T00:00:00Z"})
+        ));
+        assert!(!expired(
+            &serde_json::json!({"expiration": "2999-01-01T00:00:00Z"})
+        ));
+        assert!(!expired(&serde_json::json!({})));
+    }
+}

@@ -1,0 +1,224 @@
+//! Service invocation: `/v1.0/invoke/{app-id}/method/{method}` and the `dapr-app-id` header
+//! on any other path. The request goes to the target app with its verb, query, headers and
+//! body; the app's answer comes back as it is, whatever its status.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::SidecarState;
+use super::error::ApiError;
+use super::state_api::read_body;
+
+/// Hop-by-hop headers (RFC 9110) and Dapr's own, never forwarded either way.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "host",
+    "content-length",
+    "dapr-app-id",
+    "dapr-api-token",
+    "destination-app-id",
+    "dapr-caller-app-id",
+    "dapr-callee-app-id",
+    "dapr-caller-namespace",
+];
+
+fn invoke_error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, "ERR_DIRECT_INVOKE", message)
+}
+
+/// Go's `path.Clean` on the method, without the leading `/`: `a/../b/` → `b`, `.` → ``.
+fn clean_method(method: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in method.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+/// `/v1.0/invoke/{app-id}/method/{*method}`; a `dapr-app-id` header still wins, and then the
+/// whole path is the method.
+pub async fn invoke(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path((app_id, method)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    if let Some(target) = header_target(request.headers()) {
+        let method = request.uri().path().trim_start_matches('/').to_string();
+        return forward(&sidecar, &target, &method, request).await;
+    }
+    forward(&sidecar, &app_id, &clean_method(&method), request).await
+}
+
+/// Every route Dapr does not know: an invocation when `dapr-app-id` names a target, else
+/// Dapr's 404.
+pub async fn fallback(State(sidecar): State<Arc<SidecarState>>, request: Request) -> Response {
+    match header_target(request.headers()) {
+        Some(target) => {
+            let method = request.uri().path().trim_start_matches('/').to_string();
+            forward(&sidecar, &target, &method, request).await
+        }
+        None => invoke_error(
+            StatusCode::NOT_FOUND,
+            "failed getting app id either from the URL path or the header dapr-app-id",
+        )
+        .into_response(),
+    }
+}
+
+fn header_target(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("dapr-app-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+}
+
+async fn forward(sidecar: &SidecarState, target: &str, method: &str, request: Request) -> Response {
+    match try_forward(sidecar, target, method, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn try_forward(
+    sidecar: &SidecarState,
+    target: &str,
+    method: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let failed = |err: &str| {
+        invoke_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to invoke, id: {target}, err: {err}"),
+        )
+    };
+    let channel = sidecar.shared.apps.get(target).ok_or_else(|| {
+        failed(&format!(
+            "couldn't find service: {target} is not an app of this project"
+        ))
+    })?;
+    let base = channel
+        .base_url()
+        .ok_or_else(|| failed("app channel is not initialized: the app has no `port`"))?;
+    if !channel.is_ready() {
+        return Err(failed(&format!(
+            "app {target} is not ready (it is {})",
+            channel.status().state.as_str()
+        )));
+    }
+    let (parts, body) = request.into_parts();
+    let body = read_body(sidecar, body).await?;
+    let mut url = format!("{base}/{method}");
+    if let Some(query) = parts.uri.query() {
+        url.push('?');
+        url.push_str(query);
+    }
+    let mut headers = forwardable(&parts.headers);
+    let stamp = |headers: &mut HeaderMap, name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    stamp(&mut headers, "dapr-caller-app-id", &sidecar.app_id);
+    stamp(&mut headers, "dapr-callee-app-id", target);
+    stamp(&mut headers, "x-forwarded-for", "127.0.0.1");
+    if let Some(host) = parts.headers.get("host").and_then(|h| h.to_str().ok()) {
+        stamp(&mut headers, "x-forwarded-host", host);
+        stamp(
+            &mut headers,
+            "forwarded",
+            &format!("for=127.0.0.1;by=127.0.0.1;host={host}"),
+        );
+    }
+    if !headers.contains_key("traceparent") {
+        stamp(&mut headers, "traceparent", &super::new_traceparent());
+    }
+    if let Some(token) = &channel.app_token {
+        stamp(&mut headers, "dapr-api-token", token);
+    }
+    let answer = sidecar
+        .shared
+        .http
+        .request(parts.method, url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|err| failed(&err.to_string()))?;
+    let status = answer.status();
+    let headers = forwardable(answer.headers());
+    let body = answer
+        .bytes()
+        .await
+        .map_err(|err| failed(&err.to_string()))?;
+    let mut response = (status, Body::from(body)).into_response();
+    response.headers_mut().extend(headers);
+    Ok(response)
+}
+
+/// `headers` without hop-by-hop headers, those `Connection` lists, and Dapr's own.
+fn forwardable(headers: &HeaderMap) -> HeaderMap {
+    let listed: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        let lower = name.as_str();
+        if NOT_FORWARDED.contains(&lower)
+            || listed.iter().any(|l| l == lower)
+            || lower.ends_with("-bin")
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_cleaned_like_go_paths() {
+        assert_eq!(clean_method("api/v1/add"), "api/v1/add");
+        assert_eq!(clean_method("a/../b/"), "b");
+        assert_eq!(clean_method("."), "");
+        assert_eq!(clean_method("x//y"), "x/y");
+    }
+
+    #[test]
+    fn hop_by_hop_and_dapr_headers_stay_behind() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "close, x-private".parse().unwrap());
+        headers.insert("x-private", "1".parse().unwrap());
+        headers.insert("dapr-api-token", "t".parse().unwrap());
+        headers.insert("grpc-trace-bin", "1".parse().unwrap());
+        headers.insert("h", "v".parse().unwrap());
+        let kept = forwardable(&headers);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept["h"], "v");
+    }
+}

@@ -1,0 +1,205 @@
+//! Health, metadata, shutdown and secrets: `/v1.0/healthz`, `/v1.0/healthz/outbound`,
+//! `/v1.0/metadata`, `/v1.0/shutdown`, `/v1.0/secrets/{store}/{key}` and `/bulk`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+
+use serde_json::{Value, json};
+
+use super::SidecarState;
+use super::error::ApiError;
+use super::keys::Query;
+use super::state_api::read_body;
+use crate::components::{Component, SecretStore};
+
+/// Ready when the app is (its port answered its probe), or at once for an app without a port.
+pub async fn healthz(
+    State(sidecar): State<Arc<SidecarState>>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let query = Query::parse(query.as_deref());
+    if let Some(asked) = query.plain.get("appid")
+        && asked != &sidecar.app_id
+    {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_HEALTH_APPID_NOT_MATCH",
+            "dapr app-id does not match",
+        ));
+    }
+    let ready = match sidecar.shared.apps.get(&sidecar.app_id) {
+        Some(channel) => channel.port.is_none() || channel.is_ready(),
+        None => true,
+    };
+    if ready {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_HEALTH_NOT_READY",
+            "dapr is not ready: [app channel]",
+        ))
+    }
+}
+
+/// Components and APIs are up as soon as the sidecar serves: SDK clients made before the app
+/// listens wait on this, so it must not wait for the app.
+pub async fn healthz_outbound() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+fn capabilities(component: &Component) -> Vec<&'static str> {
+    if !component.kind.is_state() {
+        return Vec::new();
+    }
+    let mut caps = vec!["ETAG", "TRANSACTIONAL", "TTL"];
+    if component
+        .get("actorStateStore")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        caps.push("ACTOR");
+    }
+    caps
+}
+
+/// Dapr's metadata shape; empty fields are left out as Dapr leaves them out.
+pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
+    let shared = &sidecar.shared;
+    let mut components: Vec<&Component> = shared
+        .stores
+        .values()
+        .map(|e| &e.component)
+        .chain(shared.pubsubs.values().map(|e| &e.component))
+        .chain(shared.secrets.values().map(|(c, _)| c))
+        .filter(|c| c.visible_to(&sidecar.app_id))
+        .collect();
+    components.sort_by(|a, b| a.name.cmp(&b.name));
+    let components: Vec<Value> = components
+        .into_iter()
+        .map(|c| {
+            let mut view = json!({"name": c.name, "type": c.type_name, "version": c.version});
+            let caps = capabilities(c);
+            if !caps.is_empty() {
+                view["capabilities"] = json!(caps);
+            }
+            view
+        })
+        .collect();
+    let subscriptions: Vec<Value> = sidecar
+        .subscriptions
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|s| s.view())
+        .collect();
+    let version = format!("daca-{}", env!("CARGO_PKG_VERSION"));
+    let mut extended = sidecar
+        .extended
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    extended.insert("daprRuntimeVersion".into(), version.clone());
+    let mut body = json!({
+        "id": sidecar.app_id,
+        "runtimeVersion": version,
+        "extended": extended,
+        "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false},
+    });
+    if !components.is_empty() {
+        body["components"] = json!(components);
+    }
+    if !subscriptions.is_empty() {
+        body["subscriptions"] = json!(subscriptions);
+    }
+    if let Some(port) = shared.apps.get(&sidecar.app_id).and_then(|c| c.port) {
+        body["appConnectionProperties"] =
+            json!({"port": port, "protocol": "http", "channelAddress": "127.0.0.1"});
+    }
+    Json(body)
+}
+
+/// `PUT /v1.0/metadata/{key}`: the body's text becomes `extended.<key>`.
+pub async fn set_metadata(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path(key): Path<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let value = read_body(&sidecar, body).await?;
+    sidecar
+        .extended
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, String::from_utf8_lossy(&value).into_owned());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1.0/shutdown`: answers 204, then stops this app (daprd exits and `dapr run` stops
+/// the app with it). The sidecar itself stays up for the other apps' calls.
+pub async fn shutdown(State(sidecar): State<Arc<SidecarState>>) -> StatusCode {
+    if let Some(stop) = &sidecar.on_shutdown {
+        stop();
+    }
+    StatusCode::NO_CONTENT
+}
+
+fn secret_store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a SecretStore, ApiError> {
+    let stores = &sidecar.shared.secrets;
+    if stores.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_SECRET_STORES_NOT_CONFIGURED",
+            "secret store is not configured",
+        ));
+    }
+    stores
+        .get(name)
+        .filter(|(c, _)| c.visible_to(&sidecar.app_id))
+        .map(|(_, s)| s)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "ERR_SECRET_STORE_NOT_FOUND",
+                format!("failed finding secret store with key {name}"),
+            )
+        })
+}
+
+pub async fn secret(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path((store, key)): Path<(String, String)>,
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
+    let secrets = secret_store(&sidecar, &store)?;
+    match secrets.get(&key) {
+        Some(value) => Ok(Json(BTreeMap::from([(key, value)]))),
+        // The env store answers a missing variable with an empty value, as Dapr's does.
+        None if matches!(secrets, SecretStore::Env { .. }) => {
+            Ok(Json(BTreeMap::from([(key, String::new())])))
+        }
+        None => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_SECRET_GET",
+            format!(
+                "failed getting secret with key {key} from secret store {store}: secret {key} not found"
+            ),
+        )),
+    }
+}
+
+pub async fn bulk_secrets(
+    State(sidecar): State<Arc<SidecarState>>,
+    Path(store): Path<String>,
+) -> Result<Json<BTreeMap<String, BTreeMap<String, String>>>, ApiError> {
+    let secrets = secret_store(&sidecar, &store)?;
+    Ok(Json(
+        secrets
+            .all()
+            .into_iter()
+            .map(|(k, v)| (k.clone(), BTreeMap::from([(k, v)])))
+            .collect(),
+    ))
+}
