@@ -10,139 +10,19 @@
 //! The load generator, daca and Redis share the machine's cores. Only 127.0.0.1 is contacted.
 //! Run through `scripts/bench/state`.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Full};
 
-const CONCURRENCY: usize = 32;
+use common::*;
+
 const PHASE: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 5;
 const LATENCY_PHASE: Duration = Duration::from_secs(4);
-const RATE: u64 = 1000;
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-/// One keep-alive HTTP/1.1 connection to the sidecar.
-async fn connect(port: u16) -> Sender {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    sender
-}
-
-/// Sends one request and reads the whole answer; returns the status and body length.
-async fn send(sender: &mut Sender, method: &str, path: &str, body: Bytes) -> (u16, usize) {
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1")
-        .body(Full::new(body))
-        .unwrap();
-    sender.ready().await.unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .len(),
-    )
-}
-
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `worker(i, deadline)` for CONCURRENCY workers; each returns how many requests it made.
-async fn throughput<F, Fut>(worker: F) -> f64
-where
-    F: Fn(usize, Instant) -> Fut,
-    Fut: Future<Output = u64> + Send + 'static,
-{
-    let deadline = Instant::now() + PHASE;
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|i| tokio::spawn(worker(i, deadline)))
-        .collect();
-    let mut total = 0;
-    for w in workers {
-        total += w.await.unwrap();
-    }
-    total as f64 / PHASE.as_secs_f64()
-}
-
-/// One request every 1/RATE s for LATENCY_PHASE, not waiting for answers; sorted latencies in µs.
-async fn latencies<F, Fut>(request: F) -> Vec<u64>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
-    let deadline = Instant::now() + LATENCY_PHASE;
-    let mut pending = Vec::new();
-    while Instant::now() < deadline {
-        ticker.tick().await;
-        let call = request();
-        pending.push(tokio::spawn(async move {
-            let started = Instant::now();
-            call.await;
-            started.elapsed().as_micros() as u64
-        }));
-    }
-    let mut all = Vec::new();
-    for p in pending {
-        all.push(p.await.unwrap());
-    }
-    all.sort_unstable();
-    all
-}
-
-fn ms(sorted: &[u64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p) as usize] as f64 / 1000.0
-}
-
-/// A shared set of connections for the open-loop phase: take one, use it, put it back.
-#[derive(Clone)]
-struct Pool(Arc<std::sync::Mutex<Vec<Sender>>>);
-
-impl Pool {
-    async fn get(&self, path: &'static str) {
-        let taken = self.0.lock().unwrap().pop();
-        let mut sender = taken.expect("enough connections for the open loop");
-        let (status, _) = send(&mut sender, "GET", path, Bytes::new()).await;
-        assert!(status < 300);
-        self.0.lock().unwrap().push(sender);
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -213,7 +93,7 @@ async fn main() {
     let quoted = format!("\"{value}\"");
     let mut rows: [Vec<(f64, f64)>; 3] = Default::default();
     for _ in 0..ROUNDS {
-        let sidecar_get = throughput(|_, deadline| async move {
+        let sidecar_get = throughput(PHASE, |_, deadline| async move {
             let mut sender = connect(sidecar).await;
             let mut n = 0;
             while Instant::now() < deadline {
@@ -227,7 +107,7 @@ async fn main() {
             n
         })
         .await;
-        let direct_get = throughput(|i, deadline| {
+        let direct_get = throughput(PHASE, |i, deadline| {
             let mut connection = direct[i].as_ref().unwrap().clone();
             async move {
                 let mut n = 0;
@@ -244,7 +124,7 @@ async fn main() {
             }
         })
         .await;
-        let sidecar_set = throughput(|_, deadline| {
+        let sidecar_set = throughput(PHASE, |_, deadline| {
             let body = body.clone();
             async move {
                 let mut sender = connect(sidecar).await;
@@ -258,7 +138,7 @@ async fn main() {
             }
         })
         .await;
-        let direct_set = throughput(|i, deadline| {
+        let direct_set = throughput(PHASE, |i, deadline| {
             let (mut connection, value) = (direct[i].as_ref().unwrap().clone(), value.clone());
             async move {
                 let mut n = 0;
@@ -277,7 +157,7 @@ async fn main() {
         .await;
         // The same etag/version script a sidecar SET runs, called directly: what a Dapr-layout
         // write costs Redis before any HTTP is involved.
-        let direct_script = throughput(|i, deadline| {
+        let direct_script = throughput(PHASE, |i, deadline| {
             let mut connection = direct[i].as_ref().unwrap().clone();
             let (script, quoted) = (script.clone(), quoted.clone());
             async move {
@@ -308,17 +188,17 @@ async fn main() {
         futures_util::future::join_all((0..64).map(|_| connect(sidecar))).await,
     )));
     let p = pool.clone();
-    let sidecar_latency = latencies(move || {
+    let sidecar_latency = latencies(LATENCY_PHASE, move || {
         let p = p.clone();
         async move { p.get("/v1.0/state/statestore/bench-key").await }
     })
     .await;
-    let health_latency = latencies(move || {
+    let health_latency = latencies(LATENCY_PHASE, move || {
         let p = pool.clone();
         async move { p.get("/v1.0/healthz").await }
     })
     .await;
-    let direct_latency = latencies(move || {
+    let direct_latency = latencies(LATENCY_PHASE, move || {
         let mut connection = first.clone();
         async move {
             let _: Vec<u8> = redis::cmd("GET")

@@ -115,3 +115,14 @@ fn without_a_resources_folder_daca_provides_what_dapr_init_does() {
         "{notices:?}"
     );
 }
+
+#[test]
+fn bad_subscription_files_are_reported_with_positions() {
+    let err = components::load_resources(
+        Some(Path::new("tests/fixtures/subscriptions/bad")),
+        Path::new("tests/fixtures/subscriptions"),
+    )
+    .err()
+    .expect("the files are refused");
+    insta::assert_snapshot!(err.to_string());
+}

@@ -108,7 +108,7 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-const COMPONENTS: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: pubsub }\nspec:\n  type: pubsub.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: localhost:6379\n  - name: publishingScopes\n    value: \"checkout=orders,strict,poison,other\"\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: envsecrets }\nspec:\n  type: secretstores.local.env\n  version: v1\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: filesecrets }\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n  - name: secretsFile\n    value: secrets.json\n";
+const COMPONENTS: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: pubsub }\nspec:\n  type: pubsub.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: localhost:6379\n  - name: publishingScopes\n    value: \"checkout=orders,strict,poison,other,decl\"\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: envsecrets }\nspec:\n  type: secretstores.local.env\n  version: v1\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: filesecrets }\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n  - name: secretsFile\n    value: secrets.json\n---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: { name: decl }\nspec:\n  pubsubname: pubsub\n  topic: decl\n  routes:\n    rules:\n    - match: event.data.n > 5\n      path: /decl-big\n    default: decl\nscopes: [orders]\n---\napiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: { name: elsewhere }\nspec: { pubsubname: pubsub, topic: other, route: /other }\nscopes: [someone-else]\n";
 
 impl World {
     /// Two apps: `checkout` (no app port; publishes) and `orders` (the subscriber app above).
@@ -167,7 +167,7 @@ impl World {
                     shared.apps[id].clone(),
                     shared.http.clone(),
                     shared.pubsubs.clone(),
-                    &[],
+                    &resources.subscriptions,
                     state.subscriptions.clone(),
                 )
                 .spawn();
@@ -378,6 +378,32 @@ async fn retry_then_dead_letter_drop_and_404_and_unmatched_events() {
         assert_eq!(
             drops, 2,
             "a DROP is delivered once, then only its dead letter"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarative_subscriptions_route_by_their_rules_and_honour_scopes() {
+    for redis in backends() {
+        let world = World::start(redis).await;
+        world
+            .publish("decl", "application/json", r#"{"n":9}"#)
+            .await;
+        world
+            .publish("decl", "application/json", r#"{"n":1}"#)
+            .await;
+        world
+            .publish("other", "application/json", r#"{"n":2}"#)
+            .await;
+        world
+            .wait_for("/decl-big", |r| r.body["data"]["n"] == 9)
+            .await;
+        world.wait_for("/decl", |r| r.body["data"]["n"] == 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let received = world.app.received.lock().unwrap();
+        assert!(
+            !received.iter().any(|r| r.path == "/other"),
+            "scoped to another app"
         );
     }
 }
