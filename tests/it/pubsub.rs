@@ -619,3 +619,133 @@ async fn metadata_health_and_secrets() {
         "ERR_SECRET_STORE_NOT_FOUND"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_invocation_follow_the_apps_readiness_and_shutdown_stops_the_app() {
+    use daca::supervisor::{AppState, AppStatus};
+    let status = |state: AppState| -> AppStatus {
+        let mut s: AppStatus = serde_json::from_value(json!({"name": "web", "state": "pending",
+            "pid": null, "restarts": 0, "started_at_ms": null, "ready_after_ms": null,
+            "last_exit": null, "message": null}))
+        .unwrap();
+        s.state = state;
+        s.pid = Some(42);
+        s
+    };
+    let (sender, receiver) = tokio::sync::watch::channel(status(AppState::Starting));
+    let mut shared = Shared::with_stores(BTreeMap::new(), None);
+    let app_port = crate::common::free_port();
+    shared.apps = BTreeMap::from([(
+        "web".to_string(),
+        AppChannel::supervised("web", Some(app_port), None, receiver),
+    )]);
+    let mut state = SidecarState::new("web", Arc::new(shared), 1 << 20);
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stopped.clone();
+    state.on_shutdown = Some(Box::new(move || {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst)
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sidecar::serve(listener, Arc::new(state)));
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{base}/v1.0/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 500, "not ready while the app starts");
+    assert_eq!(
+        health.json::<Value>().await.unwrap()["errorCode"],
+        "ERR_HEALTH_NOT_READY"
+    );
+    let outbound = client
+        .get(format!("{base}/v1.0/healthz/outbound"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outbound.status(), 204, "outbound does not wait for the app");
+    let invoke = client
+        .get(format!("{base}/v1.0/invoke/web/method/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invoke.status(), 500);
+    let body: Value = invoke.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "failed to invoke, id: web, err: app web is not ready (it is starting)"
+    );
+    let metadata: Value = client
+        .get(format!("{base}/v1.0/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["appConnectionProperties"],
+        json!({"port": app_port, "protocol": "http", "channelAddress": "127.0.0.1"})
+    );
+    sender.send(status(AppState::Ready)).unwrap();
+    let health = client
+        .get(format!("{base}/v1.0/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 204);
+    let shutdown = client
+        .post(format!("{base}/v1.0/shutdown"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shutdown.status(), 204);
+    assert!(stopped.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_streams_redeliver_idle_entries_and_trim_with_max_len_approx() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let info = redis::IntoConnectionInfo::into_connection_info(server.url().as_str()).unwrap();
+    let broker = pubsub::Broker::Redis(pubsub::StreamsBroker::new(info, Some(10)));
+    let mut consumer = broker.consumer("t", "g").await;
+    consumer.ensure_group().await.unwrap();
+    for n in 0..500 {
+        broker
+            .publish("t", format!("{n}").as_bytes(), &BTreeMap::new())
+            .await
+            .unwrap();
+    }
+    let length: u64 = redis::cmd("XLEN")
+        .arg("t")
+        .query(&mut server.connection().unwrap())
+        .unwrap();
+    assert!(length < 500, "MAXLEN ~ 10 trims (approximately): {length}");
+    let read = consumer
+        .read_new(5, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 5);
+    consumer.ack(&read[0].id).await.unwrap();
+    assert!(
+        consumer
+            .claim_idle(Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not idle long enough"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let again = consumer
+        .claim_idle(Duration::from_millis(20), 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = again.iter().map(|m| m.id.as_str()).collect();
+    let expected: Vec<&str> = read[1..].iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, expected, "the unacknowledged four come back");
+    let pending = consumer.read_pending("0", 10).await.unwrap();
+    assert_eq!(pending.len(), 4);
+}
