@@ -44,7 +44,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start Redis and every app, print their logs; Ctrl-C stops everything.
-    Up(ProjectArgs),
+    Up(UpArgs),
     /// Stop the daca running this project (or what a killed one left behind).
     Down(ProjectArgs),
     /// Show the apps of the running project.
@@ -61,10 +61,28 @@ pub enum Command {
     Validate(ProjectArgs),
     /// Print the JSON Schema of daca.yaml (for editors).
     Schema,
+    /// Say for each path whether a change there reloads an app under `daca up`, and why.
+    ExplainWatch {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Files or folders to explain.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Create a FastAPI + Dapr hello app and its daca.yaml.
     Init(init::InitArgs),
     /// Print daca's version.
     Version,
+}
+
+/// `daca up`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Do not watch files: no reload on save, no reconcile on daca.yaml edits.
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 /// Where the project is.
@@ -101,7 +119,7 @@ impl ProjectArgs {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(project) => up::run(&project, cli.log_format).await,
+        Command::Up(args) => up::run(&args, cli.log_format).await,
         Command::Down(project) => down::run(&project).await,
         Command::Ps { project, json } => ps::run(&project, json).await,
         Command::Logs(args) => logs::run(&args, cli.log_format).await,
@@ -111,6 +129,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Init(args) => init::run(&args),
+        Command::ExplainWatch { project, paths } => {
+            let (file, _) = project.locate();
+            let manifest = manifest::load(&file)?;
+            for path in paths {
+                println!("{}", path.display());
+                for line in crate::watch::explain(&manifest, &path) {
+                    println!("  {line}");
+                }
+            }
+            Ok(())
+        }
         Command::Version => {
             println!("daca {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
-use super::{ProjectArgs, user_error};
+use super::{UpArgs, user_error};
 use crate::channel::AppChannel;
 use crate::components;
 use crate::control::{self, ControlState};
@@ -18,15 +18,17 @@ use crate::ports::{PortPicker, is_free};
 use crate::project::{ProcessRef, RunRecord, StateDir};
 use crate::pubsub::{self, delivery::Subscriber};
 use crate::redis::{self, RedisPlan};
+use crate::reload::{self, ReloadStats};
 use crate::runtime::process::{ProcessRuntime, resolve_program};
 use crate::sidecar::{Shared, SidecarState};
 use crate::supervisor::{Probe, Supervisor, UnitSpec};
+use crate::watch;
 
 /// Lines of output remembered for `daca logs`.
 const LOG_BUFFER: usize = 10_000;
 
-pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()> {
-    let (file, _) = project.locate();
+pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
+    let (file, _) = args.project.locate();
     let manifest = manifest::load(&file)?;
     let state = StateDir::new(&manifest.root);
     let reaped = state.reap_orphans().map_err(|err| {
@@ -81,14 +83,27 @@ pub async fn run(project: &ProjectArgs, format: LogFormat) -> anyhow::Result<()>
     start_sidecars(&manifest, &sidecars, &shared, &supervisor).await?;
 
     let down = Arc::new(Notify::new());
-    let control_address =
-        start_control(&manifest, &supervisor, &logs, &redis_plan, &sidecars, &down).await?;
+    let reloads = Arc::new(ReloadStats::default());
+    let control_address = start_control(
+        &manifest,
+        &supervisor,
+        &logs,
+        &redis_plan,
+        &sidecars,
+        &down,
+        &reloads,
+    )
+    .await?;
     let recorder = record_runs(&manifest, &supervisor, &control_address)?;
 
     announce(&manifest, &redis_plan, &sidecars, &control_address);
     let started = Instant::now();
     supervisor.start_all();
     let ready_report = report_ready(supervisor.clone(), started);
+    let _watching = match args.no_watch {
+        true => None,
+        false => Some(start_watching(&manifest, &supervisor, &reloads)?),
+    };
 
     wait_for_stop(&down).await;
     ready_report.abort();
@@ -276,6 +291,31 @@ fn preflight(manifest: &Manifest, units: &[UnitSpec]) -> anyhow::Result<()> {
     }
 }
 
+/// Watches the apps' folders (and the manifest and resources) and reloads what changed.
+fn start_watching(
+    manifest: &Manifest,
+    supervisor: &Arc<Supervisor>,
+    stats: &Arc<ReloadStats>,
+) -> anyhow::Result<watch::Watch> {
+    let (watching, mut changes) = watch::start(watch::targets(manifest)).map_err(user_error)?;
+    tracing::debug!("watching {} folder(s)", watch::watched_count(&watching));
+    let drivers = reload::drivers(&manifest.apps, supervisor.clone(), stats.clone());
+    tokio::spawn(async move {
+        while let Some(change) = changes.recv().await {
+            match drivers.get(&change.target) {
+                Some(driver) => {
+                    let _ = driver.send(change);
+                }
+                None => tracing::info!(
+                    "{} changed: restart daca to apply it (reconciling while running is not available yet)",
+                    change.target
+                ),
+            }
+        }
+    });
+    Ok(watching)
+}
+
 async fn start_control(
     manifest: &Manifest,
     supervisor: &Arc<Supervisor>,
@@ -283,6 +323,7 @@ async fn start_control(
     redis_plan: &RedisPlan,
     sidecars: &BTreeMap<String, SidecarPorts>,
     down: &Arc<Notify>,
+    reloads: &Arc<ReloadStats>,
 ) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?.to_string();
@@ -303,6 +344,7 @@ async fn start_control(
             .map(|a| (a.id.to_string(), (a.port, sidecars[a.id.as_str()])))
             .collect(),
         down: down.clone(),
+        reloads: reloads.clone(),
     });
     tokio::spawn(control::serve(listener, state, std::future::pending()));
     Ok(address)

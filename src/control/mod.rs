@@ -38,4 +38,7 @@ pub struct AppView {
     pub status: AppStatus,
     pub port: Option<u16>,
     pub sidecar: SidecarPorts,
+    /// Reload times (change → ready).
+    #[serde(default)]
+    pub reload: crate::reload::ReloadView,
 }

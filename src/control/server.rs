@@ -30,6 +30,8 @@ pub struct ControlState {
     pub apps: BTreeMap<String, (Option<u16>, SidecarPorts)>,
     /// Notified by `POST /v1/down`.
     pub down: Arc<Notify>,
+    /// Reload times per app.
+    pub reloads: Arc<crate::reload::ReloadStats>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -62,10 +64,12 @@ async fn ps(State(state): State<Arc<ControlState>>) -> Json<ProjectStatus> {
         .into_iter()
         .filter_map(|status| {
             let (port, sidecar) = *state.apps.get(&status.name)?;
+            let reload = state.reloads.view(&status.name);
             Some(AppView {
                 status,
                 port,
                 sidecar,
+                reload,
             })
         })
         .collect();

@@ -95,6 +95,23 @@ pub struct AppSpec {
     pub startup_timeout: Duration,
     /// Request body limit of its sidecar, in bytes.
     pub max_body_size: usize,
+    pub reload: ReloadMode,
+    /// `watch:` globs; empty = every file not ignored.
+    pub watch: Vec<String>,
+    /// `ignore:` globs.
+    pub ignore: Vec<String>,
+    /// `setup:` command, run before a restart caused by a dependency file.
+    pub setup: Option<Vec<String>>,
+    pub restart_dependents: bool,
+}
+
+/// What a change in an app's folder does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMode {
+    /// daca restarts the app.
+    Restart,
+    /// The app reloads itself; daca reports the change.
+    None,
 }
 
 /// When a process that exited on its own is started again.

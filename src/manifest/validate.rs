@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::error::Diagnostic;
-use super::model::{AppId, AppSpec, Manifest, RedisConfig, RedisProvider, RestartPolicy};
+use super::model::{
+    AppId, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy,
+};
 use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -221,7 +223,52 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
         grace_period,
         startup_timeout: startup,
         max_body_size,
+        reload: reload_mode(c, app.reload.as_ref()),
+        watch: globs(c, &app.watch),
+        ignore: globs(c, &app.ignore),
+        setup: app.setup.as_ref().and_then(|s| {
+            if s.value.is_empty() || s.value[0].trim().is_empty() {
+                c.error(
+                    s,
+                    "`setup` is empty",
+                    Some("for example `setup: [\"uv\", \"sync\"]`".into()),
+                );
+                None
+            } else {
+                Some(s.value.clone())
+            }
+        }),
+        restart_dependents: app.restart_dependents.unwrap_or(false),
     })
+}
+
+fn reload_mode(checker: &mut Checker, raw: Option<&At<String>>) -> ReloadMode {
+    match raw.map(|r| r.value.as_str()) {
+        None | Some("restart") => ReloadMode::Restart,
+        Some("none") => ReloadMode::None,
+        Some(other) => {
+            let hint =
+                Some("use `restart` (daca restarts the app) or `none` (it reloads itself)".into());
+            checker.error(
+                raw.expect("UNWRAP: matched Some above"),
+                format!("unknown reload mode `{other}`"),
+                hint,
+            );
+            ReloadMode::Restart
+        }
+    }
+}
+
+/// Globs in gitignore syntax, each checked so a typo is reported where it is written.
+fn globs(checker: &mut Checker, raw: &[At<String>]) -> Vec<String> {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new("/");
+    for glob in raw {
+        if let Err(err) = builder.add_line(None, &glob.value) {
+            let hint = Some("gitignore syntax, e.g. `*.py`, `src/**`, `!keep.txt`".into());
+            checker.error(glob, format!("invalid glob `{}`: {err}", glob.value), hint);
+        }
+    }
+    raw.iter().map(|g| g.value.clone()).collect()
 }
 
 /// Dapr's default `maxBodySize`: 4 MiB.

@@ -108,6 +108,21 @@ pub struct AppWire {
     pub max_body_size: Option<At<String>>,
     /// Overrides the project's `grace_period` for this app.
     pub grace_period: Option<At<String>>,
+    /// On a change in the app's folder: `restart` (default) restarts it; `none` leaves it to the
+    /// app (e.g. `uvicorn --reload`) and only reports.
+    pub reload: Option<At<String>>,
+    /// Globs (gitignore syntax, relative to the app's folder) that narrow which files count as
+    /// changes; default: every file not ignored.
+    #[serde(default)]
+    pub watch: Vec<At<String>>,
+    /// More globs to ignore, on top of `.gitignore`, `.dockerignore`, `.dacaignore` and defaults.
+    #[serde(default)]
+    pub ignore: Vec<At<String>>,
+    /// Command run in the app's folder before a restart when a dependency file changes
+    /// (`pyproject.toml`, `uv.lock`, `requirements*.txt`, ...), e.g. `["uv", "sync"]`.
+    pub setup: Option<At<Vec<String>>>,
+    /// Also restart the apps that depend on this one when it reloads (default false).
+    pub restart_dependents: Option<bool>,
 }
 
 /// An environment value: YAML scalars are accepted and turned into strings, as Compose does.

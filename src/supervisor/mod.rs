@@ -91,6 +91,14 @@ impl Supervisor {
         self.handles().find(|h| h.name() == name)
     }
 
+    /// The spec a unit was made from.
+    pub fn spec(&self, name: &str) -> Option<UnitSpec> {
+        self.units
+            .iter()
+            .find(|(spec, _)| spec.launch.name == name)
+            .map(|(spec, _)| spec.clone())
+    }
+
     /// Status of every unit, in start order.
     pub fn statuses(&self) -> Vec<AppStatus> {
         self.handles().map(AppHandle::status).collect()
