@@ -3,6 +3,7 @@
 
 mod down;
 mod init;
+mod live;
 mod logs;
 mod ps;
 mod up;

@@ -26,8 +26,8 @@ pub struct ControlState {
     pub logs: Arc<LogBus>,
     pub redis_mode: String,
     pub redis_url: Option<String>,
-    /// App-id → (app port, sidecar ports).
-    pub apps: BTreeMap<String, (Option<u16>, SidecarPorts)>,
+    /// App-id → (app port, sidecar ports); changes when daca.yaml is edited.
+    pub apps: std::sync::RwLock<BTreeMap<String, (Option<u16>, SidecarPorts)>>,
     /// Notified by `POST /v1/down`.
     pub down: Arc<Notify>,
     /// Reload times per app.
@@ -63,7 +63,11 @@ async fn ps(State(state): State<Arc<ControlState>>) -> Json<ProjectStatus> {
     let apps = statuses
         .into_iter()
         .filter_map(|status| {
-            let (port, sidecar) = *state.apps.get(&status.name)?;
+            let (port, sidecar) = *state
+                .apps
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&status.name)?;
             let reload = state.reloads.view(&status.name);
             Some(AppView {
                 status,
@@ -102,7 +106,8 @@ async fn logs(State(state): State<Arc<ControlState>>, Query(query): Query<LogQue
         .as_ref()
         .filter(|s| state.supervisor.handle(s).is_none())
     {
-        let known: Vec<&str> = state.supervisor.handles().map(|h| h.name()).collect();
+        let handles = state.supervisor.handles();
+        let known: Vec<&str> = handles.iter().map(|h| h.name()).collect();
         let message = format!(
             "no app `{source}` in this project (apps: {})",
             known.join(", ")

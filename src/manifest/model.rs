@@ -75,7 +75,7 @@ impl fmt::Display for AppId {
 }
 
 /// One app to supervise.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppSpec {
     pub id: AppId,
     /// Absolute working directory.

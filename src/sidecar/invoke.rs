@@ -111,7 +111,7 @@ async fn try_forward(
             format!("failed to invoke, id: {target}, err: {err}"),
         )
     };
-    let channel = sidecar.shared.apps.get(target).ok_or_else(|| {
+    let channel = sidecar.shared.app(target).ok_or_else(|| {
         failed(&format!(
             "couldn't find service: {target} is not an app of this project"
         ))

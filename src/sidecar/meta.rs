@@ -32,7 +32,7 @@ pub async fn healthz(
             "dapr app-id does not match",
         ));
     }
-    let ready = match sidecar.shared.apps.get(&sidecar.app_id) {
+    let ready = match sidecar.shared.app(&sidecar.app_id) {
         Some(channel) => channel.port.is_none() || channel.is_ready(),
         None => true,
     };
@@ -70,12 +70,13 @@ fn capabilities(component: &Component) -> Vec<&'static str> {
 /// Dapr's metadata shape; empty fields are left out as Dapr leaves them out.
 pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
     let shared = &sidecar.shared;
-    let mut components: Vec<&Component> = shared
+    let loaded = shared.components();
+    let mut components: Vec<&Component> = loaded
         .stores
         .values()
         .map(|e| &e.component)
-        .chain(shared.pubsubs.values().map(|e| &e.component))
-        .chain(shared.secrets.values().map(|(c, _)| c))
+        .chain(loaded.pubsubs.values().map(|e| &e.component))
+        .chain(loaded.secrets.values().map(|(c, _)| c))
         .filter(|c| c.visible_to(&sidecar.app_id))
         .collect();
     components.sort_by(|a, b| a.name.cmp(&b.name));
@@ -116,7 +117,7 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
     if !subscriptions.is_empty() {
         body["subscriptions"] = json!(subscriptions);
     }
-    if let Some(port) = shared.apps.get(&sidecar.app_id).and_then(|c| c.port) {
+    if let Some(port) = shared.app(&sidecar.app_id).and_then(|c| c.port) {
         body["appConnectionProperties"] =
             json!({"port": port, "protocol": "http", "channelAddress": "127.0.0.1"});
     }
@@ -147,8 +148,8 @@ pub async fn shutdown(State(sidecar): State<Arc<SidecarState>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-fn secret_store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a SecretStore, ApiError> {
-    let stores = &sidecar.shared.secrets;
+fn secret_store(sidecar: &SidecarState, name: &str) -> Result<SecretStore, ApiError> {
+    let stores = &sidecar.shared.components().secrets;
     if stores.is_empty() {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,7 +160,7 @@ fn secret_store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a SecretS
     stores
         .get(name)
         .filter(|(c, _)| c.visible_to(&sidecar.app_id))
-        .map(|(_, s)| s)
+        .map(|(_, s)| s.clone())
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -34,33 +34,86 @@ use crate::components::{Component, SecretStore};
 use crate::pubsub::PubsubEntry;
 use crate::pubsub::subscription::Subscription;
 
-/// What every app's sidecar shares: the component instances (so Redis connection pools are
-/// shared too) and the channels to every app, for invocation.
-pub struct Shared {
-    pub stores: BTreeMap<String, StateEntry>,
+/// The component instances, replaced as a whole when the resources folder changes.
+pub struct Components {
+    pub stores: BTreeMap<String, Arc<StateEntry>>,
     pub pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
     pub secrets: BTreeMap<String, (Component, SecretStore)>,
-    pub apps: BTreeMap<String, AppChannel>,
-    /// `DAPR_API_TOKEN`, when set.
-    pub api_token: Option<String>,
-    /// The client for calls to apps (invocation, delivery), with its connection pool.
-    pub http: reqwest::Client,
     /// Declarative subscriptions from the resources folder.
     pub declarative: Vec<Subscription>,
 }
 
-impl Shared {
-    /// Shared parts with only state stores (tests and tools that need no apps).
-    pub fn with_stores(stores: BTreeMap<String, StateEntry>, api_token: Option<String>) -> Shared {
-        Shared {
-            stores,
+impl Components {
+    /// Only state stores (tests and tools that need nothing else).
+    pub fn with_stores(stores: BTreeMap<String, StateEntry>) -> Components {
+        Components {
+            stores: stores.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
             pubsubs: Arc::new(BTreeMap::new()),
             secrets: BTreeMap::new(),
-            apps: BTreeMap::new(),
-            api_token,
-            http: http_client(),
             declarative: Vec::new(),
         }
+    }
+}
+
+/// What every app's sidecar shares: the components (so Redis connection pools are shared too)
+/// and the channels to every app, for invocation. Both can change while daca runs.
+pub struct Shared {
+    components: RwLock<Arc<Components>>,
+    apps: RwLock<BTreeMap<String, AppChannel>>,
+    /// `DAPR_API_TOKEN`, when set.
+    pub api_token: Option<String>,
+    /// The client for calls to apps (invocation, delivery), with its connection pool.
+    pub http: reqwest::Client,
+}
+
+impl Shared {
+    pub fn new(components: Components, api_token: Option<String>) -> Shared {
+        Shared {
+            components: RwLock::new(Arc::new(components)),
+            apps: RwLock::default(),
+            api_token,
+            http: http_client(),
+        }
+    }
+
+    /// Shared parts with only state stores.
+    pub fn with_stores(stores: BTreeMap<String, StateEntry>, api_token: Option<String>) -> Shared {
+        Shared::new(Components::with_stores(stores), api_token)
+    }
+
+    /// The components now (a request keeps the set it started with).
+    pub fn components(&self) -> Arc<Components> {
+        self.components
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_components(&self, components: Components) {
+        *self.components.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(components);
+    }
+
+    /// The channel to app `id`.
+    pub fn app(&self, id: &str) -> Option<AppChannel> {
+        self.apps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub fn set_app(&self, id: &str, channel: AppChannel) {
+        self.apps
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), channel);
+    }
+
+    pub fn remove_app(&self, id: &str) {
+        self.apps
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 

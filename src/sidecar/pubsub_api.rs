@@ -21,7 +21,7 @@ use crate::pubsub::envelope::{self, Publish};
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// The pubsub named in the URL, if this app may publish `topic` to it.
-fn pubsub<'a>(sidecar: &'a SidecarState, name: &str, topic: &str) -> Result<&'a PubsubEntry> {
+fn pubsub(sidecar: &SidecarState, name: &str, topic: &str) -> Result<PubsubEntry> {
     if name.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -36,18 +36,18 @@ fn pubsub<'a>(sidecar: &'a SidecarState, name: &str, topic: &str) -> Result<&'a 
             format!("topic is empty in pubsub {name}"),
         ));
     }
-    if sidecar.shared.pubsubs.is_empty() {
+    let pubsubs = sidecar.shared.components().pubsubs.clone();
+    if pubsubs.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "ERR_PUBSUB_NOT_CONFIGURED",
             "no pubsub is configured",
         ));
     }
-    let entry = sidecar
-        .shared
-        .pubsubs
+    let entry = pubsubs
         .get(name)
         .filter(|e| e.component.visible_to(&sidecar.app_id))
+        .cloned()
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

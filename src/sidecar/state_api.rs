@@ -20,19 +20,20 @@ use crate::state::{Delete, Op, StoreError, Write};
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// The store named in the URL, as this app may see it.
-fn store<'a>(sidecar: &'a SidecarState, name: &str) -> Result<&'a StateEntry> {
-    if sidecar.shared.stores.is_empty() {
+fn store(sidecar: &SidecarState, name: &str) -> Result<Arc<StateEntry>> {
+    let components = sidecar.shared.components();
+    if components.stores.is_empty() {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ERR_STATE_STORE_NOT_CONFIGURED",
             format!("state store {name} is not configured"),
         ));
     }
-    sidecar
-        .shared
+    components
         .stores
         .get(name)
         .filter(|entry| entry.component.visible_to(&sidecar.app_id))
+        .cloned()
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -54,12 +55,12 @@ pub(super) async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum
 }
 
 /// What every write handler starts with: the store, the query's metadata, the (limited) body.
-pub(super) async fn prologue<'a>(
-    sidecar: &'a SidecarState,
+pub(super) async fn prologue(
+    sidecar: &SidecarState,
     name: &str,
     query: Option<String>,
     body: Body,
-) -> Result<(&'a StateEntry, Query, axum::body::Bytes)> {
+) -> Result<(Arc<StateEntry>, Query, axum::body::Bytes)> {
     let entry = store(sidecar, name)?;
     let query = Query::parse(query.as_deref());
     Ok((entry, query, read_body(sidecar, body).await?))
@@ -145,7 +146,7 @@ pub async fn save(
             .unwrap_or_else(|| b"null".to_vec());
         let concurrency = item.options.map(|o| o.concurrency).unwrap_or_default();
         writes.push(to_write(
-            entry,
+            &entry,
             key,
             value,
             item.etag,
@@ -271,7 +272,10 @@ pub async fn bulk(
         request.parallelism as usize
     };
     let items: Vec<BulkItem> = futures_util::stream::iter(stored)
-        .map(|(key, stored)| async move { bulk_item(entry, key, &stored).await })
+        .map(|(key, stored)| {
+            let entry = entry.clone();
+            async move { bulk_item(&entry, key, &stored).await }
+        })
         .buffered(parallelism)
         .collect()
         .await;

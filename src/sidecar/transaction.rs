@@ -72,7 +72,7 @@ pub async fn transaction(
     for operation in &request.operations {
         ops.push(transaction_op(
             &sidecar,
-            entry,
+            &entry,
             &name,
             operation,
             &request.metadata,

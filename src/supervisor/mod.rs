@@ -15,7 +15,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -42,10 +42,12 @@ pub struct UnitSpec {
     pub depends_on: Vec<String>,
 }
 
-/// The running set of units.
+/// The running set of units; units can be added and removed while it runs (a `daca.yaml` edit).
 pub struct Supervisor {
-    units: Vec<(UnitSpec, AppHandle)>,
+    units: RwLock<Vec<(UnitSpec, AppHandle)>>,
     events: broadcast::Sender<AppEvent>,
+    runtime: Arc<dyn Runtime>,
+    logs: Arc<LogBus>,
 }
 
 impl Supervisor {
@@ -53,47 +55,80 @@ impl Supervisor {
     /// `units` must be in start order (dependencies first), as the manifest gives them.
     pub fn new(units: Vec<UnitSpec>, runtime: Arc<dyn Runtime>, logs: Arc<LogBus>) -> Supervisor {
         let (events, _) = broadcast::channel(256);
-        let units = units
-            .into_iter()
-            .map(|spec| {
-                let name = spec.launch.name.clone();
-                let (status_tx, status_rx) = watch::channel(AppStatus::new(&name));
-                let (controls, inbox) = mpsc::channel(16);
-                let signals = Arc::new(Mutex::new(None));
-                let handle = AppHandle {
-                    name,
-                    controls,
-                    status: status_rx,
-                    signals: signals.clone(),
-                };
-                let task = task::AppTask::new(
-                    spec.clone(),
-                    runtime.clone(),
-                    logs.clone(),
-                    status_tx,
-                    events.clone(),
-                    signals,
-                );
-                tokio::spawn(task.run(inbox));
-                (spec, handle)
-            })
-            .collect();
-        Supervisor { units, events }
+        let supervisor = Supervisor {
+            units: RwLock::new(Vec::new()),
+            events,
+            runtime,
+            logs,
+        };
+        for spec in units {
+            supervisor.add(spec);
+        }
+        supervisor
+    }
+
+    fn units(&self) -> std::sync::RwLockReadGuard<'_, Vec<(UnitSpec, AppHandle)>> {
+        self.units.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a unit (not started) after the others and returns its handle.
+    pub fn add(&self, spec: UnitSpec) -> AppHandle {
+        let name = spec.launch.name.clone();
+        let (status_tx, status_rx) = watch::channel(AppStatus::new(&name));
+        let (controls, inbox) = mpsc::channel(16);
+        let signals = Arc::new(Mutex::new(None));
+        let handle = AppHandle {
+            name,
+            controls,
+            status: status_rx,
+            signals: signals.clone(),
+        };
+        let task = task::AppTask::new(
+            spec.clone(),
+            self.runtime.clone(),
+            self.logs.clone(),
+            status_tx,
+            self.events.clone(),
+            signals,
+        );
+        tokio::spawn(task.run(inbox));
+        self.units
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((spec, handle.clone()));
+        handle
+    }
+
+    /// Stops a unit (gracefully) and forgets it.
+    pub async fn remove(&self, name: &str) {
+        if let Some(handle) = self.handle(name) {
+            handle.send(Control::Shutdown).await;
+        }
+        self.units
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(spec, _)| spec.launch.name != name);
     }
 
     /// Handles in start order.
-    pub fn handles(&self) -> impl Iterator<Item = &AppHandle> {
-        self.units.iter().map(|(_, handle)| handle)
+    pub fn handles(&self) -> Vec<AppHandle> {
+        self.units()
+            .iter()
+            .map(|(_, handle)| handle.clone())
+            .collect()
     }
 
     /// The handle of one unit.
-    pub fn handle(&self, name: &str) -> Option<&AppHandle> {
-        self.handles().find(|h| h.name() == name)
+    pub fn handle(&self, name: &str) -> Option<AppHandle> {
+        self.units()
+            .iter()
+            .find(|(_, h)| h.name() == name)
+            .map(|(_, h)| h.clone())
     }
 
     /// The spec a unit was made from.
     pub fn spec(&self, name: &str) -> Option<UnitSpec> {
-        self.units
+        self.units()
             .iter()
             .find(|(spec, _)| spec.launch.name == name)
             .map(|(spec, _)| spec.clone())
@@ -101,7 +136,7 @@ impl Supervisor {
 
     /// Status of every unit, in start order.
     pub fn statuses(&self) -> Vec<AppStatus> {
-        self.handles().map(AppHandle::status).collect()
+        self.handles().iter().map(AppHandle::status).collect()
     }
 
     /// State changes of every unit.
@@ -111,31 +146,46 @@ impl Supervisor {
 
     /// Starts every unit once its dependencies are ready. Returns at once.
     pub fn start_all(&self) {
-        for (spec, handle) in &self.units {
-            let dependencies: Vec<(AppHandle, UnitSpec)> = spec
-                .depends_on
-                .iter()
-                .filter_map(|dep| self.units.iter().find(|(s, _)| &s.launch.name == dep))
-                .map(|(s, h)| (h.clone(), s.clone()))
-                .collect();
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                for (dependency, dep_spec) in dependencies {
-                    if !dependency.wait_ready(dep_spec.startup_timeout).await {
-                        handle
-                            .send(Control::Fail(not_ready_reason(&dependency, &dep_spec)))
-                            .await;
-                        return;
-                    }
-                }
-                handle.start().await;
-            });
+        let names: Vec<String> = self
+            .units()
+            .iter()
+            .map(|(s, _)| s.launch.name.clone())
+            .collect();
+        for name in names {
+            self.start(&name);
         }
+    }
+
+    /// Starts one unit once its dependencies are ready. Returns at once.
+    pub fn start(&self, name: &str) {
+        let units = self.units();
+        let Some((spec, handle)) = units.iter().find(|(s, _)| s.launch.name == name) else {
+            return;
+        };
+        let dependencies: Vec<(AppHandle, UnitSpec)> = spec
+            .depends_on
+            .iter()
+            .filter_map(|dep| units.iter().find(|(s, _)| &s.launch.name == dep))
+            .map(|(s, h)| (h.clone(), s.clone()))
+            .collect();
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            for (dependency, dep_spec) in dependencies {
+                if !dependency.wait_ready(dep_spec.startup_timeout).await {
+                    handle
+                        .send(Control::Fail(not_ready_reason(&dependency, &dep_spec)))
+                        .await;
+                    return;
+                }
+            }
+            handle.start().await;
+        });
     }
 
     /// Waits until every unit is ready; false after `limit` or when one failed or exited.
     pub async fn wait_all_ready(&self, limit: Duration) -> bool {
-        let waits = self.handles().map(|h| h.wait_ready(limit));
+        let handles = self.handles();
+        let waits = handles.iter().map(|h| h.wait_ready(limit));
         futures_util::future::join_all(waits)
             .await
             .into_iter()
@@ -144,7 +194,7 @@ impl Supervisor {
 
     /// Stops every unit, dependents before their dependencies, each with its grace period.
     pub async fn shutdown(&self) {
-        for (_, handle) in self.units.iter().rev() {
+        for handle in self.handles().iter().rev() {
             handle.send(Control::Shutdown).await;
         }
     }

@@ -13,7 +13,7 @@ use daca::channel::AppChannel;
 use daca::components;
 use daca::pubsub::{self, delivery::Subscriber};
 use daca::redis::RedisPlan;
-use daca::sidecar::{self, Shared, SidecarState};
+use daca::sidecar::{self, Components, Shared, SidecarState};
 use serde_json::{Value, json};
 
 use crate::common::{RedisServer, wait_until_async};
@@ -136,19 +136,9 @@ impl World {
             .fallback(app_handler)
             .with_state(app.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let mut shared = Shared::with_stores(BTreeMap::new(), None);
-        shared.pubsubs = Arc::new(pubsubs);
-        shared.apps = BTreeMap::from([
-            (
-                "checkout".into(),
-                AppChannel::unsupervised("checkout", None),
-            ),
-            (
-                "orders".into(),
-                AppChannel::unsupervised("orders", Some(app_port)),
-            ),
-        ]);
-        shared.secrets = resources
+        let mut components = Components::with_stores(BTreeMap::new());
+        components.pubsubs = Arc::new(pubsubs);
+        components.secrets = resources
             .components
             .iter()
             .filter_map(|c| {
@@ -158,15 +148,19 @@ impl World {
                 ))
             })
             .collect();
-        let shared = Arc::new(shared);
+        let shared = Arc::new(Shared::new(components, None));
+        shared.set_app("checkout", AppChannel::unsupervised("checkout", None));
+        let mut channel = AppChannel::unsupervised("orders", Some(app_port));
+        channel.app_token = Some("app-token".into());
+        shared.set_app("orders", channel);
         let mut publisher = 0;
         for id in ["checkout", "orders"] {
             let state = SidecarState::new(id, shared.clone(), 4 << 20);
             if id == "orders" {
                 Subscriber::new(
-                    shared.apps[id].clone(),
+                    shared.app(id).unwrap(),
                     shared.http.clone(),
-                    shared.pubsubs.clone(),
+                    shared.components().pubsubs.clone(),
                     &resources.subscriptions,
                     state.subscriptions.clone(),
                 )
@@ -273,6 +267,11 @@ async fn published_events_reach_the_routes_their_rules_pick_with_daprs_envelope_
         assert_eq!(
             widget.headers["traceparent"],
             event["traceparent"].as_str().unwrap()
+        );
+        assert_eq!(
+            widget.headers.get("dapr-api-token").map(String::as_str),
+            Some("app-token"),
+            "APP_API_TOKEN goes to the app"
         );
         world
             .wait_for("/orders", |r| r.body["data"]["n"] == 2)
@@ -487,7 +486,10 @@ async fn invocation_forwards_verb_path_query_headers_and_body_and_returns_the_an
     assert_eq!(seen["headers"]["h"], "v");
     assert_eq!(seen["headers"]["dapr-caller-app-id"], "checkout");
     assert_eq!(seen["headers"]["dapr-callee-app-id"], "orders");
-    assert!(seen["headers"].get("dapr-api-token").is_none());
+    assert_eq!(
+        seen["headers"]["dapr-api-token"], "app-token",
+        "the caller's token stays behind; the app gets APP_API_TOKEN"
+    );
 
     let by_header = client
         .get(world.url("/api/y"))
@@ -633,13 +635,13 @@ async fn health_and_invocation_follow_the_apps_readiness_and_shutdown_stops_the_
         s
     };
     let (sender, receiver) = tokio::sync::watch::channel(status(AppState::Starting));
-    let mut shared = Shared::with_stores(BTreeMap::new(), None);
+    let shared = Arc::new(Shared::with_stores(BTreeMap::new(), None));
     let app_port = crate::common::free_port();
-    shared.apps = BTreeMap::from([(
-        "web".to_string(),
+    shared.set_app(
+        "web",
         AppChannel::supervised("web", Some(app_port), None, receiver),
-    )]);
-    let mut state = SidecarState::new("web", Arc::new(shared), 1 << 20);
+    );
+    let mut state = SidecarState::new("web", shared, 1 << 20);
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stopped.clone();
     state.on_shutdown = Some(Box::new(move || {

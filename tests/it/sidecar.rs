@@ -108,11 +108,12 @@ impl Sidecar {
             },
         };
         let (stores, _) = components::stores::state_stores(&loaded, &plan).unwrap();
+        let kept = Arc::new(stores.clone());
         let shared = Arc::new(sidecar::Shared::with_stores(
             stores,
             options.token.map(String::from),
         ));
-        let stores = Arc::new(shared.stores.clone());
+        let stores = kept;
         let state = SidecarState::new(options.app_id, shared, options.max_body_size);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

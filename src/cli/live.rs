@@ -1,0 +1,424 @@
+//! The running project as `daca up` keeps it: apps with their sidecars and subscribers, the
+//! components, the file watcher. Editing `daca.yaml` reconciles it (apps added, removed or
+//! changed are started, stopped or restarted; the others are untouched); editing the resources
+//! folder swaps the components. An invalid edit is reported and changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::user_error;
+use crate::channel::AppChannel;
+use crate::components;
+use crate::control::ControlState;
+use crate::env::{SidecarPorts, app_env, read_dot_env};
+use crate::manifest::{self, AppSpec, Manifest};
+use crate::ports::{PortPicker, is_free};
+use crate::pubsub::{self, delivery::Subscriber};
+use crate::redis::{self, RedisPlan};
+use crate::reload::{self, ReloadStats};
+use crate::runtime::LaunchSpec;
+use crate::runtime::process::resolve_program;
+use crate::sidecar::{Components, Shared, SidecarState};
+use crate::supervisor::{Probe, Supervisor, UnitSpec};
+use crate::watch::{self, Change};
+
+/// What runs for one app besides its process.
+struct Bundle {
+    ports: SidecarPorts,
+    spec: AppSpec,
+    sidecar: JoinHandle<()>,
+    subscriber: JoinHandle<()>,
+    subscriptions: Arc<RwLock<Vec<pubsub::subscription::Subscription>>>,
+}
+
+pub struct Live {
+    manifest: Mutex<Manifest>,
+    redis_plan: RedisPlan,
+    picker: Mutex<PortPicker>,
+    pub supervisor: Arc<Supervisor>,
+    pub shared: Arc<Shared>,
+    pub reloads: Arc<ReloadStats>,
+    control: Mutex<Option<Arc<ControlState>>>,
+    bundles: Mutex<BTreeMap<String, Bundle>>,
+    drivers: Mutex<BTreeMap<String, mpsc::UnboundedSender<Change>>>,
+    watching: Mutex<Option<watch::Watch>>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|t| !t.is_empty())
+}
+
+/// Loads the resources folder into component instances, or says what is wrong with it.
+pub fn load_components(manifest: &Manifest, plan: &RedisPlan) -> anyhow::Result<Components> {
+    let resources = components::load_resources(manifest.resources.as_deref(), &manifest.root)?;
+    let (stores, mut notices) = components::stores::state_stores(&resources.components, plan)?;
+    let (pubsubs, more) = pubsub::brokers(&resources.components, plan)?;
+    notices.extend(more);
+    notices.dedup();
+    for notice in notices {
+        tracing::info!("{notice}");
+    }
+    let secrets = resources
+        .components
+        .iter()
+        .filter_map(|c| {
+            let store = resources.secret_stores.get(&c.name)?;
+            Some((c.name.clone(), (c.clone(), store.clone())))
+        })
+        .collect();
+    let mut loaded = Components::with_stores(stores);
+    loaded.pubsubs = Arc::new(pubsubs);
+    loaded.secrets = secrets;
+    loaded.declarative = resources.subscriptions;
+    Ok(loaded)
+}
+
+/// The unit that runs one app.
+pub fn app_unit(app: &AppSpec, ports: SidecarPorts, redis_plan: &RedisPlan) -> UnitSpec {
+    let inherited: Vec<(String, String)> = std::env::vars().collect();
+    let env = app_env(
+        inherited.into_iter(),
+        app.id.as_str(),
+        app.port,
+        ports,
+        &read_dot_env(&app.dir),
+        &app.env,
+    );
+    let probe = match (app.port, &app.health) {
+        (Some(port), Some(path)) => Probe::Http {
+            port,
+            path: path.clone(),
+        },
+        (Some(port), None) => Probe::Tcp(port),
+        (None, _) => Probe::None,
+    };
+    let mut depends_on: Vec<String> = match redis_plan {
+        RedisPlan::Server { .. } => vec![redis::UNIT_NAME.to_string()],
+        _ => Vec::new(),
+    };
+    depends_on.extend(app.depends_on.iter().map(|d| d.to_string()));
+    UnitSpec {
+        launch: LaunchSpec {
+            name: app.id.to_string(),
+            program: app.command[0].clone(),
+            args: app.command[1..].to_vec(),
+            dir: app.dir.clone(),
+            env,
+        },
+        probe,
+        restart: app.restart,
+        grace: app.grace_period,
+        startup_timeout: app.startup_timeout,
+        depends_on,
+    }
+}
+
+impl Live {
+    pub fn new(
+        manifest: Manifest,
+        redis_plan: RedisPlan,
+        picker: PortPicker,
+        supervisor: Arc<Supervisor>,
+        components: Components,
+    ) -> Arc<Live> {
+        Arc::new(Live {
+            manifest: Mutex::new(manifest),
+            redis_plan,
+            picker: Mutex::new(picker),
+            supervisor,
+            shared: Arc::new(Shared::new(components, env_var("DAPR_API_TOKEN"))),
+            reloads: Arc::default(),
+            control: Mutex::new(None),
+            bundles: Mutex::default(),
+            drivers: Mutex::default(),
+            watching: Mutex::new(None),
+        })
+    }
+
+    pub fn set_control(&self, control: Arc<ControlState>) {
+        *self.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sidecar ports of every app, for the control API and the start-up lines.
+    pub fn ports(&self) -> BTreeMap<String, (Option<u16>, SidecarPorts)> {
+        let bundles = self.bundles.lock().unwrap_or_else(|p| p.into_inner());
+        bundles
+            .iter()
+            .map(|(id, b)| (id.clone(), (b.spec.port, b.ports)))
+            .collect()
+    }
+
+    /// Ports for a new app: its own choices, else 3500/50001 when free, else the next free.
+    fn assign_ports(&self, app: &AppSpec) -> SidecarPorts {
+        let mut picker = self.picker.lock().unwrap_or_else(|p| p.into_inner());
+        for port in [app.port, app.dapr_http_port, app.dapr_grpc_port]
+            .into_iter()
+            .flatten()
+        {
+            picker.reserve(port);
+        }
+        SidecarPorts {
+            http: app.dapr_http_port.unwrap_or_else(|| picker.pick(3500)),
+            grpc: app.dapr_grpc_port.unwrap_or_else(|| picker.pick(50001)),
+        }
+    }
+
+    /// Registers an app: its unit (not started), its channel, its sidecar (listening now, and
+    /// until the app is removed) and its subscriber.
+    pub async fn add_app(&self, app: &AppSpec, ports: Option<SidecarPorts>) -> anyhow::Result<()> {
+        let ports = ports.unwrap_or_else(|| self.assign_ports(app));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.http)).await.map_err(|err| {
+            user_error(format!(
+                "{}: cannot listen on sidecar port {}: {err}\n  hint: free the port or set `dapr_http_port:` for this app",
+                app.id, ports.http
+            ))
+        })?;
+        let handle = self.supervisor.add(app_unit(app, ports, &self.redis_plan));
+        let channel = AppChannel::supervised(
+            app.id.as_str(),
+            app.port,
+            env_var("APP_API_TOKEN"),
+            handle.watch(),
+        );
+        self.shared.set_app(app.id.as_str(), channel.clone());
+        let mut state = SidecarState::new(app.id.as_str(), self.shared.clone(), app.max_body_size);
+        state.on_shutdown = Some(Box::new(move || {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.stop().await });
+        }));
+        let subscriptions = state.subscriptions.clone();
+        let subscriber = self.subscriber(channel, subscriptions.clone());
+        let sidecar = tokio::spawn(crate::sidecar::serve(listener, Arc::new(state)));
+        self.bundles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                app.id.to_string(),
+                Bundle {
+                    ports,
+                    spec: app.clone(),
+                    sidecar,
+                    subscriber,
+                    subscriptions,
+                },
+            );
+        self.sync_control();
+        Ok(())
+    }
+
+    fn subscriber(
+        &self,
+        channel: AppChannel,
+        active: Arc<RwLock<Vec<pubsub::subscription::Subscription>>>,
+    ) -> JoinHandle<()> {
+        let components = self.shared.components();
+        Subscriber::new(
+            channel,
+            self.shared.http.clone(),
+            components.pubsubs.clone(),
+            &components.declarative,
+            active,
+        )
+        .spawn()
+    }
+
+    /// Stops an app, its sidecar and its subscriber, and forgets it.
+    async fn remove_app(&self, id: &str) {
+        let bundle = self
+            .bundles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.supervisor.remove(id).await;
+        self.shared.remove_app(id);
+        if let Some(bundle) = bundle {
+            bundle.subscriber.abort();
+            bundle.sidecar.abort();
+        }
+        self.sync_control();
+    }
+
+    fn sync_control(&self) {
+        if let Some(control) = self
+            .control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            *control.apps.write().unwrap_or_else(|p| p.into_inner()) = self.ports();
+        }
+    }
+}
+
+impl Live {
+    /// Starts watching the current manifest's folders; replaces an earlier watch.
+    pub fn watch(self: &Arc<Self>) -> anyhow::Result<()> {
+        let manifest = self.manifest();
+        let (watching, mut changes) =
+            watch::start(watch::targets(&manifest)).map_err(user_error)?;
+        tracing::debug!("watching {} folder(s)", watch::watched_count(&watching));
+        *self.drivers.lock().unwrap_or_else(|p| p.into_inner()) = reload::drivers(
+            &manifest.apps,
+            self.supervisor.clone(),
+            self.reloads.clone(),
+        );
+        let live = Arc::downgrade(self);
+        let old = self
+            .watching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(watching);
+        drop(old);
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                let Some(live) = live.upgrade() else { return };
+                match change.target.as_str() {
+                    watch::MANIFEST => live.reconcile().await,
+                    watch::RESOURCES => live.reload_components(),
+                    app => {
+                        let drivers = live.drivers.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(driver) = drivers.get(app) {
+                            let _ = driver.send(change);
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Applies an edited daca.yaml: added apps start, removed apps stop, changed apps restart.
+    async fn reconcile(self: &Arc<Self>) {
+        let file = self.manifest().file;
+        let next = match manifest::load(&file) {
+            Ok(next) => next,
+            Err(err) => {
+                tracing::error!(
+                    "{err}\n  daca.yaml was not applied; the running apps are unchanged"
+                );
+                return;
+            }
+        };
+        let current = self.manifest();
+        let find = |m: &Manifest, id: &str| m.apps.iter().find(|a| a.id.as_str() == id).cloned();
+        let removed: Vec<AppSpec> = current
+            .apps
+            .iter()
+            .filter(|a| find(&next, a.id.as_str()).is_none())
+            .cloned()
+            .collect();
+        let changed: Vec<AppSpec> = next
+            .apps
+            .iter()
+            .filter(|a| find(&current, a.id.as_str()).is_some_and(|old| &old != *a))
+            .cloned()
+            .collect();
+        let added: Vec<AppSpec> = next
+            .apps
+            .iter()
+            .filter(|a| find(&current, a.id.as_str()).is_none())
+            .cloned()
+            .collect();
+        if let Err(problem) = self.check_new(&added, &changed) {
+            tracing::error!(
+                "{problem}\n  daca.yaml was not applied; the running apps are unchanged"
+            );
+            return;
+        }
+        // A changed app keeps its sidecar ports unless the edit changed them.
+        let mut kept: BTreeMap<String, SidecarPorts> = BTreeMap::new();
+        for app in &changed {
+            let bundles = self.bundles.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(ports) = bundles.get(app.id.as_str()).map(|b| b.ports)
+                && app.dapr_http_port.is_none_or(|h| h == ports.http)
+                && app.dapr_grpc_port.is_none_or(|g| g == ports.grpc)
+            {
+                kept.insert(app.id.to_string(), ports);
+            }
+        }
+        for app in removed.iter().chain(changed.iter()).rev() {
+            tracing::info!("daca.yaml: stopping {}", app.id);
+            self.remove_app(app.id.as_str()).await;
+        }
+        *self.manifest.lock().unwrap_or_else(|p| p.into_inner()) = next.clone();
+        for app in next
+            .apps
+            .iter()
+            .filter(|a| added.contains(a) || changed.contains(a))
+        {
+            let verb = if added.contains(app) {
+                "starting"
+            } else {
+                "restarting"
+            };
+            tracing::info!("daca.yaml: {verb} {}", app.id);
+            if let Err(err) = self.add_app(app, kept.get(app.id.as_str()).copied()).await {
+                tracing::error!("{err}");
+                continue;
+            }
+            self.supervisor.start(app.id.as_str());
+        }
+        if let Err(err) = self.watch() {
+            tracing::error!("{err}");
+        }
+    }
+
+    /// What would stop a new or changed app from starting, checked before anything stops.
+    fn check_new(&self, added: &[AppSpec], changed: &[AppSpec]) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for app in added {
+            if let Some(port) = app.port.filter(|p| !is_free(*p)) {
+                problems.push(format!("{}: port {port} is already in use", app.id));
+            }
+        }
+        for app in added.iter().chain(changed) {
+            let unit = app_unit(app, SidecarPorts { http: 0, grpc: 0 }, &self.redis_plan);
+            if let Err(err) = resolve_program(&unit.launch) {
+                problems.push(format!("{}: {err}", app.id));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    /// Loads the resources folder again and swaps the components; subscribers restart on the
+    /// new set. A bad file is reported and the running components stay.
+    fn reload_components(&self) {
+        let manifest = self.manifest();
+        let loaded = match load_components(&manifest, &self.redis_plan) {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                tracing::error!("{err}\n  the components were not reloaded; the running ones stay");
+                return;
+            }
+        };
+        self.shared.set_components(loaded);
+        let mut bundles = self.bundles.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, bundle) in bundles.iter_mut() {
+            bundle.subscriber.abort();
+            if let Some(channel) = self.shared.app(id) {
+                bundle.subscriber = self.subscriber(channel, bundle.subscriptions.clone());
+            }
+        }
+        tracing::info!(
+            "components reloaded from {}",
+            manifest
+                .resources
+                .map(|r| r.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+}
