@@ -26,6 +26,7 @@ fn table(status: &ProjectStatus) -> String {
             "DAPR GRPC",
             "RESTARTS",
             "UPTIME",
+            "RELOAD (LAST/MEDIAN)",
             "LAST EXIT",
         ]
         .map(String::from)
@@ -74,6 +75,10 @@ fn row(app: &AppView) -> Vec<String> {
         app.sidecar.grpc.to_string(),
         s.restarts.to_string(),
         uptime,
+        match (app.reload.last_ms, app.reload.median_ms) {
+            (Some(last), Some(median)) => format!("{last} ms / {median} ms"),
+            _ => dash(),
+        },
         s.last_exit.map(|e| e.to_string()).unwrap_or_else(dash),
     ]
 }

@@ -271,7 +271,7 @@ pub fn explain(manifest: &crate::manifest::Manifest, path: &Path) -> Vec<String>
     let mut lines = Vec::new();
     for target in targets(manifest) {
         let line = match &target {
-            Target::App { name, filter } => match filter.verdict(&path, is_dir) {
+            Target::App { name, filter } => match explain_verdict(filter, &path, is_dir) {
                 Verdict::Watched if is_dir => {
                     format!("{name}: watched (changes under it reload {name})")
                 }
@@ -294,6 +294,17 @@ pub fn explain(manifest: &crate::manifest::Manifest, path: &Path) -> Vec<String>
         lines.push("outside every app's folder: not watched".into());
     }
     lines
+}
+
+/// A path that does not exist (yet) may become a file or a folder: if either is ignored, say so.
+fn explain_verdict(filter: &Filter, path: &Path, is_dir: bool) -> Verdict {
+    if path.exists() {
+        return filter.verdict(path, is_dir);
+    }
+    match filter.verdict(path, true) {
+        ignored @ Verdict::Ignored(_) => ignored,
+        _ => filter.verdict(path, false),
+    }
 }
 
 /// How many folders are watched (for the start-up line and tests).

@@ -8,6 +8,7 @@ mod process;
 mod pubsub;
 mod redis;
 mod reliability;
+mod reload;
 mod sidecar;
 mod state_props;
 mod up;
