@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::SidecarState;
 use super::error::ApiError;
 use super::state_api::read_body;
+use crate::supervisor::AppState;
 
 /// Hop-by-hop headers (RFC 9110) and Dapr's own, never forwarded either way.
 const NOT_FORWARDED: &[&str] = &[
@@ -119,6 +120,11 @@ async fn try_forward(
     let base = channel
         .base_url()
         .ok_or_else(|| failed("app channel is not initialized: the app has no `port`"))?;
+    if !channel.is_ready() && is_coming_back(channel.status().state) {
+        // A reload or restart: wait for the app rather than fail the caller.
+        let mut waiting = channel.clone();
+        let _ = tokio::time::timeout(sidecar.invoke_wait, waiting.wait_ready()).await;
+    }
     if !channel.is_ready() {
         return Err(failed(&format!(
             "app {target} is not ready (it is {})",
@@ -173,6 +179,14 @@ async fn try_forward(
     let mut response = (status, Body::from(body)).into_response();
     response.headers_mut().extend(headers);
     Ok(response)
+}
+
+/// Whether an app that is not ready now is on its way to ready (as opposed to stopped for good).
+fn is_coming_back(state: AppState) -> bool {
+    matches!(
+        state,
+        AppState::Pending | AppState::Starting | AppState::Stopping | AppState::BackingOff
+    )
 }
 
 /// `headers` without hop-by-hop headers, those `Connection` lists, and Dapr's own.

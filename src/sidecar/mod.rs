@@ -138,6 +138,8 @@ pub struct SidecarState {
     pub extended: Mutex<BTreeMap<String, String>>,
     /// What `POST /v1.0/shutdown` does after answering.
     pub on_shutdown: Option<Box<dyn Fn() + Send + Sync>>,
+    /// How long an invocation waits for a target that is restarting or reloading.
+    pub invoke_wait: std::time::Duration,
 }
 
 impl SidecarState {
@@ -149,6 +151,7 @@ impl SidecarState {
             subscriptions: Arc::default(),
             extended: Mutex::default(),
             on_shutdown: None,
+            invoke_wait: std::time::Duration::from_secs(30),
         }
     }
 }

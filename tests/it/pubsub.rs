@@ -642,6 +642,7 @@ async fn health_and_invocation_follow_the_apps_readiness_and_shutdown_stops_the_
         AppChannel::supervised("web", Some(app_port), None, receiver),
     );
     let mut state = SidecarState::new("web", shared, 1 << 20);
+    state.invoke_wait = Duration::from_millis(400);
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stopped.clone();
     state.on_shutdown = Some(Box::new(move || {
@@ -678,6 +679,21 @@ async fn health_and_invocation_follow_the_apps_readiness_and_shutdown_stops_the_
         body["message"],
         "failed to invoke, id: web, err: app web is not ready (it is starting)"
     );
+    // An invocation made while the app restarts waits for it and gets its answer.
+    let waiting = tokio::spawn({
+        let (client, url) = (client.clone(), format!("{base}/v1.0/invoke/web/method/x"));
+        async move { client.get(url).send().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let app = tokio::net::TcpListener::bind(("127.0.0.1", app_port))
+        .await
+        .unwrap();
+    let router = axum::Router::new().route("/x", axum::routing::get(|| async { "back" }));
+    tokio::spawn(async move { axum::serve(app, router).await });
+    sender.send(status(AppState::Ready)).unwrap();
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "back");
     let metadata: Value = client
         .get(format!("{base}/v1.0/metadata"))
         .send()

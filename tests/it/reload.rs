@@ -312,3 +312,87 @@ fn explain_watch_says_why() {
         "{text}"
     );
 }
+
+fn component(name: &str) -> String {
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: {name} }}\nspec:\n  type: state.in-memory\n  version: v1\n"
+    )
+}
+
+#[test]
+fn dependency_files_run_setup_dependents_follow_and_component_edits_apply() {
+    if !have("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for folder in ["base", "leaf", "components"] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    std::fs::write(root.join("components/mem.yaml"), component("mem")).unwrap();
+    let (base, leaf, sidecar) = (free_port(), free_port(), free_port());
+    let server = |port: u16| format!("[python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]");
+    std::fs::write(
+        root.join("daca.yaml"),
+        format!(
+            "name: deps\nresources: ./components\napps:\n  - id: base\n    dir: ./base\n    command: {}\n    port: {base}\n    setup: [sh, -c, \"echo ran >> ../setup.txt\"]\n    restart_dependents: true\n  - id: leaf\n    dir: ./leaf\n    command: {}\n    port: {leaf}\n    dapr_http_port: {sidecar}\n    depends_on: [base]\n",
+            server(base),
+            server(leaf)
+        ),
+    )
+    .unwrap();
+    let mut up = Up::start(root, None);
+    up.wait_output("app(s) ready", Duration::from_secs(60));
+    let leaf_pid = app(&up.ps(), "leaf")["pid"].as_u64();
+
+    std::fs::write(root.join("base/requirements.txt"), "fastapi\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || reloads(&up, "base") == 1),
+        "{}",
+        up.output()
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("setup.txt")).unwrap(),
+        "ran\n"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let ps = up.ps();
+            app(&ps, "leaf")["state"] == "ready" && app(&ps, "leaf")["pid"].as_u64() != leaf_pid
+        }),
+        "restart_dependents restarts leaf\n{}",
+        up.output()
+    );
+
+    let (status, _) = http_get(sidecar, "/v1.0/state/mem2/x").unwrap();
+    assert_eq!(status, 400, "mem2 does not exist yet");
+    std::fs::write(root.join("components/mem2.yaml"), component("mem2")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(
+            sidecar,
+            "/v1.0/state/mem2/x"
+        )
+        .is_some_and(|(s, _)| s == 204)),
+        "{}",
+        up.output()
+    );
+    std::fs::write(
+        root.join("components/bad.yaml"),
+        "kind: Component\nspec: {type: nope.nope}\n",
+    )
+    .unwrap();
+    up.wait_output("the components were not reloaded", Duration::from_secs(10));
+    assert_eq!(
+        http_get(sidecar, "/v1.0/state/mem2/x").unwrap().0,
+        204,
+        "the running ones stay"
+    );
+
+    up.signal(Signal::SIGINT);
+    assert_eq!(
+        up.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        up.output()
+    );
+}
