@@ -133,7 +133,7 @@ impl Driver {
             return;
         }
         tracing::info!("{name}: {what} changed, restarting");
-        handle.restart().await;
+        handle.reload(self.app.reload_grace).await;
         let ready = handle.wait_ready(READY_LIMIT).await;
         let took = change.first_seen.elapsed();
         if ready {

@@ -103,6 +103,8 @@ pub struct AppSpec {
     /// `setup:` command, run before a restart caused by a dependency file.
     pub setup: Option<Vec<String>>,
     pub restart_dependents: bool,
+    /// SIGTERM → SIGKILL delay of a reload (zero: SIGKILL at once).
+    pub reload_grace: Duration,
 }
 
 /// What a change in an app's folder does.

@@ -239,6 +239,7 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
             }
         }),
         restart_dependents: app.restart_dependents.unwrap_or(false),
+        reload_grace: c.duration(app.reload_grace.as_ref(), Duration::ZERO),
     })
 }
 

@@ -121,6 +121,10 @@ pub struct AppWire {
     /// Command run in the app's folder before a restart when a dependency file changes
     /// (`pyproject.toml`, `uv.lock`, `requirements*.txt`, ...), e.g. `["uv", "sync"]`.
     pub setup: Option<At<Vec<String>>>,
+    /// How long a reload waits after SIGTERM before SIGKILL; default `0s`: a reload replaces
+    /// code under development, so the old process is killed at once (Ctrl-C and `daca down`
+    /// still use `grace_period`).
+    pub reload_grace: Option<At<String>>,
     /// Also restart the apps that depend on this one when it reloads (default false).
     pub restart_dependents: Option<bool>,
 }

@@ -42,8 +42,38 @@ impl Signaller for GroupSignaller {
         let _ = killpg(self.pgid, Signal::SIGKILL);
     }
     fn group_alive(&self) -> bool {
-        killpg(self.pgid, None).is_ok()
+        killpg(self.pgid, None).is_ok() && group_has_live_member(self.pgid.as_raw())
     }
+}
+
+/// Whether a process of group `pgid` is alive and not a zombie. A SIGKILLed `uv run` leaves its
+/// child a zombie until the init process reaps it (some containers' init never does); a zombie
+/// holds no port, so waiting on it would only slow restarts down.
+fn group_has_live_member(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true; // no /proc: trust killpg
+    };
+    entries.filter_map(|e| e.ok()).any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the `(comm)` field: state, ppid, pgrp.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default()
+            .split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        pgrp == Some(pgid) && !matches!(state, "Z" | "X")
+    })
 }
 
 /// Finds `program` the way a shell would, using the PATH the process will get.

@@ -15,6 +15,8 @@ pub enum Control {
     Start,
     Stop,
     Restart,
+    /// Restart for new code: stop with this grace (zero: SIGKILL at once), then start.
+    Reload(std::time::Duration),
     /// Give up starting, with the reason (e.g. a dependency never became ready).
     Fail(String),
     /// Stop and end the actor.
@@ -70,6 +72,11 @@ impl AppHandle {
     }
     pub async fn restart(&self) {
         self.send(Control::Restart).await
+    }
+
+    /// Restarts for new code, stopping the old process with `grace` (zero: SIGKILL at once).
+    pub async fn reload(&self, grace: std::time::Duration) {
+        self.send(Control::Reload(grace)).await
     }
 
     /// Waits until the app is ready; false if `limit` passes first or it can no longer get there.

@@ -89,7 +89,7 @@ impl AppTask {
             tokio::select! {
                 envelope = controls.recv() => {
                     let Some(Envelope { control, done }) = envelope else {
-                        self.stop_current().await;
+                        self.stop_current(self.spec.grace).await;
                         break;
                     };
                     let shutdown = control == Control::Shutdown;
@@ -115,16 +115,21 @@ impl AppTask {
             }
             Control::Start => {}
             Control::Restart => {
-                self.stop_current().await;
+                self.stop_current(self.spec.grace).await;
+                self.backoff.reset();
+                self.launch();
+            }
+            Control::Reload(grace) => {
+                self.stop_current(grace).await;
                 self.backoff.reset();
                 self.launch();
             }
             Control::Stop | Control::Shutdown => {
-                self.stop_current().await;
+                self.stop_current(self.spec.grace).await;
                 self.update(AppState::Stopped, |s| s.message = None);
             }
             Control::Fail(reason) => {
-                self.stop_current().await;
+                self.stop_current(self.spec.grace).await;
                 tracing::error!("{}: {reason}", self.name());
                 self.update(AppState::Failed, |s| s.message = Some(reason));
             }
@@ -245,21 +250,25 @@ impl AppTask {
     }
 
     /// SIGTERM to the group, then the grace period, then SIGKILL; also for leftovers in the group.
-    async fn stop_current(&mut self) {
+    async fn stop_current(&mut self, grace: Duration) {
         self.retry_at = None;
         let Some(mut current) = self.current.take() else {
             return;
         };
         self.update(AppState::Stopping, |_| {});
-        let deadline = tokio::time::Instant::now() + self.spec.grace;
-        current.signals.terminate();
+        let deadline = tokio::time::Instant::now() + grace;
+        if grace.is_zero() {
+            current.signals.kill();
+        } else {
+            current.signals.terminate();
+        }
         let exit = match timeout_at(deadline, &mut current.exited).await {
             Ok(exit) => exit.unwrap_or(UNKNOWN_EXIT),
+            Err(_) if grace.is_zero() => current.exited.await.unwrap_or(UNKNOWN_EXIT),
             Err(_) => {
                 tracing::warn!(
-                    "{} did not stop within {:?}; sending SIGKILL",
-                    self.name(),
-                    self.spec.grace
+                    "{} did not stop within {grace:?}; sending SIGKILL",
+                    self.name()
                 );
                 current.signals.kill();
                 current.exited.await.unwrap_or(UNKNOWN_EXIT)

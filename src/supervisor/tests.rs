@@ -144,6 +144,20 @@ async fn restart_stops_then_starts_and_counts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reload_kills_at_once_unless_given_a_grace() {
+    let fake = FakeRuntime::default();
+    let sup = supervisor(&fake, vec![unit("api", &[])]);
+    sup.start_all();
+    settle().await;
+    let api = sup.handle("api").unwrap();
+    api.reload(Duration::ZERO).await;
+    assert_eq!(fake.calls(), ["launch api", "kill 1", "launch api"]);
+    api.reload(Duration::from_secs(2)).await;
+    assert_eq!(fake.calls()[3..], ["terminate 2", "launch api"]);
+    assert_eq!(api.status().restarts, 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_dependency_that_never_gets_ready_times_out_naming_its_probe() {
     let fake = FakeRuntime::default();
     let mut db = unit("db", &[]);
