@@ -396,3 +396,70 @@ fn dependency_files_run_setup_dependents_follow_and_component_edits_apply() {
         up.output()
     );
 }
+
+/// The inotify limit, lowered to 5 watches inside a user namespace (Linux ≥ 5.11 counts
+/// inotify watches per user namespace), so the machine's own limit is untouched.
+#[test]
+fn hitting_the_inotify_limit_says_how_to_raise_it_and_keeps_running() {
+    let isolated = std::process::Command::new("unshare")
+        .args([
+            "-U",
+            "-r",
+            "sh",
+            "-c",
+            "echo 5 > /proc/sys/user/max_inotify_watches",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !isolated && !have("a user namespace with its own inotify limit (unshare -U)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for n in 0..20 {
+        std::fs::create_dir_all(dir.path().join(format!("app/folder{n}"))).unwrap();
+    }
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("daca.yaml"),
+        format!("name: limits\nredis: {{ provider: embedded }}\napps:\n  - id: web\n    dir: ./app\n    command: [python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n    port: {port}\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("out.txt");
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "-U",
+            "-r",
+            "sh",
+            "-c",
+            "echo 5 > /proc/sys/user/max_inotify_watches && exec \"$0\" up -d \"$1\"",
+            env!("CARGO_BIN_EXE_daca"),
+            dir.path().to_str().unwrap(),
+        ])
+        .env("NO_COLOR", "1")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    let output = || {
+        std::fs::read_to_string(&out).unwrap_or_default()
+            + &std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default()
+    };
+    let warned = wait_until(Duration::from_secs(30), || {
+        output().contains("inotify watch limit is reached") && output().contains("app(s) ready")
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGINT,
+    );
+    let _ = child.wait();
+    let text = output();
+    assert!(warned, "{text}");
+    assert!(
+        text.contains("sudo sysctl fs.inotify.max_user_watches="),
+        "{text}"
+    );
+    assert!(
+        text.contains("stopped"),
+        "daca kept running until Ctrl-C\n{text}"
+    );
+}
