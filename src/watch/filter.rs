@@ -224,6 +224,20 @@ mod tests {
             Verdict::Outside
         );
 
+        std::fs::write(root.join(".dockerignore"), "dist/\n").unwrap();
+        std::fs::write(root.join(".dacaignore"), "fixtures/\n").unwrap();
+        let more = Filter::new(root, root, vec![], &[], &[]);
+        let docker = more.verdict(&root.join("dist/a.js"), false);
+        assert!(
+            matches!(&docker, Verdict::Ignored(r) if r.contains(".dockerignore")),
+            "{docker:?}"
+        );
+        let own = more.verdict(&root.join("fixtures/x.json"), false);
+        assert!(
+            matches!(&own, Verdict::Ignored(r) if r.contains(".dacaignore")),
+            "{own:?}"
+        );
+
         let narrow = Filter::new(root, root, vec![], &[], &["*.py".into()]);
         assert_eq!(
             narrow.verdict(&root.join("api/main.py"), false),

@@ -326,18 +326,19 @@ fn dependency_files_run_setup_dependents_follow_and_component_edits_apply() {
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    for folder in ["base", "leaf", "components"] {
+    for folder in ["base", "leaf", "components", "broken"] {
         std::fs::create_dir_all(root.join(folder)).unwrap();
     }
     std::fs::write(root.join("components/mem.yaml"), component("mem")).unwrap();
-    let (base, leaf, sidecar) = (free_port(), free_port(), free_port());
+    let (base, leaf, sidecar, broken) = (free_port(), free_port(), free_port(), free_port());
     let server = |port: u16| format!("[python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]");
     std::fs::write(
         root.join("daca.yaml"),
         format!(
-            "name: deps\nresources: ./components\napps:\n  - id: base\n    dir: ./base\n    command: {}\n    port: {base}\n    setup: [sh, -c, \"echo ran >> ../setup.txt\"]\n    restart_dependents: true\n  - id: leaf\n    dir: ./leaf\n    command: {}\n    port: {leaf}\n    dapr_http_port: {sidecar}\n    depends_on: [base]\n",
+            "name: deps\nresources: ./components\napps:\n  - id: base\n    dir: ./base\n    command: {}\n    port: {base}\n    setup: [sh, -c, \"echo ran >> ../setup.txt\"]\n    restart_dependents: true\n  - id: leaf\n    dir: ./leaf\n    command: {}\n    port: {leaf}\n    dapr_http_port: {sidecar}\n    depends_on: [base]\n  - id: broken\n    dir: ./broken\n    command: {}\n    port: {broken}\n    setup: [sh, -c, \"echo no >&2; exit 3\"]\n",
             server(base),
-            server(leaf)
+            server(leaf),
+            server(broken)
         ),
     )
     .unwrap();
@@ -363,6 +364,16 @@ fn dependency_files_run_setup_dependents_follow_and_component_edits_apply() {
         "restart_dependents restarts leaf\n{}",
         up.output()
     );
+
+    // A failing setup keeps the old process running.
+    let broken_pid = app(&up.ps(), "broken")["pid"].as_u64();
+    std::fs::write(root.join("broken/uv.lock"), "x").unwrap();
+    up.wait_output(
+        "the app keeps running the old code",
+        Duration::from_secs(10),
+    );
+    assert_eq!(app(&up.ps(), "broken")["pid"].as_u64(), broken_pid);
+    assert_eq!(reloads(&up, "broken"), 0);
 
     let (status, _) = http_get(sidecar, "/v1.0/state/mem2/x").unwrap();
     assert_eq!(status, 400, "mem2 does not exist yet");
