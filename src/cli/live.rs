@@ -30,6 +30,7 @@ struct Bundle {
     ports: SidecarPorts,
     spec: AppSpec,
     sidecar: JoinHandle<()>,
+    grpc: JoinHandle<()>,
     subscriber: JoinHandle<()>,
     subscriptions: Arc<RwLock<Vec<pubsub::subscription::Subscription>>>,
 }
@@ -183,6 +184,12 @@ impl Live {
                 app.id, ports.http
             ))
         })?;
+        let grpc_listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.grpc)).await.map_err(|err| {
+            user_error(format!(
+                "{}: cannot listen on sidecar gRPC port {}: {err}\n  hint: free the port or set `dapr_grpc_port:` for this app",
+                app.id, ports.grpc
+            ))
+        })?;
         let handle = self.supervisor.add(app_unit(app, ports, &self.redis_plan));
         let channel = AppChannel::supervised(
             app.id.as_str(),
@@ -198,7 +205,9 @@ impl Live {
         }));
         let subscriptions = state.subscriptions.clone();
         let subscriber = self.subscriber(channel, subscriptions.clone());
-        let sidecar = tokio::spawn(crate::sidecar::serve(listener, Arc::new(state)));
+        let state = Arc::new(state);
+        let sidecar = tokio::spawn(crate::sidecar::serve(listener, state.clone()));
+        let grpc = tokio::spawn(crate::sidecar::grpc::serve(grpc_listener, state));
         self.bundles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -208,6 +217,7 @@ impl Live {
                     ports,
                     spec: app.clone(),
                     sidecar,
+                    grpc,
                     subscriber,
                     subscriptions,
                 },
@@ -244,6 +254,7 @@ impl Live {
         if let Some(bundle) = bundle {
             bundle.subscriber.abort();
             bundle.sidecar.abort();
+            bundle.grpc.abort();
         }
         self.sync_control();
     }

@@ -93,7 +93,12 @@ fn header_target(headers: &HeaderMap) -> Option<String> {
         .map(String::from)
 }
 
-async fn forward(sidecar: &SidecarState, target: &str, method: &str, request: Request) -> Response {
+pub(super) async fn forward(
+    sidecar: &SidecarState,
+    target: &str,
+    method: &str,
+    request: Request,
+) -> Response {
     match try_forward(sidecar, target, method, request).await {
         Ok(response) => response,
         Err(err) => err.into_response(),

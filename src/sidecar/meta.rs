@@ -67,10 +67,9 @@ fn capabilities(component: &Component) -> Vec<&'static str> {
     caps
 }
 
-/// Dapr's metadata shape; empty fields are left out as Dapr leaves them out.
-pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
-    let shared = &sidecar.shared;
-    let loaded = shared.components();
+/// The components this app may use, by name, with their capabilities.
+pub(super) fn components(sidecar: &SidecarState) -> Vec<(Component, Vec<&'static str>)> {
+    let loaded = sidecar.shared.components();
     let mut components: Vec<&Component> = loaded
         .stores
         .values()
@@ -80,11 +79,24 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
         .filter(|c| c.visible_to(&sidecar.app_id))
         .collect();
     components.sort_by(|a, b| a.name.cmp(&b.name));
-    let components: Vec<Value> = components
+    components
         .into_iter()
-        .map(|c| {
+        .map(|c| (c.clone(), capabilities(c)))
+        .collect()
+}
+
+/// What daca reports as its runtime version.
+pub(super) fn runtime_version() -> String {
+    format!("daca-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Dapr's metadata shape; empty fields are left out as Dapr leaves them out.
+pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
+    let shared = &sidecar.shared;
+    let components: Vec<Value> = components(&sidecar)
+        .into_iter()
+        .map(|(c, caps)| {
             let mut view = json!({"name": c.name, "type": c.type_name, "version": c.version});
-            let caps = capabilities(c);
             if !caps.is_empty() {
                 view["capabilities"] = json!(caps);
             }
@@ -98,7 +110,7 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
         .iter()
         .map(|s| s.view())
         .collect();
-    let version = format!("daca-{}", env!("CARGO_PKG_VERSION"));
+    let version = runtime_version();
     let mut extended = sidecar
         .extended
         .lock()
@@ -174,13 +186,21 @@ pub async fn secret(
     State(sidecar): State<Arc<SidecarState>>,
     Path((store, key)): Path<(String, String)>,
 ) -> Result<Json<BTreeMap<String, String>>, ApiError> {
-    let secrets = secret_store(&sidecar, &store)?;
-    match secrets.get(&key) {
-        Some(value) => Ok(Json(BTreeMap::from([(key, value)]))),
+    let value = secret_value(&sidecar, &store, &key)?;
+    Ok(Json(BTreeMap::from([(key, value)])))
+}
+
+/// One secret's value, with Dapr's answers for a missing one.
+pub(super) fn secret_value(
+    sidecar: &SidecarState,
+    store: &str,
+    key: &str,
+) -> Result<String, ApiError> {
+    let secrets = secret_store(sidecar, store)?;
+    match secrets.get(key) {
+        Some(value) => Ok(value),
         // The env store answers a missing variable with an empty value, as Dapr's does.
-        None if matches!(secrets, SecretStore::Env { .. }) => {
-            Ok(Json(BTreeMap::from([(key, String::new())])))
-        }
+        None if matches!(secrets, SecretStore::Env { .. }) => Ok(String::new()),
         None => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ERR_SECRET_GET",
@@ -191,14 +211,20 @@ pub async fn secret(
     }
 }
 
+/// Every secret of a store.
+pub(super) fn all_secrets(
+    sidecar: &SidecarState,
+    store: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    Ok(secret_store(sidecar, store)?.all())
+}
+
 pub async fn bulk_secrets(
     State(sidecar): State<Arc<SidecarState>>,
     Path(store): Path<String>,
 ) -> Result<Json<BTreeMap<String, BTreeMap<String, String>>>, ApiError> {
-    let secrets = secret_store(&sidecar, &store)?;
     Ok(Json(
-        secrets
-            .all()
+        all_secrets(&sidecar, &store)?
             .into_iter()
             .map(|(k, v)| (k.clone(), BTreeMap::from([(k, v)])))
             .collect(),

@@ -7,6 +7,7 @@
 //! response. Unknown routes answer as Dapr does (its service-invocation fallback).
 
 mod error;
+pub mod grpc;
 mod invoke;
 mod keys;
 mod meta;

@@ -21,7 +21,7 @@ use crate::pubsub::envelope::{self, Publish};
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// The pubsub named in the URL, if this app may publish `topic` to it.
-fn pubsub(sidecar: &SidecarState, name: &str, topic: &str) -> Result<PubsubEntry> {
+pub(super) fn pubsub(sidecar: &SidecarState, name: &str, topic: &str) -> Result<PubsubEntry> {
     if name.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -70,7 +70,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The message as stored: the envelope (or the raw body with `rawPayload`).
-fn wrap(
+pub(super) fn wrap(
     sidecar: &SidecarState,
     pubsub: &str,
     topic: &str,

@@ -20,7 +20,7 @@ use crate::state::{Delete, Op, StoreError, Write};
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// The store named in the URL, as this app may see it.
-fn store(sidecar: &SidecarState, name: &str) -> Result<Arc<StateEntry>> {
+pub(super) fn store(sidecar: &SidecarState, name: &str) -> Result<Arc<StateEntry>> {
     let components = sidecar.shared.components();
     if components.stores.is_empty() {
         return Err(ApiError::new(

@@ -135,8 +135,8 @@ fn every_event_arrives_through_subscriber_kills_and_a_daca_restart() {
 }
 
 /// examples/pubsub: checkout publishes over HTTP, order-processor subscribes with the SDK's
-/// DaprApp, and checkout asks it for the status with the SDK's DaprClient.invoke_method
-/// (which first waits on /v1.0/healthz/outbound).
+/// DaprApp, checkout asks it for the status with the SDK's DaprClient.invoke_method (which first
+/// waits on /v1.0/healthz/outbound), and audit uses DaprClient over gRPC.
 #[test]
 fn the_pubsub_example_runs_with_the_official_python_sdk() {
     if !have("uv") || !have("redis-server") {

@@ -1,0 +1,171 @@
+//! Dapr's gRPC API (`dapr.proto.runtime.v1.Dapr`) on each app's `DAPR_GRPC_PORT`, sharing the
+//! components of the HTTP API, so the official SDKs (whose default transport is gRPC) work.
+//!
+//! The message types come from the Dapr Rust SDK (`dapr` crate). Rather than implementing its
+//! generated 88-method server trait, daca routes by method path itself: the methods below are
+//! served, and every other one answers `Unimplemented`, as Dapr does for APIs it lacks (the
+//! Python SDK relies on that for its fall-backs).
+
+mod api;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::server::{NamedService, UnaryService};
+use tonic::{Code, Status};
+
+use super::SidecarState;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The Dapr gRPC service of one app's sidecar.
+#[derive(Clone)]
+pub struct DaprGrpc {
+    sidecar: Arc<SidecarState>,
+}
+
+impl NamedService for DaprGrpc {
+    const NAME: &'static str = "dapr.proto.runtime.v1.Dapr";
+}
+
+/// Serves one unary method with `handler`, decoding and encoding with prost.
+async fn unary<Req, Resp, F, Fut>(
+    request: axum::http::Request<Body>,
+    limit: usize,
+    handler: F,
+) -> axum::http::Response<Body>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+    F: FnOnce(Req) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+{
+    struct Once<F>(Option<F>);
+    impl<Req, Resp, F, Fut> UnaryService<Req> for Once<F>
+    where
+        Req: Send + 'static,
+        F: FnOnce(Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+    {
+        type Response = Resp;
+        type Future = BoxFuture<Result<tonic::Response<Resp>, Status>>;
+        fn call(&mut self, request: tonic::Request<Req>) -> Self::Future {
+            let handler = self.0.take();
+            Box::pin(async move {
+                let handler = handler.ok_or_else(|| Status::internal("called twice"))?;
+                handler(request.into_inner())
+                    .await
+                    .map(tonic::Response::new)
+            })
+        }
+    }
+    let codec = tonic_prost::ProstCodec::<Resp, Req>::default();
+    let mut grpc = tonic::server::Grpc::new(codec).apply_max_message_size_config(Some(limit), None);
+    grpc.unary(Once(Some(handler)), request).await
+}
+
+/// A response that is only a status (unknown method, bad token).
+fn status_response(status: Status) -> axum::http::Response<Body> {
+    status.into_http()
+}
+
+impl DaprGrpc {
+    pub fn new(sidecar: Arc<SidecarState>) -> DaprGrpc {
+        DaprGrpc { sidecar }
+    }
+
+    async fn dispatch(self, request: axum::http::Request<Body>) -> axum::http::Response<Body> {
+        if let Some(token) = &self.sidecar.shared.api_token {
+            let given = request
+                .headers()
+                .get("dapr-api-token")
+                .and_then(|v| v.to_str().ok());
+            if given != Some(token.as_str()) {
+                let message = match given {
+                    None => "missing api token in request metadata",
+                    Some(_) => "authentication error: api token mismatch",
+                };
+                return status_response(Status::new(Code::Unauthenticated, message));
+            }
+        }
+        let limit = self.sidecar.max_body_size;
+        let s = self.sidecar.clone();
+        let method = request
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        macro_rules! serve {
+            ($($name:literal => $handler:path),* $(,)?) => {
+                match method.as_str() {
+                    $($name => unary(request, limit, move |r| $handler(s, r)).await,)*
+                    other => status_response(Status::unimplemented(format!(
+                        "method {other} is not implemented by daca"
+                    ))),
+                }
+            };
+        }
+        serve! {
+            "GetState" => api::get_state,
+            "GetBulkState" => api::get_bulk_state,
+            "SaveState" => api::save_state,
+            "DeleteState" => api::delete_state,
+            "DeleteBulkState" => api::delete_bulk_state,
+            "ExecuteStateTransaction" => api::execute_state_transaction,
+            "PublishEvent" => api::publish_event,
+            "BulkPublishEvent" => api::bulk_publish_event,
+            "BulkPublishEventAlpha1" => api::bulk_publish_event,
+            "InvokeService" => api::invoke_service,
+            "GetSecret" => api::get_secret,
+            "GetBulkSecret" => api::get_bulk_secret,
+            "GetMetadata" => api::get_metadata,
+            "SetMetadata" => api::set_metadata,
+            "Shutdown" => api::shutdown,
+        }
+    }
+}
+
+impl tower::Service<axum::http::Request<Body>> for DaprGrpc {
+    type Response = axum::http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.dispatch(request).await) })
+    }
+}
+
+/// Serves the gRPC API on `listener` until the task is aborted.
+pub async fn serve(listener: tokio::net::TcpListener, sidecar: Arc<SidecarState>) {
+    let app_id = sidecar.app_id.clone();
+    let incoming = tokio_stream_from(listener);
+    let served = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(DaprGrpc::new(sidecar))
+        .serve_with_incoming(incoming)
+        .await;
+    if let Err(err) = served {
+        tracing::error!("gRPC API of {app_id} stopped: {err}");
+    }
+}
+
+/// Accepted connections as the stream tonic serves.
+fn tokio_stream_from(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_util::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    })
+}
