@@ -1,0 +1,395 @@
+//! The gRPC API with a tonic client (the Dapr Rust SDK's generated client) against real
+//! sidecars, on a real redis-server and in memory: every served method, Dapr's status codes,
+//! HTTP/gRPC interoperability on the same keys and topics, the API token, Unimplemented.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use daca::channel::AppChannel;
+use daca::components;
+use daca::redis::RedisPlan;
+use daca::sidecar::{self, Shared, SidecarState};
+use dapr::dapr::proto::common::v1 as common;
+use dapr::dapr::proto::runtime::v1 as rt;
+use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::common::RedisServer;
+
+const COMPONENTS: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: statestore }\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: localhost:6379\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: pubsub }\nspec:\n  type: pubsub.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: localhost:6379\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: files }\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n  - name: secretsFile\n    value: secrets.json\n";
+
+struct Sidecar {
+    grpc: DaprClient<Channel>,
+    http: String,
+    shared: Arc<Shared>,
+    _redis: Option<RedisServer>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(redis: bool, token: Option<&str>) -> Sidecar {
+    let redis = if redis { RedisServer::start() } else { None };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), COMPONENTS).unwrap();
+    std::fs::write(
+        dir.path().join("secrets.json"),
+        r#"{"db":{"password":"pw"}}"#,
+    )
+    .unwrap();
+    let plan = match &redis {
+        Some(server) => RedisPlan::External { url: server.url() },
+        None => RedisPlan::Embedded {
+            reason: "test".into(),
+        },
+    };
+    let resources = components::load_resources(Some(dir.path()), dir.path()).unwrap();
+    let (stores, _) = components::stores::state_stores(&resources.components, &plan).unwrap();
+    let (pubsubs, _) = daca::pubsub::brokers(&resources.components, &plan).unwrap();
+    let mut loaded = sidecar::Components::with_stores(stores);
+    loaded.pubsubs = Arc::new(pubsubs);
+    loaded.secrets = resources
+        .components
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c.name.clone(),
+                (c.clone(), resources.secret_stores.get(&c.name)?.clone()),
+            ))
+        })
+        .collect();
+    let shared = Arc::new(Shared::new(loaded, token.map(String::from)));
+    shared.set_app("myapp", AppChannel::unsupervised("myapp", None));
+    let state = Arc::new(SidecarState::new("myapp", shared.clone(), 1 << 20));
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_port, grpc_port) = (
+        http.local_addr().unwrap().port(),
+        grpc.local_addr().unwrap().port(),
+    );
+    tokio::spawn(sidecar::serve(http, state.clone()));
+    tokio::spawn(sidecar::grpc::serve(grpc, state));
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Sidecar {
+        grpc: DaprClient::new(channel),
+        http: format!("http://127.0.0.1:{http_port}"),
+        shared,
+        _redis: redis,
+        _dir: dir,
+    }
+}
+
+fn backends() -> Vec<bool> {
+    if RedisServer::start().is_some() {
+        vec![true, false]
+    } else {
+        vec![false]
+    }
+}
+
+fn item(key: &str, value: &[u8], etag: Option<&str>) -> common::StateItem {
+    common::StateItem {
+        key: key.into(),
+        value: value.to_vec(),
+        etag: etag.map(|e| common::Etag { value: e.into() }),
+        ..Default::default()
+    }
+}
+
+fn save(store: &str, items: Vec<common::StateItem>) -> rt::SaveStateRequest {
+    rt::SaveStateRequest {
+        store_name: store.into(),
+        states: items,
+    }
+}
+
+fn get(key: &str) -> rt::GetStateRequest {
+    rt::GetStateRequest {
+        store_name: "statestore".into(),
+        key: key.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_over_grpc_with_etags_transactions_and_http_interop() {
+    for redis in backends() {
+        let mut s = start(redis, None).await;
+        s.grpc
+            .save_state(save("statestore", vec![item("k", b"raw bytes", None)]))
+            .await
+            .unwrap();
+        let got = s.grpc.get_state(get("k")).await.unwrap().into_inner();
+        assert_eq!(
+            (got.data.as_slice(), got.etag.as_str()),
+            (&b"raw bytes"[..], "1")
+        );
+        // Saved over gRPC, read over HTTP: the same bytes and etag.
+        let over_http = reqwest::get(format!("{}/v1.0/state/statestore/k", s.http))
+            .await
+            .unwrap();
+        assert_eq!(over_http.headers()["etag"], "1");
+        assert_eq!(over_http.bytes().await.unwrap().as_ref(), b"raw bytes");
+        // Saved over HTTP (JSON as sent), read over gRPC.
+        reqwest::Client::new()
+            .post(format!("{}/v1.0/state/statestore", s.http))
+            .body(r#"[{"key":"j","value":{"b":1, "a":2}}]"#)
+            .send()
+            .await
+            .unwrap();
+        let j = s.grpc.get_state(get("j")).await.unwrap().into_inner();
+        assert_eq!(j.data, br#"{"b":1, "a":2}"#);
+
+        let stale = s
+            .grpc
+            .save_state(save("statestore", vec![item("k", b"x", Some("7"))]))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+        let fresh = s
+            .grpc
+            .save_state(save("statestore", vec![item("k", b"v2", Some("1"))]))
+            .await;
+        assert!(fresh.is_ok());
+        let unknown = s
+            .grpc
+            .save_state(save("nosuch", vec![item("k", b"x", None)]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (unknown.code(), unknown.message()),
+            (Code::InvalidArgument, "state store nosuch is not found")
+        );
+        let missing = s.grpc.get_state(get("absent")).await.unwrap().into_inner();
+        assert!(
+            missing.data.is_empty() && missing.etag.is_empty(),
+            "missing: empty, not an error"
+        );
+
+        let bulk = s
+            .grpc
+            .get_bulk_state(rt::GetBulkStateRequest {
+                store_name: "statestore".into(),
+                keys: vec!["k".into(), "absent".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(bulk.items.len(), 2);
+        assert_eq!(
+            (bulk.items[0].data.as_slice(), bulk.items[0].etag.as_str()),
+            (&b"v2"[..], "2")
+        );
+        assert!(bulk.items[1].data.is_empty());
+
+        let op = |kind: &str, key: &str, etag: Option<&str>| rt::TransactionalStateOperation {
+            operation_type: kind.into(),
+            request: Some(item(key, b"t", etag)),
+        };
+        let all_or_nothing = s
+            .grpc
+            .execute_state_transaction(rt::ExecuteStateTransactionRequest {
+                store_name: "statestore".into(),
+                operations: vec![op("upsert", "t1", None), op("delete", "k", Some("9"))],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(all_or_nothing.code(), Code::Internal);
+        assert!(
+            s.grpc
+                .get_state(get("t1"))
+                .await
+                .unwrap()
+                .into_inner()
+                .data
+                .is_empty(),
+            "nothing applied"
+        );
+        s.grpc
+            .execute_state_transaction(rt::ExecuteStateTransactionRequest {
+                store_name: "statestore".into(),
+                operations: vec![op("upsert", "t1", None), op("delete", "k", Some("2"))],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            s.grpc.get_state(get("t1")).await.unwrap().into_inner().data,
+            b"t"
+        );
+        assert!(
+            s.grpc
+                .get_state(get("k"))
+                .await
+                .unwrap()
+                .into_inner()
+                .data
+                .is_empty()
+        );
+        let merge = s
+            .grpc
+            .execute_state_transaction(rt::ExecuteStateTransactionRequest {
+                store_name: "statestore".into(),
+                operations: vec![op("merge", "t1", None)],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(merge.code(), Code::InvalidArgument);
+        s.grpc
+            .delete_state(rt::DeleteStateRequest {
+                store_name: "statestore".into(),
+                key: "t1".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            s.grpc
+                .get_state(get("t1"))
+                .await
+                .unwrap()
+                .into_inner()
+                .data
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_over_grpc_builds_daprs_envelope() {
+    for redis in backends() {
+        let mut s = start(redis, None).await;
+        let entry = s.shared.components().pubsubs["pubsub"].clone();
+        let mut consumer = entry.broker.consumer("orders", "reader").await;
+        consumer.ensure_group().await.unwrap();
+        let publish = |data: &[u8], content_type: &str| rt::PublishEventRequest {
+            pubsub_name: "pubsub".into(),
+            topic: "orders".into(),
+            data: data.to_vec(),
+            data_content_type: content_type.into(),
+            metadata: HashMap::new(),
+        };
+        s.grpc.publish_event(publish(b"plain", "")).await.unwrap();
+        s.grpc
+            .publish_event(publish(br#"{"n":1}"#, "application/json"))
+            .await
+            .unwrap();
+        let read = consumer.read_new(10, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(read.len(), 2);
+        let first: serde_json::Value = serde_json::from_slice(&read[0].data).unwrap();
+        assert_eq!(
+            first["datacontenttype"], "text/plain",
+            "no content type: text/plain, as Dapr"
+        );
+        assert_eq!(first["data"], "plain");
+        assert_eq!(first["source"], "myapp");
+        let second: serde_json::Value = serde_json::from_slice(&read[1].data).unwrap();
+        assert_eq!(second["data"]["n"], 1);
+        let unknown = s
+            .grpc
+            .publish_event(rt::PublishEventRequest {
+                pubsub_name: "nosuch".into(),
+                ..publish(b"x", "")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::InvalidArgument);
+        let bulk = s
+            .grpc
+            .bulk_publish_event(rt::BulkPublishRequest {
+                pubsub_name: "pubsub".into(),
+                topic: "orders".into(),
+                entries: vec![rt::BulkPublishRequestEntry {
+                    entry_id: "1".into(),
+                    event: b"e1".to_vec(),
+                    content_type: "text/plain".into(),
+                    metadata: HashMap::new(),
+                }],
+                metadata: HashMap::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(bulk.failed_entries.is_empty());
+        assert_eq!(
+            consumer
+                .read_new(10, Duration::from_secs(2))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_metadata_unimplemented_and_the_api_token() {
+    let mut s = start(false, None).await;
+    let secret = s
+        .grpc
+        .get_secret(rt::GetSecretRequest {
+            store_name: "files".into(),
+            key: "db:password".into(),
+            metadata: HashMap::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        secret.data,
+        HashMap::from([("db:password".to_string(), "pw".to_string())])
+    );
+    let all = s
+        .grpc
+        .get_bulk_secret(rt::GetBulkSecretRequest {
+            store_name: "files".into(),
+            metadata: HashMap::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.data["db:password"].secrets["db:password"], "pw");
+    s.grpc
+        .set_metadata(rt::SetMetadataRequest {
+            key: "team".into(),
+            value: "blue".into(),
+        })
+        .await
+        .unwrap();
+    let metadata = s
+        .grpc
+        .get_metadata(rt::GetMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metadata.id, "myapp");
+    assert_eq!(metadata.extended_metadata["team"], "blue");
+    let names: BTreeMap<String, String> = metadata
+        .registered_components
+        .iter()
+        .map(|c| (c.name.clone(), c.r#type.clone()))
+        .collect();
+    assert_eq!(names["statestore"], "state.redis");
+    let unimplemented = s
+        .grpc
+        .get_configuration(rt::GetConfigurationRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(unimplemented.code(), Code::Unimplemented);
+
+    let mut guarded = start(false, Some("sekret")).await;
+    let refused = guarded.grpc.get_state(get("k")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let mut request = tonic::Request::new(get("k"));
+    request
+        .metadata_mut()
+        .insert("dapr-api-token", "sekret".parse().unwrap());
+    assert!(guarded.grpc.get_state(request).await.is_ok());
+}
