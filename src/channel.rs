@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
+
+use crate::manifest::AppProtocol;
 use crate::supervisor::{AppState, AppStatus};
 
 /// One app as its sidecar (and other apps' sidecars) see it.
@@ -16,6 +19,10 @@ pub struct AppChannel {
     pub port: Option<u16>,
     /// `APP_API_TOKEN`: sent to the app as `dapr-api-token` on every call daca makes to it.
     pub app_token: Option<String>,
+    /// HTTP, or Dapr's AppCallback gRPC service.
+    pub protocol: AppProtocol,
+    /// The gRPC connection to the app, made on first use; it reconnects by itself.
+    grpc: Arc<tokio::sync::OnceCell<tonic::transport::Channel>>,
     status: watch::Receiver<AppStatus>,
     /// Keeps the status channel open when nothing supervises the app (tests, benchmarks).
     _owner: Option<Arc<watch::Sender<AppStatus>>>,
@@ -33,6 +40,8 @@ impl AppChannel {
             app_id: app_id.to_string(),
             port,
             app_token,
+            protocol: AppProtocol::Http,
+            grpc: Arc::default(),
             status,
             _owner: None,
         }
@@ -47,6 +56,8 @@ impl AppChannel {
             app_id: app_id.to_string(),
             port,
             app_token: None,
+            protocol: AppProtocol::Http,
+            grpc: Arc::default(),
             status: receiver,
             _owner: Some(Arc::new(sender)),
         }
@@ -55,6 +66,20 @@ impl AppChannel {
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> Option<String> {
         self.port.map(|port| format!("http://127.0.0.1:{port}"))
+    }
+
+    /// A client of the app's AppCallback service (for `app_protocol: grpc`).
+    pub async fn callback(&self) -> Result<AppCallbackClient<tonic::transport::Channel>, String> {
+        let port = self.port.ok_or("the app has no port")?;
+        let channel = self
+            .grpc
+            .get_or_try_init(|| async {
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                    .map(|e| e.tcp_nodelay(true).connect_lazy())
+                    .map_err(|e| e.to_string())
+            })
+            .await?;
+        Ok(AppCallbackClient::new(channel.clone()))
     }
 
     pub fn is_ready(&self) -> bool {

@@ -80,7 +80,7 @@ pub fn load_components(manifest: &Manifest, plan: &RedisPlan) -> anyhow::Result<
 /// The unit that runs one app.
 pub fn app_unit(app: &AppSpec, ports: SidecarPorts, redis_plan: &RedisPlan) -> UnitSpec {
     let inherited: Vec<(String, String)> = std::env::vars().collect();
-    let env = app_env(
+    let mut env = app_env(
         inherited.into_iter(),
         app.id.as_str(),
         app.port,
@@ -88,6 +88,11 @@ pub fn app_unit(app: &AppSpec, ports: SidecarPorts, redis_plan: &RedisPlan) -> U
         &read_dot_env(&app.dir),
         &app.env,
     );
+    for (name, value) in env.iter_mut() {
+        if name == "APP_PROTOCOL" {
+            *value = app.app_protocol.as_str().to_string();
+        }
+    }
     let probe = match (app.port, &app.health) {
         (Some(port), Some(path)) => Probe::Http {
             port,
@@ -191,12 +196,13 @@ impl Live {
             ))
         })?;
         let handle = self.supervisor.add(app_unit(app, ports, &self.redis_plan));
-        let channel = AppChannel::supervised(
+        let mut channel = AppChannel::supervised(
             app.id.as_str(),
             app.port,
             env_var("APP_API_TOKEN"),
             handle.watch(),
         );
+        channel.protocol = app.app_protocol;
         self.shared.set_app(app.id.as_str(), channel.clone());
         let mut state = SidecarState::new(app.id.as_str(), self.shared.clone(), app.max_body_size);
         state.on_shutdown = Some(Box::new(move || {

@@ -17,7 +17,9 @@ mod wire;
 use std::path::Path;
 
 pub use error::{Diagnostic, ManifestError};
-pub use model::{AppId, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy};
+pub use model::{
+    AppId, AppProtocol, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy,
+};
 pub use wire::EnvValue;
 
 /// The file name daca looks for in a project folder.

@@ -96,6 +96,7 @@ pub struct AppSpec {
     /// Request body limit of its sidecar, in bytes.
     pub max_body_size: usize,
     pub reload: ReloadMode,
+    pub app_protocol: AppProtocol,
     /// `watch:` globs; empty = every file not ignored.
     pub watch: Vec<String>,
     /// `ignore:` globs.
@@ -105,6 +106,24 @@ pub struct AppSpec {
     pub restart_dependents: bool,
     /// SIGTERM → SIGKILL delay of a reload (zero: SIGKILL at once).
     pub reload_grace: Duration,
+}
+
+/// How the sidecar talks to the app (Dapr's `app-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppProtocol {
+    #[default]
+    Http,
+    /// The AppCallback gRPC service.
+    Grpc,
+}
+
+impl AppProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProtocol::Http => "http",
+            AppProtocol::Grpc => "grpc",
+        }
+    }
 }
 
 /// What a change in an app's folder does.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::Diagnostic;
 use super::model::{
-    AppId, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy,
+    AppId, AppProtocol, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy,
 };
 use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
@@ -224,6 +224,7 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
         startup_timeout: startup,
         max_body_size,
         reload: reload_mode(c, app.reload.as_ref()),
+        app_protocol: app_protocol(c, app.app_protocol.as_ref(), app.health.as_ref()),
         watch: globs(c, &app.watch),
         ignore: globs(c, &app.ignore),
         setup: app.setup.as_ref().and_then(|s| {
@@ -241,6 +242,37 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
         restart_dependents: app.restart_dependents.unwrap_or(false),
         reload_grace: c.duration(app.reload_grace.as_ref(), Duration::ZERO),
     })
+}
+
+fn app_protocol(
+    checker: &mut Checker,
+    raw: Option<&At<String>>,
+    health: Option<&At<String>>,
+) -> AppProtocol {
+    match raw.map(|r| r.value.as_str()) {
+        None | Some("http") => AppProtocol::Http,
+        Some("grpc") => {
+            if let Some(health) = health {
+                let hint =
+                    Some("remove `health:`; a gRPC app is ready when its port accepts".into());
+                checker.error(
+                    health,
+                    "`health` is an HTTP path; this app speaks gRPC",
+                    hint,
+                );
+            }
+            AppProtocol::Grpc
+        }
+        Some(other) => {
+            let hint = Some("use `http` or `grpc` (https, grpcs and h2c are not supported)".into());
+            checker.error(
+                raw.expect("UNWRAP: matched Some above"),
+                format!("unknown app protocol `{other}`"),
+                hint,
+            );
+            AppProtocol::Http
+        }
+    }
 }
 
 fn reload_mode(checker: &mut Checker, raw: Option<&At<String>>) -> ReloadMode {

@@ -108,6 +108,9 @@ pub struct AppWire {
     pub max_body_size: Option<At<String>>,
     /// Overrides the project's `grace_period` for this app.
     pub grace_period: Option<At<String>>,
+    /// How the sidecar talks to the app: `http` (default) or `grpc` (Dapr's AppCallback service:
+    /// invocations and events arrive over gRPC, as with `dapr-ext-grpc`).
+    pub app_protocol: Option<At<String>>,
     /// On a change in the app's folder: `restart` (default) restarts it; `none` leaves it to the
     /// app (e.g. `uvicorn --reload`) and only reports.
     pub reload: Option<At<String>>,

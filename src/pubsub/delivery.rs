@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::subscription::{self, Subscription};
 use super::{Consumer, Message, PubsubEntry, envelope};
 use crate::channel::AppChannel;
+use crate::manifest::AppProtocol;
 
 /// Attempts after the first one for a RETRY or an error answer, and the first backoff.
 const RETRIES: u32 = 3;
@@ -179,6 +180,15 @@ impl Subscriber {
         for attempt in 0..4u32 {
             if attempt > 0 {
                 tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+            }
+            if channel.protocol == AppProtocol::Grpc {
+                match super::callback::subscriptions(channel).await {
+                    Ok(found) => return found.unwrap_or_default(),
+                    Err(err) => {
+                        tracing::debug!("{}: ListTopicSubscriptions: {err}", channel.app_id);
+                        continue;
+                    }
+                }
             }
             let mut request = self
                 .shared
@@ -379,6 +389,10 @@ impl Worker {
         event: &Value,
     ) -> Result<Outcome, ()> {
         let channel = &self.shared.channel;
+        if channel.protocol == AppProtocol::Grpc {
+            let (topic, pubsub) = (&self.sub.topic, &self.sub.pubsub);
+            return super::callback::deliver(channel, event, topic, pubsub, path).await;
+        }
         let base = channel.base_url().ok_or(())?;
         let mut request = self
             .shared

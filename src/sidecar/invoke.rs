@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::SidecarState;
 use super::error::ApiError;
 use super::state_api::read_body;
+use crate::manifest::AppProtocol;
 use crate::supervisor::AppState;
 
 /// Hop-by-hop headers (RFC 9110) and Dapr's own, never forwarded either way.
@@ -138,6 +139,11 @@ async fn try_forward(
     }
     let (parts, body) = request.into_parts();
     let body = read_body(sidecar, body).await?;
+    if channel.protocol == AppProtocol::Grpc {
+        return on_invoke(&channel, method, &parts, body.to_vec())
+            .await
+            .map_err(|err| failed(&err));
+    }
     let mut url = format!("{base}/{method}");
     if let Some(query) = parts.uri.query() {
         url.push('?');
@@ -184,6 +190,82 @@ async fn try_forward(
     let mut response = (status, Body::from(body)).into_response();
     response.headers_mut().extend(headers);
     Ok(response)
+}
+
+/// An invocation of a gRPC app: `AppCallback.OnInvoke`, its answer as HTTP (a gRPC error
+/// becomes the HTTP status Dapr maps it to, with the `google.rpc.Status` as JSON).
+async fn on_invoke(
+    channel: &crate::channel::AppChannel,
+    method: &str,
+    parts: &axum::http::request::Parts,
+    body: Vec<u8>,
+) -> Result<Response, String> {
+    use dapr::dapr::proto::common::v1 as common;
+    let verb = common::http_extension::Verb::from_str_name(parts.method.as_str())
+        .unwrap_or(common::http_extension::Verb::Post);
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let request = common::InvokeRequest {
+        method: method.to_string(),
+        data: Some(prost_types::Any {
+            type_url: String::new(),
+            value: body,
+        }),
+        content_type,
+        http_extension: Some(common::HttpExtension {
+            verb: verb as i32,
+            querystring: parts.uri.query().unwrap_or_default().to_string(),
+        }),
+    };
+    let mut client = channel.callback().await?;
+    let mut request = tonic::Request::new(request);
+    if let Some(token) = channel.app_token.as_ref().and_then(|t| t.parse().ok()) {
+        request.metadata_mut().insert("dapr-api-token", token);
+    }
+    match client.on_invoke(request).await {
+        Ok(answer) => {
+            let answer = answer.into_inner();
+            let data = answer.data.map(|a| a.value).unwrap_or_default();
+            let mut response = (StatusCode::OK, Body::from(data)).into_response();
+            if let Ok(value) = HeaderValue::from_str(&answer.content_type)
+                && !answer.content_type.is_empty()
+            {
+                response.headers_mut().insert("content-type", value);
+            }
+            Ok(response)
+        }
+        Err(status) if status.code() == tonic::Code::Unavailable && !channel.is_ready() => {
+            Err(status.message().to_string())
+        }
+        Err(status) => {
+            let http = match status.code() {
+                tonic::Code::InvalidArgument
+                | tonic::Code::FailedPrecondition
+                | tonic::Code::OutOfRange => 400,
+                tonic::Code::Unauthenticated => 401,
+                tonic::Code::PermissionDenied => 403,
+                tonic::Code::NotFound => 404,
+                tonic::Code::AlreadyExists | tonic::Code::Aborted => 409,
+                tonic::Code::ResourceExhausted => 429,
+                tonic::Code::Cancelled => 499,
+                tonic::Code::Unimplemented => 501,
+                tonic::Code::Unavailable => 503,
+                tonic::Code::DeadlineExceeded => 504,
+                _ => 500,
+            };
+            let body = serde_json::json!({
+                "code": status.code() as i32,
+                "message": status.message(),
+                "details": [],
+            });
+            let code = StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Ok((code, axum::Json(body)).into_response())
+        }
+    }
 }
 
 /// Whether an app that is not ready now is on its way to ready (as opposed to stopped for good).

@@ -393,3 +393,209 @@ async fn secrets_metadata_unimplemented_and_the_api_token() {
         .insert("dapr-api-token", "sekret".parse().unwrap());
     assert!(guarded.grpc.get_state(request).await.is_ok());
 }
+
+/// An app that speaks gRPC (`app_protocol: grpc`), as `dapr-ext-grpc` serves one.
+#[derive(Clone, Default)]
+struct GrpcApp {
+    events: Arc<std::sync::Mutex<Vec<rt::TopicEventRequest>>>,
+}
+
+type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
+
+#[tonic::async_trait]
+impl rt::app_callback_server::AppCallback for GrpcApp {
+    async fn on_invoke(
+        &self,
+        r: tonic::Request<common::InvokeRequest>,
+    ) -> Reply<common::InvokeResponse> {
+        let r = r.into_inner();
+        if r.method == "fail" {
+            return Err(tonic::Status::not_found("no such order"));
+        }
+        let ext = r.http_extension.unwrap_or_default();
+        let body = String::from_utf8_lossy(&r.data.unwrap_or_default().value).to_string();
+        let echo = format!(
+            "{} verb={} query={} body={body} type={}",
+            r.method, ext.verb, ext.querystring, r.content_type
+        );
+        Ok(tonic::Response::new(common::InvokeResponse {
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: echo.into_bytes(),
+            }),
+            content_type: "text/plain".into(),
+        }))
+    }
+    async fn list_topic_subscriptions(
+        &self,
+        _: tonic::Request<()>,
+    ) -> Reply<rt::ListTopicSubscriptionsResponse> {
+        let routes = rt::TopicRoutes {
+            rules: vec![rt::TopicRule {
+                r#match: "event.data.big == true".into(),
+                path: "big".into(),
+            }],
+            default: String::new(),
+        };
+        Ok(tonic::Response::new(rt::ListTopicSubscriptionsResponse {
+            subscriptions: vec![rt::TopicSubscription {
+                pubsub_name: "pubsub".into(),
+                topic: "g".into(),
+                routes: Some(routes),
+                ..Default::default()
+            }],
+        }))
+    }
+    async fn on_topic_event(
+        &self,
+        r: tonic::Request<rt::TopicEventRequest>,
+    ) -> Reply<rt::TopicEventResponse> {
+        self.events.lock().unwrap().push(r.into_inner());
+        Ok(tonic::Response::new(rt::TopicEventResponse { status: 0 }))
+    }
+    async fn list_input_bindings(
+        &self,
+        _: tonic::Request<()>,
+    ) -> Reply<rt::ListInputBindingsResponse> {
+        Err(tonic::Status::unimplemented("no bindings"))
+    }
+    async fn on_binding_event(
+        &self,
+        _: tonic::Request<rt::BindingEventRequest>,
+    ) -> Reply<rt::BindingEventResponse> {
+        Err(tonic::Status::unimplemented("no bindings"))
+    }
+    async fn on_bulk_topic_event(
+        &self,
+        _: tonic::Request<rt::TopicEventBulkRequest>,
+    ) -> Reply<rt::TopicEventBulkResponse> {
+        Err(tonic::Status::unimplemented("no bulk"))
+    }
+    async fn on_job_event(
+        &self,
+        _: tonic::Request<rt::JobEventRequest>,
+    ) -> Reply<rt::JobEventResponse> {
+        Err(tonic::Status::unimplemented("no jobs"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_apps_get_invocations_and_events_over_app_callback() {
+    let mut s = start(false, None).await;
+    let app = GrpcApp::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let incoming = futures_util::stream::unfold(listener, |l| async move {
+        Some((l.accept().await.map(|(stream, _)| stream), l))
+    });
+    let server = tonic::transport::Server::builder()
+        .add_service(rt::app_callback_server::AppCallbackServer::new(app.clone()))
+        .serve_with_incoming(incoming);
+    tokio::spawn(server);
+    let mut channel = AppChannel::unsupervised("grpcapp", Some(port));
+    channel.protocol = daca::manifest::AppProtocol::Grpc;
+    s.shared.set_app("grpcapp", channel.clone());
+    let active = Arc::default();
+    daca::pubsub::delivery::Subscriber::new(
+        channel,
+        s.shared.http.clone(),
+        s.shared.components().pubsubs.clone(),
+        &[],
+        active,
+    )
+    .spawn();
+
+    let http = reqwest::Client::new();
+    let answer = http
+        .post(format!(
+            "{}/v1.0/invoke/grpcapp/method/orders/7?x=1",
+            s.http
+        ))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/plain");
+    assert_eq!(
+        answer.text().await.unwrap(),
+        "orders/7 verb=3 query=x=1 body={} type=application/json"
+    );
+    let missing = http
+        .get(format!("{}/v1.0/invoke/grpcapp/method/fail", s.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "NotFound becomes 404");
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(
+        (body["code"].as_i64(), body["message"].as_str()),
+        (Some(5), Some("no such order"))
+    );
+
+    let via_grpc = s
+        .grpc
+        .invoke_service(rt::InvokeServiceRequest {
+            id: "grpcapp".into(),
+            message: Some(common::InvokeRequest {
+                method: "ping".into(),
+                http_extension: Some(common::HttpExtension {
+                    verb: 1,
+                    querystring: String::new(),
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(String::from_utf8_lossy(&via_grpc.data.unwrap().value).starts_with("ping verb=1"));
+
+    let publish = |data: &str| rt::PublishEventRequest {
+        pubsub_name: "pubsub".into(),
+        topic: "g".into(),
+        data: data.as_bytes().to_vec(),
+        data_content_type: "application/json".into(),
+        metadata: HashMap::new(),
+    };
+    // Subscribed once the app's subscriptions were listed; then one event per rule.
+    for _ in 0..100 {
+        if !app.events.lock().unwrap().is_empty() {
+            break;
+        }
+        s.grpc
+            .publish_event(publish(r#"{"big":false}"#))
+            .await
+            .unwrap();
+        s.grpc
+            .publish_event(publish(r#"{"big":true}"#))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = app.events.lock().unwrap();
+    assert!(!events.is_empty(), "no event reached the gRPC app");
+    assert!(
+        events.iter().all(|e| e.data == br#"{"big":true}"#),
+        "only the rule's events, no default"
+    );
+    let event = &events[0];
+    assert_eq!(
+        (
+            event.path.as_str(),
+            event.topic.as_str(),
+            event.pubsub_name.as_str()
+        ),
+        ("big", "g", "pubsub")
+    );
+    assert_eq!(
+        (event.r#type.as_str(), event.spec_version.as_str()),
+        ("com.dapr.event.sent", "1.0")
+    );
+    assert_eq!(
+        (event.source.as_str(), event.data_content_type.as_str()),
+        ("myapp", "application/json")
+    );
+}
