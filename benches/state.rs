@@ -24,9 +24,41 @@ const PHASE: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 5;
 const LATENCY_PHASE: Duration = Duration::from_secs(4);
 
+type Grpc = dapr::dapr::proto::runtime::v1::dapr_client::DaprClient<tonic::transport::Channel>;
+
+/// One HTTP/2 connection to the sidecar's gRPC API.
+async fn grpc(port: u16) -> Grpc {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap();
+    Grpc::new(channel)
+}
+
+fn get_request() -> dapr::dapr::proto::runtime::v1::GetStateRequest {
+    dapr::dapr::proto::runtime::v1::GetStateRequest {
+        store_name: "statestore".into(),
+        key: "bench-key".into(),
+        ..Default::default()
+    }
+}
+
+fn save_request(value: &str) -> dapr::dapr::proto::runtime::v1::SaveStateRequest {
+    dapr::dapr::proto::runtime::v1::SaveStateRequest {
+        store_name: "statestore".into(),
+        states: vec![dapr::dapr::proto::common::v1::StateItem {
+            key: "bench-key".into(),
+            value: value.as_bytes().to_vec(),
+            ..Default::default()
+        }],
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let (redis_port, sidecar) = (free_port(), free_port());
+    let (redis_port, sidecar, grpc_port) = (free_port(), free_port(), free_port());
     let project = tempfile::tempdir().unwrap();
     let redis = Command::new("redis-server")
         .args([
@@ -43,7 +75,7 @@ async fn main() {
         .spawn()
         .expect("redis-server on PATH");
     let manifest = format!(
-        "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: bench-app\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {sidecar}\n"
+        "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: bench-app\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {grpc_port}\n"
     );
     std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
     let daca = Command::new(env!("CARGO_BIN_EXE_daca"))
@@ -91,7 +123,10 @@ async fn main() {
 
     let script = redis::Script::new(daca::state::WRITE_SCRIPT);
     let quoted = format!("\"{value}\"");
-    let mut rows: [Vec<(f64, f64)>; 3] = Default::default();
+    let grpc_clients: Vec<Grpc> =
+        futures_util::future::join_all((0..CONCURRENCY).map(|_| grpc(grpc_port))).await;
+    let grpc_clients = Arc::new(grpc_clients);
+    let mut rows: [Vec<(f64, f64)>; 6] = Default::default();
     for _ in 0..ROUNDS {
         let sidecar_get = throughput(PHASE, |_, deadline| async move {
             let mut sender = connect(sidecar).await;
@@ -179,9 +214,37 @@ async fn main() {
             }
         })
         .await;
+        let grpc_get = throughput(PHASE, |i, deadline| {
+            let mut client = grpc_clients[i].clone();
+            async move {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let got = client.get_state(get_request()).await.unwrap().into_inner();
+                    assert_eq!(got.data.len(), 1026);
+                    n += 1;
+                }
+                n
+            }
+        })
+        .await;
+        let grpc_set = throughput(PHASE, |i, deadline| {
+            let (mut client, quoted) = (grpc_clients[i].clone(), quoted.clone());
+            async move {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    client.save_state(save_request(&quoted)).await.unwrap();
+                    n += 1;
+                }
+                n
+            }
+        })
+        .await;
         rows[0].push((sidecar_get, direct_get));
         rows[1].push((sidecar_set, direct_set));
         rows[2].push((sidecar_set, direct_script));
+        rows[3].push((grpc_get, direct_get));
+        rows[4].push((grpc_set, direct_set));
+        rows[5].push((grpc_get, sidecar_get));
     }
 
     let pool = Pool(Arc::new(std::sync::Mutex::new(
@@ -196,6 +259,14 @@ async fn main() {
     let health_latency = latencies(LATENCY_PHASE, move || {
         let p = pool.clone();
         async move { p.get("/v1.0/healthz").await }
+    })
+    .await;
+    let grpc_one = grpc_clients[0].clone();
+    let grpc_latency = latencies(LATENCY_PHASE, move || {
+        let mut client = grpc_one.clone();
+        async move {
+            client.get_state(get_request()).await.unwrap();
+        }
     })
     .await;
     let direct_latency = latencies(LATENCY_PHASE, move || {
@@ -223,6 +294,9 @@ async fn main() {
         "GET  vs Redis GET",
         "SET  vs Redis SET",
         "SET  vs the same write script",
+        "gRPC GetState vs Redis GET",
+        "gRPC SaveState vs Redis SET",
+        "gRPC GetState vs HTTP GET (sidecar)",
     ];
     for (name, row) in names.iter().zip(&rows) {
         let mut ratios: Vec<f64> = row.iter().map(|(s, d)| s / d * 100.0).collect();
@@ -256,6 +330,12 @@ async fn main() {
     println!(
         "  sidecar state GET   {sm:.3} / {:.3} ms",
         ms(&sidecar_latency, 0.99)
+    );
+    let gm = ms(&grpc_latency, 0.5);
+    println!(
+        "  gRPC GetState       {gm:.3} / {:.3} ms   (added {:.3} ms)",
+        ms(&grpc_latency, 0.99),
+        gm - dm
     );
     println!(
         "  direct Redis GET    {dm:.3} / {:.3} ms",
