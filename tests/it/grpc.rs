@@ -377,6 +377,16 @@ async fn secrets_metadata_unimplemented_and_the_api_token() {
         .map(|c| (c.name.clone(), c.r#type.clone()))
         .collect();
     assert_eq!(names["statestore"], "state.redis");
+    // The body limit (1 MiB here) holds for gRPC messages too.
+    let big = s
+        .grpc
+        .save_state(save(
+            "statestore",
+            vec![item("big", &vec![b'x'; 2 << 20], None)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(big.code(), Code::OutOfRange, "{big:?}");
     let unimplemented = s
         .grpc
         .get_configuration(rt::GetConfigurationRequest::default())
