@@ -24,6 +24,23 @@ const PHASE: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 5;
 const LATENCY_PHASE: Duration = Duration::from_secs(4);
 
+/// CPU time (user + system) a process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command name: utime is field 12, stime 13 (0-based), in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 type Grpc = dapr::dapr::proto::runtime::v1::dapr_client::DaprClient<tonic::transport::Channel>;
 
 /// One HTTP/2 connection to the sidecar's gRPC API.
@@ -84,6 +101,7 @@ async fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let daca_pid = daca.id();
     let _processes = Processes(vec![daca, redis]);
 
     let value = "x".repeat(1024);
@@ -127,7 +145,11 @@ async fn main() {
         futures_util::future::join_all((0..CONCURRENCY).map(|_| grpc(grpc_port))).await;
     let grpc_clients = Arc::new(grpc_clients);
     let mut rows: [Vec<(f64, f64)>; 6] = Default::default();
+    // daca's own CPU per request (µs), per row: separates the sidecar's cost from the load
+    // generator's, which shares the cores.
+    let mut cost: [Vec<f64>; 6] = Default::default();
     for _ in 0..ROUNDS {
+        let before = cpu_seconds(daca_pid);
         let sidecar_get = throughput(PHASE, |_, deadline| async move {
             let mut sender = connect(sidecar).await;
             let mut n = 0;
@@ -142,6 +164,7 @@ async fn main() {
             n
         })
         .await;
+        let get_cost = (cpu_seconds(daca_pid) - before) * 1e6 / (sidecar_get * PHASE.as_secs_f64());
         let direct_get = throughput(PHASE, |i, deadline| {
             let mut connection = direct[i].as_ref().unwrap().clone();
             async move {
@@ -159,6 +182,7 @@ async fn main() {
             }
         })
         .await;
+        let before = cpu_seconds(daca_pid);
         let sidecar_set = throughput(PHASE, |_, deadline| {
             let body = body.clone();
             async move {
@@ -173,6 +197,7 @@ async fn main() {
             }
         })
         .await;
+        let set_cost = (cpu_seconds(daca_pid) - before) * 1e6 / (sidecar_set * PHASE.as_secs_f64());
         let direct_set = throughput(PHASE, |i, deadline| {
             let (mut connection, value) = (direct[i].as_ref().unwrap().clone(), value.clone());
             async move {
@@ -214,6 +239,7 @@ async fn main() {
             }
         })
         .await;
+        let before = cpu_seconds(daca_pid);
         let grpc_get = throughput(PHASE, |i, deadline| {
             let mut client = grpc_clients[i].clone();
             async move {
@@ -227,6 +253,9 @@ async fn main() {
             }
         })
         .await;
+        let grpc_get_cost =
+            (cpu_seconds(daca_pid) - before) * 1e6 / (grpc_get * PHASE.as_secs_f64());
+        let before = cpu_seconds(daca_pid);
         let grpc_set = throughput(PHASE, |i, deadline| {
             let (mut client, quoted) = (grpc_clients[i].clone(), quoted.clone());
             async move {
@@ -239,12 +268,20 @@ async fn main() {
             }
         })
         .await;
+        let grpc_set_cost =
+            (cpu_seconds(daca_pid) - before) * 1e6 / (grpc_set * PHASE.as_secs_f64());
         rows[0].push((sidecar_get, direct_get));
         rows[1].push((sidecar_set, direct_set));
         rows[2].push((sidecar_set, direct_script));
         rows[3].push((grpc_get, direct_get));
         rows[4].push((grpc_set, direct_set));
         rows[5].push((grpc_get, sidecar_get));
+        cost[0].push(get_cost);
+        cost[1].push(set_cost);
+        cost[2].push(set_cost);
+        cost[3].push(grpc_get_cost);
+        cost[4].push(grpc_set_cost);
+        cost[5].push(grpc_get_cost);
     }
 
     let pool = Pool(Arc::new(std::sync::Mutex::new(
@@ -287,8 +324,8 @@ async fn main() {
         PHASE.as_secs()
     );
     println!(
-        "{:<34}{:>14}{:>14}{:>8}   per round",
-        "", "sidecar req/s", "direct req/s", "median"
+        "{:<34}{:>14}{:>14}{:>8}{:>13}   per round",
+        "", "sidecar req/s", "direct req/s", "median", "daca µs/req"
     );
     let names = [
         "GET  vs Redis GET",
@@ -298,7 +335,9 @@ async fn main() {
         "gRPC SaveState vs Redis SET",
         "gRPC GetState vs HTTP GET (sidecar)",
     ];
-    for (name, row) in names.iter().zip(&rows) {
+    for ((name, row), cost) in names.iter().zip(&rows).zip(&cost) {
+        let mut cost = cost.clone();
+        cost.sort_by(f64::total_cmp);
         let mut ratios: Vec<f64> = row.iter().map(|(s, d)| s / d * 100.0).collect();
         ratios.sort_by(f64::total_cmp);
         let median = |f: fn(&(f64, f64)) -> f64| {
@@ -311,10 +350,11 @@ async fn main() {
             .map(|(s, d)| format!("{:.0}%", s / d * 100.0))
             .collect();
         println!(
-            "{name:<34}{:>14.0}{:>14.0}{:>7.0}%   {}",
+            "{name:<34}{:>14.0}{:>14.0}{:>7.0}%{:>13.1}   {}",
             median(|r| r.0),
             median(|r| r.1),
             ratios[ratios.len() / 2],
+            cost[cost.len() / 2],
             each.join(" ")
         );
     }
