@@ -146,30 +146,35 @@ impl tower::Service<axum::http::Request<Body>> for DaprGrpc {
     }
 }
 
-/// Serves the gRPC API on `listener` until the task is aborted.
+/// Serves the gRPC API on `listener` until the task is aborted: HTTP/2 connections served by
+/// hyper straight into [`DaprGrpc`] (tonic's router and default layers cost per request and add
+/// nothing here: one service, no timeouts).
 pub async fn serve(listener: tokio::net::TcpListener, sidecar: Arc<SidecarState>) {
-    let app_id = sidecar.app_id.clone();
-    let incoming = tokio_stream_from(listener);
-    let served = tonic::transport::Server::builder()
-        .add_service(DaprGrpc::new(sidecar))
-        .serve_with_incoming(incoming)
-        .await;
-    if let Err(err) = served {
-        tracing::error!("gRPC API of {app_id} stopped: {err}");
-    }
-}
-
-/// Accepted connections as the stream tonic serves.
-fn tokio_stream_from(
-    listener: tokio::net::TcpListener,
-) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures_util::stream::unfold(listener, |listener| async move {
-        // Without TCP_NODELAY a 1 KiB answer waits for the client's delayed ACK (~40 ms);
-        // tonic's own `tcp_nodelay` only applies to listeners it binds itself.
-        let accepted = listener.accept().await.map(|(stream, _)| {
-            let _ = stream.set_nodelay(true);
-            stream
+    let service = DaprGrpc::new(sidecar);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::debug!("gRPC accept: {err}");
+                continue;
+            }
+        };
+        // Without TCP_NODELAY a 1 KiB answer waits for the client's delayed ACK (~40 ms).
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        tokio::spawn(async move {
+            let hyper_service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut service = service.clone();
+                    let request = request.map(Body::new);
+                    async move { tower::Service::call(&mut service, request).await }
+                },
+            );
+            let builder =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), hyper_service)
+                .await;
         });
-        Some((accepted, listener))
-    })
+    }
 }
