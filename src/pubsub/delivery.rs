@@ -13,17 +13,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use super::PubsubEntry;
 use super::subscription::{self, Subscription};
-use super::{Consumer, Message, PubsubEntry, envelope};
+use super::worker::Worker;
 use crate::channel::AppChannel;
 use crate::manifest::AppProtocol;
 
-/// Attempts after the first one for a RETRY or an error answer, and the first backoff.
-const RETRIES: u32 = 3;
+/// The first wait between tries to read an app's subscriptions (doubling after it).
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// How long one blocking read waits for new entries.
 const READ_BLOCK: Duration = Duration::from_secs(2);
@@ -58,10 +57,10 @@ pub fn outcome(status: u16, body: &[u8]) -> Outcome {
 }
 
 /// Everything one app's consumers share.
-struct Shared {
-    channel: AppChannel,
-    http: reqwest::Client,
-    pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
+pub(super) struct Shared {
+    pub(super) channel: AppChannel,
+    pub(super) http: reqwest::Client,
+    pub(super) pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
 }
 
 /// Runs one app's subscriptions for as long as daca runs.
@@ -297,198 +296,6 @@ async fn consume(shared: Arc<Shared>, entry: PubsubEntry, sub: Subscription) {
     }
 }
 
-struct Worker {
-    shared: Arc<Shared>,
-    entry: PubsubEntry,
-    sub: Subscription,
-}
-
-impl Worker {
-    async fn deliver_all(&self, consumer: &Consumer, batch: Vec<Message>) {
-        futures_util::stream::iter(batch)
-            .for_each_concurrent(self.entry.settings.concurrency, |message| async move {
-                if self.deliver(&message).await
-                    && let Err(err) = consumer.ack(&message.id).await
-                {
-                    tracing::warn!("acknowledging {}: {err}", message.id);
-                }
-            })
-            .await;
-    }
-
-    /// Delivers one entry; true when it is done with (delivered, dropped or dead-lettered).
-    async fn deliver(&self, message: &Message) -> bool {
-        let app_id = &self.shared.channel.app_id;
-        let body = if self.sub.raw_payload() {
-            raw_envelope(message, &self.sub)
-        } else {
-            message.data.clone()
-        };
-        let event: Value = match serde_json::from_slice(&body) {
-            Ok(event) => event,
-            Err(err) => {
-                tracing::error!(
-                    "{app_id}: entry {} of topic {} is not a CloudEvent ({err}); a rawPayload subscription can take raw messages",
-                    message.id,
-                    self.sub.topic
-                );
-                return self.dead_letter(message).await;
-            }
-        };
-        if expired(&event) {
-            tracing::warn!("{app_id}: dropping expired event {} ", message.id);
-            return self.dead_letter(message).await;
-        }
-        let Some(path) = self.sub.route(&event).map(String::from) else {
-            tracing::debug!("{app_id}: event {} matches no rule; dropped", message.id);
-            return self.dead_letter(message).await;
-        };
-        let mut attempt = 0;
-        loop {
-            let mut channel = self.shared.channel.clone();
-            if !channel.wait_ready().await {
-                return false;
-            }
-            match self.post(&path, &body, message, &event).await {
-                Err(()) => {
-                    // The app is not there (crashed, restarting): wait, and do not count it.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                Ok(Outcome::Success) => return true,
-                Ok(Outcome::Drop) => {
-                    tracing::warn!("{app_id}: {path} dropped event {}", message.id);
-                    return self.dead_letter(message).await;
-                }
-                Ok(Outcome::Retry) => {}
-            }
-            attempt += 1;
-            if attempt > RETRIES {
-                break;
-            }
-            tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
-        }
-        if self.sub.dead_letter_topic.is_some() {
-            return self.dead_letter(message).await;
-        }
-        tracing::warn!(
-            "{app_id}: {path} did not accept event {} after {} attempts; it stays pending and is delivered again after {:?}",
-            message.id,
-            RETRIES + 1,
-            self.entry.settings.processing_timeout
-        );
-        false
-    }
-
-    /// One POST; Err(()) when the app could not be reached at all.
-    async fn post(
-        &self,
-        path: &str,
-        body: &[u8],
-        message: &Message,
-        event: &Value,
-    ) -> Result<Outcome, ()> {
-        let channel = &self.shared.channel;
-        if channel.protocol == AppProtocol::Grpc {
-            let (topic, pubsub) = (&self.sub.topic, &self.sub.pubsub);
-            return super::callback::deliver(channel, event, topic, pubsub, path).await;
-        }
-        let base = channel.base_url().ok_or(())?;
-        let mut request = self
-            .shared
-            .http
-            .post(format!("{base}{path}"))
-            .header("content-type", "application/cloudevents+json")
-            .header("pubsubName", &self.sub.pubsub)
-            .timeout(
-                self.entry
-                    .settings
-                    .processing_timeout
-                    .max(Duration::from_secs(1)),
-            )
-            .body(body.to_vec());
-        for (name, value) in &message.metadata {
-            if let (Ok(name), Ok(value)) = (
-                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
-                reqwest::header::HeaderValue::from_str(value),
-            ) {
-                request = request.header(name, value);
-            }
-        }
-        for field in ["traceparent", "tracestate"] {
-            if let Some(value) = event.get(field).and_then(Value::as_str)
-                && !value.is_empty()
-            {
-                request = request.header(field, value);
-            }
-        }
-        if let Some(token) = &channel.app_token {
-            request = request.header("dapr-api-token", token);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                match response.bytes().await {
-                    Ok(body) => Ok(outcome(status, &body)),
-                    Err(_) if !channel.is_ready() => Err(()),
-                    Err(_) => Ok(Outcome::Retry),
-                }
-            }
-            Err(err) if err.is_connect() || !channel.is_ready() => Err(()),
-            Err(err) => {
-                tracing::debug!("{}: delivery to {path}: {err}", channel.app_id);
-                Ok(Outcome::Retry)
-            }
-        }
-    }
-
-    /// Sends the entry to the dead-letter topic, if the subscription has one; true = done.
-    async fn dead_letter(&self, message: &Message) -> bool {
-        let Some(topic) = &self.sub.dead_letter_topic else {
-            return true;
-        };
-        match self
-            .entry
-            .broker
-            .publish(topic, &message.data, &message.metadata)
-            .await
-        {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!("dead-lettering {} to {topic}: {err}", message.id);
-                false
-            }
-        }
-    }
-}
-
-fn expired(event: &Value) -> bool {
-    event
-        .get("expiration")
-        .and_then(Value::as_str)
-        .and_then(|e| humantime::parse_rfc3339_weak(e).ok())
-        .is_some_and(|at| at < std::time::SystemTime::now())
-}
-
-/// What a rawPayload subscription receives: the stored bytes wrapped by the subscriber's side.
-fn raw_envelope(message: &Message, sub: &Subscription) -> Vec<u8> {
-    let mut event = serde_json::Map::new();
-    event.insert("id".into(), envelope::uuid_v4().into());
-    event.insert("specversion".into(), "1.0".into());
-    event.insert("datacontenttype".into(), "application/octet-stream".into());
-    event.insert("source".into(), "Dapr".into());
-    event.insert("type".into(), "com.dapr.event.sent".into());
-    event.insert("topic".into(), sub.topic.clone().into());
-    event.insert("pubsubname".into(), sub.pubsub.clone().into());
-    event.insert("data_base64".into(), envelope::base64(&message.data).into());
-    for field in ["traceid", "traceparent", "tracestate"] {
-        if let Some(value) = message.metadata.get(field) {
-            event.insert(field.into(), value.clone().into());
-        }
-    }
-    envelope::go_json(&Value::Object(event))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,16 +313,5 @@ mod tests {
         assert_eq!(outcome(404, b""), Outcome::Drop);
         assert_eq!(outcome(500, b""), Outcome::Retry);
         assert_eq!(outcome(302, b""), Outcome::Retry);
-    }
-
-    #[test]
-    fn expiration_in_the_past_expires() {
-        assert!(expired(
-            &serde_json::json!({"expiration": "2000-01-01T00:00:00Z"})
-        ));
-        assert!(!expired(
-            &serde_json::json!({"expiration": "2999-01-01T00:00:00Z"})
-        ));
-        assert!(!expired(&serde_json::json!({})));
     }
 }

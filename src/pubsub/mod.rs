@@ -14,6 +14,7 @@ pub mod envelope;
 mod memory;
 mod streams;
 pub mod subscription;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
