@@ -49,7 +49,7 @@ impl Signaller for GroupSignaller {
 /// Whether a process of group `pgid` is alive and not a zombie. A SIGKILLed `uv run` leaves its
 /// child a zombie until the init process reaps it (some containers' init never does); a zombie
 /// holds no port, so waiting on it would only slow restarts down.
-fn group_has_live_member(pgid: i32) -> bool {
+pub fn group_has_live_member(pgid: i32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return true; // no /proc: trust killpg
     };

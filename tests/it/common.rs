@@ -71,7 +71,8 @@ pub fn port_is_free(port: u16) -> bool {
 
 /// Whether any process of group `pgid` is alive.
 pub fn group_alive(pgid: u32) -> bool {
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None).is_ok()
+    // Zombies do not count: they hold no port, and this container's init may never reap them.
+    daca::runtime::process::group_has_live_member(pgid as i32)
 }
 
 /// The repository's root.
