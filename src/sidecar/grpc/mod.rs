@@ -72,9 +72,7 @@ async fn read_message<Req: prost::Message + Default>(
             )));
         }
     };
-    let Some((&[compressed, a, b, c, d], rest)) =
-        bytes.split_first_chunk::<5>().map(|(h, r)| (h, r))
-    else {
+    let Some((&[compressed, a, b, c, d], rest)) = bytes.split_first_chunk::<5>() else {
         return Err(Status::internal("a gRPC message needs its 5-byte prefix"));
     };
     if compressed != 0 {
