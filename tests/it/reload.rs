@@ -474,3 +474,37 @@ fn hitting_the_inotify_limit_says_how_to_raise_it_and_keeps_running() {
         "daca kept running until Ctrl-C\n{text}"
     );
 }
+
+#[test]
+fn no_watch_turns_reloading_off() {
+    if !have("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site")).unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("daca.yaml"),
+        format!("name: still\nredis: {{ provider: embedded }}\napps:\n  - id: site\n    dir: ./site\n    command: [python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n    port: {port}\n"),
+    )
+    .unwrap();
+    let mut up = Up::start_flags(dir.path(), &["--no-watch"]);
+    up.wait_output("app(s) ready", Duration::from_secs(30));
+    let pid = app(&up.ps(), "site")["pid"].as_u64();
+    std::fs::write(dir.path().join("site/index.html"), "changed").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        app(&up.ps(), "site")["pid"].as_u64(),
+        pid,
+        "{}",
+        up.output()
+    );
+    assert_eq!(reloads(&up, "site"), 0);
+    up.signal(Signal::SIGINT);
+    assert_eq!(
+        up.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        up.output()
+    );
+}

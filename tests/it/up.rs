@@ -28,11 +28,21 @@ impl Up {
     }
 
     fn start_with(dir: &Path, path_env: Option<&str>, global_args: &[&str]) -> Up {
+        Up::spawn(dir, path_env, global_args, &[])
+    }
+
+    /// `daca up -d DIR` with options of `up` itself (e.g. `--no-watch`).
+    pub(crate) fn start_flags(dir: &Path, up_args: &[&str]) -> Up {
+        Up::spawn(dir, None, &[], up_args)
+    }
+
+    fn spawn(dir: &Path, path_env: Option<&str>, global_args: &[&str], up_args: &[&str]) -> Up {
         let logs = tempfile::tempdir().unwrap();
         let mut command = daca();
         command
             .args(global_args)
             .args(["up", "-d", dir.to_str().unwrap()])
+            .args(up_args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(logs.path().join("out")).unwrap())
             .stderr(std::fs::File::create(logs.path().join("err")).unwrap());
