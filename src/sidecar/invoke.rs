@@ -86,12 +86,24 @@ pub async fn fallback(State(sidecar): State<Arc<SidecarState>>, request: Request
     }
 }
 
+/// The target named by a `dapr-app-id` header, or by `Authorization: Basic` with the user
+/// name `dapr-app-id` (any case) and the app-id as the password, as Dapr reads them.
 fn header_target(headers: &HeaderMap) -> Option<String> {
-    headers
+    let named = headers
         .get("dapr-app-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
-        .map(String::from)
+        .map(String::from);
+    named.or_else(|| {
+        let value = headers.get("authorization")?.to_str().ok()?;
+        let (scheme, encoded) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decoded = crate::pubsub::envelope::base64_decode(encoded.trim())?;
+        let (user, id) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        (user.eq_ignore_ascii_case("dapr-app-id") && !id.is_empty()).then(|| id.to_string())
+    })
 }
 
 pub(super) async fn forward(
@@ -308,6 +320,28 @@ mod tests {
         assert_eq!(clean_method("a/../b/"), "b");
         assert_eq!(clean_method("."), "");
         assert_eq!(clean_method("x//y"), "x/y");
+    }
+
+    #[test]
+    fn the_target_comes_from_dapr_app_id_or_basic_auth() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(header_target(&headers), None);
+        // base64("DAPR-APP-ID:orders")
+        headers.insert(
+            "authorization",
+            "Basic REFQUi1BUFAtSUQ6b3JkZXJz".parse().unwrap(),
+        );
+        assert_eq!(header_target(&headers).as_deref(), Some("orders"));
+        headers.insert("dapr-app-id", "other".parse().unwrap());
+        assert_eq!(
+            header_target(&headers).as_deref(),
+            Some("other"),
+            "the header wins"
+        );
+        let mut basic_other_user = HeaderMap::new();
+        // base64("alice:orders")
+        basic_other_user.insert("authorization", "Basic YWxpY2U6b3JkZXJz".parse().unwrap());
+        assert_eq!(header_target(&basic_other_user), None);
     }
 
     #[test]

@@ -499,6 +499,17 @@ async fn invocation_forwards_verb_path_query_headers_and_body_and_returns_the_an
         .unwrap();
     assert_eq!(by_header.status(), 418);
     assert_eq!(by_header.json::<Value>().await.unwrap()["path"], "/api/y");
+    let by_basic_auth = client
+        .get(world.url("/api/z"))
+        .header("authorization", "Basic ZGFwci1hcHAtaWQ6b3JkZXJz") // dapr-app-id:orders
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_basic_auth.status(), 418);
+    assert_eq!(
+        by_basic_auth.json::<Value>().await.unwrap()["path"],
+        "/api/z"
+    );
     let cleaned = client
         .get(world.url("/v1.0/invoke/orders/method/api/a/../b/"))
         .send()
