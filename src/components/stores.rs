@@ -55,6 +55,21 @@ pub struct StoreSetupError {
     pub hint: String,
 }
 
+impl StoreSetupError {
+    /// `component`'s problem, placed at its file and line (or daca's defaults).
+    pub fn new(component: &Component, message: String, hint: &str) -> StoreSetupError {
+        StoreSetupError {
+            name: component.name.clone(),
+            origin: component
+                .origin
+                .clone()
+                .unwrap_or_else(|| "daca's default".into()),
+            message,
+            hint: hint.into(),
+        }
+    }
+}
+
 /// Builds the state stores; returns them by name, with notices for the user.
 pub fn state_stores(
     components: &[Component],
@@ -63,15 +78,7 @@ pub fn state_stores(
     let mut stores = BTreeMap::new();
     let mut notices = Vec::new();
     for component in components.iter().filter(|c| c.kind.is_state()) {
-        let fail = |message: String, hint: &str| StoreSetupError {
-            name: component.name.clone(),
-            origin: component
-                .origin
-                .clone()
-                .unwrap_or_else(|| "daca's default".into()),
-            message,
-            hint: hint.into(),
-        };
+        let fail = |message: String, hint: &str| StoreSetupError::new(component, message, hint);
         let default_ttl = match component.get("ttlInSeconds") {
             Some(raw) if !raw.is_empty() => Some(raw.parse::<i64>().map_err(|_| {
                 fail(

@@ -104,6 +104,17 @@ impl MemoryBroker {
     }
 }
 
+/// Pending entries handed out again: their delivery time restarts now.
+fn redeliver(topic: &Topic, group: &mut Group, seqs: Vec<u64>) -> Vec<Message> {
+    let now = Instant::now();
+    seqs.into_iter()
+        .filter_map(|s| {
+            group.pending.insert(s, now);
+            topic.get(s).map(|m| Message::clone(m))
+        })
+        .collect()
+}
+
 pub struct MemoryConsumer {
     broker: MemoryBroker,
     topic: String,
@@ -146,19 +157,13 @@ impl MemoryConsumer {
             id => seq_of(id).map_or(0, |s| s + 1),
         };
         Ok(self.with_group(|topic, group| {
-            let now = Instant::now();
             let seqs: Vec<u64> = group
                 .pending
                 .range(from..)
                 .map(|(s, _)| *s)
                 .take(count)
                 .collect();
-            seqs.into_iter()
-                .filter_map(|s| {
-                    group.pending.insert(s, now);
-                    topic.get(s).map(|m| Message::clone(m))
-                })
-                .collect()
+            redeliver(topic, group, seqs)
         }))
     }
 
@@ -221,12 +226,7 @@ impl MemoryConsumer {
                 .map(|(s, _)| *s)
                 .take(count)
                 .collect();
-            idle.into_iter()
-                .filter_map(|s| {
-                    group.pending.insert(s, now);
-                    topic.get(s).map(|m| Message::clone(m))
-                })
-                .collect()
+            redeliver(topic, group, idle)
         }))
     }
 }

@@ -213,15 +213,7 @@ pub fn brokers(
             ComponentKind::PubsubRedis | ComponentKind::PubsubMemory
         )
     }) {
-        let fail = |message: String, hint: &str| StoreSetupError {
-            name: component.name.clone(),
-            origin: component
-                .origin
-                .clone()
-                .unwrap_or_else(|| "daca's default".into()),
-            message,
-            hint: hint.into(),
-        };
+        let fail = |message: String, hint: &str| StoreSetupError::new(component, message, hint);
         let settings = settings(component).map_err(|m| {
             fail(
                 m,

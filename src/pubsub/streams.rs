@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 
 use super::{Message, PubsubError};
@@ -32,6 +32,11 @@ impl StreamsBroker {
         PubsubError::Broker(self.link.explain(&err))
     }
 
+    /// The shared (non-blocking) connection.
+    async fn connection(&self) -> Result<ConnectionManager, PubsubError> {
+        self.link.shared().await.map_err(PubsubError::Broker)
+    }
+
     /// `XADD <topic> [MAXLEN ~ n] * data <bytes> metadata <json>`.
     pub async fn publish(
         &self,
@@ -39,7 +44,7 @@ impl StreamsBroker {
         data: &[u8],
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), PubsubError> {
-        let mut connection = self.link.shared().await.map_err(PubsubError::Broker)?;
+        let mut connection = self.connection().await?;
         let mut command = redis::cmd("XADD");
         command.arg(topic);
         if let Some(max) = self.max_len_approx {
@@ -82,12 +87,7 @@ impl StreamConsumer {
     /// `XGROUP CREATE <topic> <group> 0 MKSTREAM`: a new group starts at the beginning of the
     /// stream, as in Dapr, so nothing published before the first subscription is lost.
     pub async fn ensure_group(&mut self) -> Result<(), PubsubError> {
-        let mut connection = self
-            .broker
-            .link
-            .shared()
-            .await
-            .map_err(PubsubError::Broker)?;
+        let mut connection = self.broker.connection().await?;
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&self.topic)
@@ -171,12 +171,7 @@ impl StreamConsumer {
     }
 
     pub async fn ack(&self, id: &str) -> Result<(), PubsubError> {
-        let mut connection = self
-            .broker
-            .link
-            .shared()
-            .await
-            .map_err(PubsubError::Broker)?;
+        let mut connection = self.broker.connection().await?;
         let _: i64 = redis::cmd("XACK")
             .arg(&self.topic)
             .arg(&self.group)
@@ -194,12 +189,7 @@ impl StreamConsumer {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Message>, PubsubError> {
-        let mut connection = self
-            .broker
-            .link
-            .shared()
-            .await
-            .map_err(PubsubError::Broker)?;
+        let mut connection = self.broker.connection().await?;
         let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
             .arg(&self.topic)
             .arg(&self.group)
