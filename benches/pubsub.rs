@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -65,52 +64,16 @@ async fn serve_app(port: u16, sink: Arc<Sink>) {
     tokio::spawn(async move { axum::serve(listener, router).await });
 }
 
-async fn wait_for(port: u16, path: &'static str, want: impl Fn(u16, usize) -> bool) {
-    for _ in 0..400 {
-        if let Ok(Ok(stream)) = tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::net::TcpStream::connect(("127.0.0.1", port)),
-        )
-        .await
-        {
-            drop(stream);
-            let (status, len) = send(&mut connect(port).await, "GET", path, Bytes::new()).await;
-            if want(status, len) {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("127.0.0.1:{port}{path} never became ready");
-}
-
 #[tokio::main]
 async fn main() {
     let redis_port = free_port();
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH");
+    let redis = redis_server(redis_port);
     let (app, pub_sidecar, sub_sidecar) = (free_port(), free_port(), free_port());
     let project = tempfile::tempdir().unwrap();
     let manifest = format!(
         "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: sub\n    command: [\"sleep\", \"3600\"]\n    port: {app}\n    dapr_http_port: {sub_sidecar}\n  - id: pub\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {pub_sidecar}\n"
     );
-    std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
-    let daca = Command::new(env!("CARGO_BIN_EXE_daca"))
-        .args(["up", "-d", project.path().to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let daca = daca_up(project.path(), &manifest);
     let _processes = Processes(vec![daca, redis]);
     wait_for(pub_sidecar, "/v1.0/healthz/outbound", |s, _| s == 204).await;
     // The "app" listens only now: daca checks at start that its port is free.

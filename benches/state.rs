@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,42 +76,17 @@ fn save_request(value: &str) -> dapr::dapr::proto::runtime::v1::SaveStateRequest
 async fn main() {
     let (redis_port, sidecar, grpc_port) = (free_port(), free_port(), free_port());
     let project = tempfile::tempdir().unwrap();
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH");
+    let redis = redis_server(redis_port);
     let manifest = format!(
         "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: bench-app\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {grpc_port}\n"
     );
-    std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
-    let daca = Command::new(env!("CARGO_BIN_EXE_daca"))
-        .args(["up", "-d", project.path().to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let daca = daca_up(project.path(), &manifest);
     let daca_pid = daca.id();
     let _processes = Processes(vec![daca, redis]);
 
     let value = "x".repeat(1024);
     let body = Bytes::from(format!(r#"[{{"key":"bench-key","value":"{value}"}}]"#));
-    for _ in 0..200 {
-        if let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", sidecar)).await {
-            drop(stream);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(sidecar, "/v1.0/healthz/outbound", |s, _| s == 204).await;
     assert_eq!(
         send(
             &mut connect(sidecar).await,

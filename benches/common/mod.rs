@@ -2,7 +2,8 @@
 //! and open-loop drivers. Only 127.0.0.1 is contacted.
 #![allow(dead_code)] // each benchmark uses a part
 
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,35 @@ pub async fn send(sender: &mut Sender, method: &str, path: &str, body: Bytes) ->
             .to_bytes()
             .len(),
     )
+}
+
+/// A throwaway redis-server on 127.0.0.1:`port`, without persistence.
+pub fn redis_server(port: u16) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH")
+}
+
+/// `daca up` (this build) on `project`, after writing `manifest` there as its daca.yaml.
+pub fn daca_up(project: &Path, manifest: &str) -> Child {
+    std::fs::write(project.join("daca.yaml"), manifest).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_daca"))
+        .args(["up", "-d", project.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 pub struct Processes(pub Vec<Child>);
@@ -131,4 +161,24 @@ impl Pool {
         assert!(status < 300);
         self.0.lock().unwrap().push(sender);
     }
+}
+
+/// Waits until `GET path` on 127.0.0.1:`port` answers as `want` (status, body length) says.
+pub async fn wait_for(port: u16, path: &'static str, want: impl Fn(u16, usize) -> bool) {
+    for _ in 0..400 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            drop(stream);
+            let (status, len) = send(&mut connect(port).await, "GET", path, Bytes::new()).await;
+            if want(status, len) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("127.0.0.1:{port}{path} never became ready");
 }
