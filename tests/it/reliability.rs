@@ -86,13 +86,7 @@ fn every_event_arrives_through_subscriber_kills_and_a_daca_restart() {
     }
     publish(sidecar, 3 * chunk, 4 * chunk);
     // daca stops mid-stream; another publisher adds to the stream meanwhile.
-    up.signal(Signal::SIGINT);
-    assert_eq!(
-        up.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        up.output()
-    );
+    up.stop_cleanly();
     let mut connection = redis.connection().unwrap();
     for n in 4 * chunk..4 * chunk + 100 {
         let event = format!(
@@ -172,11 +166,5 @@ fn the_pubsub_example_runs_with_the_official_python_sdk() {
             .unwrap();
         assert!(length >= 1);
     }
-    up.signal(Signal::SIGINT);
-    assert_eq!(
-        up.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        up.output()
-    );
+    up.stop_cleanly();
 }

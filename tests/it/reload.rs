@@ -211,13 +211,7 @@ fn saving_a_file_reloads_only_its_app_and_ignored_files_do_nothing() {
     );
     assert_eq!(app(&up.ps(), "other")["pid"].as_u64(), other_pid);
 
-    up.signal(Signal::SIGINT);
-    assert_eq!(
-        up.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        up.output()
-    );
+    up.stop_cleanly();
 }
 
 #[test]
@@ -274,13 +268,7 @@ fn daca_yaml_edits_add_and_remove_apps_and_a_bad_edit_changes_nothing() {
         "untouched apps keep running"
     );
 
-    up.signal(Signal::SIGINT);
-    assert_eq!(
-        up.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        up.output()
-    );
+    up.stop_cleanly();
 }
 
 #[test]
@@ -399,13 +387,7 @@ fn dependency_files_run_setup_dependents_follow_and_component_edits_apply() {
         "the running ones stay"
     );
 
-    up.signal(Signal::SIGINT);
-    assert_eq!(
-        up.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        up.output()
-    );
+    up.stop_cleanly();
 }
 
 /// The inotify limit, lowered to 5 watches inside a user namespace (Linux ≥ 5.11 counts
@@ -500,11 +482,5 @@ fn no_watch_turns_reloading_off() {
         up.output()
     );
     assert_eq!(reloads(&up, "site"), 0);
-    up.signal(Signal::SIGINT);
-    assert_eq!(
-        up.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        up.output()
-    );
+    up.stop_cleanly();
 }

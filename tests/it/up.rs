@@ -85,6 +85,17 @@ impl Up {
         kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
 
+    /// Ctrl-C, and daca exits 0 within 30 s (failing the test with its output otherwise).
+    pub(crate) fn stop_cleanly(&mut self) {
+        self.signal(Signal::SIGINT);
+        assert_eq!(
+            self.wait_exit(Duration::from_secs(30)),
+            Some(0),
+            "{}",
+            self.output()
+        );
+    }
+
     pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let mut code = None;
         let exited = wait_until(limit, || match self.child.try_wait() {
