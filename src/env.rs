@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::manifest::AppProtocol;
+
 /// Sidecar ports assigned to an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SidecarPorts {
@@ -16,6 +18,7 @@ pub fn app_env(
     inherited: impl Iterator<Item = (String, String)>,
     app_id: &str,
     app_port: Option<u16>,
+    protocol: AppProtocol,
     sidecar: SidecarPorts,
     dot_env: &BTreeMap<String, String>,
     manifest_env: &BTreeMap<String, String>,
@@ -25,7 +28,7 @@ pub fn app_env(
     if let Some(port) = app_port {
         env.insert("APP_PORT".into(), port.to_string());
     }
-    env.insert("APP_PROTOCOL".into(), "http".into());
+    env.insert("APP_PROTOCOL".into(), protocol.as_str().into());
     env.insert("APP_CHANNEL_ADDRESS".into(), "127.0.0.1".into());
     env.insert("DAPR_HTTP_PORT".into(), sidecar.http.to_string());
     env.insert("DAPR_GRPC_PORT".into(), sidecar.grpc.to_string());
@@ -99,11 +102,20 @@ mod tests {
         ]
         .into();
         let man: BTreeMap<_, _> = [("Y".to_string(), "manifest".to_string())].into();
-        let env: BTreeMap<_, _> = app_env(std::iter::empty(), "api", Some(8000), ports, &dot, &man)
-            .into_iter()
-            .collect();
+        let env: BTreeMap<_, _> = app_env(
+            std::iter::empty(),
+            "api",
+            Some(8000),
+            AppProtocol::Grpc,
+            ports,
+            &dot,
+            &man,
+        )
+        .into_iter()
+        .collect();
         assert_eq!(env["APP_ID"], "api");
         assert_eq!(env["APP_PORT"], "8000");
+        assert_eq!(env["APP_PROTOCOL"], "grpc");
         assert_eq!(env["DAPR_HTTP_PORT"], "3500");
         assert_eq!(env["DAPR_GRPC_PORT"], "50001");
         assert_eq!(env["X"], "dot");

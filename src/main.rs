@@ -46,6 +46,7 @@ fn is_user_error(err: &anyhow::Error) -> bool {
         || err.is::<daca::redis::RedisError>()
         || err.is::<daca::components::ComponentsError>()
         || err.is::<daca::components::stores::StoreSetupError>()
+        || err.is::<daca::sidecar::ComponentsLoadError>()
         || err.is::<daca::project::ProjectError>()
         || err.is::<daca::control::client::ClientError>()
 }

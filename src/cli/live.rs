@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use super::user_error;
 use crate::channel::AppChannel;
-use crate::components;
 use crate::control::ControlState;
 use crate::env::{SidecarPorts, app_env, read_dot_env};
 use crate::manifest::{self, AppSpec, Manifest};
@@ -54,45 +53,25 @@ fn env_var(name: &str) -> Option<String> {
 
 /// Loads the resources folder into component instances, or says what is wrong with it.
 pub fn load_components(manifest: &Manifest, plan: &RedisPlan) -> anyhow::Result<Components> {
-    let resources = components::load_resources(manifest.resources.as_deref(), &manifest.root)?;
-    let (stores, mut notices) = components::stores::state_stores(&resources.components, plan)?;
-    let (pubsubs, more) = pubsub::brokers(&resources.components, plan)?;
-    notices.extend(more);
-    notices.dedup();
+    let (loaded, notices) = Components::load(manifest.resources.as_deref(), &manifest.root, plan)?;
     for notice in notices {
         tracing::info!("{notice}");
     }
-    let secrets = resources
-        .components
-        .iter()
-        .filter_map(|c| {
-            let store = resources.secret_stores.get(&c.name)?;
-            Some((c.name.clone(), (c.clone(), store.clone())))
-        })
-        .collect();
-    let mut loaded = Components::with_stores(stores);
-    loaded.pubsubs = Arc::new(pubsubs);
-    loaded.secrets = secrets;
-    loaded.declarative = resources.subscriptions;
     Ok(loaded)
 }
 
 /// The unit that runs one app.
 pub fn app_unit(app: &AppSpec, ports: SidecarPorts, redis_plan: &RedisPlan) -> UnitSpec {
     let inherited: Vec<(String, String)> = std::env::vars().collect();
-    let mut env = app_env(
+    let env = app_env(
         inherited.into_iter(),
         app.id.as_str(),
         app.port,
+        app.app_protocol,
         ports,
         &read_dot_env(&app.dir),
         &app.env,
     );
-    for (name, value) in env.iter_mut() {
-        if name == "APP_PROTOCOL" {
-            *value = app.app_protocol.as_str().to_string();
-        }
-    }
     let probe = match (app.port, &app.health) {
         (Some(port), Some(path)) => Probe::Http {
             port,

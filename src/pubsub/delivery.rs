@@ -60,7 +60,7 @@ pub fn outcome(status: u16, body: &[u8]) -> Outcome {
 pub(super) struct Shared {
     pub(super) channel: AppChannel,
     pub(super) http: reqwest::Client,
-    pub(super) pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
+    pub(super) pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
 }
 
 /// Runs one app's subscriptions for as long as daca runs.
@@ -75,7 +75,7 @@ impl Subscriber {
     pub fn new(
         channel: AppChannel,
         http: reqwest::Client,
-        pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
+        pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
         declarative: &[Subscription],
         active: Arc<RwLock<Vec<Subscription>>>,
     ) -> Subscriber {
@@ -232,7 +232,7 @@ impl Subscriber {
 }
 
 /// One subscription's consumer loop.
-async fn consume(shared: Arc<Shared>, entry: PubsubEntry, sub: Subscription) {
+async fn consume(shared: Arc<Shared>, entry: Arc<PubsubEntry>, sub: Subscription) {
     let app_id = shared.channel.app_id.clone();
     let group = entry.settings.group(&app_id);
     let mut consumer = entry.broker.consumer(&sub.topic, &group).await;

@@ -18,7 +18,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
-    pub(super) entry: PubsubEntry,
+    pub(super) entry: Arc<PubsubEntry>,
     pub(super) sub: Subscription,
 }
 

@@ -38,13 +38,51 @@ use crate::pubsub::subscription::Subscription;
 /// The component instances, replaced as a whole when the resources folder changes.
 pub struct Components {
     pub stores: BTreeMap<String, Arc<StateEntry>>,
-    pub pubsubs: Arc<BTreeMap<String, PubsubEntry>>,
+    /// Shared by the sidecars and the subscribers; an entry is looked up on every publish.
+    pub pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
     pub secrets: BTreeMap<String, (Component, SecretStore)>,
     /// Declarative subscriptions from the resources folder.
     pub declarative: Vec<Subscription>,
 }
 
+/// Why a resources folder could not be turned into components.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentsLoadError {
+    #[error(transparent)]
+    Files(#[from] crate::components::ComponentsError),
+    #[error(transparent)]
+    Setup(#[from] crate::components::stores::StoreSetupError),
+}
+
 impl Components {
+    /// Reads a resources folder (or daca's defaults) and makes its component instances, on
+    /// `plan`'s Redis; also returns notices for the user (Kubernetes names mapped, ...).
+    pub fn load(
+        resources: Option<&std::path::Path>,
+        root: &std::path::Path,
+        plan: &crate::redis::RedisPlan,
+    ) -> Result<(Components, Vec<String>), ComponentsLoadError> {
+        let resources = crate::components::load_resources(resources, root)?;
+        let (stores, mut notices) =
+            crate::components::stores::state_stores(&resources.components, plan)?;
+        let (pubsubs, more) = crate::pubsub::brokers(&resources.components, plan)?;
+        notices.extend(more);
+        notices.dedup();
+        let secrets = resources
+            .components
+            .iter()
+            .filter_map(|c| {
+                let store = resources.secret_stores.get(&c.name)?;
+                Some((c.name.clone(), (c.clone(), store.clone())))
+            })
+            .collect();
+        let mut loaded = Components::with_stores(stores);
+        loaded.pubsubs = Arc::new(pubsubs.into_iter().map(|(k, v)| (k, Arc::new(v))).collect());
+        loaded.secrets = secrets;
+        loaded.declarative = resources.subscriptions;
+        Ok((loaded, notices))
+    }
+
     /// Only state stores (tests and tools that need nothing else).
     pub fn with_stores(stores: BTreeMap<String, StateEntry>) -> Components {
         Components {

@@ -21,7 +21,7 @@ use crate::pubsub::envelope::{self, Publish};
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// The pubsub named in the URL, if this app may publish `topic` to it.
-pub(super) fn pubsub(sidecar: &SidecarState, name: &str, topic: &str) -> Result<PubsubEntry> {
+pub(super) fn pubsub(sidecar: &SidecarState, name: &str, topic: &str) -> Result<Arc<PubsubEntry>> {
     if name.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -106,6 +106,36 @@ pub(super) fn wrap(
             err.to_string(),
         )
     })
+}
+
+/// One entry of a bulk publish, wrapped and published as a single publish would be; the error
+/// is the entry's `error` text in the answer.
+#[allow(clippy::too_many_arguments)] // the parts of one publish call, as `wrap` takes them
+pub(super) async fn publish_entry(
+    sidecar: &SidecarState,
+    entry: &PubsubEntry,
+    pubsub: &str,
+    topic: &str,
+    payload: &[u8],
+    content_type: Option<&str>,
+    metadata: &BTreeMap<String, String>,
+    trace: (&str, &str),
+) -> std::result::Result<(), String> {
+    let data = wrap(
+        sidecar,
+        pubsub,
+        topic,
+        payload,
+        content_type,
+        metadata,
+        trace,
+    )
+    .map_err(|err| err.message)?;
+    entry
+        .broker
+        .publish(topic, &data, metadata)
+        .await
+        .map_err(|err| err.to_string())
 }
 
 fn publish_failed(topic: &str, pubsub: &str, err: impl std::fmt::Display) -> ApiError {
@@ -213,23 +243,18 @@ pub async fn bulk_publish(
             _ => e.event.get().as_bytes().to_vec(),
         };
         let content_type = (!e.content_type.is_empty()).then_some(e.content_type.as_str());
-        let result = match wrap(
+        let trace = (traceparent.as_str(), tracestate.as_str());
+        let published = publish_entry(
             &sidecar,
+            &entry,
             &name,
             &topic,
             &payload,
             content_type,
             &metadata,
-            (&traceparent, &tracestate),
-        ) {
-            Ok(data) => entry
-                .broker
-                .publish(&topic, &data, &metadata)
-                .await
-                .map_err(|err| err.to_string()),
-            Err(err) => Err(err.message),
-        };
-        if let Err(error) = result {
+            trace,
+        );
+        if let Err(error) = published.await {
             failed.push(serde_json::json!({ "entryId": e.entry_id, "error": error }));
         }
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daca::channel::AppChannel;
-use daca::components;
 use daca::redis::RedisPlan;
 use daca::sidecar::{self, Shared, SidecarState};
 use dapr::dapr::proto::common::v1 as common;
@@ -43,21 +42,7 @@ async fn start(redis: bool, token: Option<&str>) -> Sidecar {
             reason: "test".into(),
         },
     };
-    let resources = components::load_resources(Some(dir.path()), dir.path()).unwrap();
-    let (stores, _) = components::stores::state_stores(&resources.components, &plan).unwrap();
-    let (pubsubs, _) = daca::pubsub::brokers(&resources.components, &plan).unwrap();
-    let mut loaded = sidecar::Components::with_stores(stores);
-    loaded.pubsubs = Arc::new(pubsubs);
-    loaded.secrets = resources
-        .components
-        .iter()
-        .filter_map(|c| {
-            Some((
-                c.name.clone(),
-                (c.clone(), resources.secret_stores.get(&c.name)?.clone()),
-            ))
-        })
-        .collect();
+    let (loaded, _) = sidecar::Components::load(Some(dir.path()), dir.path(), &plan).unwrap();
     let shared = Arc::new(Shared::new(loaded, token.map(String::from)));
     shared.set_app("myapp", AppChannel::unsupervised("myapp", None));
     let state = Arc::new(SidecarState::new("myapp", shared.clone(), 1 << 20));

@@ -10,7 +10,6 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use daca::channel::AppChannel;
-use daca::components;
 use daca::pubsub::{self, delivery::Subscriber};
 use daca::redis::RedisPlan;
 use daca::sidecar::{self, Components, Shared, SidecarState};
@@ -121,14 +120,13 @@ impl World {
             r#"{"db":{"password":"pw"}}"#,
         )
         .unwrap();
-        let resources = components::load_resources(Some(dir.path()), dir.path()).unwrap();
         let plan = match &redis {
             Some(server) => RedisPlan::External { url: server.url() },
             None => RedisPlan::Embedded {
                 reason: "test".into(),
             },
         };
-        let (pubsubs, _) = pubsub::brokers(&resources.components, &plan).unwrap();
+        let (components, _) = Components::load(Some(dir.path()), dir.path(), &plan).unwrap();
         let app = App::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app_port = listener.local_addr().unwrap().port();
@@ -136,18 +134,6 @@ impl World {
             .fallback(app_handler)
             .with_state(app.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let mut components = Components::with_stores(BTreeMap::new());
-        components.pubsubs = Arc::new(pubsubs);
-        components.secrets = resources
-            .components
-            .iter()
-            .filter_map(|c| {
-                Some((
-                    c.name.clone(),
-                    (c.clone(), resources.secret_stores.get(&c.name)?.clone()),
-                ))
-            })
-            .collect();
         let shared = Arc::new(Shared::new(components, None));
         shared.set_app("checkout", AppChannel::unsupervised("checkout", None));
         let mut channel = AppChannel::unsupervised("orders", Some(app_port));
@@ -161,7 +147,7 @@ impl World {
                     shared.app(id).unwrap(),
                     shared.http.clone(),
                     shared.components().pubsubs.clone(),
-                    &resources.subscriptions,
+                    &shared.components().declarative,
                     state.subscriptions.clone(),
                 )
                 .spawn();

@@ -224,24 +224,18 @@ pub async fn bulk_publish_event(
         let mut metadata = common.clone();
         metadata.extend(e.metadata);
         let content_type = (!e.content_type.is_empty()).then_some(e.content_type.as_str());
-        let wrapped = pubsub_api::wrap(
+        let (name, topic) = (&r.pubsub_name, &r.topic);
+        let published = pubsub_api::publish_entry(
             &s,
-            &r.pubsub_name,
-            &r.topic,
+            &entry,
+            name,
+            topic,
             &e.event,
             content_type,
             &metadata,
             (&trace, ""),
         );
-        let result = match wrapped {
-            Ok(data) => entry
-                .broker
-                .publish(&r.topic, &data, &metadata)
-                .await
-                .map_err(|err| err.to_string()),
-            Err(err) => Err(err.message),
-        };
-        if let Err(error) = result {
+        if let Err(error) = published.await {
             failed_entries.push(rt::BulkPublishResponseFailedEntry {
                 entry_id: e.entry_id,
                 error,
