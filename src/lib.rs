@@ -10,6 +10,7 @@ pub mod channel;
 pub mod cli;
 pub mod components;
 pub mod control;
+pub mod docker;
 pub mod env;
 pub mod logs;
 pub mod manifest;

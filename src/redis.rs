@@ -1,15 +1,18 @@
-//! Managed Redis: the user's own (`redis.url`), a `redis-server` from PATH supervised like an
-//! app, or — on a bare machine — the embedded in-memory store, so `daca up` always starts.
+//! Managed Redis: the user's own (`redis.url`), a container through the Docker engine, a
+//! `redis-server` from PATH supervised like an app, or — on a bare machine — the embedded
+//! in-memory store, so `daca up` always starts.
 //!
-//! The container provider (through the Docker Engine API) is planned next to these.
+//! `auto` prefers what is already on the machine: a container when the engine has the image,
+//! else `redis-server` from PATH, and only then a pull (which may wait on the network).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::docker::Owner;
 use crate::manifest::{RedisConfig, RedisProvider, RestartPolicy};
 use crate::ports::{PortPicker, is_free};
-use crate::runtime::LaunchSpec;
+use crate::runtime::{ContainerLaunch, LaunchSpec};
 use crate::supervisor::{Probe, UnitSpec};
 
 /// The unit name of a managed Redis in logs, `daca ps` and the run record.
@@ -29,8 +32,25 @@ pub enum RedisPlan {
         data_dir: PathBuf,
         persistence: bool,
     },
+    /// A container on the host's network, data in a named volume.
+    Container {
+        image: String,
+        port: u16,
+        persistence: bool,
+        owner: Owner,
+        /// The engine lacks the image: it is pulled before anything starts.
+        pull: bool,
+    },
     /// The embedded in-memory store (Dapr's `state.in-memory` / `pubsub.in-memory`).
     Embedded { reason: String },
+}
+
+/// What the Docker engine offers Redis, when one answers.
+#[derive(Debug, Clone)]
+pub struct EngineOffer {
+    pub owner: Owner,
+    /// Whether the engine already has the configured image.
+    pub image_local: bool,
 }
 
 /// Why Redis cannot be provided as asked.
@@ -44,37 +64,62 @@ pub enum RedisError {
         "redis.port {0} is already in use\n  hint: stop what listens there, pick another `redis.port`, or remove `port` to let daca choose"
     )]
     PortBusy(u16),
+    #[error(
+        "redis.provider is `docker`, but no Docker engine answers\n  hint: start Docker (or set DOCKER_HOST), or set `redis: {{ provider: auto }}`"
+    )]
+    NoEngine,
 }
 
-/// Decides how Redis is provided. `search_path` is the PATH to look for `redis-server` on.
+/// Decides how Redis is provided. `search_path` is the PATH to look for `redis-server` on;
+/// `engine` is what a Docker engine offers, when one answers.
 pub fn plan(
     config: &RedisConfig,
     state_dir: &Path,
     search_path: Option<OsString>,
     picker: &mut PortPicker,
+    engine: Option<&EngineOffer>,
 ) -> Result<RedisPlan, RedisError> {
-    let (provider, port, persistence) = match config {
+    let (provider, port, persistence, image) = match config {
         RedisConfig::External { url } => return Ok(RedisPlan::External { url: url.clone() }),
         RedisConfig::Managed {
             provider,
             port,
             persistence,
-        } => (*provider, *port, *persistence),
+            image,
+        } => (*provider, *port, *persistence, image),
     };
-    if provider == RedisProvider::Embedded {
-        return Ok(RedisPlan::Embedded {
-            reason: "redis.provider is `embedded`".into(),
-        });
-    }
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let binary = match which::which_in("redis-server", search_path, cwd) {
-        Ok(binary) => binary,
-        Err(_) if provider == RedisProvider::RedisServer => return Err(RedisError::ServerMissing),
-        Err(_) => {
+    let container = |pull: bool, offer: &EngineOffer, port: u16| RedisPlan::Container {
+        image: image.clone(),
+        port,
+        persistence,
+        owner: offer.owner.clone(),
+        pull,
+    };
+    let binary = || {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        which::which_in("redis-server", search_path.clone(), cwd).ok()
+    };
+    let choice = match (provider, engine) {
+        (RedisProvider::Embedded, _) => {
             return Ok(RedisPlan::Embedded {
-                reason: "no `redis-server` on PATH".into(),
+                reason: "redis.provider is `embedded`".into(),
             });
         }
+        (RedisProvider::Docker, None) => return Err(RedisError::NoEngine),
+        (RedisProvider::Docker, Some(offer)) => Choice::Container(!offer.image_local, offer),
+        (RedisProvider::RedisServer, _) => {
+            Choice::Server(binary().ok_or(RedisError::ServerMissing)?)
+        }
+        (RedisProvider::Auto, Some(offer)) if offer.image_local => Choice::Container(false, offer),
+        (RedisProvider::Auto, engine) => match (binary(), engine) {
+            (Some(binary), _) => Choice::Server(binary),
+            (None, Some(offer)) => Choice::Container(true, offer),
+            (None, None) => {
+                return Ok(RedisPlan::Embedded {
+                    reason: "no Redis container and no `redis-server` on PATH".into(),
+                });
+            }
+        },
     };
     let port = match port {
         Some(port) if !is_free(port) => return Err(RedisError::PortBusy(port)),
@@ -84,12 +129,20 @@ pub fn plan(
         }
         None => picker.pick(DEFAULT_PORT),
     };
-    Ok(RedisPlan::Server {
-        binary,
-        port,
-        data_dir: state_dir.join("redis"),
-        persistence,
+    Ok(match choice {
+        Choice::Container(pull, offer) => container(pull, offer, port),
+        Choice::Server(binary) => RedisPlan::Server {
+            binary,
+            port,
+            data_dir: state_dir.join("redis"),
+            persistence,
+        },
     })
+}
+
+enum Choice<'a> {
+    Container(bool, &'a EngineOffer),
+    Server(PathBuf),
 }
 
 impl RedisPlan {
@@ -97,7 +150,9 @@ impl RedisPlan {
     pub fn url(&self) -> Option<String> {
         match self {
             RedisPlan::External { url } => Some(url.clone()),
-            RedisPlan::Server { port, .. } => Some(format!("redis://127.0.0.1:{port}")),
+            RedisPlan::Server { port, .. } | RedisPlan::Container { port, .. } => {
+                Some(format!("redis://127.0.0.1:{port}"))
+            }
             RedisPlan::Embedded { .. } => None,
         }
     }
@@ -107,12 +162,23 @@ impl RedisPlan {
         match self {
             RedisPlan::External { url } => format!("{url} (yours; daca does not manage it)"),
             RedisPlan::Server { port, .. } => format!("127.0.0.1:{port} (redis-server)"),
+            RedisPlan::Container { port, image, .. } => {
+                format!("127.0.0.1:{port} (container, {image})")
+            }
             RedisPlan::Embedded { .. } => "embedded in-memory store".into(),
         }
     }
 
-    /// The supervised unit for a managed `redis-server`.
+    /// Whether daca supervises a Redis unit (apps then wait for it).
+    pub fn is_supervised(&self) -> bool {
+        matches!(self, RedisPlan::Server { .. } | RedisPlan::Container { .. })
+    }
+
+    /// The supervised unit for a managed `redis-server` or Redis container.
     pub fn unit(&self, inherited_env: Vec<(String, String)>) -> Option<UnitSpec> {
+        if let RedisPlan::Container { .. } = self {
+            return self.container_unit();
+        }
         let RedisPlan::Server {
             binary,
             port,
@@ -147,6 +213,68 @@ impl RedisPlan {
                 args,
                 dir: data_dir.clone(),
                 env: inherited_env,
+                container: None,
+            },
+            probe: Probe::Redis(*port),
+            restart: RestartPolicy::OnFailure,
+            grace: Duration::from_secs(5),
+            startup_timeout: Duration::from_secs(30),
+            depends_on: Vec::new(),
+        })
+    }
+}
+
+impl RedisPlan {
+    fn container_unit(&self) -> Option<UnitSpec> {
+        let RedisPlan::Container {
+            image,
+            port,
+            persistence,
+            owner,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let mut cmd: Vec<String> = ["redis-server", "--port", &port.to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // On the host's network, so bind loopback as the process provider does.
+        cmd.extend(
+            [
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--dir",
+                "/data",
+            ]
+            .map(String::from),
+        );
+        let volumes = if *persistence {
+            cmd.extend(["--appendonly", "yes"].map(String::from));
+            vec![(owner.redis_volume(), "/data".to_string())]
+        } else {
+            cmd.extend(["--save", "", "--appendonly", "no"].map(String::from));
+            Vec::new()
+        };
+        Some(UnitSpec {
+            launch: LaunchSpec {
+                name: UNIT_NAME.into(),
+                program: image.clone(),
+                args: cmd.clone(),
+                dir: PathBuf::from("/"),
+                env: Vec::new(),
+                container: Some(ContainerLaunch {
+                    name: owner.container_name(UNIT_NAME),
+                    image: image.clone(),
+                    cmd: Some(cmd),
+                    env: Vec::new(),
+                    binds: Vec::new(),
+                    volumes,
+                    labels: owner.labels(UNIT_NAME),
+                }),
             },
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,

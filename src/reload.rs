@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::manifest::{AppSpec, ReloadMode};
+use crate::docker::{ContainerPlan, runs_in_container};
+use crate::manifest::{AppSpec, ImageSource, ReloadMode};
 use crate::supervisor::{AppState, Supervisor};
 use crate::watch::{Change, is_dependency_file};
 
@@ -59,6 +60,7 @@ pub fn drivers(
     apps: &[AppSpec],
     supervisor: Arc<Supervisor>,
     stats: Arc<ReloadStats>,
+    containers: Option<Arc<ContainerPlan>>,
 ) -> BTreeMap<String, mpsc::UnboundedSender<Change>> {
     let mut senders = BTreeMap::new();
     for app in apps {
@@ -73,6 +75,9 @@ pub fn drivers(
             dependents,
             supervisor: supervisor.clone(),
             stats: stats.clone(),
+            builder: containers.clone().filter(|_| {
+                runs_in_container(app, true) && matches!(app.image, Some(ImageSource::Build(_)))
+            }),
         };
         tokio::spawn(driver.run(rx));
         senders.insert(app.id.to_string(), tx);
@@ -85,6 +90,8 @@ struct Driver {
     dependents: Vec<String>,
     supervisor: Arc<Supervisor>,
     stats: Arc<ReloadStats>,
+    /// The engine, when the app's image is built from its Dockerfile.
+    builder: Option<Arc<ContainerPlan>>,
 }
 
 impl Driver {
@@ -126,7 +133,13 @@ impl Driver {
         if status.state == AppState::Pending && status.pid.is_none() {
             return; // not started yet: it will start with the new files anyway
         }
-        if change.paths.iter().any(|p| is_dependency_file(p))
+        if let Some(builder) = &self.builder {
+            // A container reload restarts the process over the mounted source; only the
+            // Dockerfile and the dependency files (installed by it) need a new image.
+            if self.touches_image(change) && !self.rebuild(builder).await {
+                return;
+            }
+        } else if change.paths.iter().any(|p| is_dependency_file(p))
             && let Some(setup) = &self.app.setup
             && !self.setup(setup).await
         {
@@ -154,6 +167,39 @@ impl Driver {
             {
                 tracing::info!("{dependent}: restarting because {name} reloaded");
                 other.restart().await;
+            }
+        }
+    }
+
+    fn touches_image(&self, change: &Change) -> bool {
+        let Some(ImageSource::Build(build)) = &self.app.image else {
+            return false;
+        };
+        let dockerfile = crate::watch::normalize(&build.dockerfile_path());
+        change
+            .paths
+            .iter()
+            .any(|p| is_dependency_file(p) || crate::watch::normalize(p) == dockerfile)
+    }
+
+    /// Builds the image again (the engine's cache keeps it quick); false when it failed, and
+    /// then the app keeps running the old image.
+    async fn rebuild(&self, builder: &ContainerPlan) -> bool {
+        let name = self.app.id.as_str();
+        tracing::info!("{name}: the Dockerfile or dependencies changed, building the image");
+        let started = std::time::Instant::now();
+        match builder.prepare(&self.app).await {
+            Ok(id) => {
+                let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+                tracing::info!(
+                    "{name}: built {short} in {} ms",
+                    started.elapsed().as_millis()
+                );
+                true
+            }
+            Err(err) => {
+                tracing::error!("{err}\n  {name} keeps running the old image");
+                false
             }
         }
     }

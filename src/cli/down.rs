@@ -1,25 +1,61 @@
-//! `daca down`: ask the running daca to stop, or end what a killed one left behind.
+//! `daca down`: ask the running daca to stop, or end what a killed one left behind (processes
+//! from the run record, containers by the project's labels); `--volumes` also removes the
+//! named volumes (the containerized Redis's data).
 
 use std::time::{Duration, Instant};
 
+use super::DownArgs;
 use crate::control::client::Client;
+use crate::docker::{Engine, Owner, sweep};
+use crate::manifest;
 use crate::project::StateDir;
 
-pub async fn run(project: &super::ProjectArgs) -> anyhow::Result<()> {
-    let (_, root) = project.locate();
+pub async fn run(args: &DownArgs) -> anyhow::Result<()> {
+    let (file, root) = args.project.locate();
     let state = StateDir::new(&root);
-    let Some(record) = state.live_daca() else {
+    let mut did = false;
+    if let Some(record) = state.live_daca() {
+        stop_running(&record).await?;
+        did = true;
+    } else {
         let stopped = state.reap_orphans()?;
-        if stopped.is_empty() {
-            println!("nothing is running in {}", root.display());
-        } else {
+        if !stopped.is_empty() {
+            did = true;
             println!(
                 "stopped what an earlier daca left running: {}",
                 stopped.join(", ")
             );
         }
-        return Ok(());
-    };
+    }
+    // The project's name labels its containers; a manifest that no longer loads still has a
+    // folder name, which is the default project name.
+    let project = manifest::load(&file).map(|m| m.name).unwrap_or_else(|_| {
+        root.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let owner = Owner::new(&project, &root, "");
+    if let Ok(engine) = Engine::connect().await {
+        let removed = sweep::remove_containers(&engine, &owner, false).await?;
+        if !removed.is_empty() {
+            did = true;
+            println!("removed containers: {}", removed.join(", "));
+        }
+        if args.volumes {
+            let removed = sweep::remove_volumes(&engine, &owner).await?;
+            if !removed.is_empty() {
+                did = true;
+                println!("removed volumes: {}", removed.join(", "));
+            }
+        }
+    }
+    if !did {
+        println!("nothing is running in {}", root.display());
+    }
+    Ok(())
+}
+
+async fn stop_running(record: &crate::project::RunRecord) -> anyhow::Result<()> {
     Client::new(&record.control).down().await?;
     println!("stopping daca (pid {}) ...", record.daca.pid);
     // Each app has its grace period; a generous bound keeps `down` from hanging forever.

@@ -9,19 +9,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::units::{app_unit, check_program};
 use super::user_error;
 use crate::channel::AppChannel;
 use crate::control::ControlState;
-use crate::env::{SidecarPorts, app_env, read_dot_env};
+use crate::docker::{ContainerPlan, runs_in_container};
+use crate::env::SidecarPorts;
 use crate::manifest::{self, AppSpec, Manifest};
 use crate::ports::{PortPicker, is_free};
 use crate::pubsub::{self, delivery::Subscriber};
-use crate::redis::{self, RedisPlan};
+use crate::redis::RedisPlan;
 use crate::reload::{self, ReloadStats};
-use crate::runtime::LaunchSpec;
-use crate::runtime::process::resolve_program;
 use crate::sidecar::{Components, Shared, SidecarState};
-use crate::supervisor::{Probe, Supervisor, UnitSpec};
+use crate::supervisor::Supervisor;
 use crate::watch::{self, Change};
 
 /// What runs for one app besides its process.
@@ -37,6 +37,8 @@ struct Bundle {
 pub struct Live {
     manifest: Mutex<Manifest>,
     redis_plan: RedisPlan,
+    /// The engine, when apps (or Redis) run in containers.
+    pub containers: Option<Arc<ContainerPlan>>,
     picker: Mutex<PortPicker>,
     pub supervisor: Arc<Supervisor>,
     pub shared: Arc<Shared>,
@@ -60,47 +62,6 @@ pub fn load_components(manifest: &Manifest, plan: &RedisPlan) -> anyhow::Result<
     Ok(loaded)
 }
 
-/// The unit that runs one app.
-pub fn app_unit(app: &AppSpec, ports: SidecarPorts, redis_plan: &RedisPlan) -> UnitSpec {
-    let inherited: Vec<(String, String)> = std::env::vars().collect();
-    let env = app_env(
-        inherited.into_iter(),
-        app.id.as_str(),
-        app.port,
-        app.app_protocol,
-        ports,
-        &read_dot_env(&app.dir),
-        &app.env,
-    );
-    let probe = match (app.port, &app.health) {
-        (Some(port), Some(path)) => Probe::Http {
-            port,
-            path: path.clone(),
-        },
-        (Some(port), None) => Probe::Tcp(port),
-        (None, _) => Probe::None,
-    };
-    let mut depends_on: Vec<String> = match redis_plan {
-        RedisPlan::Server { .. } => vec![redis::UNIT_NAME.to_string()],
-        _ => Vec::new(),
-    };
-    depends_on.extend(app.depends_on.iter().map(|d| d.to_string()));
-    UnitSpec {
-        launch: LaunchSpec {
-            name: app.id.to_string(),
-            program: app.command[0].clone(),
-            args: app.command[1..].to_vec(),
-            dir: app.dir.clone(),
-            env,
-        },
-        probe,
-        restart: app.restart,
-        grace: app.grace_period,
-        startup_timeout: app.startup_timeout,
-        depends_on,
-    }
-}
-
 impl Live {
     pub fn new(
         manifest: Manifest,
@@ -108,10 +69,12 @@ impl Live {
         picker: PortPicker,
         supervisor: Arc<Supervisor>,
         components: Components,
+        containers: Option<Arc<ContainerPlan>>,
     ) -> Arc<Live> {
         Arc::new(Live {
             manifest: Mutex::new(manifest),
             redis_plan,
+            containers,
             picker: Mutex::new(picker),
             supervisor,
             shared: Arc::new(Shared::new(components, env_var("DAPR_API_TOKEN"))),
@@ -174,7 +137,8 @@ impl Live {
                 app.id, ports.grpc
             ))
         })?;
-        let handle = self.supervisor.add(app_unit(app, ports, &self.redis_plan));
+        let unit = app_unit(app, ports, &self.redis_plan, self.containers.as_deref());
+        let handle = self.supervisor.add(unit);
         let mut channel = AppChannel::supervised(
             app.id.as_str(),
             app.port,
@@ -267,6 +231,7 @@ impl Live {
             &manifest.apps,
             self.supervisor.clone(),
             self.reloads.clone(),
+            self.containers.clone(),
         );
         let live = Arc::downgrade(self);
         let old = self
@@ -358,6 +323,12 @@ impl Live {
                 "restarting"
             };
             tracing::info!("daca.yaml: {verb} {}", app.id);
+            if let Some(plan) = self.container_plan(app)
+                && let Err(err) = plan.prepare(app).await
+            {
+                tracing::error!("{err}");
+                continue;
+            }
             if let Err(err) = self.add_app(app, kept.get(app.id.as_str()).copied()).await {
                 tracing::error!("{err}");
                 continue;
@@ -378,8 +349,9 @@ impl Live {
             }
         }
         for app in added.iter().chain(changed) {
-            let unit = app_unit(app, SidecarPorts { http: 0, grpc: 0 }, &self.redis_plan);
-            if let Err(err) = resolve_program(&unit.launch) {
+            let unused = SidecarPorts { http: 0, grpc: 0 };
+            let unit = app_unit(app, unused, &self.redis_plan, self.containers.as_deref());
+            if let Err(err) = check_program(&unit) {
                 problems.push(format!("{}: {err}", app.id));
             }
         }
@@ -388,6 +360,13 @@ impl Live {
         } else {
             Err(problems.join("\n"))
         }
+    }
+
+    /// The engine, when `app` runs in a container.
+    fn container_plan(&self, app: &AppSpec) -> Option<&ContainerPlan> {
+        self.containers
+            .as_deref()
+            .filter(|_| runs_in_container(app, true))
     }
 
     /// Loads the resources folder again and swaps the components; subscribers restart on the

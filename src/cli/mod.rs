@@ -1,11 +1,13 @@
 //! The command line: argument types and one small module per subcommand. Each returns
 //! `anyhow::Result`; `main.rs` turns the error into a message and an exit code.
 
+mod containers;
 mod down;
 mod init;
 mod live;
 mod logs;
 mod ps;
+mod units;
 mod up;
 
 use std::path::PathBuf;
@@ -47,7 +49,7 @@ pub enum Command {
     /// Start Redis and every app, print their logs; Ctrl-C stops everything.
     Up(UpArgs),
     /// Stop the daca running this project (or what a killed one left behind).
-    Down(ProjectArgs),
+    Down(DownArgs),
     /// Show the apps of the running project.
     Ps {
         #[command(flatten)]
@@ -74,6 +76,28 @@ pub enum Command {
     Init(init::InitArgs),
     /// Print daca's version.
     Version,
+    /// Internal: removes a run's containers once the daca that started it is gone.
+    #[command(name = "__reap", hide = true)]
+    Reap {
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        root: String,
+        #[arg(long)]
+        run: String,
+    },
+}
+
+/// `daca down`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Also remove the named volumes daca created (the containerized Redis's data).
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// `daca up`'s options.
@@ -121,7 +145,7 @@ impl ProjectArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(&args, cli.log_format).await,
-        Command::Down(project) => down::run(&project).await,
+        Command::Down(args) => down::run(&args).await,
         Command::Ps { project, json } => ps::run(&project, json).await,
         Command::Logs(args) => logs::run(&args, cli.log_format).await,
         Command::Validate(project) => validate(&project),
@@ -139,6 +163,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("  {line}");
                 }
             }
+            Ok(())
+        }
+        Command::Reap {
+            host,
+            project,
+            root,
+            run,
+        } => {
+            let owner = crate::docker::Owner { project, root, run };
+            crate::docker::sweep::reap(&host, &owner).await?;
             Ok(())
         }
         Command::Version => {

@@ -7,16 +7,20 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
+use super::containers;
 use super::live::{self, Live};
+use super::units::{app_unit, check_program};
 use super::{UpArgs, user_error};
 use crate::control::{self, ControlState};
+use crate::docker::{ContainerPlan, Owner, run_id};
 use crate::env::SidecarPorts;
 use crate::logs::{LogBus, LogFormat, Printer};
 use crate::manifest::{self, Manifest};
 use crate::ports::{PortPicker, is_free};
 use crate::project::{ProcessRef, RunRecord, StateDir};
 use crate::redis::{self, RedisPlan};
-use crate::runtime::process::{ProcessRuntime, resolve_program};
+use crate::runtime::Runtimes;
+use crate::runtime::process::ProcessRuntime;
 use crate::supervisor::{Supervisor, UnitSpec};
 
 /// Lines of output remembered for `daca logs`.
@@ -38,34 +42,78 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
         );
     }
     state.create()?;
+    let owner = Owner::new(&manifest.name, &manifest.root, &run_id());
+    let engine = containers::connect(&manifest).await?;
+    if let Some(engine) = &engine {
+        containers::clear_leftovers(engine, &owner).await;
+    }
+    let offer = containers::redis_offer(engine.as_ref(), &owner, &manifest).await;
     let mut picker = PortPicker::default();
     let redis_plan = redis::plan(
         &manifest.redis,
         state.path(),
         std::env::var_os("PATH"),
         &mut picker,
+        offer.as_ref(),
     )?;
-    if let RedisPlan::Embedded { reason } = &redis_plan {
-        tracing::warn!(
-            "{reason}: using the embedded in-memory store (data lasts until daca stops); install redis-server for Redis"
-        );
-    }
-    preflight(&manifest, &redis_plan)?;
-    let components = live::load_components(&manifest, &redis_plan)?;
     let logs = LogBus::new(LOG_BUFFER);
-    let mut sources: Vec<String> = redis_plan
-        .unit(Vec::new())
-        .map(|u| u.launch.name)
-        .into_iter()
-        .collect();
+    let mut sources: Vec<String> = vec![redis::UNIT_NAME.to_string()];
     sources.extend(manifest.apps.iter().map(|a| a.id.to_string()));
     let printer = Printer::new(format, sources).spawn(&logs);
+    let redis_plan = {
+        let fallback = || {
+            let mut picker = PortPicker::default();
+            let path = std::env::var_os("PATH");
+            Ok(redis::plan(
+                &manifest.redis,
+                state.path(),
+                path,
+                &mut picker,
+                None,
+            )?)
+        };
+        containers::prepare_redis(redis_plan, engine.as_ref(), &logs, &manifest, fallback).await?
+    };
+    if let RedisPlan::Embedded { reason } = &redis_plan {
+        tracing::warn!(
+            "{reason}: using the embedded in-memory store (data lasts until daca stops); install redis-server or Docker for Redis"
+        );
+    }
+    let plan = engine.map(|engine| {
+        Arc::new(ContainerPlan {
+            engine,
+            owner,
+            logs: logs.clone(),
+        })
+    });
+    preflight(&manifest, &redis_plan, plan.as_deref())?;
+    let components = live::load_components(&manifest, &redis_plan)?;
+    if let Some(plan) = &plan {
+        containers::prepare_apps(plan, &manifest).await?;
+    }
+    let in_containers = matches!(redis_plan, RedisPlan::Container { .. })
+        || manifest
+            .apps
+            .iter()
+            .any(|a| plan.is_some() && crate::docker::runs_in_container(a, true));
+    let reaper = plan
+        .as_deref()
+        .filter(|_| in_containers)
+        .and_then(containers::start_reaper);
     // Nothing starts before `start_all`; the supervisor exists first so that the sidecars can
     // follow each app's readiness.
     let inherited: Vec<(String, String)> = std::env::vars().collect();
+    let runtimes = Runtimes {
+        process: ProcessRuntime,
+        containers: plan.as_ref().map(|p| {
+            Arc::new(crate::docker::ContainerRuntime::new(
+                p.engine.docker.clone(),
+            ))
+        }),
+    };
     let supervisor = Arc::new(Supervisor::new(
         redis_plan.unit(inherited).into_iter().collect(),
-        Arc::new(ProcessRuntime),
+        Arc::new(runtimes),
         logs.clone(),
     ));
     let live = Live::new(
@@ -74,6 +122,7 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
         picker,
         supervisor.clone(),
         components,
+        plan.clone(),
     );
     // Sidecars listen before any app starts, and stay up while apps restart.
     for app in &manifest.apps {
@@ -95,6 +144,7 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
     wait_for_stop(&down).await;
     ready_report.abort();
     stop(&supervisor).await;
+    containers::finish(plan.as_ref(), reaper).await;
     recorder.abort();
     // Wait for the recorder to be gone, or a last write could land after the clear.
     let _ = recorder.await;
@@ -104,7 +154,11 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
 }
 
 /// Problems that would only show up one by one later are reported together, before anything starts.
-fn preflight(manifest: &Manifest, redis_plan: &RedisPlan) -> anyhow::Result<()> {
+fn preflight(
+    manifest: &Manifest,
+    redis_plan: &RedisPlan,
+    containers: Option<&ContainerPlan>,
+) -> anyhow::Result<()> {
     let unused = SidecarPorts { http: 0, grpc: 0 };
     let units: Vec<UnitSpec> = redis_plan
         .unit(Vec::new())
@@ -113,7 +167,7 @@ fn preflight(manifest: &Manifest, redis_plan: &RedisPlan) -> anyhow::Result<()> 
             manifest
                 .apps
                 .iter()
-                .map(|a| live::app_unit(a, unused, redis_plan)),
+                .map(|a| app_unit(a, unused, redis_plan, containers)),
         )
         .collect();
     let mut problems = Vec::new();
@@ -127,7 +181,15 @@ fn preflight(manifest: &Manifest, redis_plan: &RedisPlan) -> anyhow::Result<()> 
         }
     }
     for unit in &units {
-        if let Err(err) = resolve_program(&unit.launch) {
+        if unit.launch.program.is_empty() {
+            problems.push(format!(
+                "{}: has no `command`, and runs as a host process (no Docker engine)\n  hint: start Docker, or add `command:` in {}",
+                unit.launch.name,
+                manifest.file.display()
+            ));
+            continue;
+        }
+        if let Err(err) = check_program(unit) {
             problems.push(format!(
                 "{}: {err}\n  hint: install `{}` or fix `command:` in {}",
                 unit.launch.name,
@@ -155,6 +217,7 @@ async fn start_control(
     let redis_mode = match redis_plan {
         RedisPlan::External { .. } => "external",
         RedisPlan::Server { .. } => "redis-server",
+        RedisPlan::Container { .. } => "container",
         RedisPlan::Embedded { .. } => "embedded",
     };
     let state = Arc::new(ControlState {

@@ -8,6 +8,7 @@
 //!
 //! `load` is the only entry point the rest of daca uses.
 
+mod container;
 mod error;
 mod model;
 mod tree;
@@ -18,8 +19,10 @@ use std::path::Path;
 
 pub use error::{Diagnostic, ManifestError};
 pub use model::{
-    AppId, AppProtocol, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy,
+    AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, RedisConfig,
+    RedisProvider, ReloadMode, RestartPolicy, RuntimeChoice,
 };
+pub use validate::DEFAULT_REDIS_IMAGE;
 pub use wire::EnvValue;
 
 /// The file name daca looks for in a project folder.

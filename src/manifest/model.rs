@@ -80,8 +80,14 @@ pub struct AppSpec {
     pub id: AppId,
     /// Absolute working directory.
     pub dir: PathBuf,
-    /// Program and arguments.
+    /// Program and arguments; empty for a container that runs its image's CMD.
     pub command: Vec<String>,
+    /// Where it runs (`auto` is decided by `daca up`, which knows whether an engine answers).
+    pub runtime: RuntimeChoice,
+    /// Its image, when it can run in a container.
+    pub image: Option<ImageSource>,
+    /// Where its folder is mounted in the container.
+    pub mount: MountChoice,
     pub port: Option<u16>,
     /// The manifest's `env`, already turned into strings.
     pub env: BTreeMap<String, String>,
@@ -106,6 +112,51 @@ pub struct AppSpec {
     pub restart_dependents: bool,
     /// SIGTERM → SIGKILL delay of a reload (zero: SIGKILL at once).
     pub reload_grace: Duration,
+}
+
+/// Where an app runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeChoice {
+    /// In a container when the app has an image and a Docker engine answers, else a process.
+    #[default]
+    Auto,
+    Docker,
+    Process,
+}
+
+/// Where a container app's image comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSource {
+    Build(BuildSpec),
+    /// An image reference, used as is (pulled when missing).
+    Image(String),
+}
+
+/// A Dockerfile build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSpec {
+    /// Absolute context folder.
+    pub context: PathBuf,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+impl BuildSpec {
+    /// Absolute path of the Dockerfile.
+    pub fn dockerfile_path(&self) -> PathBuf {
+        self.context.join(&self.dockerfile)
+    }
+}
+
+/// Where an app's folder is mounted in its container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountChoice {
+    /// The Dockerfile's last `WORKDIR` (nothing when there is none, or for `image:` apps).
+    Workdir,
+    At(String),
+    None,
 }
 
 /// How the sidecar talks to the app (Dapr's `app-protocol`).
@@ -167,14 +218,19 @@ pub enum RedisConfig {
         provider: RedisProvider,
         port: Option<u16>,
         persistence: bool,
+        /// Image of a containerized Redis.
+        image: String,
     },
 }
 
 /// How a managed Redis is provided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisProvider {
-    /// `redis-server` from PATH when present, else the embedded store.
+    /// A container when the engine has the image, else `redis-server` from PATH, else a
+    /// pulled container, else the embedded store.
     Auto,
+    /// A container through the Docker engine, or an error.
+    Docker,
     /// `redis-server` from PATH, or an error.
     RedisServer,
     /// The embedded in-memory store (Dapr's `state.in-memory` / `pubsub.in-memory`).

@@ -8,20 +8,23 @@ use std::time::Duration;
 use super::error::Diagnostic;
 use super::model::{
     AppId, AppProtocol, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy,
+    RuntimeChoice,
 };
 use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// What Dapr's own `dapr init` runs.
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7-alpine";
 
 /// Collects diagnostics while converting.
-struct Checker<'a> {
-    root: &'a Path,
-    out: Vec<Diagnostic>,
+pub(super) struct Checker<'a> {
+    pub root: &'a Path,
+    pub out: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
-    fn error<T>(&mut self, at: &At<T>, message: impl Into<String>, hint: Option<String>) {
+    pub fn error<T>(&mut self, at: &At<T>, message: impl Into<String>, hint: Option<String>) {
         let mut diagnostic = Diagnostic::at(at.referenced.line(), at.referenced.column(), message);
         diagnostic.hint = hint;
         self.out.push(diagnostic);
@@ -43,7 +46,7 @@ impl Checker<'_> {
         }
     }
 
-    fn folder(&mut self, raw: &At<String>, what: &str) -> std::path::PathBuf {
+    pub fn folder(&mut self, raw: &At<String>, what: &str) -> std::path::PathBuf {
         let path = self.root.join(&raw.value);
         if !path.is_dir() {
             let hint = Some(format!(
@@ -81,6 +84,8 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
     let redis = redis_config(&mut checker, wire.redis.as_ref());
     let grace = checker.duration(wire.grace_period.as_ref(), DEFAULT_GRACE);
     let startup = checker.duration(wire.startup_timeout.as_ref(), DEFAULT_STARTUP_TIMEOUT);
+    let runtime =
+        super::container::runtime_choice(&mut checker, wire.runtime.as_ref()).unwrap_or_default();
     if wire.apps.is_empty() {
         checker.out.push(
             Diagnostic::at(1, 1, "the manifest has no apps")
@@ -104,7 +109,8 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
             continue;
         }
         ids.insert(app.value.id.value.clone(), app);
-        if let Some(spec) = app_spec(&mut checker, &app.value, grace, startup) {
+        let defaults = (grace, startup, runtime);
+        if let Some(spec) = app_spec(&mut checker, app, defaults) {
             apps.push(spec);
         }
     }
@@ -131,8 +137,9 @@ fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig 
         None | Some((_, "auto")) => RedisProvider::Auto,
         Some((_, "redis-server")) => RedisProvider::RedisServer,
         Some((_, "embedded")) => RedisProvider::Embedded,
+        Some((_, "docker")) => RedisProvider::Docker,
         Some((raw, other)) => {
-            let hint = Some("use `auto`, `redis-server` or `embedded`".into());
+            let hint = Some("use `auto`, `docker`, `redis-server` or `embedded`".into());
             checker.error(raw, format!("unknown redis provider `{other}`"), hint);
             RedisProvider::Auto
         }
@@ -164,10 +171,20 @@ fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig 
         provider,
         port,
         persistence: wire.persistence.unwrap_or(true),
+        image: wire
+            .image
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_else(|| DEFAULT_REDIS_IMAGE.to_string()),
     }
 }
 
-fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) -> Option<AppSpec> {
+fn app_spec(
+    c: &mut Checker,
+    at: &At<AppWire>,
+    (grace, startup, runtime): (Duration, Duration, RuntimeChoice),
+) -> Option<AppSpec> {
+    let app = &at.value;
     let id = AppId::parse(&app.id.value)
         .map_err(|message| c.error(&app.id, message, Some("for example `order-api`".into())))
         .ok();
@@ -175,10 +192,18 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
         Some(dir) => c.folder(dir, "app"),
         None => c.root.to_path_buf(),
     };
-    if app.command.value.is_empty() || app.command.value[0].trim().is_empty() {
+    let container = super::container::container_fields(c, at, &dir, runtime);
+    let command = app
+        .command
+        .as_ref()
+        .map(|c| c.value.clone())
+        .unwrap_or_default();
+    if let Some(raw) = &app.command
+        && (raw.value.is_empty() || raw.value[0].trim().is_empty())
+    {
         let hint =
             Some("for example `command: [\"uv\", \"run\", \"uvicorn\", \"main:app\"]`".into());
-        c.error(&app.command, "`command` is empty", hint);
+        c.error(raw, "`command` is empty", hint);
     }
     if let Some(health) = &app.health {
         if !health.value.starts_with('/') {
@@ -212,7 +237,10 @@ fn app_spec(c: &mut Checker, app: &AppWire, grace: Duration, startup: Duration) 
     Some(AppSpec {
         id: id?,
         dir,
-        command: app.command.value.clone(),
+        command,
+        runtime: container.runtime,
+        image: container.image,
+        mount: container.mount,
         port: app.port.as_ref().map(|p| p.value),
         env,
         health: app.health.as_ref().map(|h| h.value.clone()),

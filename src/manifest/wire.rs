@@ -59,6 +59,9 @@ pub struct ManifestWire {
     pub grace_period: Option<At<String>>,
     /// How long an app may take to become ready before its dependents give up, e.g. `60s` (default).
     pub startup_timeout: Option<At<String>>,
+    /// Where apps with `build:` or `image:` run: `auto` (default: in a container when a Docker
+    /// engine answers, else as host processes), `docker` or `process`. Each app may override it.
+    pub runtime: Option<At<String>>,
     /// The apps to run, each with its own Dapr sidecar.
     #[serde(default)]
     pub apps: Vec<At<AppWire>>,
@@ -72,8 +75,12 @@ pub struct RedisWire {
     pub url: Option<At<String>>,
     /// Preferred port for a managed Redis (default 6379, or the next free one).
     pub port: Option<At<u16>>,
-    /// `auto` (default: redis-server on PATH, else embedded), `redis-server`, or `embedded`.
+    /// `auto` (default: a container when the engine has the image, else redis-server on PATH,
+    /// else a container pulled from the registry, else embedded), `docker`, `redis-server`, or
+    /// `embedded`.
     pub provider: Option<At<String>>,
+    /// Image of a containerized Redis (default `redis:7-alpine`).
+    pub image: Option<At<String>>,
     /// Keep managed Redis data under `.daca/redis/` across runs (default true).
     pub persistence: Option<bool>,
 }
@@ -86,8 +93,18 @@ pub struct AppWire {
     pub id: At<String>,
     /// The app's folder, relative to daca.yaml; the command runs there.
     pub dir: Option<At<String>>,
-    /// The command and its arguments, as a list (no shell).
-    pub command: At<Vec<String>>,
+    /// The command and its arguments, as a list (no shell). In a container it replaces the
+    /// image's CMD; it may be left out when the app has `build:` or `image:`.
+    pub command: Option<At<Vec<String>>>,
+    /// Build the app's image from a Dockerfile (runs it in a container; see `runtime`).
+    pub build: Option<At<BuildWire>>,
+    /// Run this image (already built or pulled) in a container.
+    pub image: Option<At<String>>,
+    /// Where the app's folder is mounted in its container, so a reload needs no rebuild
+    /// (default: the Dockerfile's last `WORKDIR`); `none` mounts nothing.
+    pub mount: Option<At<String>>,
+    /// `auto`, `docker` or `process`: overrides the project's `runtime` for this app.
+    pub runtime: Option<At<String>>,
     /// The port the app listens on: readiness and the sidecar's channel to the app.
     pub port: Option<At<u16>>,
     /// Extra environment variables; they override the app's `.env` file.
@@ -130,6 +147,21 @@ pub struct AppWire {
     pub reload_grace: Option<At<String>>,
     /// Also restart the apps that depend on this one when it reloads (default false).
     pub restart_dependents: Option<bool>,
+}
+
+/// How an app's image is built, as Compose's `build:`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BuildWire {
+    /// Build context, relative to the app's folder (default: the app's folder).
+    pub context: Option<At<String>>,
+    /// Dockerfile, relative to the context (default `Dockerfile`).
+    pub dockerfile: Option<At<String>>,
+    /// Build arguments (`ARG`s).
+    #[serde(default)]
+    pub args: BTreeMap<String, EnvValue>,
+    /// Stage of a multi-stage Dockerfile to build.
+    pub target: Option<At<String>>,
 }
 
 /// An environment value: YAML scalars are accepted and turned into strings, as Compose does.

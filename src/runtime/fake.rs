@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::{ExitInfo, LaunchError, LaunchSpec, Launched, Runtime, Signaller};
+use super::{ExitInfo, LaunchError, LaunchFuture, LaunchSpec, Launched, Runtime, Signaller};
 use crate::logs::LogBus;
 
 #[derive(Default)]
@@ -88,7 +88,13 @@ impl Signaller for FakeSignals {
 }
 
 impl Runtime for FakeRuntime {
-    fn launch(&self, spec: &LaunchSpec, _logs: &Arc<LogBus>) -> Result<Launched, LaunchError> {
+    fn launch<'a>(&'a self, spec: &'a LaunchSpec, _logs: &'a Arc<LogBus>) -> LaunchFuture<'a> {
+        Box::pin(std::future::ready(self.start(spec)))
+    }
+}
+
+impl FakeRuntime {
+    fn start(&self, spec: &LaunchSpec) -> Result<Launched, LaunchError> {
         let mut shared = self.shared.lock().unwrap();
         shared.calls.push(format!("launch {}", spec.name));
         if shared.missing.contains(&spec.name) {
@@ -109,6 +115,7 @@ impl Runtime for FakeRuntime {
         });
         Ok(Launched {
             pid,
+            container: None,
             exited,
             signals,
         })

@@ -1,13 +1,17 @@
 //! How an app's process is started, signalled and observed. The supervisor is written against
 //! [`Runtime`], so its state machine is tested with a recording fake (`fake.rs`) and runs for
-//! real with host processes (`process.rs`); containers come as another backend.
+//! real with host processes (`process.rs`) and containers (`crate::docker`), chosen per app by
+//! [`Runtimes`].
 
 #[cfg(test)]
 pub mod fake;
 pub mod process;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -24,6 +28,27 @@ pub struct LaunchSpec {
     pub dir: PathBuf,
     /// Full environment of the process (nothing else is inherited).
     pub env: Vec<(String, String)>,
+    /// Run it as this container instead of a host process.
+    pub container: Option<ContainerLaunch>,
+}
+
+/// A container to run (on the host's network, so the app finds its sidecar and Redis on
+/// localhost as in a pod; see docs/containers.md).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContainerLaunch {
+    /// Container name, derived from project and app.
+    pub name: String,
+    pub image: String,
+    /// Replaces the image's CMD; `None` keeps it.
+    pub cmd: Option<Vec<String>>,
+    /// The container's own environment (never the host's).
+    pub env: Vec<(String, String)>,
+    /// Host path → container path bind mounts.
+    pub binds: Vec<(String, String)>,
+    /// Named volume → container path.
+    pub volumes: Vec<(String, String)>,
+    /// Ownership labels (project, app, run).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// How a process ended.
@@ -65,8 +90,10 @@ pub trait Signaller: Send + Sync {
 
 /// A started process.
 pub struct Launched {
-    /// Its pid, which is also its process-group id.
+    /// Its pid (on the host), which is also its process-group id for a host process.
     pub pid: u32,
+    /// The container's short id, when it runs in one.
+    pub container: Option<String>,
     /// Resolves once when the process exits.
     pub exited: oneshot::Receiver<ExitInfo>,
     pub signals: Arc<dyn Signaller>,
@@ -82,10 +109,40 @@ pub enum LaunchError {
         program: String,
         source: std::io::Error,
     },
+    #[error("{message}")]
+    Container { message: String, hint: String },
 }
+
+/// What [`Runtime::launch`] returns: starting a container talks to the engine.
+pub type LaunchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Launched, LaunchError>> + Send + 'a>>;
 
 /// A way to start processes.
 pub trait Runtime: Send + Sync + 'static {
     /// Starts `spec`, sending its output lines to `logs`.
-    fn launch(&self, spec: &LaunchSpec, logs: &Arc<LogBus>) -> Result<Launched, LaunchError>;
+    fn launch<'a>(&'a self, spec: &'a LaunchSpec, logs: &'a Arc<LogBus>) -> LaunchFuture<'a>;
+}
+
+/// Host processes, and containers when an engine is connected: each spec says which.
+pub struct Runtimes {
+    pub process: process::ProcessRuntime,
+    pub containers: Option<Arc<crate::docker::ContainerRuntime>>,
+}
+
+impl Runtime for Runtimes {
+    fn launch<'a>(&'a self, spec: &'a LaunchSpec, logs: &'a Arc<LogBus>) -> LaunchFuture<'a> {
+        match (&spec.container, &self.containers) {
+            (None, _) => self.process.launch(spec, logs),
+            (Some(_), Some(containers)) => containers.launch(spec, logs),
+            (Some(container), None) => Box::pin(async move {
+                Err(LaunchError::Container {
+                    message: format!(
+                        "`{}` needs a Docker engine, and none is connected",
+                        container.name
+                    ),
+                    hint: "start Docker, or set `runtime: process`".into(),
+                })
+            }),
+        }
+    }
 }

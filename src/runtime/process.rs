@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use tokio::sync::oneshot;
 
-use super::{ExitInfo, LaunchError, LaunchSpec, Launched, Runtime, Signaller};
+use super::{ExitInfo, LaunchError, LaunchFuture, LaunchSpec, Launched, Runtime, Signaller};
 use crate::logs::{LogBus, Stream, pipe_lines};
 
 /// Runs apps as host processes.
@@ -91,53 +91,60 @@ pub fn resolve_program(spec: &LaunchSpec) -> Result<std::path::PathBuf, LaunchEr
 }
 
 impl Runtime for ProcessRuntime {
-    fn launch(&self, spec: &LaunchSpec, logs: &Arc<LogBus>) -> Result<Launched, LaunchError> {
-        let program = resolve_program(spec)?;
-        let mut command = CommandWrap::with_new(&program, |cmd| {
-            cmd.args(&spec.args)
-                .current_dir(&spec.dir)
-                .env_clear()
-                .envs(spec.env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-        });
-        command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-        let mut child = command.spawn().map_err(|source| LaunchError::Spawn {
-            program: spec.program.clone(),
-            source,
-        })?;
-        let pid = child
-            .id()
-            .expect("UNWRAP: a freshly spawned child has a pid");
-        if let Some(stdout) = child.stdout().take() {
-            pipe_lines(logs.clone(), spec.name.clone(), Stream::Stdout, stdout);
-        }
-        if let Some(stderr) = child.stderr().take() {
-            pipe_lines(logs.clone(), spec.name.clone(), Stream::Stderr, stderr);
-        }
-        let (tx, exited) = oneshot::channel();
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            let info = match status {
-                Ok(status) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    ExitInfo {
-                        code: status.code(),
-                        signal: status.signal(),
-                    }
-                }
-                Err(_) => ExitInfo {
-                    code: None,
-                    signal: None,
-                },
-            };
-            let _ = tx.send(info);
-        });
-        Ok(Launched {
-            pid,
-            exited,
-            signals: Arc::new(GroupSignaller::new(pid)),
-        })
+    fn launch<'a>(&'a self, spec: &'a LaunchSpec, logs: &'a Arc<LogBus>) -> LaunchFuture<'a> {
+        let launched = spawn(spec, logs);
+        Box::pin(std::future::ready(launched))
     }
+}
+
+/// Spawning a process does not wait, so this is synchronous.
+fn spawn(spec: &LaunchSpec, logs: &Arc<LogBus>) -> Result<Launched, LaunchError> {
+    let program = resolve_program(spec)?;
+    let mut command = CommandWrap::with_new(&program, |cmd| {
+        cmd.args(&spec.args)
+            .current_dir(&spec.dir)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    });
+    command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+    let mut child = command.spawn().map_err(|source| LaunchError::Spawn {
+        program: spec.program.clone(),
+        source,
+    })?;
+    let pid = child
+        .id()
+        .expect("UNWRAP: a freshly spawned child has a pid");
+    if let Some(stdout) = child.stdout().take() {
+        pipe_lines(logs.clone(), spec.name.clone(), Stream::Stdout, stdout);
+    }
+    if let Some(stderr) = child.stderr().take() {
+        pipe_lines(logs.clone(), spec.name.clone(), Stream::Stderr, stderr);
+    }
+    let (tx, exited) = oneshot::channel();
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        let info = match status {
+            Ok(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                ExitInfo {
+                    code: status.code(),
+                    signal: status.signal(),
+                }
+            }
+            Err(_) => ExitInfo {
+                code: None,
+                signal: None,
+            },
+        };
+        let _ = tx.send(info);
+    });
+    Ok(Launched {
+        pid,
+        container: None,
+        exited,
+        signals: Arc::new(GroupSignaller::new(pid)),
+    })
 }

@@ -57,6 +57,9 @@ pub struct AppStatus {
     pub state: AppState,
     /// Pid (and process-group id) of the running process.
     pub pid: Option<u32>,
+    /// Short id of its container, when it runs in one.
+    #[serde(default)]
+    pub container: Option<String>,
     /// How many times daca started it again after the first start.
     pub restarts: u32,
     /// When the current process started (ms since the Unix epoch).
@@ -74,6 +77,7 @@ impl AppStatus {
             name: name.to_string(),
             state: AppState::Pending,
             pid: None,
+            container: None,
             restarts: 0,
             started_at_ms: None,
             ready_after_ms: None,

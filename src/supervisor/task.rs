@@ -101,7 +101,7 @@ impl AppTask {
                 }
                 exit = wait_exit(&mut self.current) => self.on_exit(exit),
                 _ = sleep_until(next_probe.unwrap_or_else(tokio::time::Instant::now)), if next_probe.is_some() => self.on_probe().await,
-                _ = sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => self.on_retry(),
+                _ = sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => self.on_retry().await,
             }
         }
     }
@@ -111,18 +111,18 @@ impl AppTask {
         match control {
             Control::Start if self.current.is_none() => {
                 self.backoff.reset();
-                self.launch();
+                self.launch().await;
             }
             Control::Start => {}
             Control::Restart => {
                 self.stop_current(self.spec.grace).await;
                 self.backoff.reset();
-                self.launch();
+                self.launch().await;
             }
             Control::Reload(grace) => {
                 self.stop_current(grace).await;
                 self.backoff.reset();
-                self.launch();
+                self.launch().await;
             }
             Control::Stop | Control::Shutdown => {
                 self.stop_current(self.spec.grace).await;
@@ -136,9 +136,9 @@ impl AppTask {
         }
     }
 
-    fn launch(&mut self) {
+    async fn launch(&mut self) {
         self.retry_at = None;
-        match self.runtime.launch(&self.spec.launch, &self.logs) {
+        match self.runtime.launch(&self.spec.launch, &self.logs).await {
             Ok(launched) => {
                 let restarted = std::mem::replace(&mut self.started_once, true);
                 self.share_signals(Some(launched.signals.clone()));
@@ -151,6 +151,7 @@ impl AppTask {
                 });
                 self.update(AppState::Starting, |s| {
                     s.pid = Some(launched.pid);
+                    s.container = launched.container.clone();
                     s.started_at_ms = Some(now_ms());
                     s.ready_after_ms = None;
                     s.message = None;
@@ -170,6 +171,7 @@ impl AppTask {
                 format!("install `{program}` or fix `command:` in daca.yaml")
             }
             LaunchError::Spawn { .. } => "check the command and the app's folder".to_string(),
+            LaunchError::Container { hint, .. } => hint.clone(),
         };
         tracing::error!("{}: {err}\n  hint: {hint}", self.name());
         self.update(AppState::Failed, |s| {
@@ -212,6 +214,7 @@ impl AppTask {
             );
             self.update(AppState::Exited, |s| {
                 s.pid = None;
+                s.container = None;
                 s.last_exit = Some(exit);
             });
             return;
@@ -239,14 +242,15 @@ impl AppTask {
         self.retry_at = Some(tokio::time::Instant::now() + delay);
         self.update(AppState::BackingOff, |s| {
             s.pid = None;
+            s.container = None;
             s.last_exit = Some(exit);
             s.message = Some(message);
         });
     }
 
-    fn on_retry(&mut self) {
+    async fn on_retry(&mut self) {
         self.retry_at = None;
-        self.launch();
+        self.launch().await;
     }
 
     /// SIGTERM to the group, then the grace period, then SIGKILL; also for leftovers in the group.
@@ -289,6 +293,7 @@ impl AppTask {
         self.share_signals(None);
         self.update(AppState::Stopping, |s| {
             s.pid = None;
+            s.container = None;
             s.last_exit = Some(exit);
         });
     }

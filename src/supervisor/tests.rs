@@ -15,6 +15,7 @@ fn unit(name: &str, deps: &[&str]) -> UnitSpec {
             args: vec![],
             dir: "/".into(),
             env: vec![],
+            container: None,
         },
         probe: Probe::None,
         restart: RestartPolicy::OnFailure,

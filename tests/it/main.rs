@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod components;
+mod docker;
 mod grpc;
 mod manifest;
 mod process;

@@ -77,7 +77,8 @@ fn a_valid_manifest_becomes_the_model_in_start_order() {
         RedisConfig::Managed {
             provider: RedisProvider::Auto,
             port: Some(6390),
-            persistence: false
+            persistence: false,
+            image: "redis:7-alpine".into(),
         }
     );
 }
@@ -111,4 +112,43 @@ fn the_schema_describes_apps_and_rejects_unknown_keys() {
             "schema lacks apps[].{key}"
         );
     }
+}
+
+#[test]
+fn container_fields_are_checked_together() {
+    insta::assert_snapshot!(rendered_error("containers-bad.yaml"));
+}
+
+#[test]
+fn container_fields_become_the_model() {
+    use daca::manifest::{ImageSource, MountChoice, RuntimeChoice};
+    let manifest = manifest::load(&fixture("containers.yaml")).unwrap();
+    let api = manifest.app("api").unwrap();
+    assert_eq!(api.runtime, RuntimeChoice::Docker);
+    assert!(api.command.is_empty(), "the image's CMD runs");
+    let Some(ImageSource::Build(build)) = &api.image else {
+        panic!("{api:?}")
+    };
+    assert!(build.context.ends_with("manifests/app"));
+    assert_eq!(build.dockerfile, "Dockerfile");
+    assert_eq!(build.args["WORKERS"], "2");
+    assert_eq!(build.target.as_deref(), Some("dev"));
+    assert_eq!(api.mount, MountChoice::Workdir);
+    let worker = manifest.app("worker").unwrap();
+    assert_eq!(
+        worker.runtime,
+        RuntimeChoice::Process,
+        "an app's runtime beats the project's"
+    );
+    assert_eq!(worker.image, Some(ImageSource::Image("worker:1".into())));
+    assert_eq!(worker.mount, MountChoice::At("/src".into()));
+    assert_eq!(
+        manifest.redis,
+        RedisConfig::Managed {
+            provider: RedisProvider::Docker,
+            port: None,
+            persistence: true,
+            image: "redis:7.2".into(),
+        }
+    );
 }

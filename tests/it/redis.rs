@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use daca::docker::Owner;
 use daca::logs::LogBus;
 use daca::manifest::{RedisConfig, RedisProvider};
 use daca::ports::PortPicker;
-use daca::redis::{RedisPlan, plan};
+use daca::redis::{EngineOffer, RedisError, RedisPlan, plan};
 use daca::runtime::process::ProcessRuntime;
 use daca::supervisor::{AppState, Probe, Supervisor};
 
@@ -17,6 +18,7 @@ fn managed(provider: RedisProvider, port: Option<u16>) -> RedisConfig {
         provider,
         port,
         persistence: true,
+        image: "redis:7-alpine".into(),
     }
 }
 
@@ -29,6 +31,7 @@ fn without_redis_server_on_path_auto_falls_back_to_embedded() {
         state.path(),
         Some(empty.path().into()),
         &mut PortPicker::default(),
+        None,
     )
     .unwrap();
     assert!(matches!(chosen, RedisPlan::Embedded { .. }), "{chosen:?}");
@@ -45,6 +48,7 @@ fn asking_for_redis_server_without_one_is_a_clear_error() {
         state.path(),
         Some(empty.path().into()),
         &mut PortPicker::default(),
+        None,
     )
     .unwrap_err();
     assert!(
@@ -63,6 +67,7 @@ fn an_external_url_is_never_managed() {
         std::path::Path::new("/tmp"),
         None,
         &mut PortPicker::default(),
+        None,
     )
     .unwrap();
     assert_eq!(chosen.url().as_deref(), Some("redis://127.0.0.1:7000"));
@@ -81,6 +86,7 @@ async fn redis_server_from_path_runs_persists_and_stops() {
         state.path(),
         std::env::var_os("PATH"),
         &mut PortPicker::default(),
+        None,
     )
     .unwrap();
     assert_eq!(chosen.url(), Some(format!("redis://127.0.0.1:{port}")));
@@ -116,10 +122,81 @@ fn a_busy_fixed_port_is_refused() {
         std::path::Path::new("/tmp"),
         std::env::var_os("PATH"),
         &mut PortPicker::default(),
+        None,
     )
     .unwrap_err();
     assert!(
         err.to_string()
             .contains(&format!("redis.port {port} is already in use"))
     );
+}
+
+/// `auto` with an engine: the local image wins, then redis-server on PATH (no network wait),
+/// then a pull; `docker` without an engine is an error that says what to do.
+#[test]
+fn auto_prefers_what_is_already_on_the_machine() {
+    let state = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let offer = |image_local| EngineOffer {
+        owner: Owner::new("p", state.path(), "run"),
+        image_local,
+    };
+    let choose = |provider, path: Option<std::ffi::OsString>, offer: Option<&EngineOffer>| {
+        plan(
+            &managed(provider, None),
+            state.path(),
+            path,
+            &mut PortPicker::default(),
+            offer,
+        )
+    };
+    let local = choose(
+        RedisProvider::Auto,
+        std::env::var_os("PATH"),
+        Some(&offer(true)),
+    )
+    .unwrap();
+    assert!(
+        matches!(local, RedisPlan::Container { pull: false, .. }),
+        "{local:?}"
+    );
+    let unit = local.unit(vec![]).unwrap();
+    let container = unit.launch.container.unwrap();
+    assert_eq!(container.name, "daca-p-redis");
+    assert_eq!(
+        container.volumes,
+        [("daca-p-redis-data".to_string(), "/data".to_string())]
+    );
+    let pulled = choose(
+        RedisProvider::Auto,
+        Some(empty.path().into()),
+        Some(&offer(false)),
+    )
+    .unwrap();
+    assert!(
+        matches!(pulled, RedisPlan::Container { pull: true, .. }),
+        "{pulled:?}"
+    );
+    if have("redis-server") {
+        let server = choose(
+            RedisProvider::Auto,
+            std::env::var_os("PATH"),
+            Some(&offer(false)),
+        )
+        .unwrap();
+        assert!(matches!(server, RedisPlan::Server { .. }), "{server:?}");
+    }
+    let forced = choose(
+        RedisProvider::Docker,
+        std::env::var_os("PATH"),
+        Some(&offer(false)),
+    )
+    .unwrap();
+    assert!(
+        matches!(forced, RedisPlan::Container { pull: true, .. }),
+        "{forced:?}"
+    );
+    let err = choose(RedisProvider::Docker, None, None).unwrap_err();
+    assert!(matches!(err, RedisError::NoEngine));
+    assert!(err.to_string().contains("hint: start Docker"), "{err}");
 }

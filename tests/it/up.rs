@@ -31,12 +31,36 @@ impl Up {
         Up::spawn(dir, path_env, global_args, &[])
     }
 
+    /// `daca up -d DIR` with extra environment variables.
+    pub(crate) fn start_env(dir: &Path, env: &[(&str, &str)]) -> Up {
+        let mut up = Up::spawn_command(dir, None, &[], &[]);
+        up.1.envs(env.iter().copied());
+        Up::launch(up)
+    }
+
     /// `daca up -d DIR` with options of `up` itself (e.g. `--no-watch`).
     pub(crate) fn start_flags(dir: &Path, up_args: &[&str]) -> Up {
         Up::spawn(dir, None, &[], up_args)
     }
 
     fn spawn(dir: &Path, path_env: Option<&str>, global_args: &[&str], up_args: &[&str]) -> Up {
+        Up::launch(Up::spawn_command(dir, path_env, global_args, up_args))
+    }
+
+    fn launch((dir, mut command, logs): (PathBuf, std::process::Command, tempfile::TempDir)) -> Up {
+        Up {
+            child: command.spawn().unwrap(),
+            dir,
+            logs,
+        }
+    }
+
+    fn spawn_command(
+        dir: &Path,
+        path_env: Option<&str>,
+        global_args: &[&str],
+        up_args: &[&str],
+    ) -> (PathBuf, std::process::Command, tempfile::TempDir) {
         let logs = tempfile::tempdir().unwrap();
         let mut command = daca();
         command
@@ -49,11 +73,7 @@ impl Up {
         if let Some(path) = path_env {
             command.env("PATH", path);
         }
-        Up {
-            child: command.spawn().unwrap(),
-            dir: dir.to_path_buf(),
-            logs,
-        }
+        (dir.to_path_buf(), command, logs)
     }
 
     pub(crate) fn output(&self) -> String {
@@ -304,7 +324,7 @@ fn after_daca_is_sigkilled_daca_down_ends_what_it_left() {
 fn up_without_redis_server_falls_back_to_the_embedded_store() {
     let _serial = serial();
     let project = tempfile::tempdir().unwrap();
-    // A PATH holding python3 and nothing else: no redis-server, no container engine.
+    // A PATH holding python3 and nothing else, and no engine: no redis-server, no container.
     let python = std::process::Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
@@ -319,7 +339,13 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
     );
     std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
 
-    let mut up = Up::start(project.path(), Some(bin.to_str().unwrap()));
+    let mut up = Up::start_env(
+        project.path(),
+        &[
+            ("PATH", bin.to_str().unwrap()),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ],
+    );
     up.wait_output("all 1 app(s) ready", Duration::from_secs(20));
     assert!(
         up.output()

@@ -1,0 +1,77 @@
+//! The supervised unit of each app: what to run (a host process or a container), how to tell
+//! it is ready, and what it waits for.
+
+use crate::docker::{ContainerPlan, runs_in_container};
+use crate::env::{SidecarPorts, app_env, read_dot_env};
+use crate::manifest::AppSpec;
+use crate::redis::{self, RedisPlan};
+use crate::runtime::process::resolve_program;
+use crate::runtime::{LaunchError, LaunchSpec};
+use crate::supervisor::{Probe, UnitSpec};
+
+/// The unit that runs one app; in a container when it has an image and `containers` (an
+/// engine) is there, or when it asks for one.
+pub fn app_unit(
+    app: &AppSpec,
+    ports: SidecarPorts,
+    redis_plan: &RedisPlan,
+    containers: Option<&ContainerPlan>,
+) -> UnitSpec {
+    let container = containers
+        .filter(|_| runs_in_container(app, true))
+        .map(|plan| plan.app_launch(app, ports));
+    let env = match container {
+        Some(_) => Vec::new(),
+        None => app_env(
+            std::env::vars(),
+            app.id.as_str(),
+            app.port,
+            app.app_protocol,
+            ports,
+            &read_dot_env(&app.dir),
+            &app.env,
+        ),
+    };
+    let probe = match (app.port, &app.health) {
+        (Some(port), Some(path)) => Probe::Http {
+            port,
+            path: path.clone(),
+        },
+        (Some(port), None) => Probe::Tcp(port),
+        (None, _) => Probe::None,
+    };
+    let mut depends_on: Vec<String> = if redis_plan.is_supervised() {
+        vec![redis::UNIT_NAME.to_string()]
+    } else {
+        Vec::new()
+    };
+    depends_on.extend(app.depends_on.iter().map(|d| d.to_string()));
+    let (program, args) = match (&container, app.command.split_first()) {
+        (Some(c), None) => (c.image.clone(), Vec::new()),
+        (_, Some((program, args))) => (program.clone(), args.to_vec()),
+        (None, None) => (String::new(), Vec::new()),
+    };
+    UnitSpec {
+        launch: LaunchSpec {
+            name: app.id.to_string(),
+            program,
+            args,
+            dir: app.dir.clone(),
+            env,
+            container,
+        },
+        probe,
+        restart: app.restart,
+        grace: app.grace_period,
+        startup_timeout: app.startup_timeout,
+        depends_on,
+    }
+}
+
+/// A host process's program must be on PATH; a container's command runs inside its image.
+pub fn check_program(unit: &UnitSpec) -> Result<(), LaunchError> {
+    if unit.launch.container.is_some() {
+        return Ok(());
+    }
+    resolve_program(&unit.launch).map(|_| ())
+}

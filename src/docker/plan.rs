@@ -1,0 +1,105 @@
+//! Which apps run in containers, and what each container is: image, command, environment,
+//! source mount. Held by `daca up` for the whole run (apps added to daca.yaml later use it too).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{DockerError, Engine, Owner, image};
+use crate::env::{SidecarPorts, app_env, read_dot_env};
+use crate::logs::LogBus;
+use crate::manifest::{AppSpec, ImageSource, MountChoice, RuntimeChoice};
+use crate::runtime::ContainerLaunch;
+
+/// The engine and the run's owner labels.
+pub struct ContainerPlan {
+    pub engine: Engine,
+    pub owner: Owner,
+    pub logs: Arc<LogBus>,
+}
+
+/// Whether `app` runs in a container, given whether an engine answers.
+pub fn runs_in_container(app: &AppSpec, engine: bool) -> bool {
+    match app.runtime {
+        RuntimeChoice::Docker => true,
+        RuntimeChoice::Process => false,
+        RuntimeChoice::Auto => app.image.is_some() && engine,
+    }
+}
+
+impl ContainerPlan {
+    /// The image an app's container runs.
+    pub fn image_of(&self, app: &AppSpec) -> String {
+        match &app.image {
+            Some(ImageSource::Image(reference)) => reference.clone(),
+            _ => self.owner.image_tag(app.id.as_str()),
+        }
+    }
+
+    /// The container of `app`. Its environment is the app's own (Dapr variables, `.env`,
+    /// `env:`), never the host's: a container has its own PATH and HOME.
+    pub fn app_launch(&self, app: &AppSpec, ports: SidecarPorts) -> ContainerLaunch {
+        let env = app_env(
+            std::iter::empty(),
+            app.id.as_str(),
+            app.port,
+            app.app_protocol,
+            ports,
+            &read_dot_env(&app.dir),
+            &app.env,
+        );
+        let binds = self
+            .mount_point(app)
+            .map(|target| vec![(app.dir.display().to_string(), target)])
+            .unwrap_or_default();
+        ContainerLaunch {
+            name: self.owner.container_name(app.id.as_str()),
+            image: self.image_of(app),
+            cmd: (!app.command.is_empty()).then(|| app.command.clone()),
+            env,
+            binds,
+            volumes: Vec::new(),
+            labels: self.owner.labels(app.id.as_str()),
+        }
+    }
+
+    /// Where the app's folder is mounted: `mount:`, else the Dockerfile's WORKDIR.
+    pub fn mount_point(&self, app: &AppSpec) -> Option<String> {
+        match (&app.mount, &app.image) {
+            (MountChoice::At(path), _) => Some(path.clone()),
+            (MountChoice::None, _) => None,
+            (MountChoice::Workdir, Some(ImageSource::Build(build))) => {
+                let text = std::fs::read_to_string(build.dockerfile_path()).ok()?;
+                image::dockerfile_workdir(&text, build.target.as_deref())
+            }
+            (MountChoice::Workdir, _) => None,
+        }
+    }
+
+    /// Builds the app's image (through the engine's cache), or makes sure its `image:` is there.
+    pub async fn prepare(&self, app: &AppSpec) -> Result<String, DockerError> {
+        let id = app.id.as_str();
+        match &app.image {
+            Some(ImageSource::Build(build)) => {
+                // Stable labels only: each is a build step (the classic builder's LABEL), and a
+                // run id would make every run build a new image.
+                let labels: HashMap<String, String> = self
+                    .owner
+                    .labels(id)
+                    .into_iter()
+                    .filter(|(k, _)| k == super::LABEL_PROJECT || k == super::LABEL_APP)
+                    .collect();
+                let tag = self.owner.image_tag(id);
+                image::build(&self.engine, id, build, &tag, &labels, &self.logs).await
+            }
+            Some(ImageSource::Image(reference)) => {
+                let hint = "pre-load it (`docker load` / `docker build -t` it), fix `image:`, or set `runtime: process`";
+                image::ensure(&self.engine, reference, &self.logs, id, hint).await
+            }
+            None => Err(DockerError::ImageMissing {
+                image: String::new(),
+                cause: format!("{id} has no `build:` or `image:`"),
+                hint: "add `build: {}` or `image:`".into(),
+            }),
+        }
+    }
+}
