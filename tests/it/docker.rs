@@ -213,6 +213,24 @@ fn an_app_and_redis_run_as_containers_reload_without_rebuild_and_are_removed() {
     up.wait_output("hello-api: built", Duration::from_secs(5));
     assert!(wait_until(Duration::from_secs(30), || greeting("ada").is_some()));
 
+    // So does a dependency file: the image installs the dependencies.
+    let pyproject = dir.join("hello-api/pyproject.toml");
+    let deps = std::fs::read_to_string(&pyproject).unwrap();
+    std::fs::write(&pyproject, deps + "# edited\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || image_id(tag) != after),
+        "{}",
+        up.output()
+    );
+    let rebuilt = image_id(tag);
+    assert!(wait_until(Duration::from_secs(60), || docker(&[
+        "inspect",
+        "-f",
+        "{{.Image}}",
+        "daca-dacatest-main-hello-api"
+    ]) == rebuilt
+        && greeting("ada").is_some()));
+
     // Ctrl-C: no container left; the data stays in the named volume for the next run.
     up.stop_cleanly();
     assert!(containers_of("dacatest-main").is_empty());
