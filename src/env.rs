@@ -41,6 +41,23 @@ pub fn app_env(
     env.into_iter().collect()
 }
 
+/// [`app_env`] for a manifest app: its `.env` and `env:` over what it `inherits`.
+pub fn for_app(
+    app: &crate::manifest::AppSpec,
+    ports: SidecarPorts,
+    inherited: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    app_env(
+        inherited,
+        app.id.as_str(),
+        app.port,
+        app.app_protocol,
+        ports,
+        &read_dot_env(&app.dir),
+        &app.env,
+    )
+}
+
 /// Reads `dir/.env` if present: `KEY=value` lines, `#` comments, optional `export `, and
 /// single or double quotes around the value.
 pub fn read_dot_env(dir: &Path) -> BTreeMap<String, String> {

@@ -2,7 +2,7 @@
 //! it is ready, and what it waits for.
 
 use crate::docker::{ContainerPlan, runs_in_container};
-use crate::env::{SidecarPorts, app_env, read_dot_env};
+use crate::env::{self, SidecarPorts};
 use crate::manifest::AppSpec;
 use crate::redis::{self, RedisPlan};
 use crate::runtime::process::resolve_program;
@@ -22,15 +22,7 @@ pub fn app_unit(
         .map(|plan| plan.app_launch(app, ports));
     let env = match container {
         Some(_) => Vec::new(),
-        None => app_env(
-            std::env::vars(),
-            app.id.as_str(),
-            app.port,
-            app.app_protocol,
-            ports,
-            &read_dot_env(&app.dir),
-            &app.env,
-        ),
+        None => env::for_app(app, ports, std::env::vars()),
     };
     let probe = match (app.port, &app.health) {
         (Some(port), Some(path)) => Probe::Http {

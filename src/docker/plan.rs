@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{DockerError, Engine, Owner, image};
-use crate::env::{SidecarPorts, app_env, read_dot_env};
+use crate::env::{self, SidecarPorts};
 use crate::logs::LogBus;
 use crate::manifest::{AppSpec, ImageSource, MountChoice, RuntimeChoice};
 use crate::runtime::ContainerLaunch;
@@ -38,15 +38,7 @@ impl ContainerPlan {
     /// The container of `app`. Its environment is the app's own (Dapr variables, `.env`,
     /// `env:`), never the host's: a container has its own PATH and HOME.
     pub fn app_launch(&self, app: &AppSpec, ports: SidecarPorts) -> ContainerLaunch {
-        let env = app_env(
-            std::iter::empty(),
-            app.id.as_str(),
-            app.port,
-            app.app_protocol,
-            ports,
-            &read_dot_env(&app.dir),
-            &app.env,
-        );
+        let env = env::for_app(app, ports, std::iter::empty());
         let binds = self
             .mount_point(app)
             .map(|target| vec![(app.dir.display().to_string(), target)])

@@ -4,7 +4,7 @@
 //! scripts/test-images (no registry here); `.ci/run` builds them, and under it these tests must
 //! run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -60,13 +60,24 @@ fn image_id(image: &str) -> String {
     docker(&["image", "inspect", "-f", "{{.Id}}", image])
 }
 
-/// examples/containers copied to a temp folder, as project `name`, using the local test
-/// images; GREETING comes from the app's `.env`.
-fn example(name: &str, redis_port: u16) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let source = crate::common::repo().join("examples/containers");
-    copy_tree(&source, dir.path());
-    let manifest = std::fs::read_to_string(dir.path().join("daca.yaml")).unwrap();
+/// examples/containers and the app it builds (examples/hello/hello-api) copied to a temp
+/// folder, as project `name`, using the local test images; GREETING comes from the app's `.env`.
+struct Example {
+    _tmp: tempfile::TempDir,
+    /// The project folder (daca.yaml).
+    project: PathBuf,
+    /// The app's folder.
+    app: PathBuf,
+}
+
+fn example(name: &str, redis_port: u16) -> Example {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("containers");
+    let app = tmp.path().join("hello/hello-api");
+    let repo = crate::common::repo();
+    copy_tree(&repo.join("examples/containers"), &project);
+    copy_tree(&repo.join("examples/hello/hello-api"), &app);
+    let manifest = std::fs::read_to_string(project.join("daca.yaml")).unwrap();
     let manifest = manifest
         .replace("name: containers", &format!("name: {name}"))
         .replace(
@@ -82,9 +93,22 @@ fn example(name: &str, redis_port: u16) -> tempfile::TempDir {
         manifest.contains(PYTHON_IMAGE) && manifest.contains(REDIS_IMAGE),
         "{manifest}"
     );
-    std::fs::write(dir.path().join("daca.yaml"), manifest).unwrap();
-    std::fs::write(dir.path().join("hello-api/.env"), "GREETING=howdy\n").unwrap();
-    dir
+    std::fs::write(project.join("daca.yaml"), manifest).unwrap();
+    std::fs::write(app.join(".env"), "GREETING=howdy\n").unwrap();
+    Example {
+        _tmp: tmp,
+        project,
+        app,
+    }
+}
+
+/// `daca up` in `project`, which must fail as the user's error: its stderr.
+fn up_fails(project: &Path) -> String {
+    let out = run(&["up", "-d", project.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -117,8 +141,8 @@ fn an_app_and_redis_run_as_containers_reload_without_rebuild_and_are_removed() {
     let redis_port = free_port();
     // What a failed earlier run of this test may have left.
     docker(&["volume", "rm", "-f", "daca-dacatest-main-redis-data"]);
-    let project = example("dacatest-main", redis_port);
-    let dir = project.path();
+    let example = example("dacatest-main", redis_port);
+    let dir = example.project.as_path();
     let mut up = Up::start(dir, None);
     up.wait_output("all 1 app(s) ready", FIRST_BUILD);
     assert_eq!(
@@ -169,7 +193,7 @@ fn an_app_and_redis_run_as_containers_reload_without_rebuild_and_are_removed() {
     // A source edit is live through the mount, without a new image.
     let tag = "daca-dacatest-main-hello-api:dev";
     let before = image_id(tag);
-    let main_py = dir.join("hello-api/main.py");
+    let main_py = example.app.join("main.py");
     let code = std::fs::read_to_string(&main_py).unwrap();
     std::fs::write(&main_py, code.replace("} from {", "} via {")).unwrap();
     assert!(
@@ -187,7 +211,7 @@ fn an_app_and_redis_run_as_containers_reload_without_rebuild_and_are_removed() {
     );
 
     // A Dockerfile edit builds a new image and the app runs it.
-    let dockerfile = dir.join("hello-api/Dockerfile");
+    let dockerfile = example.app.join("Dockerfile");
     let recipe = std::fs::read_to_string(&dockerfile).unwrap();
     std::fs::write(
         &dockerfile,
@@ -214,7 +238,7 @@ fn an_app_and_redis_run_as_containers_reload_without_rebuild_and_are_removed() {
     assert!(wait_until(Duration::from_secs(30), || greeting("ada").is_some()));
 
     // So does a dependency file: the image installs the dependencies.
-    let pyproject = dir.join("hello-api/pyproject.toml");
+    let pyproject = example.app.join("pyproject.toml");
     let deps = std::fs::read_to_string(&pyproject).unwrap();
     std::fs::write(&pyproject, deps + "# edited\n").unwrap();
     assert!(
@@ -323,8 +347,8 @@ fn a_killed_daca_leaves_no_containers_and_never_touches_others() {
         return;
     }
     docker(&["volume", "rm", "-f", "daca-dacatest-kill-redis-data"]);
-    let project = example("dacatest-kill", free_port());
-    let dir = project.path();
+    let example = example("dacatest-kill", free_port());
+    let dir = example.project.as_path();
     let bystanders = Bystanders::create("dacatest-kill");
 
     // SIGKILL: the reaper removes the run's containers.
@@ -442,22 +466,17 @@ fn a_missing_image_is_a_clear_error() {
     let project = tempfile::tempdir().unwrap();
     let manifest = "name: dacatest-missing\nredis: { provider: embedded }\napps:\n  - id: web\n    image: daca-test/no-such-image:1\n";
     std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
-    let out = run(&["up", "-d", project.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
+    let stderr = up_fails(project.path());
     assert!(
         stderr.contains("image `daca-test/no-such-image:1` is not available"),
         "{stderr}"
     );
     assert!(stderr.contains("hint: pre-load it"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
 
     // The same for a containerized Redis that was asked for.
     let manifest = "name: dacatest-missing\nredis: { provider: docker, image: \"daca-test/no-such-redis:1\" }\napps:\n  - id: web\n    command: [python3, -c, \"1\"]\n";
     std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
-    let out = run(&["up", "-d", project.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
+    let stderr = up_fails(project.path());
     assert!(
         stderr.contains("image `daca-test/no-such-redis:1` is not available"),
         "{stderr}"
