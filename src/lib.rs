@@ -12,6 +12,7 @@ pub mod components;
 pub mod control;
 pub mod docker;
 pub mod env;
+pub mod export;
 pub mod logs;
 pub mod manifest;
 pub mod ports;

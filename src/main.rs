@@ -49,6 +49,7 @@ fn is_user_error(err: &anyhow::Error) -> bool {
         || err.is::<daca::sidecar::ComponentsLoadError>()
         || err.is::<daca::project::ProjectError>()
         || err.is::<daca::control::client::ClientError>()
+        || err.is::<daca::export::ExportError>()
 }
 
 fn telemetry(format: LogFormat, verbose: u8) {

@@ -12,6 +12,9 @@ pub struct InitArgs {
     /// Overwrite files that already exist.
     #[arg(long)]
     pub force: bool,
+    /// Write the daca.yaml of this folder of Kubernetes manifests and Dapr resources instead.
+    #[arg(long, value_name = "K8S_DIR")]
+    pub from_k8s: Option<PathBuf>,
 }
 
 const FILES: [(&str, &str); 4] = [
@@ -32,6 +35,9 @@ const FILES: [(&str, &str); 4] = [
 
 pub fn run(args: &InitArgs) -> anyhow::Result<()> {
     let root = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    if let Some(source) = &args.from_k8s {
+        return from_k8s(source, &root, args.force);
+    }
     let existing: Vec<String> = FILES
         .iter()
         .filter(|(path, _)| root.join(path).exists())
@@ -58,5 +64,40 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         String::new()
     };
     println!("\nnext: {cd}daca up    (needs Python ≥ 3.11 and uv: `pip install uv`)");
+    Ok(())
+}
+
+/// `daca init --from-k8s DIR`.
+fn from_k8s(source: &std::path::Path, root: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let imported = crate::export::import::import(source)?;
+    let manifest = root.join("daca.yaml");
+    if manifest.exists() && !force {
+        return Err(super::user_error(format!(
+            "{} already exists\n  hint: use another folder, or `--force` to overwrite",
+            manifest.display()
+        )));
+    }
+    for app in &imported.apps {
+        std::fs::create_dir_all(root.join(app))?;
+    }
+    for (path, content) in &imported.files {
+        let target = root.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, content)?;
+        println!("created {}", target.display());
+    }
+    println!(
+        "\n{} app(s) from {}: {}\nnext: daca up{}",
+        imported.apps.len(),
+        source.display(),
+        imported.apps.join(", "),
+        if root == std::path::Path::new(".") {
+            String::new()
+        } else {
+            format!(" -d {}", root.display())
+        }
+    );
     Ok(())
 }

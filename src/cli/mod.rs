@@ -3,6 +3,7 @@
 
 mod containers;
 mod down;
+mod export;
 mod init;
 mod live;
 mod logs;
@@ -72,8 +73,12 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Create a FastAPI + Dapr hello app and its daca.yaml.
+    /// Create a FastAPI + Dapr hello app and its daca.yaml (or one from Kubernetes manifests).
     Init(init::InitArgs),
+    /// Write the project for another platform: `daca export k8s -o deploy/`.
+    Export(export::ExportArgs),
+    /// Build the apps' images through the Docker engine and tag them as `export` names them.
+    Build(export::BuildArgs),
     /// Print daca's version.
     Version,
     /// Internal: removes a run's containers once the daca that started it is gone.
@@ -154,6 +159,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Init(args) => init::run(&args),
+        Command::Export(args) => export::run(&args).await,
+        Command::Build(args) => export::build(&args).await,
         Command::ExplainWatch { project, paths } => {
             let (file, _) = project.locate();
             let manifest = manifest::load(&file)?;

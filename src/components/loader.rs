@@ -12,7 +12,11 @@ use crate::manifest::{Diagnostic, ManifestError};
 use crate::pubsub::subscription::{self, Kind, Subscription};
 
 /// Loads every `*.yaml`/`*.yml` file of `folder` (not recursively, as Dapr does).
-pub(super) fn load_folder(folder: &Path, root: &Path) -> Result<Resources, ComponentsError> {
+pub(super) fn load_folder(
+    folder: &Path,
+    root: &Path,
+    secrets_present: bool,
+) -> Result<Resources, ComponentsError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -27,6 +31,7 @@ pub(super) fn load_folder(folder: &Path, root: &Path) -> Result<Resources, Compo
         errors: Vec::new(),
         subscriptions: Vec::new(),
         secret_stores: BTreeMap::new(),
+        secrets_present,
     };
     for file in &files {
         loader.read_file(file);
@@ -62,6 +67,9 @@ struct Loader<'a> {
     errors: Vec<ManifestError>,
     subscriptions: Vec<Subscription>,
     secret_stores: BTreeMap<String, SecretStore>,
+    /// Whether a secret a component references must exist now (`daca up`) or may be defined
+    /// elsewhere later (`daca export`, where the cluster's store serves it).
+    secrets_present: bool,
 }
 
 /// Splits a multi-document YAML file at `---` lines; each piece comes with its line offset.
@@ -347,6 +355,7 @@ impl Loader<'_> {
                 &item.value,
                 r.wire.auth.as_ref().map(|a| a.secretStore.value.as_str()),
                 stores,
+                self.secrets_present,
             ) {
                 Ok((value, secret)) => {
                     if secret {
@@ -415,7 +424,11 @@ fn value_of(
     item: &MetadataItemWire,
     auth: Option<&str>,
     stores: &BTreeMap<String, SecretStore>,
+    secrets_present: bool,
 ) -> Result<(String, bool), Problem> {
+    if item.secretKeyRef.is_some() && !secrets_present {
+        return Ok((String::new(), true));
+    }
     if let Some(reference) = &item.secretKeyRef {
         let Some(store_name) = auth else {
             return Err((

@@ -122,7 +122,16 @@ pub fn load_resources(resources: Option<&Path>, root: &Path) -> Result<Resources
             ..Resources::default()
         });
     };
-    loader::load_folder(folder, root)
+    loader::load_folder(folder, root, true)
+}
+
+/// [`load_resources`]'s checks, except that referenced secrets need not exist here (for
+/// `daca export`: on the cluster, its own secret store serves them).
+pub fn check_resources(resources: Option<&Path>, root: &Path) -> Result<(), ComponentsError> {
+    match resources {
+        Some(folder) => loader::load_folder(folder, root, false).map(|_| ()),
+        None => Ok(()),
+    }
 }
 
 fn defaults() -> Vec<Component> {

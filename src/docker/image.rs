@@ -169,6 +169,17 @@ pub async fn build(
     }
 }
 
+/// Tags image `id` as `target` (`registry/name:tag`).
+pub async fn tag(engine: &Engine, id: &str, target: &str) -> Result<(), DockerError> {
+    let (repo, tag) = split_reference(target);
+    let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(repo)
+        .tag(tag)
+        .build();
+    engine.docker.tag_image(id, Some(options)).await?;
+    Ok(())
+}
+
 /// The classic builder wraps a step's stderr in colour codes; the log stream has its own.
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -24,7 +24,7 @@ const FIRST_BUILD: Duration = Duration::from_secs(300);
 
 /// Whether the engine and the test images are there: skip on a developer's machine without
 /// them, fail under `.ci/run`.
-fn engine_ready() -> bool {
+pub(crate) fn engine_ready() -> bool {
     let images = [PYTHON_IMAGE, REDIS_IMAGE, BASE_IMAGE];
     let ready = images.iter().all(|image| {
         Command::new("docker")
@@ -42,7 +42,7 @@ fn engine_ready() -> bool {
     false
 }
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().unwrap();
     text(&output.stdout).trim().to_string()
 }
@@ -62,15 +62,15 @@ fn image_id(image: &str) -> String {
 
 /// examples/containers and the app it builds (examples/hello/hello-api) copied to a temp
 /// folder, as project `name`, using the local test images; GREETING comes from the app's `.env`.
-struct Example {
+pub(crate) struct Example {
     _tmp: tempfile::TempDir,
     /// The project folder (daca.yaml).
-    project: PathBuf,
+    pub(crate) project: PathBuf,
     /// The app's folder.
-    app: PathBuf,
+    pub(crate) app: PathBuf,
 }
 
-fn example(name: &str, redis_port: u16) -> Example {
+pub(crate) fn example(name: &str, redis_port: u16) -> Example {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("containers");
     let app = tmp.path().join("hello/hello-api");

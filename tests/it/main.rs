@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod components;
 mod docker;
+mod export;
 mod grpc;
 mod manifest;
 mod process;

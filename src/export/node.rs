@@ -1,0 +1,70 @@
+//! A YAML tree for Dapr resources, which are passed through with unknown fields intact.
+//! (`serde_json::Value` would do, but with the `arbitrary_precision` feature daca needs for
+//! CloudEvents its numbers serialize as maps outside serde_json.)
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A YAML value; maps keep a stable (sorted) key order so the output diffs cleanly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<Node>),
+    Map(BTreeMap<String, Node>),
+}
+
+impl Node {
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Map(map) => map.get(key),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+        match self {
+            Node::Map(map) => map.get_mut(key),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn as_list(&self) -> &[Node] {
+        match self {
+            Node::List(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// `a.b.c` as a string.
+    pub fn path_str(&self, path: &[&str]) -> Option<&str> {
+        path.iter()
+            .try_fold(self, |node, key| node.get(key))
+            .and_then(Node::as_str)
+    }
+
+    pub fn map(entries: impl IntoIterator<Item = (&'static str, Node)>) -> Node {
+        Node::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    }
+
+    pub fn str(text: impl Into<String>) -> Node {
+        Node::Str(text.into())
+    }
+}
