@@ -61,6 +61,7 @@ pub fn drivers(
     supervisor: Arc<Supervisor>,
     stats: Arc<ReloadStats>,
     containers: Option<Arc<ContainerPlan>>,
+    events: Arc<crate::events::EventLog>,
 ) -> BTreeMap<String, mpsc::UnboundedSender<Change>> {
     let mut senders = BTreeMap::new();
     for app in apps {
@@ -75,6 +76,7 @@ pub fn drivers(
             dependents,
             supervisor: supervisor.clone(),
             stats: stats.clone(),
+            events: events.clone(),
             builder: containers.clone().filter(|_| {
                 runs_in_container(app, true) && matches!(app.image, Some(ImageSource::Build(_)))
             }),
@@ -90,6 +92,7 @@ struct Driver {
     dependents: Vec<String>,
     supervisor: Arc<Supervisor>,
     stats: Arc<ReloadStats>,
+    events: Arc<crate::events::EventLog>,
     /// The engine, when the app's image is built from its Dockerfile.
     builder: Option<Arc<ContainerPlan>>,
 }
@@ -155,7 +158,12 @@ impl Driver {
                 "{name} reloaded in {} ms (change → ready)",
                 took.as_millis()
             );
+            let message = format!("reloaded ({what} changed)");
+            self.events
+                .push("reload", Some(name), message, Some(took.as_millis() as u64));
         } else {
+            let message = format!("not ready after the reload ({what} changed)");
+            self.events.push("reload", Some(name), message, None);
             tracing::warn!(
                 "{name}: not ready after the reload ({}); fix the code and save again",
                 handle.status().state.as_str()

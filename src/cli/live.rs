@@ -43,6 +43,10 @@ pub struct Live {
     pub supervisor: Arc<Supervisor>,
     pub shared: Arc<Shared>,
     pub reloads: Arc<ReloadStats>,
+    /// The timeline the dashboard shows.
+    pub events: Arc<crate::events::EventLog>,
+    /// Why the last edit of the resources folder was not applied.
+    component_error: Mutex<Option<String>>,
     control: Mutex<Option<Arc<ControlState>>>,
     bundles: Mutex<BTreeMap<String, Bundle>>,
     drivers: Mutex<BTreeMap<String, mpsc::UnboundedSender<Change>>>,
@@ -79,6 +83,8 @@ impl Live {
             supervisor,
             shared: Arc::new(Shared::new(components, env_var("DAPR_API_TOKEN"))),
             reloads: Arc::default(),
+            events: Arc::default(),
+            component_error: Mutex::new(None),
             control: Mutex::new(None),
             bundles: Mutex::default(),
             drivers: Mutex::default(),
@@ -188,6 +194,7 @@ impl Live {
             &components.declarative,
             active,
         )
+        .with_stats(self.shared.pubsub_stats.clone())
         .spawn()
     }
 
@@ -232,6 +239,7 @@ impl Live {
             self.supervisor.clone(),
             self.reloads.clone(),
             self.containers.clone(),
+            self.events.clone(),
         );
         let live = Arc::downgrade(self);
         let old = self
@@ -377,9 +385,19 @@ impl Live {
             Ok(loaded) => loaded,
             Err(err) => {
                 tracing::error!("{err}\n  the components were not reloaded; the running ones stay");
+                let message = format!("not reloaded: {err}");
+                self.events.push("components", None, message, None);
+                *self
+                    .component_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
                 return;
             }
         };
+        *self
+            .component_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         self.shared.set_components(loaded);
         let mut bundles = self.bundles.lock().unwrap_or_else(|p| p.into_inner());
         for (id, bundle) in bundles.iter_mut() {
@@ -388,12 +406,59 @@ impl Live {
                 bundle.subscriber = self.subscriber(channel, bundle.subscriptions.clone());
             }
         }
-        tracing::info!(
+        let message = format!(
             "components reloaded from {}",
             manifest
                 .resources
                 .map(|r| r.display().to_string())
                 .unwrap_or_default()
         );
+        tracing::info!("{message}");
+        self.events.push("components", None, message, None);
+    }
+}
+
+/// What the dashboard reads of the running project (weakly: it never keeps it alive).
+pub struct LiveInspect(pub std::sync::Weak<Live>);
+
+impl crate::dashboard::Inspect for LiveInspect {
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.0.upgrade().map(|live| live.shared.clone())
+    }
+
+    fn subscriptions(&self) -> Vec<(String, pubsub::subscription::Subscription)> {
+        let Some(live) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let bundles = live.bundles.lock().unwrap_or_else(|p| p.into_inner());
+        bundles
+            .iter()
+            .flat_map(|(id, bundle)| {
+                let active = bundle
+                    .subscriptions
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner());
+                active
+                    .iter()
+                    .map(|s| (id.clone(), s.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn component_error(&self) -> Option<String> {
+        let live = self.0.upgrade()?;
+        let error = live
+            .component_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        error.clone()
+    }
+
+    fn events(&self) -> Arc<crate::events::EventLog> {
+        self.0
+            .upgrade()
+            .map(|live| live.events.clone())
+            .unwrap_or_default()
     }
 }

@@ -59,6 +59,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open the running project's dashboard in a browser (or print its address).
+    Dashboard {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Only print the address.
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Show recent log lines of the running project, or of one app.
     Logs(logs::LogsArgs),
     /// Check daca.yaml without running anything.
@@ -153,6 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Down(args) => down::run(&args).await,
         Command::Ps { project, json } => ps::run(&project, json).await,
         Command::Logs(args) => logs::run(&args, cli.log_format).await,
+        Command::Dashboard { project, no_open } => dashboard(&project, no_open),
         Command::Validate(project) => validate(&project),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&manifest::schema())?);
@@ -200,6 +209,39 @@ fn validate(project: &ProjectArgs) -> anyhow::Result<()> {
         ids.len(),
         ids.join(", ")
     );
+    Ok(())
+}
+
+/// `daca dashboard`: the address, opened with `$BROWSER` or `xdg-open` when there is one.
+fn dashboard(project: &ProjectArgs, no_open: bool) -> anyhow::Result<()> {
+    let record = running(project)?;
+    let url = format!("http://{}/", record.control);
+    println!("dashboard: {url}");
+    if no_open {
+        return Ok(());
+    }
+    let opener = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .or_else(|| {
+            which::which("xdg-open")
+                .ok()
+                .map(|p| p.display().to_string())
+        });
+    match opener {
+        Some(opener) => {
+            let opened = std::process::Command::new(&opener)
+                .arg(&url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            if let Err(err) = opened {
+                println!("could not start `{opener}` ({err}); open the address yourself");
+            }
+        }
+        None => println!("(no $BROWSER or xdg-open here: open the address yourself)"),
+    }
     Ok(())
 }
 

@@ -132,6 +132,7 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
     let down = Arc::new(Notify::new());
     let control_address = start_control(&manifest, &live, &logs, &redis_plan, &down).await?;
     let recorder = record_runs(&manifest, &supervisor, &control_address)?;
+    let timeline = record_events(&supervisor, live.events.clone());
 
     announce(&manifest, &redis_plan, &live.ports(), &control_address);
     let started = Instant::now();
@@ -146,6 +147,7 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
     stop(&supervisor).await;
     containers::finish(plan.as_ref(), reaper).await;
     recorder.abort();
+    timeline.abort();
     // Wait for the recorder to be gone, or a last write could land after the clear.
     let _ = recorder.await;
     state.clear();
@@ -229,6 +231,7 @@ async fn start_control(
         apps: std::sync::RwLock::new(live.ports()),
         down: down.clone(),
         reloads: live.reloads.clone(),
+        inspect: Some(Arc::new(live::LiveInspect(Arc::downgrade(live)))),
     });
     live.set_control(state.clone());
     tokio::spawn(control::serve(listener, state, std::future::pending()));
@@ -275,6 +278,33 @@ fn record_runs(
     }))
 }
 
+/// Puts every app's state change on the dashboard's timeline.
+fn record_events(
+    supervisor: &Arc<Supervisor>,
+    events: Arc<crate::events::EventLog>,
+) -> tokio::task::JoinHandle<()> {
+    let mut changes = supervisor.subscribe();
+    let supervisor = supervisor.clone();
+    tokio::spawn(async move {
+        while let Ok(change) = changes.recv().await {
+            let status = supervisor.handle(&change.name).map(|h| h.status());
+            let detail = status.as_ref().and_then(|s| match change.state {
+                crate::supervisor::AppState::Ready => {
+                    s.ready_after_ms.map(|ms| format!(" in {ms} ms"))
+                }
+                crate::supervisor::AppState::Starting => change.pid.map(|p| format!(" (pid {p})")),
+                _ => s
+                    .message
+                    .clone()
+                    .or(s.last_exit.map(|e| e.to_string()))
+                    .map(|m| format!(": {m}")),
+            });
+            let message = format!("{}{}", change.state.as_str(), detail.unwrap_or_default());
+            events.push("app", Some(&change.name), message, None);
+        }
+    })
+}
+
 fn announce(
     manifest: &Manifest,
     redis_plan: &RedisPlan,
@@ -282,7 +312,7 @@ fn announce(
     control: &str,
 ) {
     tracing::info!(
-        "project {} · redis: {} · control API: http://{control}",
+        "project {} · redis: {} · dashboard: http://{control}/",
         manifest.name,
         redis_plan.describe()
     );

@@ -63,6 +63,7 @@ impl Client {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
         let response = request
+            .header(super::CHANGE_HEADER, "1")
             .timeout(Duration::from_secs(5))
             .send()
             .await

@@ -7,7 +7,7 @@ mod server;
 
 use serde::{Deserialize, Serialize};
 
-pub use server::{ControlState, serve};
+pub use server::{CHANGE_HEADER, ControlState, serve};
 
 use crate::env::SidecarPorts;
 use crate::supervisor::AppStatus;

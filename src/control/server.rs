@@ -32,6 +32,8 @@ pub struct ControlState {
     pub down: Arc<Notify>,
     /// Reload times per app.
     pub reloads: Arc<crate::reload::ReloadStats>,
+    /// The running project's components, subscriptions and events, for the dashboard.
+    pub inspect: Option<Arc<dyn crate::dashboard::Inspect>>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -40,11 +42,16 @@ pub async fn serve(
     state: Arc<ControlState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let router = Router::new()
         .route("/v1/ps", get(ps))
         .route("/v1/logs", get(logs))
         .route("/v1/down", post(down))
         .route("/v1/apps/{name}/{action}", post(app_action))
+        .merge(crate::dashboard::routes())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            guard(port, request, next)
+        }))
         .with_state(state);
     if let Err(err) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
@@ -52,6 +59,46 @@ pub async fn serve(
     {
         tracing::error!("control API stopped: {err}");
     }
+}
+
+/// The header every request that changes something must carry. Other web pages can make a
+/// browser POST here, but not with a custom header (that needs CORS approval, never given).
+pub const CHANGE_HEADER: &str = "x-daca";
+
+/// Refuses what a web page elsewhere could send: a `Host` other than this loopback address
+/// (DNS rebinding), and changes without [`CHANGE_HEADER`].
+async fn guard(
+    port: u16,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let local = [format!("127.0.0.1:{port}"), format!("localhost:{port}")];
+    if !local.iter().any(|l| l == host) {
+        let error = format!("this API answers only at http://127.0.0.1:{port} (Host was `{host}`)");
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({ "error": error })),
+        )
+            .into_response();
+    }
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !reads && !request.headers().contains_key(CHANGE_HEADER) {
+        let error = format!("requests that change something need the header `{CHANGE_HEADER}: 1`");
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({ "error": error })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn ps(State(state): State<Arc<ControlState>>) -> Json<ProjectStatus> {

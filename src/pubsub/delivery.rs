@@ -61,6 +61,7 @@ pub(super) struct Shared {
     pub(super) channel: AppChannel,
     pub(super) http: reqwest::Client,
     pub(super) pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
+    pub(super) stats: Arc<super::stats::PubsubStats>,
 }
 
 /// Runs one app's subscriptions for as long as daca runs.
@@ -90,10 +91,19 @@ impl Subscriber {
                 channel,
                 http,
                 pubsubs,
+                stats: Arc::default(),
             }),
             declarative,
             active,
         }
+    }
+
+    /// Counts deliveries in `stats` (the dashboard's) instead of a private one.
+    pub fn with_stats(mut self, stats: Arc<super::stats::PubsubStats>) -> Subscriber {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.stats = stats;
+        }
+        self
     }
 
     pub fn spawn(self) -> JoinHandle<()> {

@@ -12,6 +12,7 @@ mod cel;
 pub mod delivery;
 pub mod envelope;
 mod memory;
+pub mod stats;
 mod streams;
 pub mod subscription;
 mod worker;

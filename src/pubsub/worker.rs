@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::delivery::{Outcome, Shared, outcome};
+use super::stats::Delivery;
 use super::subscription::Subscription;
 use super::{Consumer, Message, PubsubEntry, envelope};
 use crate::manifest::AppProtocol;
@@ -35,9 +36,20 @@ impl Worker {
             .await;
     }
 
+    /// Which subscriber and message, for the dashboard's counts.
+    fn delivery<'a>(&'a self, message: &'a Message) -> Delivery<'a> {
+        Delivery {
+            app: &self.shared.channel.app_id,
+            pubsub: &self.sub.pubsub,
+            topic: &self.sub.topic,
+            id: &message.id,
+        }
+    }
+
     /// Delivers one entry; true when it is done with (delivered, dropped or dead-lettered).
     async fn deliver(&self, message: &Message) -> bool {
         let app_id = &self.shared.channel.app_id;
+        self.shared.stats.started(&self.delivery(message));
         let body = if self.sub.raw_payload() {
             raw_envelope(message, &self.sub)
         } else {
@@ -74,7 +86,10 @@ impl Worker {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
-                Ok(Outcome::Success) => return true,
+                Ok(Outcome::Success) => {
+                    self.shared.stats.delivered(&self.delivery(message), &body);
+                    return true;
+                }
                 Ok(Outcome::Drop) => {
                     tracing::warn!("{app_id}: {path} dropped event {}", message.id);
                     return self.dead_letter(message).await;
@@ -85,6 +100,7 @@ impl Worker {
             if attempt > RETRIES {
                 break;
             }
+            self.shared.stats.retried(&self.delivery(message));
             tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
         }
         if self.sub.dead_letter_topic.is_some() {
@@ -164,6 +180,9 @@ impl Worker {
     /// Sends the entry to the dead-letter topic, if the subscription has one; true = done.
     async fn dead_letter(&self, message: &Message) -> bool {
         let Some(topic) = &self.sub.dead_letter_topic else {
+            self.shared
+                .stats
+                .dead_lettered(&self.delivery(message), &message.data);
             return true;
         };
         match self
@@ -172,7 +191,12 @@ impl Worker {
             .publish(topic, &message.data, &message.metadata)
             .await
         {
-            Ok(()) => true,
+            Ok(()) => {
+                self.shared
+                    .stats
+                    .dead_lettered(&self.delivery(message), &message.data);
+                true
+            }
             Err(err) => {
                 tracing::warn!("dead-lettering {} to {topic}: {err}", message.id);
                 false

@@ -103,6 +103,8 @@ pub struct Shared {
     pub api_token: Option<String>,
     /// The client for calls to apps (invocation, delivery), with its connection pool.
     pub http: reqwest::Client,
+    /// Pub/sub counts and recent messages, for the dashboard.
+    pub pubsub_stats: Arc<crate::pubsub::stats::PubsubStats>,
 }
 
 impl Shared {
@@ -112,6 +114,7 @@ impl Shared {
             apps: RwLock::default(),
             api_token,
             http: http_client(),
+            pubsub_stats: Arc::default(),
         }
     }
 
@@ -308,7 +311,7 @@ async fn around_every_request(
 }
 
 /// A fresh trace context. Uniqueness is all that is needed, not unpredictability.
-pub(crate) fn new_traceparent() -> String {
+pub fn new_traceparent() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

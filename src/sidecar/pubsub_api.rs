@@ -69,7 +69,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The message as stored: the envelope (or the raw body with `rawPayload`).
+/// The bytes a publish stores: the CloudEvent, or the payload itself with `rawPayload`. Each
+/// is remembered (as bytes, parsed only when looked at) for the dashboard.
 pub(super) fn wrap(
     sidecar: &SidecarState,
     pubsub: &str,
@@ -86,26 +87,30 @@ pub(super) fn wrap(
             err.to_string(),
         )
     })?;
-    if raw {
-        return Ok(body.to_vec());
-    }
-    envelope::envelope(&Publish {
-        app_id: &sidecar.app_id,
-        pubsub,
-        topic,
-        body,
-        content_type,
-        metadata,
-        traceparent: trace.0,
-        tracestate: trace.1,
-    })
-    .map_err(|err| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ERR_PUBSUB_CLOUD_EVENTS_SER",
-            err.to_string(),
-        )
-    })
+    let data = if raw {
+        body.to_vec()
+    } else {
+        envelope::envelope(&Publish {
+            app_id: &sidecar.app_id,
+            pubsub,
+            topic,
+            body,
+            content_type,
+            metadata,
+            traceparent: trace.0,
+            tracestate: trace.1,
+        })
+        .map_err(|err| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_PUBSUB_CLOUD_EVENTS_SER",
+                err.to_string(),
+            )
+        })?
+    };
+    let stats = &sidecar.shared.pubsub_stats;
+    stats.published(&sidecar.app_id, pubsub, topic, &data);
+    Ok(data)
 }
 
 /// One entry of a bulk publish, wrapped and published as a single publish would be; the error

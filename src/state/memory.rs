@@ -47,6 +47,23 @@ impl MemoryStore {
         }))
     }
 
+    /// Live keys starting with `prefix`, sorted, at most `limit`.
+    pub fn keys(&self, prefix: &str, limit: usize) -> Vec<String> {
+        let entries = self
+            .entries
+            .lock()
+            .expect("UNWRAP: no code panics while holding this lock");
+        let now = Instant::now();
+        let mut keys: Vec<String> = entries
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && e.expires.is_none_or(|at| at > now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys.truncate(limit);
+        keys
+    }
+
     pub fn ttl(&self, key: &str) -> Option<i64> {
         let mut entries = self
             .entries

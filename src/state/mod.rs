@@ -90,6 +90,14 @@ impl StateStore {
         }
     }
 
+    /// Keys starting with `prefix` (for the dashboard), sorted, at most `limit`.
+    pub async fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        match self {
+            StateStore::Redis(store) => store.keys(prefix, limit).await,
+            StateStore::Memory(store) => Ok(store.keys(prefix, limit)),
+        }
+    }
+
     /// Seconds until `key` expires (None without an expiry or a key), for tests and the dashboard.
     pub async fn ttl(&self, key: &str) -> Result<Option<i64>, StoreError> {
         match self {

@@ -103,6 +103,34 @@ impl RedisStore {
         }))
     }
 
+    /// Keys starting with `prefix` (SCAN, so Redis is never blocked), sorted, at most `limit`.
+    pub async fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection().await?;
+        let pattern = format!("{}*", glob_escape(prefix));
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.failed(e))?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() >= limit {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
     pub async fn ttl(&self, key: &str) -> Result<Option<i64>, StoreError> {
         let mut connection = self.connection().await?;
         let ttl: i64 = redis::cmd("TTL")
@@ -172,4 +200,15 @@ impl RedisStore {
     fn failed(&self, err: redis::RedisError) -> StoreError {
         StoreError::Failed(self.link.explain(&err))
     }
+}
+
+/// `prefix` as a literal in a Redis glob pattern.
+fn glob_escape(prefix: &str) -> String {
+    prefix
+        .chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
 }

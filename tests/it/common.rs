@@ -92,25 +92,67 @@ pub fn http(method: &str, port: u16, path: &str) -> Option<(u16, String)> {
 
 /// An HTTP request with a JSON body on 127.0.0.1; returns the status code and body.
 pub fn http_request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
+    http_request_with(port, method, path, body, &[])
+}
+
+/// [`http_request`] with extra headers.
+pub fn http_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
+    use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
         .ok()?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(head.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
+    let response = read_response(&mut stream)?;
     let status = response.get(9..12)?.parse().ok()?;
     let body = response
-        .split("\r\n\r\n")
-        .nth(1)
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
         .unwrap_or_default()
         .to_string();
     Some((status, body))
+}
+
+/// Reads one response: to its Content-Length when it has one (some servers, chromedriver
+/// among them, say `Connection: close` and keep the socket open), else to the end.
+fn read_response(stream: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 16384];
+    loop {
+        let n = stream.read(&mut buffer).ok()?;
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            });
+            if length.is_some_and(|length| body.len() >= length) {
+                break;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&seen).into_owned())
 }
 
 /// A throwaway `redis-server` on a free port, stopped on drop.

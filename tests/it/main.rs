@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod components;
+mod dashboard;
 mod docker;
 mod export;
 mod grpc;

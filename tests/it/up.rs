@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::cli::{run, text};
 use crate::common::{
-    daca, free_port, group_alive, have, http, http_get, http_request, port_is_free, repo, serial,
-    wait_until,
+    daca, free_port, group_alive, have, http, http_get, http_request, http_request_with,
+    port_is_free, repo, serial, wait_until,
 };
 
 /// A `daca up` in the background, its output in files.
@@ -383,13 +383,18 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
     )
     .unwrap();
     let control_port = port_of(&record["control"]);
+    // A change without the header other web pages cannot send is refused.
     let (status, body) = http("POST", control_port, "/v1/apps/web/restart").unwrap();
+    assert_eq!(status, 403, "{body}");
+    let change = [("X-Daca", "1")];
+    let (status, body) =
+        http_request_with(control_port, "POST", "/v1/apps/web/restart", "", &change).unwrap();
     assert_eq!(status, 200, "{body}");
     let restarted: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(restarted["restarts"], 1);
     assert_ne!(restarted["pid"].as_u64().unwrap(), first_pid);
     assert_eq!(
-        http("POST", control_port, "/v1/apps/nope/restart")
+        http_request_with(control_port, "POST", "/v1/apps/nope/restart", "", &change)
             .unwrap()
             .0,
         404

@@ -1,0 +1,80 @@
+//! The dashboard: one page served with the control API (same 127.0.0.1 listener, same data),
+//! rendered on the server so the overview works without JavaScript, then kept live by a small
+//! script over the endpoints below. Assets are compiled in; nothing is fetched from elsewhere.
+//!
+//! Nothing here runs unless a browser (or a tool) asks: no background task, no timer.
+
+mod api;
+mod page;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::control::ControlState;
+use crate::events::EventLog;
+use crate::pubsub::subscription::Subscription;
+use crate::sidecar::Shared;
+
+/// What the dashboard reads of the running project beyond `ps`.
+pub trait Inspect: Send + Sync {
+    /// The sidecars' shared parts: components, state stores, pub/sub counts.
+    fn shared(&self) -> Option<Arc<Shared>>;
+    /// Every app's active subscriptions (programmatic and declarative).
+    fn subscriptions(&self) -> Vec<(String, Subscription)>;
+    /// Why the last edit of the resources folder was not applied, if it was not.
+    fn component_error(&self) -> Option<String>;
+    fn events(&self) -> Arc<EventLog>;
+}
+
+const SCRIPT: &str = include_str!("assets/dashboard.js");
+const STYLE: &str = include_str!("assets/dashboard.css");
+
+/// The page, its assets and the endpoints only it needs.
+pub fn routes() -> Router<Arc<ControlState>> {
+    Router::new()
+        .route("/", get(page::render))
+        .route(
+            "/assets/dashboard.js",
+            get(|| asset("text/javascript", SCRIPT)),
+        )
+        .route("/assets/dashboard.css", get(|| asset("text/css", STYLE)))
+        .route("/v1/live", get(api::live))
+        .route("/v1/logs/stream", get(api::log_stream))
+        .route("/v1/events", get(api::events))
+        .route("/v1/events/stream", get(api::event_stream))
+        .route("/v1/components", get(api::components))
+        .route("/v1/state/{store}/keys", get(api::state_keys))
+        .route(
+            "/v1/state/{store}/item",
+            get(api::state_item).delete(api::state_delete),
+        )
+        .route("/v1/pubsub", get(api::pubsub))
+        .route("/v1/pubsub/{pubsub}/{topic}", post(api::publish))
+}
+
+/// Every component (stores, pub/subs, secret stores), by name.
+fn all_components(loaded: &crate::sidecar::Components) -> Vec<&crate::components::Component> {
+    let mut all: Vec<&crate::components::Component> = loaded
+        .stores
+        .values()
+        .map(|s| &s.component)
+        .chain(loaded.pubsubs.values().map(|p| &p.component))
+        .chain(loaded.secrets.values().map(|(c, _)| c))
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+async fn asset(kind: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}

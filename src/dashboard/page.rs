@@ -1,0 +1,152 @@
+//! The page, rendered on the server: the read-only overview (apps, components, subscriptions)
+//! is all there without JavaScript; the script then keeps it live and adds the actions, logs,
+//! state browser, pub/sub view and timeline.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Html;
+
+use crate::control::ControlState;
+use crate::logs::now_ms;
+
+/// Text for HTML.
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub async fn render(State(state): State<Arc<ControlState>>) -> Html<String> {
+    let mut out = String::with_capacity(16 * 1024);
+    let title = format!("{} · daca", esc(&state.project));
+    let _ = write!(
+        out,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title><link rel="stylesheet" href="/assets/dashboard.css"><script src="/assets/dashboard.js" defer></script></head><body>
+<header><h1>{project} <small>daca</small></h1><p id="redis">Redis: {redis}</p>
+<nav aria-label="Sections"><a href='#apps'>Apps</a> <a href='#logs'>Logs</a> <a href='#components'>Components</a> <a href='#state'>State</a> <a href='#pubsub'>Pub/sub</a> <a href='#events'>Events</a></nav></header><main>
+"#,
+        project = esc(&state.project),
+        redis = esc(&format!(
+            "{} {}",
+            state.redis_mode,
+            state.redis_url.clone().unwrap_or_default()
+        )),
+    );
+    apps(&mut out, &state);
+    out.push_str(LOGS_SECTION);
+    components(&mut out, &state);
+    out.push_str(SECTIONS_FOR_SCRIPT);
+    out.push_str("</main></body></html>\n");
+    Html(out)
+}
+
+fn apps(out: &mut String, state: &ControlState) {
+    out.push_str(r#"<section id="apps" aria-labelledby="apps-h"><h2 id="apps-h">Apps</h2><table><thead><tr><th scope="col">App</th><th scope="col">State</th><th scope="col">Runtime</th><th scope="col">Port</th><th scope="col">Sidecar HTTP / gRPC</th><th scope="col">Restarts</th><th scope="col">Uptime</th><th scope="col">Reload last / median</th><th scope="col">Actions</th></tr></thead><tbody id="apps-body">"#);
+    let ports = state.apps.read().unwrap_or_else(|p| p.into_inner()).clone();
+    for status in state.supervisor.statuses() {
+        let Some((port, sidecar)) = ports.get(&status.name) else {
+            continue;
+        };
+        let runtime = match (&status.container, status.pid) {
+            (Some(id), _) => format!("container {id}"),
+            (None, Some(pid)) => format!("pid {pid}"),
+            (None, None) => "-".into(),
+        };
+        let uptime = match (status.state.is_running(), status.started_at_ms) {
+            (true, Some(start)) => format!("{} s", now_ms().saturating_sub(start) / 1000),
+            _ => "-".into(),
+        };
+        let reload = state.reloads.view(&status.name);
+        let reload = match (reload.last_ms, reload.median_ms) {
+            (Some(last), Some(median)) => format!("{last} ms / {median} ms"),
+            _ => "-".into(),
+        };
+        let _ = write!(
+            out,
+            r#"<tr data-app="{name}"><th scope="row">{name}</th><td class="state state-{state}">{state}</td><td class="runtime">{runtime}</td><td>{port}</td><td>{http} / {grpc}</td><td class="restarts">{restarts}</td><td class="uptime">{uptime}</td><td class="reload">{reload}</td><td class="actions"></td></tr>"#,
+            name = esc(&status.name),
+            state = status.state.as_str(),
+            port = port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            http = sidecar.http,
+            grpc = sidecar.grpc,
+            restarts = status.restarts,
+        );
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+fn components(out: &mut String, state: &ControlState) {
+    out.push_str(r#"<section id="components" aria-labelledby="components-h"><h2 id="components-h">Components</h2><div id="components-body">"#);
+    let Some(inspect) = &state.inspect else {
+        out.push_str("</div></section>");
+        return;
+    };
+    if let Some(error) = inspect.component_error() {
+        let _ = write!(
+            out,
+            r#"<p class="error" role="alert">Not applied: {}</p>"#,
+            esc(&error)
+        );
+    }
+    if let Some(shared) = inspect.shared() {
+        let loaded = shared.components();
+        out.push_str(r#"<table><thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Version</th><th scope="col">Scopes</th><th scope="col">From</th></tr></thead><tbody>"#);
+        let rows = super::all_components(&loaded);
+        for c in rows {
+            let _ = write!(
+                out,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&c.name),
+                esc(&c.type_name),
+                esc(&c.version),
+                esc(&if c.scopes.is_empty() {
+                    "all apps".to_string()
+                } else {
+                    c.scopes.join(", ")
+                }),
+                esc(c.origin.as_deref().unwrap_or("daca default")),
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str(r#"<h3>Subscriptions</h3><table><thead><tr><th scope="col">App</th><th scope="col">Pub/sub</th><th scope="col">Topic</th><th scope="col">Routes</th><th scope="col">Dead letters</th><th scope="col">Kind</th></tr></thead><tbody>"#);
+    for (app, s) in inspect.subscriptions() {
+        let routes: Vec<String> = s
+            .rules
+            .iter()
+            .map(|r| {
+                if r.source.is_empty() {
+                    r.path.clone()
+                } else {
+                    format!("{} → {}", r.source, r.path)
+                }
+            })
+            .collect();
+        let kind = match s.kind {
+            crate::pubsub::subscription::Kind::Declarative => "declarative",
+            crate::pubsub::subscription::Kind::Programmatic => "programmatic",
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{kind}</td></tr>",
+            esc(&app),
+            esc(&s.pubsub),
+            esc(&s.topic),
+            esc(&routes.join("; ")),
+            esc(s.dead_letter_topic.as_deref().unwrap_or("-")),
+        );
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
+/// The live sections: empty shells the script fills (with a note for readers without it).
+const LOGS_SECTION: &str = r#"<section id="logs" aria-labelledby="logs-h"><h2 id="logs-h">Logs</h2><noscript><p>Live logs need JavaScript; <code>daca logs -f</code> shows them in a terminal.</p></noscript><div class="controls" hidden><label>App <select id="log-source"><option value="">all</option></select></label> <label>Filter <input id="log-filter" type="search" placeholder="text"></label> <button id="log-pause" type="button" aria-pressed="false">Pause</button></div><ol id="log" aria-live="off"></ol></section>
+"#;
+
+const SECTIONS_FOR_SCRIPT: &str = r#"<section id="state" aria-labelledby="state-h"><h2 id="state-h">State</h2><noscript><p>Browsing state needs JavaScript.</p></noscript><form id="state-form" hidden><label>Store <select id="state-store"></select></label> <label>App-id <select id="state-app"></select></label> <button id="state-list" type="submit">List keys</button></form><ul id="state-keys"></ul><div id="state-detail" hidden><h3 id="state-key"></h3><p id="state-meta"></p><pre id="state-value"></pre><button id="state-delete" type="button">Delete key</button></div></section>
+<section id="pubsub" aria-labelledby="pubsub-h"><h2 id="pubsub-h">Pub/sub</h2><noscript><p>The pub/sub view needs JavaScript.</p></noscript><table hidden><thead><tr><th scope="col">App</th><th scope="col">Pub/sub</th><th scope="col">Topic</th><th scope="col">Delivered</th><th scope="col">Pending</th><th scope="col">Retried</th><th scope="col">Dead-lettered</th></tr></thead><tbody id="pubsub-counts"></tbody></table><form id="publish-form" hidden><h3>Publish a test message</h3><label>Pub/sub <select id="pub-pubsub"></select></label> <label>Topic <input id="pub-topic" required></label> <label>Data <textarea id="pub-data" rows="3">{"hello": "from the dashboard"}</textarea></label> <button id="pub-send" type="submit">Publish</button> <span id="pub-result" role="status"></span></form><h3>Last messages</h3><ol id="pubsub-recent"></ol></section>
+<section id="events" aria-labelledby="events-h"><h2 id="events-h">Events</h2><noscript><p>The timeline needs JavaScript.</p></noscript><ol id="timeline"></ol></section>
+"#;
