@@ -80,16 +80,7 @@ fn read_folder(dir: &Path) -> Result<Vec<Node>, ExportError> {
     files.sort();
     let mut docs = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| ExportError::Read {
-            file: file.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let parsed: Vec<Node> =
-            serde_saphyr::from_str_multiple(&text).map_err(|e| ExportError::Read {
-                file: file.display().to_string(),
-                message: e.to_string(),
-            })?;
-        docs.extend(parsed.into_iter().filter(|d| *d != Node::Null));
+        docs.extend(super::node::read_documents(&file)?);
     }
     Ok(docs)
 }

@@ -332,21 +332,8 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Node)>, ExportError> {
     files.sort();
     let mut docs = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| ExportError::Read {
-            file: file.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let parsed: Vec<Node> =
-            serde_saphyr::from_str_multiple(&text).map_err(|e| ExportError::Read {
-                file: file.display().to_string(),
-                message: e.to_string(),
-            })?;
-        docs.extend(
-            parsed
-                .into_iter()
-                .filter(|d| *d != Node::Null)
-                .map(|d| (file.clone(), d)),
-        );
+        let parsed = super::node::read_documents(&file)?;
+        docs.extend(parsed.into_iter().map(|d| (file.clone(), d)));
     }
     Ok(docs)
 }

@@ -68,3 +68,15 @@ impl Node {
         Node::Str(text.into())
     }
 }
+
+/// The YAML documents of `file` (multi-document files included; empty documents skipped).
+pub fn read_documents(file: &std::path::Path) -> Result<Vec<Node>, super::ExportError> {
+    let failed = |message: String| super::ExportError::Read {
+        file: file.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| failed(e.to_string()))?;
+    let parsed: Vec<Node> =
+        serde_saphyr::from_str_multiple(&text).map_err(|e| failed(e.to_string()))?;
+    Ok(parsed.into_iter().filter(|d| *d != Node::Null).collect())
+}
