@@ -25,13 +25,13 @@ use crate::supervisor::Supervisor;
 use crate::watch::{self, Change};
 
 /// What runs for one app besides its process.
-struct Bundle {
+pub(super) struct Bundle {
     ports: SidecarPorts,
     spec: AppSpec,
     sidecar: JoinHandle<()>,
     grpc: JoinHandle<()>,
     subscriber: JoinHandle<()>,
-    subscriptions: Arc<RwLock<Vec<pubsub::subscription::Subscription>>>,
+    pub(super) subscriptions: Arc<RwLock<Vec<pubsub::subscription::Subscription>>>,
 }
 
 pub struct Live {
@@ -46,9 +46,9 @@ pub struct Live {
     /// The timeline the dashboard shows.
     pub events: Arc<crate::events::EventLog>,
     /// Why the last edit of the resources folder was not applied.
-    component_error: Mutex<Option<String>>,
+    pub(super) component_error: Mutex<Option<String>>,
     control: Mutex<Option<Arc<ControlState>>>,
-    bundles: Mutex<BTreeMap<String, Bundle>>,
+    pub(super) bundles: Mutex<BTreeMap<String, Bundle>>,
     drivers: Mutex<BTreeMap<String, mpsc::UnboundedSender<Change>>>,
     watching: Mutex<Option<watch::Watch>>,
 }
@@ -415,50 +415,5 @@ impl Live {
         );
         tracing::info!("{message}");
         self.events.push("components", None, message, None);
-    }
-}
-
-/// What the dashboard reads of the running project (weakly: it never keeps it alive).
-pub struct LiveInspect(pub std::sync::Weak<Live>);
-
-impl crate::dashboard::Inspect for LiveInspect {
-    fn shared(&self) -> Option<Arc<Shared>> {
-        self.0.upgrade().map(|live| live.shared.clone())
-    }
-
-    fn subscriptions(&self) -> Vec<(String, pubsub::subscription::Subscription)> {
-        let Some(live) = self.0.upgrade() else {
-            return Vec::new();
-        };
-        let bundles = live.bundles.lock().unwrap_or_else(|p| p.into_inner());
-        bundles
-            .iter()
-            .flat_map(|(id, bundle)| {
-                let active = bundle
-                    .subscriptions
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner());
-                active
-                    .iter()
-                    .map(|s| (id.clone(), s.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
-    fn component_error(&self) -> Option<String> {
-        let live = self.0.upgrade()?;
-        let error = live
-            .component_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        error.clone()
-    }
-
-    fn events(&self) -> Arc<crate::events::EventLog> {
-        self.0
-            .upgrade()
-            .map(|live| live.events.clone())
-            .unwrap_or_default()
     }
 }

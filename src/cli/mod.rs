@@ -5,6 +5,7 @@ mod containers;
 mod down;
 mod export;
 mod init;
+mod inspect;
 mod live;
 mod logs;
 mod ps;

@@ -231,7 +231,7 @@ async fn start_control(
         apps: std::sync::RwLock::new(live.ports()),
         down: down.clone(),
         reloads: live.reloads.clone(),
-        inspect: Some(Arc::new(live::LiveInspect(Arc::downgrade(live)))),
+        inspect: Some(Arc::new(super::inspect::LiveInspect(Arc::downgrade(live)))),
     });
     live.set_control(state.clone());
     tokio::spawn(control::serve(listener, state, std::future::pending()));
