@@ -92,6 +92,38 @@ impl LogBus {
             .expect("UNWRAP: no code panics while holding this lock");
         recent.iter().filter(|line| keep(line)).cloned().collect()
     }
+
+    /// The remembered lines `keep` selects, then the live ones it selects. It subscribes before
+    /// copying the backlog, so no line falls between the two.
+    pub fn follow<K: Fn(&LogLine) -> bool + Send + 'static>(
+        &self,
+        keep: K,
+    ) -> (
+        Vec<Arc<LogLine>>,
+        impl futures_util::Stream<Item = Arc<LogLine>> + Send + use<K>,
+    ) {
+        let live = follow(self.subscribe());
+        let backlog = self.recent(&keep);
+        let live =
+            futures_util::StreamExt::filter(live, move |line| std::future::ready(keep(line)));
+        (backlog, live)
+    }
+}
+
+/// What `live` carries from now on, as a stream: a reader that falls behind skips what it
+/// missed, and the stream ends when the sender is gone.
+pub fn follow<T: Clone + Send + 'static>(
+    live: broadcast::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::unfold(live, |mut live| async move {
+        loop {
+            match live.recv().await {
+                Ok(item) => return Some((item, live)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
 }
 
 /// Reads `reader` line by line into the bus until it closes. Invalid UTF-8 is replaced, not fatal.

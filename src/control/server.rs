@@ -175,20 +175,10 @@ async fn logs(State(state): State<Arc<ControlState>>, Query(query): Query<LogQue
             serde_json::to_string(line).unwrap_or_default()
         )))
     };
-    // Subscribe before copying the backlog so no line falls between the two.
-    let live = state.logs.subscribe();
-    let backlog: Vec<_> = state.logs.recent(&keep).iter().map(|l| encode(l)).collect();
+    let (backlog, live) = state.logs.follow(keep);
+    let backlog: Vec<_> = backlog.iter().map(|l| encode(l)).collect();
     let body = if query.follow {
-        let following = stream::unfold((live, keep), move |(mut live, keep)| async move {
-            loop {
-                match live.recv().await {
-                    Ok(line) if keep(&line) => return Some((encode(&line), (live, keep))),
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        Body::from_stream(stream::iter(backlog).chain(following))
+        Body::from_stream(stream::iter(backlog).chain(live.map(move |l| encode(&l))))
     } else {
         Body::from_stream(stream::iter(backlog))
     };

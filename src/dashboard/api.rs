@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::control::ControlState;
 use crate::logs::LogLine;
@@ -56,23 +55,14 @@ fn log_events(
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
     let source = query.source.filter(|s| !s.is_empty());
     let keep = move |line: &LogLine| source.as_ref().is_none_or(|s| *s == line.source);
-    let live = state.logs.subscribe();
-    let mut backlog = state.logs.recent(&keep);
+    let (mut backlog, live) = state.logs.follow(keep);
     let tail = query.tail.unwrap_or(DEFAULT_TAIL);
     backlog.drain(..backlog.len().saturating_sub(tail));
     let encode = |line: &LogLine| {
         Ok(SseEvent::default().data(serde_json::to_string(line).unwrap_or_default()))
     };
     let backlog: Vec<_> = backlog.iter().map(|l| encode(l)).collect();
-    let following = stream::unfold((live, keep), move |(mut live, keep)| async move {
-        loop {
-            match live.recv().await {
-                Ok(line) if keep(&line) => return Some((encode(&line), (live, keep))),
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
+    let following = live.map(move |line| encode(&line));
     stream::iter(backlog).chain(following)
 }
 
@@ -119,15 +109,7 @@ fn timeline_events(
         Ok::<_, Infallible>(SseEvent::default().data(serde_json::to_string(e).unwrap_or_default()))
     };
     let backlog: Vec<_> = log.recent().iter().map(encode).collect();
-    let following = stream::unfold(live, move |mut live| async move {
-        loop {
-            match live.recv().await {
-                Ok(event) => return Some((encode(&event), live)),
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
+    let following = crate::logs::follow(live).map(move |event| encode(&event));
     stream::iter(backlog).chain(following)
 }
 
