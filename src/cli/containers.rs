@@ -14,11 +14,8 @@ use crate::redis::{EngineOffer, RedisPlan};
 /// Whether anything in the project could use a Docker engine.
 fn wants_engine(manifest: &Manifest) -> bool {
     let redis = matches!(
-        manifest.redis,
-        RedisConfig::Managed {
-            provider: RedisProvider::Auto | RedisProvider::Docker,
-            ..
-        }
+        manifest.redis.provider(),
+        Some(RedisProvider::Auto | RedisProvider::Docker)
     );
     redis
         || manifest
@@ -29,11 +26,7 @@ fn wants_engine(manifest: &Manifest) -> bool {
 
 /// Whether the project cannot run without an engine.
 fn needs_engine(manifest: &Manifest) -> Option<String> {
-    if let RedisConfig::Managed {
-        provider: RedisProvider::Docker,
-        ..
-    } = manifest.redis
-    {
+    if manifest.redis.provider() == Some(RedisProvider::Docker) {
         return Some("redis (provider: docker)".into());
     }
     let apps: Vec<&str> = manifest
@@ -147,14 +140,7 @@ pub async fn prepare_redis(
         if let Err(err) =
             docker::image::ensure(engine, image, logs, crate::redis::UNIT_NAME, hint).await
         {
-            let explicit = matches!(
-                manifest.redis,
-                RedisConfig::Managed {
-                    provider: RedisProvider::Docker,
-                    ..
-                }
-            );
-            if explicit {
+            if manifest.redis.provider() == Some(RedisProvider::Docker) {
                 return Err(user_error(err.to_string()));
             }
             tracing::warn!("{err}");

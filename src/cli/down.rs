@@ -29,11 +29,9 @@ pub async fn run(args: &DownArgs) -> anyhow::Result<()> {
     }
     // The project's name labels its containers; a manifest that no longer loads still has a
     // folder name, which is the default project name.
-    let project = manifest::load(&file).map(|m| m.name).unwrap_or_else(|_| {
-        root.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+    let project = manifest::load(&file)
+        .map(|m| m.name)
+        .unwrap_or_else(|_| manifest::default_name(&root));
     let owner = Owner::new(&project, &root, "");
     if let Ok(engine) = Engine::connect().await {
         let removed = sweep::remove_containers(&engine, &owner, false).await?;

@@ -91,11 +91,12 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
     if let Some(plan) = &plan {
         containers::prepare_apps(plan, &manifest).await?;
     }
+    // With an engine (`plan`), apps that can run in containers do.
     let in_containers = matches!(redis_plan, RedisPlan::Container { .. })
         || manifest
             .apps
             .iter()
-            .any(|a| plan.is_some() && crate::docker::runs_in_container(a, true));
+            .any(|a| crate::docker::runs_in_container(a, true));
     let reaper = plan
         .as_deref()
         .filter(|_| in_containers)

@@ -22,7 +22,7 @@ pub use model::{
     AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, RedisConfig,
     RedisProvider, ReloadMode, RestartPolicy, RuntimeChoice,
 };
-pub use validate::DEFAULT_REDIS_IMAGE;
+pub use validate::{DEFAULT_REDIS_IMAGE, default_name};
 pub use wire::EnvValue;
 
 /// The file name daca looks for in a project folder.

@@ -223,6 +223,16 @@ pub enum RedisConfig {
     },
 }
 
+impl RedisConfig {
+    /// How daca provides it; `None` for the user's own Redis.
+    pub fn provider(&self) -> Option<RedisProvider> {
+        match self {
+            RedisConfig::Managed { provider, .. } => Some(*provider),
+            RedisConfig::External { .. } => None,
+        }
+    }
+}
+
 /// How a managed Redis is provided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisProvider {

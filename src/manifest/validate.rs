@@ -64,6 +64,13 @@ impl Checker<'_> {
 }
 
 /// Validates a parsed manifest. `file` is absolute; its folder is the project root.
+/// The project's name when daca.yaml gives none: its folder's.
+pub fn default_name(root: &Path) -> String {
+    root.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "daca".into())
+}
+
 pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnostic>> {
     let root = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut checker = Checker {
@@ -72,10 +79,7 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
     };
     let name = match &wire.name {
         Some(name) => name.value.clone(),
-        None => root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "daca".into()),
+        None => default_name(&root),
     };
     let resources = wire
         .resources
