@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::docker::{ContainerPlan, runs_in_container};
+use crate::docker::ContainerPlan;
 use crate::manifest::{AppSpec, ImageSource, ReloadMode};
 use crate::supervisor::{AppState, Supervisor};
 use crate::watch::{Change, is_dependency_file};
@@ -77,9 +77,9 @@ pub fn drivers(
             supervisor: supervisor.clone(),
             stats: stats.clone(),
             events: events.clone(),
-            builder: containers.clone().filter(|_| {
-                runs_in_container(app, true) && matches!(app.image, Some(ImageSource::Build(_)))
-            }),
+            builder: containers
+                .clone()
+                .filter(|plan| plan.runs(app) && matches!(app.image, Some(ImageSource::Build(_)))),
         };
         tokio::spawn(driver.run(rx));
         senders.insert(app.id.to_string(), tx);

@@ -6,7 +6,7 @@ use std::process::Child;
 use std::sync::Arc;
 
 use super::user_error;
-use crate::docker::{self, ContainerPlan, Engine, Owner, runs_in_container, sweep};
+use crate::docker::{self, ContainerPlan, Engine, Owner, sweep};
 use crate::logs::LogBus;
 use crate::manifest::{Manifest, RedisConfig, RedisProvider, RuntimeChoice};
 use crate::redis::{EngineOffer, RedisPlan};
@@ -159,7 +159,7 @@ pub async fn prepare_redis(
 
 /// Builds (or checks) the image of every app that runs in a container, in start order.
 pub async fn prepare_apps(plan: &ContainerPlan, manifest: &Manifest) -> anyhow::Result<()> {
-    for app in manifest.apps.iter().filter(|a| runs_in_container(a, true)) {
+    for app in manifest.apps.iter().filter(|a| plan.runs(a)) {
         let started = std::time::Instant::now();
         let id = plan
             .prepare(app)

@@ -13,7 +13,7 @@ use super::units::{app_unit, check_program};
 use super::user_error;
 use crate::channel::AppChannel;
 use crate::control::ControlState;
-use crate::docker::{ContainerPlan, runs_in_container};
+use crate::docker::ContainerPlan;
 use crate::env::SidecarPorts;
 use crate::manifest::{self, AppSpec, Manifest};
 use crate::ports::{PortPicker, is_free};
@@ -372,9 +372,7 @@ impl Live {
 
     /// The engine, when `app` runs in a container.
     fn container_plan(&self, app: &AppSpec) -> Option<&ContainerPlan> {
-        self.containers
-            .as_deref()
-            .filter(|_| runs_in_container(app, true))
+        self.containers.as_deref().filter(|plan| plan.runs(app))
     }
 
     /// Loads the resources folder again and swaps the components; subscribers restart on the

@@ -1,7 +1,7 @@
 //! The supervised unit of each app: what to run (a host process or a container), how to tell
 //! it is ready, and what it waits for.
 
-use crate::docker::{ContainerPlan, runs_in_container};
+use crate::docker::ContainerPlan;
 use crate::env::{self, SidecarPorts};
 use crate::manifest::AppSpec;
 use crate::redis::{self, RedisPlan};
@@ -18,7 +18,7 @@ pub fn app_unit(
     containers: Option<&ContainerPlan>,
 ) -> UnitSpec {
     let container = containers
-        .filter(|_| runs_in_container(app, true))
+        .filter(|plan| plan.runs(app))
         .map(|plan| plan.app_launch(app, ports));
     let env = match container {
         Some(_) => Vec::new(),

@@ -91,15 +91,10 @@ pub async fn run(args: &UpArgs, format: LogFormat) -> anyhow::Result<()> {
     if let Some(plan) = &plan {
         containers::prepare_apps(plan, &manifest).await?;
     }
-    // With an engine (`plan`), apps that can run in containers do.
-    let in_containers = matches!(redis_plan, RedisPlan::Container { .. })
-        || manifest
-            .apps
-            .iter()
-            .any(|a| crate::docker::runs_in_container(a, true));
+    let redis_in_container = matches!(redis_plan, RedisPlan::Container { .. });
     let reaper = plan
         .as_deref()
-        .filter(|_| in_containers)
+        .filter(|plan| redis_in_container || manifest.apps.iter().any(|a| plan.runs(a)))
         .and_then(containers::start_reaper);
     // Nothing starts before `start_all`; the supervisor exists first so that the sidecars can
     // follow each app's readiness.

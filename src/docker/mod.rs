@@ -16,7 +16,7 @@ use bollard::Docker;
 
 pub use container::ContainerRuntime;
 pub use endpoint::Endpoint;
-pub use plan::{ContainerPlan, runs_in_container};
+pub use plan::ContainerPlan;
 
 /// Labels on everything daca creates; `daca down` and the next `daca up` find leftovers by them
 /// and never touch anything without them.

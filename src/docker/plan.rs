@@ -17,16 +17,17 @@ pub struct ContainerPlan {
     pub logs: Arc<LogBus>,
 }
 
-/// Whether `app` runs in a container, given whether an engine answers.
-pub fn runs_in_container(app: &AppSpec, engine: bool) -> bool {
-    match app.runtime {
-        RuntimeChoice::Docker => true,
-        RuntimeChoice::Process => false,
-        RuntimeChoice::Auto => app.image.is_some() && engine,
-    }
-}
-
 impl ContainerPlan {
+    /// Whether `app` runs in a container, now that an engine answers: when it asks for one,
+    /// or (`runtime: auto`) when it has an image.
+    pub fn runs(&self, app: &AppSpec) -> bool {
+        match app.runtime {
+            RuntimeChoice::Docker => true,
+            RuntimeChoice::Process => false,
+            RuntimeChoice::Auto => app.image.is_some(),
+        }
+    }
+
     /// The image an app's container runs.
     pub fn image_of(&self, app: &AppSpec) -> String {
         match &app.image {
