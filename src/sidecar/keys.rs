@@ -2,15 +2,30 @@
 
 use std::collections::BTreeMap;
 
+use super::catalog::{self, Api};
 use super::error::ApiError;
 use crate::components::stores::KeyPrefix;
 
 const SEPARATOR: &str = "||";
 
-fn illegal(what: &str) -> ApiError {
-    ApiError::malformed(format!(
-        "api error: code = InvalidArgument desc = input key/keyPrefix '{what}' can't contain '{SEPARATOR}'"
-    ))
+/// A key (or prefix) with the separator in it, in a store; the error differs by API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IllegalKey {
+    pub store: String,
+    pub key: String,
+}
+
+impl IllegalKey {
+    pub fn error(&self, api: Api) -> ApiError {
+        catalog::illegal_key(api, &self.store, &self.key)
+    }
+}
+
+/// The HTTP API's `?` on a key.
+impl From<IllegalKey> for ApiError {
+    fn from(illegal: IllegalKey) -> ApiError {
+        illegal.error(Api::Http)
+    }
 }
 
 /// The key as stored: `myapp||order-1` for the default `keyPrefix: appid`.
@@ -19,7 +34,11 @@ pub fn stored_key(
     app_id: &str,
     component: &str,
     key: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, IllegalKey> {
+    let illegal = |what: &str| IllegalKey {
+        store: component.to_string(),
+        key: what.to_string(),
+    };
     if key.contains(SEPARATOR) {
         return Err(illegal(key));
     }
@@ -72,8 +91,12 @@ mod tests {
         assert_eq!(key(KeyPrefix::Custom("shared".into())), "shared||order-1");
         let err = stored_key(&KeyPrefix::AppId, "myapp", "s", "a||b").unwrap_err();
         assert_eq!(
-            err.message,
+            ApiError::from(err.clone()).message,
             "api error: code = InvalidArgument desc = input key/keyPrefix 'a||b' can't contain '||'"
+        );
+        assert_eq!(
+            err.error(Api::Grpc).message,
+            "input key/keyPrefix 'a||b' can't contain '||'"
         );
     }
 

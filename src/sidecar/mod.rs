@@ -6,6 +6,7 @@
 //! `DAPR_API_TOKEN` is set; health exempt) → route → handler → `Traceparent` added to the
 //! response. Unknown routes answer as Dapr does (its service-invocation fallback).
 
+mod catalog;
 mod error;
 pub mod grpc;
 mod invoke;

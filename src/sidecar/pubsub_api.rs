@@ -12,6 +12,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::SidecarState;
+use super::catalog::{self, Api};
 use super::error::ApiError;
 use super::keys::Query;
 use super::state_api::read_body;
@@ -20,47 +21,28 @@ use crate::pubsub::envelope::{self, Publish};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The pubsub named in the URL, if this app may publish `topic` to it.
-pub(super) fn pubsub(sidecar: &SidecarState, name: &str, topic: &str) -> Result<Arc<PubsubEntry>> {
+/// The pubsub named in the URL, if this app may publish `topic` to it; checked in Dapr's order.
+pub(super) fn pubsub(
+    api: Api,
+    sidecar: &SidecarState,
+    name: &str,
+    topic: &str,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Arc<PubsubEntry>> {
     if name.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ERR_PUBSUB_EMPTY",
-            "pubsub name is empty",
-        ));
-    }
-    if topic.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ERR_TOPIC_NAME_EMPTY",
-            format!("topic is empty in pubsub {name}"),
-        ));
+        return Err(catalog::pubsub_name_empty(metadata));
     }
     let pubsubs = sidecar.shared.components().pubsubs.clone();
-    if pubsubs.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "ERR_PUBSUB_NOT_CONFIGURED",
-            "no pubsub is configured",
-        ));
-    }
     let entry = pubsubs
         .get(name)
         .filter(|e| e.component.visible_to(&sidecar.app_id))
         .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "ERR_PUBSUB_NOT_FOUND",
-                format!("pubsub {name} is not found"),
-            )
-        })?;
+        .ok_or_else(|| catalog::pubsub_not_found(api, name, metadata))?;
+    if topic.is_empty() {
+        return Err(catalog::topic_empty(name, metadata));
+    }
     if !entry.may_publish(&sidecar.app_id, topic) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "ERR_PUBSUB_FORBIDDEN",
-            format!("topic {topic} is not allowed for app id {}", sidecar.app_id),
-        ));
+        return Err(catalog::publish_forbidden(name, topic, &sidecar.app_id));
     }
     Ok(entry)
 }
@@ -80,13 +62,8 @@ pub(super) fn wrap(
     metadata: &BTreeMap<String, String>,
     trace: (&str, &str),
 ) -> Result<Vec<u8>> {
-    let raw = envelope::raw_payload(metadata).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "ERR_PUBSUB_REQUEST_METADATA",
-            err.to_string(),
-        )
-    })?;
+    let raw = envelope::raw_payload(metadata)
+        .map_err(|err| catalog::pubsub_metadata(pubsub, metadata, &err.to_string()))?;
     let data = if raw {
         body.to_vec()
     } else {
@@ -100,13 +77,7 @@ pub(super) fn wrap(
             traceparent: trace.0,
             tracestate: trace.1,
         })
-        .map_err(|err| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ERR_PUBSUB_CLOUD_EVENTS_SER",
-                err.to_string(),
-            )
-        })?
+        .map_err(|err| catalog::cloud_event_creation(pubsub, &sidecar.app_id, &err.to_string()))?
     };
     let stats = &sidecar.shared.pubsub_stats;
     stats.published(&sidecar.app_id, pubsub, topic, &data);
@@ -143,14 +114,6 @@ pub(super) async fn publish_entry(
         .map_err(|err| err.to_string())
 }
 
-fn publish_failed(topic: &str, pubsub: &str, err: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "ERR_PUBSUB_PUBLISH_MESSAGE",
-        format!("error when publishing to topic {topic} in pubsub {pubsub}: {err}"),
-    )
-}
-
 /// The trace context of this call: the caller's, or a new one.
 fn trace(headers: &HeaderMap) -> (String, String) {
     (
@@ -170,11 +133,11 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let entry = pubsub(&sidecar, &name, &topic)?;
     let query = Query::parse(query.as_deref());
+    let entry = pubsub(Api::Http, &sidecar, &name, &topic, &query.metadata)?;
     let body = read_body(&sidecar, body)
         .await
-        .map_err(|err| publish_failed(&topic, &name, err.message))?;
+        .map_err(|err| catalog::publish_failed(&name, &topic, &err.message))?;
     let (traceparent, tracestate) = trace(&headers);
     let data = wrap(
         &sidecar,
@@ -189,7 +152,7 @@ pub async fn publish(
         .broker
         .publish(&topic, &data, &query.metadata)
         .await
-        .map_err(|err| publish_failed(&topic, &name, err))?;
+        .map_err(|err| catalog::publish_failed(&name, &topic, &err.to_string()))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -205,10 +168,6 @@ struct BulkEntry {
     metadata: BTreeMap<String, String>,
 }
 
-fn events_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "ERR_PUBSUB_EVENTS_SER", message)
-}
-
 /// `/v1.0-alpha1/publish/bulk/{pubsub}/{topic}`: each entry published as a single publish would
 /// be (Redis has no bulk publish, so Dapr does the same); failures are listed per entry.
 pub async fn bulk_publish(
@@ -218,24 +177,18 @@ pub async fn bulk_publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let entry = pubsub(&sidecar, &name, &topic)?;
     let query = Query::parse(query.as_deref());
+    let entry = pubsub(Api::Http, &sidecar, &name, &topic, &query.metadata)?;
     let body = read_body(&sidecar, body).await?;
+    let app_id = &sidecar.app_id;
     let entries: Vec<BulkEntry> = serde_json::from_slice(&body)
-        .map_err(|err| events_error(format!("error when unmarshaling the request: {err}")))?;
+        .map_err(|err| catalog::bulk_unmarshal(&name, &topic, app_id, &err.to_string()))?;
     let mut seen = std::collections::HashSet::new();
-    for e in &entries {
-        if e.entry_id.is_empty() {
-            return Err(events_error(
-                "entryId is duplicated or not present for entry",
-            ));
-        }
-        if !seen.insert(e.entry_id.as_str()) {
-            return Err(events_error(format!(
-                "entryId is duplicated or not present for entry {}",
-                e.entry_id
-            )));
-        }
+    if !entries
+        .iter()
+        .all(|e| seen.insert(e.entry_id.as_str()) && !e.entry_id.is_empty())
+    {
+        return Err(catalog::bulk_entry_id(&name, &topic, app_id));
     }
     let (traceparent, tracestate) = trace(&headers);
     let mut failed = Vec::new();

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::SidecarState;
+use super::catalog::{self, Api};
 use super::error::ApiError;
 use super::keys::{Query, stored_key};
 use crate::components::stores::StateEntry;
@@ -21,26 +22,21 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 /// The store named in the URL, as this app may see it.
 pub(super) fn store(sidecar: &SidecarState, name: &str) -> Result<Arc<StateEntry>> {
+    store_for(Api::Http, sidecar, name)
+}
+
+/// The store named, with the error `api` gives when there is none.
+pub(super) fn store_for(api: Api, sidecar: &SidecarState, name: &str) -> Result<Arc<StateEntry>> {
     let components = sidecar.shared.components();
     if components.stores.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ERR_STATE_STORE_NOT_CONFIGURED",
-            format!("state store {name} is not configured"),
-        ));
+        return Err(catalog::state_not_configured(api, name, &sidecar.app_id));
     }
     components
         .stores
         .get(name)
         .filter(|entry| entry.component.visible_to(&sidecar.app_id))
         .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "ERR_STATE_STORE_NOT_FOUND",
-                format!("state store {name} is not found"),
-            )
-        })
+        .ok_or_else(|| catalog::state_not_found(api, name, &sidecar.app_id))
 }
 
 pub(super) async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum::body::Bytes> {
@@ -265,7 +261,7 @@ pub async fn bulk(
         .keys
         .into_iter()
         .map(|key| stored_key(&entry.key_prefix, &sidecar.app_id, &name, &key).map(|s| (key, s)))
-        .collect::<Result<_>>()?;
+        .collect::<std::result::Result<_, _>>()?;
     let parallelism = if request.parallelism <= 0 {
         stored.len().max(1)
     } else {

@@ -226,7 +226,11 @@ async fn state_over_grpc_with_etags_transactions_and_http_interop() {
             })
             .await
             .unwrap_err();
-        assert_eq!(merge.code(), Code::InvalidArgument);
+        assert_eq!(
+            (merge.code(), reason(&merge).as_str()),
+            (Code::Unimplemented, "ERR_NOT_SUPPORTED_STATE_OPERATION"),
+            "as Dapr's apierrors.Basic"
+        );
         s.grpc
             .delete_state(rt::DeleteStateRequest {
                 store_name: "statestore".into(),
@@ -245,6 +249,143 @@ async fn state_over_grpc_with_etags_transactions_and_http_interop() {
                 .is_empty()
         );
     }
+}
+
+/// The `DAPR_*` reason (what the Python SDK's `DaprGrpcError.error_code()` returns) and the
+/// other google.rpc details of an error status.
+fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_details_error_info()
+        .expect("an ErrorInfo detail");
+    assert_eq!(info.domain, "dapr.io");
+    info.reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_daprs_codes_and_details() {
+    use tonic_types::StatusExt;
+    let mut s = start(false, None).await;
+    let unknown = s
+        .grpc
+        .get_state(rt::GetStateRequest {
+            store_name: "nosuch".into(),
+            ..get("k")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert_eq!(reason(&unknown), "DAPR_STATE_NOT_FOUND");
+    assert!(
+        unknown
+            .get_details_error_info()
+            .unwrap()
+            .metadata
+            .is_empty()
+    );
+
+    let illegal = s.grpc.get_state(get("a||b")).await.unwrap_err();
+    assert_eq!(
+        (illegal.code(), illegal.message()),
+        (
+            Code::InvalidArgument,
+            "input key/keyPrefix 'a||b' can't contain '||'"
+        )
+    );
+    assert_eq!(reason(&illegal), "DAPR_STATE_ILLEGAL_KEY");
+    let violation = &illegal.get_details_bad_request().unwrap().field_violations[0];
+    assert_eq!(violation.field, "a||b");
+    let resource = illegal.get_details_resource_info().unwrap();
+    assert_eq!(
+        (
+            resource.resource_type.as_str(),
+            resource.resource_name.as_str()
+        ),
+        ("state", "statestore")
+    );
+    let bulk = s
+        .grpc
+        .get_bulk_state(rt::GetBulkStateRequest {
+            store_name: "statestore".into(),
+            keys: vec!["ok".into(), "a||b".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&bulk),
+        "DAPR_STATE_ILLEGAL_KEY",
+        "one bad key fails the call"
+    );
+
+    s.grpc
+        .save_state(save("statestore", vec![item("k", b"v", None)]))
+        .await
+        .unwrap();
+    let stale = s
+        .grpc
+        .save_state(save("statestore", vec![item("k", b"x", Some("7"))]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (stale.code(), reason(&stale).as_str()),
+        (Code::Aborted, "ERR_STATE_SAVE")
+    );
+    assert!(
+        stale
+            .message()
+            .starts_with("failed saving state in state store statestore: ")
+    );
+    let no_key = s
+        .grpc
+        .save_state(save("statestore", vec![item("", b"x", None)]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (no_key.code(), no_key.message()),
+        (Code::InvalidArgument, "state key cannot be empty")
+    );
+    let publish = |pubsub: &str, topic: &str| rt::PublishEventRequest {
+        pubsub_name: pubsub.into(),
+        topic: topic.into(),
+        data: b"x".to_vec(),
+        ..Default::default()
+    };
+    let no_pubsub = s
+        .grpc
+        .publish_event(publish("nosuch", "t"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (
+            no_pubsub.code(),
+            no_pubsub.message(),
+            reason(&no_pubsub).as_str()
+        ),
+        (
+            Code::InvalidArgument,
+            "pubsub nosuch is not found",
+            "DAPR_PUBSUB_NOT_FOUND"
+        )
+    );
+    let no_topic = s
+        .grpc
+        .publish_event(publish("pubsub", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&no_topic), "DAPR_PUBSUB_TOPIC_NAME_EMPTY");
+    let no_name = s.grpc.publish_event(publish("", "t")).await.unwrap_err();
+    assert_eq!(reason(&no_name), "DAPR_PUBSUB_NAME_EMPTY");
+    let mut raw = publish("pubsub", "t");
+    raw.metadata.insert("rawPayload".into(), "maybe".into());
+    let raw = s.grpc.publish_event(raw).await.unwrap_err();
+    assert_eq!(
+        (raw.code(), reason(&raw).as_str()),
+        (
+            Code::InvalidArgument,
+            "DAPR_PUBSUB_METADATA_DESERIALIZATION"
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

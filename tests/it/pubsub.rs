@@ -407,6 +407,7 @@ async fn publish_errors_are_daprs() {
     let body: Value = unknown.json().await.unwrap();
     assert_eq!(body["errorCode"], "ERR_PUBSUB_NOT_FOUND");
     assert_eq!(body["message"], "pubsub nosuch is not found");
+    assert_eq!(body["details"][0]["reason"], "DAPR_PUBSUB_NOT_FOUND");
     let raw = client
         .post(world.url("/v1.0/publish/pubsub/orders?metadata.rawPayload=maybe"))
         .body("x")
@@ -425,10 +426,11 @@ async fn publish_errors_are_daprs() {
         .await
         .unwrap();
     assert_eq!(forbidden.status(), 403);
-    assert_eq!(
-        forbidden.json::<Value>().await.unwrap()["errorCode"],
-        "ERR_PUBSUB_FORBIDDEN"
-    );
+    let forbidden: Value = forbidden.json().await.unwrap();
+    assert_eq!(forbidden["errorCode"], "ERR_PUBSUB_FORBIDDEN");
+    assert_eq!(forbidden["details"][0]["resource_name"], "pubsub");
+    assert_eq!(forbidden["details"][1]["reason"], "DAPR_PUBSUB_FORBIDDEN");
+    assert_eq!(forbidden["details"][1]["metadata"]["topic"], "secret-topic");
     let bulk = client
         .post(world.url("/v1.0-alpha1/publish/bulk/pubsub/orders"))
         .body(r#"[{"entryId":"1","event":{"n":10},"contentType":"application/json"},{"entryId":"2","event":"hi","contentType":"text/plain"}]"#)
@@ -445,9 +447,11 @@ async fn publish_errors_are_daprs() {
         .await
         .unwrap();
     assert_eq!(duplicate.status(), 400);
+    let duplicate: Value = duplicate.json().await.unwrap();
+    assert_eq!(duplicate["errorCode"], "ERR_PUBSUB_EVENTS_SER");
     assert_eq!(
-        duplicate.json::<Value>().await.unwrap()["errorCode"],
-        "ERR_PUBSUB_EVENTS_SER"
+        duplicate["details"][1]["reason"],
+        "DAPR_PUBSUB_MARSHAL_EVENTS"
     );
 }
 

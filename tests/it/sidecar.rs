@@ -238,6 +238,16 @@ on_both_backends! {
         let illegal = s.save(r#"[{"key":"a||b","value":1}]"#).await;
         assert_eq!((illegal.status, illegal.error_code().as_str()), (400, "ERR_MALFORMED_REQUEST"));
         assert_eq!(illegal.json()["message"], "api error: code = InvalidArgument desc = input key/keyPrefix 'a||b' can't contain '||'");
+        // dapr/kit's details, in Dapr's order and field names (errorCode stays the legacy tag).
+        let unknown_details = &unknown.json()["details"];
+        assert_eq!(unknown_details, &serde_json::json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo", "domain": "dapr.io",
+            "reason": "DAPR_STATE_NOT_FOUND", "metadata": {"appID": "myapp"}}]));
+        let details = &illegal.json()["details"];
+        assert_eq!(details[0]["@type"], "type.googleapis.com/google.rpc.BadRequest");
+        assert_eq!(details[0]["field_violations"][0]["field"], "a||b");
+        assert_eq!((details[1]["resource_type"].as_str(), details[1]["resource_name"].as_str()), (Some("state"), Some("statestore")));
+        assert_eq!((details[2]["reason"].as_str(), &details[2]["metadata"]), (Some("DAPR_STATE_ILLEGAL_KEY"), &serde_json::Value::Null));
         let not_array = s.save(r#"{"key":"k"}"#).await;
         assert_eq!((not_array.status, not_array.error_code().as_str()), (400, "ERR_MALFORMED_REQUEST"));
         let numeric_etag = s.save(r#"[{"key":"k","value":1,"etag":5}]"#).await;

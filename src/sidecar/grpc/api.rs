@@ -11,6 +11,8 @@ use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as rt;
 use tonic::Status;
 
+use crate::components::stores::StateEntry;
+use crate::sidecar::catalog::{self, Api};
 use crate::sidecar::error::ApiError;
 use crate::sidecar::keys::stored_key;
 use crate::sidecar::{SidecarState, meta, pubsub_api, state_api};
@@ -18,24 +20,35 @@ use crate::state::{Delete, Op, StoreError};
 
 type Result<T> = std::result::Result<T, Status>;
 
-/// An HTTP API error as the gRPC status Dapr gives for it.
+/// An API error as the gRPC status Dapr gives for it, details included.
 fn status(err: ApiError) -> Status {
-    let code = match err.status {
-        StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
-        StatusCode::UNAUTHORIZED => tonic::Code::InvalidArgument,
-        StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
-        StatusCode::NOT_FOUND => tonic::Code::InvalidArgument,
-        StatusCode::CONFLICT => tonic::Code::Aborted,
-        _ => tonic::Code::Internal,
-    };
-    Status::new(code, err.message)
+    err.to_status()
 }
 
-fn store_status(err: StoreError) -> Status {
+/// The store named, or the gRPC API's error.
+fn store(s: &SidecarState, name: &str) -> Result<Arc<StateEntry>> {
+    state_api::store_for(Api::Grpc, s, name).map_err(status)
+}
+
+fn key(s: &SidecarState, entry: &StateEntry, store: &str, key: &str) -> Result<String> {
+    stored_key(&entry.key_prefix, &s.app_id, store, key).map_err(|e| status(e.error(Api::Grpc)))
+}
+
+/// A failure as Dapr's gRPC state API wraps it (`apierrors.Basic`, reason = legacy code).
+fn basic(grpc: tonic::Code, code: &'static str, message: String) -> Status {
+    let http = match grpc {
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    status(ApiError::basic(grpc, http, code, message))
+}
+
+/// The gRPC code of a store's failure: Dapr's `getStateErrorCode`.
+fn etag_code(err: &StoreError) -> tonic::Code {
     match err {
-        StoreError::EtagMismatch(m) => Status::aborted(m),
-        StoreError::EtagInvalid(m) => Status::invalid_argument(m),
-        StoreError::Failed(m) => Status::internal(m),
+        StoreError::EtagMismatch(_) => tonic::Code::Aborted,
+        StoreError::EtagInvalid(_) => tonic::Code::InvalidArgument,
+        StoreError::Failed(_) => tonic::Code::Internal,
     }
 }
 
@@ -51,40 +64,36 @@ fn concurrency(options: Option<&common::StateOptions>) -> &'static str {
     }
 }
 
-/// One upsert, as the HTTP save builds it, with the value's bytes as sent.
+/// One upsert, as the HTTP save builds it, with the value's bytes as sent; the inner error is
+/// the store's (a bad etag or TTL), which save and transaction report differently.
 fn upsert(
     s: &SidecarState,
-    entry: &crate::components::stores::StateEntry,
+    entry: &StateEntry,
     store: &str,
     item: common::StateItem,
     common_metadata: &BTreeMap<String, String>,
-) -> Result<Op> {
-    if item.key.is_empty() {
-        return Err(Status::invalid_argument("key is required"));
-    }
-    let key = stored_key(&entry.key_prefix, &s.app_id, store, &item.key).map_err(status)?;
+) -> Result<std::result::Result<Op, StoreError>> {
+    let key = key(s, entry, store, &item.key)?;
     let mut metadata = common_metadata.clone();
     metadata.extend(item.metadata);
     let etag = item.etag.map(|e| e.value);
-    let write = state_api::to_write(
-        entry,
-        key,
-        item.value,
-        etag,
-        concurrency(item.options.as_ref()),
-        &metadata,
-    )
-    .map_err(store_status)?;
-    Ok(Op::Upsert(write))
+    let concurrency = concurrency(item.options.as_ref());
+    Ok(state_api::to_write(entry, key, item.value, etag, concurrency, &metadata).map(Op::Upsert))
 }
 
 pub async fn get_state(
     s: Arc<SidecarState>,
     r: rt::GetStateRequest,
 ) -> Result<rt::GetStateResponse> {
-    let entry = state_api::store(&s, &r.store_name).map_err(status)?;
-    let key = stored_key(&entry.key_prefix, &s.app_id, &r.store_name, &r.key).map_err(status)?;
-    let item = entry.store.get(&key).await.map_err(store_status)?;
+    let entry = store(&s, &r.store_name)?;
+    let stored = key(&s, &entry, &r.store_name, &r.key)?;
+    let item = entry.store.get(&stored).await.map_err(|err| {
+        let message = format!(
+            "fail to get {} from state store {}: {err}",
+            r.key, r.store_name
+        );
+        basic(tonic::Code::Internal, "ERR_STATE_GET", message)
+    })?;
     Ok(match item {
         Some(item) => rt::GetStateResponse {
             data: item.data,
@@ -99,23 +108,26 @@ pub async fn get_bulk_state(
     s: Arc<SidecarState>,
     r: rt::GetBulkStateRequest,
 ) -> Result<rt::GetBulkStateResponse> {
-    let entry = state_api::store(&s, &r.store_name).map_err(status)?;
+    let entry = store(&s, &r.store_name)?;
+    // As in Dapr, one illegal key fails the whole request, before any read.
+    let stored: Vec<String> = r
+        .keys
+        .iter()
+        .map(|k| key(&s, &entry, &r.store_name, k))
+        .collect::<Result<_>>()?;
     let mut items = Vec::with_capacity(r.keys.len());
-    for key in r.keys {
+    for (key, stored) in r.keys.into_iter().zip(stored) {
         let mut item = rt::BulkStateItem {
-            key: key.clone(),
+            key,
             ..Default::default()
         };
-        match stored_key(&entry.key_prefix, &s.app_id, &r.store_name, &key) {
-            Err(err) => item.error = err.message,
-            Ok(stored) => match entry.store.get(&stored).await {
-                Ok(Some(found)) => {
-                    item.data = found.data;
-                    item.etag = found.etag.unwrap_or_default();
-                }
-                Ok(None) => {}
-                Err(err) => item.error = err.to_string(),
-            },
+        match entry.store.get(&stored).await {
+            Ok(Some(found)) => {
+                item.data = found.data;
+                item.etag = found.etag.unwrap_or_default();
+            }
+            Ok(None) => {}
+            Err(err) => item.error = err.to_string(),
         }
         items.push(item);
     }
@@ -123,40 +135,60 @@ pub async fn get_bulk_state(
 }
 
 pub async fn save_state(s: Arc<SidecarState>, r: rt::SaveStateRequest) -> Result<()> {
-    let entry = state_api::store(&s, &r.store_name).map_err(status)?;
+    let entry = store(&s, &r.store_name)?;
     let none = BTreeMap::new();
+    let failed = |err: StoreError| {
+        let message = format!("failed saving state in state store {}: {err}", r.store_name);
+        basic(etag_code(&err), "ERR_STATE_SAVE", message)
+    };
     for item in r.states {
-        let op = upsert(&s, &entry, &r.store_name, item, &none)?;
-        entry.store.apply(&[op]).await.map_err(store_status)?;
+        if item.key.is_empty() {
+            let message = "state key cannot be empty".to_string();
+            return Err(basic(
+                tonic::Code::InvalidArgument,
+                "ERR_STATE_SAVE",
+                message,
+            ));
+        }
+        let op = upsert(&s, &entry, &r.store_name, item, &none)?.map_err(failed)?;
+        entry.store.apply(&[op]).await.map_err(failed)?;
     }
     Ok(())
 }
 
 fn delete_op(
     s: &SidecarState,
-    entry: &crate::components::stores::StateEntry,
+    entry: &StateEntry,
     store: &str,
-    key: &str,
+    k: &str,
     etag: Option<common::Etag>,
 ) -> Result<Op> {
-    let key = stored_key(&entry.key_prefix, &s.app_id, store, key).map_err(status)?;
     Ok(Op::Delete(Delete {
-        key,
+        key: key(s, entry, store, k)?,
         etag: etag.map(|e| e.value).filter(|e| !e.is_empty()),
     }))
 }
 
 pub async fn delete_state(s: Arc<SidecarState>, r: rt::DeleteStateRequest) -> Result<()> {
-    let entry = state_api::store(&s, &r.store_name).map_err(status)?;
+    let entry = store(&s, &r.store_name)?;
     let op = delete_op(&s, &entry, &r.store_name, &r.key, r.etag)?;
-    entry.store.apply(&[op]).await.map_err(store_status)
+    entry.store.apply(&[op]).await.map_err(|err| {
+        let message = format!("failed deleting state with key {}: {err}", r.key);
+        basic(etag_code(&err), "ERR_STATE_DELETE", message)
+    })
 }
 
 pub async fn delete_bulk_state(s: Arc<SidecarState>, r: rt::DeleteBulkStateRequest) -> Result<()> {
-    let entry = state_api::store(&s, &r.store_name).map_err(status)?;
+    let entry = store(&s, &r.store_name)?;
     for item in r.states {
         let op = delete_op(&s, &entry, &r.store_name, &item.key, item.etag)?;
-        entry.store.apply(&[op]).await.map_err(store_status)?;
+        entry.store.apply(&[op]).await.map_err(|err| {
+            let message = format!(
+                "failed deleting state in state store {}: {err}",
+                r.store_name
+            );
+            basic(etag_code(&err), "ERR_STATE_BULK_DELETE", message)
+        })?;
     }
     Ok(())
 }
@@ -165,29 +197,32 @@ pub async fn execute_state_transaction(
     s: Arc<SidecarState>,
     r: rt::ExecuteStateTransactionRequest,
 ) -> Result<()> {
-    let entry = state_api::store(&s, &r.store_name).map_err(status)?;
+    let entry = store(&s, &r.store_name)?;
     let metadata = sorted(r.metadata);
+    let failed = |err: StoreError| {
+        let message = format!("error while executing state transaction: {err}");
+        basic(tonic::Code::Internal, "ERR_STATE_TRANSACTION", message)
+    };
     let mut ops = Vec::with_capacity(r.operations.len());
     for operation in r.operations {
         let item = operation.request.unwrap_or_default();
         ops.push(match operation.operation_type.as_str() {
-            "upsert" => upsert(&s, &entry, &r.store_name, item, &metadata)?,
+            "upsert" => upsert(&s, &entry, &r.store_name, item, &metadata)?.map_err(failed)?,
             "delete" => delete_op(&s, &entry, &r.store_name, &item.key, item.etag)?,
             other => {
-                return Err(Status::invalid_argument(format!(
-                    "operation type {other} not supported"
-                )));
+                let message = format!("operation type {other} not supported");
+                let code = "ERR_NOT_SUPPORTED_STATE_OPERATION";
+                return Err(basic(tonic::Code::Unimplemented, code, message));
             }
         });
     }
-    entry.store.apply(&ops).await.map_err(|err| {
-        Status::internal(format!("error while executing state transaction: {}", err))
-    })
+    entry.store.apply(&ops).await.map_err(failed)
 }
 
 pub async fn publish_event(s: Arc<SidecarState>, r: rt::PublishEventRequest) -> Result<()> {
-    let entry = pubsub_api::pubsub(&s, &r.pubsub_name, &r.topic).map_err(status)?;
     let metadata = sorted(r.metadata);
+    let entry =
+        pubsub_api::pubsub(Api::Grpc, &s, &r.pubsub_name, &r.topic, &metadata).map_err(status)?;
     let content_type = (!r.data_content_type.is_empty()).then_some(r.data_content_type.as_str());
     let trace = crate::sidecar::new_traceparent();
     let data = pubsub_api::wrap(
@@ -205,10 +240,8 @@ pub async fn publish_event(s: Arc<SidecarState>, r: rt::PublishEventRequest) -> 
         .publish(&r.topic, &data, &metadata)
         .await
         .map_err(|err| {
-            Status::internal(format!(
-                "error when publishing to topic {} in pubsub {}: {err}",
-                r.topic, r.pubsub_name
-            ))
+            let error = err.to_string();
+            status(catalog::publish_failed(&r.pubsub_name, &r.topic, &error))
         })
 }
 
@@ -216,8 +249,9 @@ pub async fn bulk_publish_event(
     s: Arc<SidecarState>,
     r: rt::BulkPublishRequest,
 ) -> Result<rt::BulkPublishResponse> {
-    let entry = pubsub_api::pubsub(&s, &r.pubsub_name, &r.topic).map_err(status)?;
     let common = sorted(r.metadata);
+    let entry =
+        pubsub_api::pubsub(Api::Grpc, &s, &r.pubsub_name, &r.topic, &common).map_err(status)?;
     let trace = crate::sidecar::new_traceparent();
     let mut failed_entries = Vec::new();
     for e in r.entries {
