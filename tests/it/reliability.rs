@@ -151,6 +151,34 @@ fn the_pubsub_example_runs_with_the_official_python_sdk() {
         http_get(8001, "/orders/7/status"),
         up.output()
     );
+    // audit, over gRPC with DaprClient: a transaction and a publish per order, the `audited`
+    // event back through its subscription, then get_state and get_metadata.
+    let mut audit = None;
+    let audited = wait_until(Duration::from_secs(20), || {
+        audit = http_get(8003, "/audit/7");
+        audit
+            .as_ref()
+            .is_some_and(|(s, b)| *s == 200 && b.contains(r#""audited":true"#))
+    });
+    assert!(audited, "{audit:?}\n{}", up.output());
+    let (_, body) = audit.unwrap();
+    let record: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&record["order"]["orderId"], &record["last"], &record["app"]),
+        (
+            &serde_json::json!(7),
+            &serde_json::json!("7"),
+            &serde_json::json!("audit")
+        )
+    );
+    // The SDK reads Dapr's ErrorInfo reason from the gRPC status details.
+    let (status, body) = http_get(8003, "/audit-last?store=nosuch").unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains(r#""error_code":"DAPR_STATE_NOT_FOUND""#)
+            && body.contains(r#""status":"INVALID_ARGUMENT""#),
+        "{body}"
+    );
     let redis_port = up.ps()["redis"]["url"]
         .as_str()
         .and_then(|u| u.rsplit(':').next())

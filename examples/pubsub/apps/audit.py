@@ -3,7 +3,9 @@
 It subscribes to `orders` too (a second consumer group: every subscriber gets every order), and
 for each order uses `DaprClient` over gRPC (`DAPR_GRPC_PORT`) to write two keys in one state
 transaction and to publish an `audited` event, which it also subscribes to. `GET /audit/{id}`
-reads the record back with `get_state` and reports what `get_metadata` says about the sidecar.
+reads the record back with `get_state` and reports what `get_metadata` says about the sidecar;
+`GET /audit-last?store=...` shows how the SDK reports a sidecar error (`DaprGrpcError`, whose
+`error_code()` is Dapr's `DAPR_*` reason).
 This is how the Dapr courses write apps after their first HTTP-only steps; under daca it runs
 unchanged.
 """
@@ -11,6 +13,7 @@ unchanged.
 import json
 
 from dapr.clients import DaprClient
+from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.ext.fastapi import DaprApp
 from fastapi import FastAPI, HTTPException
@@ -69,3 +72,14 @@ def read_audit(order_id: int) -> dict:
         "app": metadata.application_id,
         "audited": order_id in audited,
     }
+
+
+@app.get("/audit-last")
+def read_last(store: str = STORE) -> dict:
+    with DaprClient() as client:
+        try:
+            last = client.get_state(store, "audit-last")
+        except DaprGrpcError as err:
+            detail = {"error_code": err.error_code(), "status": err.code().name, "message": err.details()}
+            raise HTTPException(status_code=502, detail=detail) from err
+    return {"last": last.data.decode()}
