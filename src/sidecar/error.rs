@@ -166,7 +166,7 @@ impl Detail {
             }),
             Detail::FieldViolation { field, description } => json!({
                 "@type": format!("{TYPE}BadRequest"),
-                "field_violations": [{ "field": field, "description": description }],
+                "field_violations": [FieldViolation { field, description }],
             }),
             Detail::Help { description, url } => json!({
                 "@type": format!("{TYPE}Help"),
@@ -196,12 +196,30 @@ impl Detail {
     }
 }
 
+/// The body's fields in Dapr's order (Go writes a struct's fields in declaration order and a
+/// map's keys sorted, as serde_json's maps do).
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(rename = "errorCode")]
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<Value>,
+}
+
+#[derive(serde::Serialize)]
+struct FieldViolation<'a> {
+    field: &'a str,
+    description: &'a str,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "errorCode": self.code, "message": self.message });
-        if !self.details.is_empty() {
-            body["details"] = Value::Array(self.details_json());
-        }
+        let body = Body {
+            code: self.code,
+            message: &self.message,
+            details: self.details_json(),
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -217,8 +235,8 @@ mod tests {
         assert!(err.to_status().details().is_empty());
     }
 
-    #[test]
-    fn kit_errors_carry_their_reason_over_grpc() {
+    #[tokio::test]
+    async fn kit_errors_carry_their_reason_over_grpc() {
         use tonic_types::StatusExt;
         let err = ApiError::kit(
             Code::FailedPrecondition,
@@ -242,5 +260,8 @@ mod tests {
         let json = err.details_json();
         assert_eq!(json[1]["metadata"], Value::Null);
         assert_eq!(json[0]["resource_type"], "state");
+        let body = err.into_response().into_body();
+        let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        assert!(bytes.starts_with(br#"{"errorCode":"ERR_STATE_STORE_NOT_CONFIGURED","message":"#));
     }
 }
