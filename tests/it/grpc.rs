@@ -251,6 +251,36 @@ async fn state_over_grpc_with_etags_transactions_and_http_interop() {
     }
 }
 
+/// A gRPC channel multiplexes: many calls in flight on one HTTP/2 connection, answers larger
+/// than the server's write buffer among them, each answer its own call's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_connection_get_their_own_answers() {
+    let s = start(false, None).await;
+    let value = |i: usize| {
+        vec![
+            b'a' + (i % 26) as u8;
+            if i.is_multiple_of(8) {
+                300 * 1024
+            } else {
+                1024 + i
+            }
+        ]
+    };
+    let calls = (0..64).map(|i| {
+        let mut client = s.grpc.clone();
+        async move {
+            let key = format!("k{i}");
+            client
+                .save_state(save("statestore", vec![item(&key, &value(i), None)]))
+                .await
+                .unwrap();
+            let got = client.get_state(get(&key)).await.unwrap().into_inner();
+            assert_eq!(got.data, value(i), "the answer for {key}");
+        }
+    });
+    futures_util::future::join_all(calls).await;
+}
+
 /// The `DAPR_*` reason (what the Python SDK's `DaprGrpcError.error_code()` returns) and the
 /// other google.rpc details of an error status.
 fn reason(status: &tonic::Status) -> String {
