@@ -258,6 +258,8 @@ async fn main() {
         cost[5].push(grpc_get_cost);
     }
 
+    let same_client = same_client_rows(daca_pid, sidecar, grpc_port, project.path());
+
     let pool = Pool(Arc::new(std::sync::Mutex::new(
         futures_util::future::join_all((0..64).map(|_| connect(sidecar))).await,
     )));
@@ -332,6 +334,7 @@ async fn main() {
             each.join(" ")
         );
     }
+    print_same_client(&same_client);
     println!(
         "latency at {RATE} req/s, open loop, {} requests each (median / p99):",
         sidecar_latency.len()
@@ -363,4 +366,100 @@ async fn main() {
         "  added by the sidecar at the median: {:.3} ms (goal <= 0.15 ms; Dapr 1.17 publishes ~0.28 ms)",
         sm - dm
     );
+}
+
+/// Per round: (requests/s, daca µs per request) for HTTP/1.1 GET on 32 connections, gRPC
+/// GetState on 32 connections with one call each, and on 4 connections with 8 calls each (as
+/// a gRPC channel multiplexes): the same 32 requests in flight, the same load generator; then
+/// one request at a time over HTTP and over gRPC (the rate is the inverse of the latency).
+type SameClient = Vec<[(f64, f64); 5]>;
+
+fn same_client_rows(daca_pid: u32, http: u16, grpc: u16, scratch: &std::path::Path) -> SameClient {
+    if !h2load::available() {
+        println!("(h2load not installed: apt-get install nghttp2-client for the same-client rows)");
+        return Vec::new();
+    }
+    let body = scratch.join("get-state.bin");
+    std::fs::write(&body, h2load::grpc_frame(&get_request())).unwrap();
+    let http_get = h2load::Load {
+        url: format!("http://127.0.0.1:{http}/v1.0/state/statestore/bench-key"),
+        connections: CONCURRENCY,
+        streams: 1,
+        http1: true,
+        body: None,
+        headers: &[],
+    };
+    let grpc_url = format!("http://127.0.0.1:{grpc}/dapr.proto.runtime.v1.Dapr/GetState");
+    let grpc_load = |connections: usize, streams: usize| h2load::Load {
+        url: grpc_url.clone(),
+        connections,
+        streams,
+        http1: false,
+        body: Some(&body),
+        headers: h2load::GRPC_HEADERS,
+    };
+    let one_by_one = h2load::Load {
+        connections: 1,
+        ..http_get.clone()
+    };
+    let loads = [
+        http_get,
+        grpc_load(CONCURRENCY, 1),
+        grpc_load(4, CONCURRENCY / 4),
+        one_by_one,
+        grpc_load(1, 1),
+    ];
+    (0..ROUNDS)
+        .map(|_| {
+            loads.each_ref().map(|load| {
+                let before = cpu_seconds(daca_pid);
+                let outcome = h2load::run(load, PHASE);
+                let cost = (cpu_seconds(daca_pid) - before) * 1e6 / outcome.succeeded as f64;
+                // A gRPC error is a 200 too: a whole answer has the 1 KiB value in it.
+                assert!(
+                    outcome.data_bytes_per_answer > 1026.0,
+                    "answers hold the value"
+                );
+                (outcome.per_second, cost)
+            })
+        })
+        .collect()
+}
+
+fn print_same_client(rounds: &SameClient) {
+    if rounds.is_empty() {
+        return;
+    }
+    println!(
+        "same load generator (h2load), 32 requests in flight, then 1, {ROUNDS} interleaved rounds:"
+    );
+    println!(
+        "{:<34}{:>14}{:>14}{:>8}{:>13}   per round",
+        "", "req/s", "HTTP req/s", "ratio", "daca µs/req"
+    );
+    let names = [
+        "HTTP/1.1 GET, 32 connections",
+        "gRPC GetState, 32 conns x 1",
+        "gRPC GetState, 4 conns x 8",
+        "HTTP/1.1 GET, 1 at a time",
+        "gRPC GetState, 1 at a time",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        // Each row against the HTTP row with as many requests in flight.
+        let base = if i < 3 { 0 } else { 3 };
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let ratios: Vec<f64> = rounds.iter().map(|r| r[i].0 / r[base].0 * 100.0).collect();
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.0}%")).collect();
+        println!(
+            "{name:<34}{:>14.0}{:>14.0}{:>7.0}%{:>13.1}   {}",
+            median(rounds.iter().map(|r| r[i].0).collect()),
+            median(rounds.iter().map(|r| r[base].0).collect()),
+            median(ratios.clone()),
+            median(rounds.iter().map(|r| r[i].1).collect()),
+            each.join(" ")
+        );
+    }
 }

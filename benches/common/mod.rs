@@ -2,6 +2,8 @@
 //! and open-loop drivers. Only 127.0.0.1 is contacted.
 #![allow(dead_code)] // each benchmark uses a part
 
+pub mod h2load;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
