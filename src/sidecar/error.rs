@@ -1,8 +1,8 @@
 //! Dapr's error responses. Legacy errors are a status and `{"errorCode": "ERR_...", "message":
 //! "..."}`; the errors Dapr builds with `dapr/kit` also carry google.rpc details (an `ErrorInfo`
-//! whose `reason` is the `DAPR_*` code, often a `ResourceInfo`, sometimes a `BadRequest` or a
-//! `Help` link), listed under `details` over HTTP and sent as `grpc-status-details-bin` over gRPC,
-//! where the Python SDK's `DaprGrpcError.error_code()` reads the reason.
+//! whose `reason` is the `DAPR_*` code, often a `ResourceInfo`, sometimes a `BadRequest`),
+//! listed under `details` over HTTP and sent as `grpc-status-details-bin` over gRPC, where the
+//! Python SDK's `DaprGrpcError.error_code()` reads the reason.
 
 use std::collections::BTreeMap;
 
@@ -43,10 +43,6 @@ pub enum Detail {
     FieldViolation {
         field: String,
         description: String,
-    },
-    Help {
-        description: &'static str,
-        url: &'static str,
     },
 }
 
@@ -114,11 +110,6 @@ impl ApiError {
         self
     }
 
-    pub fn help(mut self, url: &'static str, description: &'static str) -> ApiError {
-        self.details.push(Detail::Help { description, url });
-        self
-    }
-
     /// The gRPC code Dapr answers with: its own, or the one its gRPC API gives for the HTTP
     /// status of a legacy error.
     pub fn grpc_code(&self) -> Code {
@@ -168,15 +159,11 @@ impl Detail {
                 "@type": format!("{TYPE}BadRequest"),
                 "field_violations": [FieldViolation { field, description }],
             }),
-            Detail::Help { description, url } => json!({
-                "@type": format!("{TYPE}Help"),
-                "links": [{ "description": description, "url": url }],
-            }),
         }
     }
 
     fn grpc(&self) -> tonic_types::ErrorDetail {
-        use tonic_types::{BadRequest, ErrorInfo, Help, ResourceInfo};
+        use tonic_types::{BadRequest, ErrorInfo, ResourceInfo};
         match self {
             Detail::ErrorInfo { reason, metadata } => {
                 let metadata: std::collections::HashMap<String, String> =
@@ -191,7 +178,6 @@ impl Detail {
             Detail::FieldViolation { field, description } => {
                 BadRequest::with_violation(field.clone(), description.clone()).into()
             }
-            Detail::Help { description, url } => Help::with_link(*description, *url).into(),
         }
     }
 }
