@@ -50,11 +50,11 @@ pub fn for_app(
     app_env(
         inherited,
         app.id.as_str(),
-        app.port,
-        app.app_protocol,
+        app.process.port,
+        app.process.protocol,
         ports,
         &read_dot_env(&app.dir),
-        &app.env,
+        &app.process.env,
     )
 }
 

@@ -68,7 +68,7 @@ pub fn drivers(
         let (tx, rx) = mpsc::unbounded_channel();
         let dependents: Vec<String> = apps
             .iter()
-            .filter(|other| other.depends_on.contains(&app.id))
+            .filter(|other| other.supervision.depends_on.contains(&app.id))
             .map(|other| other.id.to_string())
             .collect();
         let driver = Driver {
@@ -79,7 +79,7 @@ pub fn drivers(
             events: events.clone(),
             builder: containers
                 .clone()
-                .filter(|plan| plan.runs(app) && matches!(app.image, Some(ImageSource::Build(_)))),
+                .filter(|plan| plan.runs(app) && matches!(app.process.image, Some(ImageSource::Build(_)))),
         };
         tokio::spawn(driver.run(rx));
         senders.insert(app.id.to_string(), tx);
@@ -125,7 +125,7 @@ impl Driver {
     async fn reload(&self, change: &Change) {
         let name = self.app.id.as_str();
         let what = describe(&change.paths, &self.app.dir);
-        if self.app.reload == ReloadMode::None {
+        if self.app.reload.mode == ReloadMode::None {
             tracing::info!("{name}: {what} changed (reload: none, the app reloads itself)");
             return;
         }
@@ -143,13 +143,13 @@ impl Driver {
                 return;
             }
         } else if change.paths.iter().any(|p| is_dependency_file(p))
-            && let Some(setup) = &self.app.setup
+            && let Some(setup) = &self.app.reload.setup
             && !self.setup(setup).await
         {
             return;
         }
         tracing::info!("{name}: {what} changed, restarting");
-        handle.reload(self.app.reload_grace).await;
+        handle.reload(self.app.reload.grace).await;
         let ready = handle.wait_ready(READY_LIMIT).await;
         let took = change.first_seen.elapsed();
         if ready {
@@ -170,7 +170,7 @@ impl Driver {
             );
         }
         for dependent in &self.dependents {
-            if self.app.restart_dependents
+            if self.app.reload.restart_dependents
                 && let Some(other) = self.supervisor.handle(dependent)
             {
                 tracing::info!("{dependent}: restarting because {name} reloaded");
@@ -180,7 +180,7 @@ impl Driver {
     }
 
     fn touches_image(&self, change: &Change) -> bool {
-        let Some(ImageSource::Build(build)) = &self.app.image else {
+        let Some(ImageSource::Build(build)) = &self.app.process.image else {
             return false;
         };
         let dockerfile = crate::watch::normalize(&build.dockerfile_path());

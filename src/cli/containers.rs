@@ -21,7 +21,7 @@ fn wants_engine(manifest: &Manifest) -> bool {
         || manifest
             .apps
             .iter()
-            .any(|a| a.image.is_some() && a.runtime != RuntimeChoice::Process)
+            .any(|a| a.process.image.is_some() && a.process.runtime != RuntimeChoice::Process)
 }
 
 /// Whether the project cannot run without an engine.
@@ -33,7 +33,7 @@ fn needs_engine(manifest: &Manifest) -> Option<String> {
         .apps
         .iter()
         .filter(|a| {
-            a.runtime == RuntimeChoice::Docker || (a.command.is_empty() && a.image.is_some())
+            a.process.runtime == RuntimeChoice::Docker || (a.process.command.is_empty() && a.process.image.is_some())
         })
         .map(|a| a.id.as_str())
         .collect();
@@ -63,7 +63,7 @@ pub async fn connect(manifest: &Manifest) -> anyhow::Result<Option<Engine>> {
                 let images: Vec<&str> = manifest
                     .apps
                     .iter()
-                    .filter(|a| a.image.is_some() && a.runtime == RuntimeChoice::Auto)
+                    .filter(|a| a.process.image.is_some() && a.process.runtime == RuntimeChoice::Auto)
                     .map(|a| a.id.as_str())
                     .collect();
                 if !images.is_empty() {

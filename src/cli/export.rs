@@ -107,7 +107,7 @@ async fn build_images(manifest: &Manifest, images: &ImageArgs) -> anyhow::Result
     let apps: Vec<_> = manifest
         .apps
         .iter()
-        .filter(|a| matches!(a.image, Some(ImageSource::Build(_))))
+        .filter(|a| matches!(a.process.image, Some(ImageSource::Build(_))))
         .collect();
     if apps.is_empty() {
         println!("no app has `build:`; nothing to build");

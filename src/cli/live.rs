@@ -108,22 +108,22 @@ impl Live {
         let bundles = self.bundles.lock().unwrap_or_else(|p| p.into_inner());
         bundles
             .iter()
-            .map(|(id, b)| (id.clone(), (b.spec.port, b.ports)))
+            .map(|(id, b)| (id.clone(), (b.spec.process.port, b.ports)))
             .collect()
     }
 
     /// Ports for a new app: its own choices, else 3500/50001 when free, else the next free.
     fn assign_ports(&self, app: &AppSpec) -> SidecarPorts {
         let mut picker = self.picker.lock().unwrap_or_else(|p| p.into_inner());
-        for port in [app.port, app.dapr_http_port, app.dapr_grpc_port]
+        for port in [app.process.port, app.sidecar.http_port, app.sidecar.grpc_port]
             .into_iter()
             .flatten()
         {
             picker.reserve(port);
         }
         SidecarPorts {
-            http: app.dapr_http_port.unwrap_or_else(|| picker.pick(3500)),
-            grpc: app.dapr_grpc_port.unwrap_or_else(|| picker.pick(50001)),
+            http: app.sidecar.http_port.unwrap_or_else(|| picker.pick(3500)),
+            grpc: app.sidecar.grpc_port.unwrap_or_else(|| picker.pick(50001)),
         }
     }
 
@@ -147,13 +147,13 @@ impl Live {
         let handle = self.supervisor.add(unit);
         let mut channel = AppChannel::supervised(
             app.id.as_str(),
-            app.port,
+            app.process.port,
             env_var("APP_API_TOKEN"),
             handle.watch(),
         );
-        channel.protocol = app.app_protocol;
+        channel.protocol = app.process.protocol;
         self.shared.set_app(app.id.as_str(), channel.clone());
-        let mut state = SidecarState::new(app.id.as_str(), self.shared.clone(), app.max_body_size);
+        let mut state = SidecarState::new(app.id.as_str(), self.shared.clone(), app.sidecar.max_body_size);
         state.on_shutdown = Some(Box::new(move || {
             let handle = handle.clone();
             tokio::spawn(async move { handle.stop().await });
@@ -309,8 +309,8 @@ impl Live {
         for app in &changed {
             let bundles = self.bundles.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(ports) = bundles.get(app.id.as_str()).map(|b| b.ports)
-                && app.dapr_http_port.is_none_or(|h| h == ports.http)
-                && app.dapr_grpc_port.is_none_or(|g| g == ports.grpc)
+                && app.sidecar.http_port.is_none_or(|h| h == ports.http)
+                && app.sidecar.grpc_port.is_none_or(|g| g == ports.grpc)
             {
                 kept.insert(app.id.to_string(), ports);
             }
@@ -352,7 +352,7 @@ impl Live {
     fn check_new(&self, added: &[AppSpec], changed: &[AppSpec]) -> Result<(), String> {
         let mut problems = Vec::new();
         for app in added {
-            if let Some(port) = app.port.filter(|p| !is_free(*p)) {
+            if let Some(port) = app.process.port.filter(|p| !is_free(*p)) {
                 problems.push(format!("{}: port {port} is already in use", app.id));
             }
         }

@@ -24,7 +24,7 @@ pub fn app_unit(
         Some(_) => Vec::new(),
         None => env::for_app(app, ports, std::env::vars()),
     };
-    let probe = match (app.port, &app.health) {
+    let probe = match (app.process.port, &app.supervision.health) {
         (Some(port), Some(path)) => Probe::Http {
             port,
             path: path.clone(),
@@ -37,8 +37,8 @@ pub fn app_unit(
     } else {
         Vec::new()
     };
-    depends_on.extend(app.depends_on.iter().map(|d| d.to_string()));
-    let (program, args) = match (&container, app.command.split_first()) {
+    depends_on.extend(app.supervision.depends_on.iter().map(|d| d.to_string()));
+    let (program, args) = match (&container, app.process.command.split_first()) {
         (Some(c), None) => (c.image.clone(), Vec::new()),
         (_, Some((program, args))) => (program.clone(), args.to_vec()),
         (None, None) => (String::new(), Vec::new()),
@@ -53,9 +53,9 @@ pub fn app_unit(
             container,
         },
         probe,
-        restart: app.restart,
-        grace: app.grace_period,
-        startup_timeout: app.startup_timeout,
+        restart: app.supervision.restart,
+        grace: app.supervision.grace_period,
+        startup_timeout: app.supervision.startup_timeout,
         depends_on,
     }
 }

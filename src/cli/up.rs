@@ -170,7 +170,7 @@ fn preflight(
         .collect();
     let mut problems = Vec::new();
     for app in &manifest.apps {
-        if let Some(port) = app.port.filter(|p| !is_free(*p)) {
+        if let Some(port) = app.process.port.filter(|p| !is_free(*p)) {
             problems.push(format!(
                 "{}: port {port} is already in use by another process\n  hint: stop it (`ss -ltnp 'sport = :{port}'` shows who), or change `port:` in {}",
                 app.id,
@@ -314,7 +314,7 @@ fn announce(
     );
     for app in &manifest.apps {
         let ports = sidecars[app.id.as_str()].1;
-        let port = app.port.map(|p| format!("app :{p} · ")).unwrap_or_default();
+        let port = app.process.port.map(|p| format!("app :{p} · ")).unwrap_or_default();
         tracing::info!(
             "{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
             app.id,

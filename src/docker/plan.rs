@@ -21,16 +21,16 @@ impl ContainerPlan {
     /// Whether `app` runs in a container, now that an engine answers: when it asks for one,
     /// or (`runtime: auto`) when it has an image.
     pub fn runs(&self, app: &AppSpec) -> bool {
-        match app.runtime {
+        match app.process.runtime {
             RuntimeChoice::Docker => true,
             RuntimeChoice::Process => false,
-            RuntimeChoice::Auto => app.image.is_some(),
+            RuntimeChoice::Auto => app.process.image.is_some(),
         }
     }
 
     /// The image an app's container runs.
     pub fn image_of(&self, app: &AppSpec) -> String {
-        match &app.image {
+        match &app.process.image {
             Some(ImageSource::Image(reference)) => reference.clone(),
             _ => self.owner.image_tag(app.id.as_str()),
         }
@@ -47,7 +47,7 @@ impl ContainerPlan {
         ContainerLaunch {
             name: self.owner.container_name(app.id.as_str()),
             image: self.image_of(app),
-            cmd: (!app.command.is_empty()).then(|| app.command.clone()),
+            cmd: (!app.process.command.is_empty()).then(|| app.process.command.clone()),
             env,
             binds,
             volumes: Vec::new(),
@@ -57,7 +57,7 @@ impl ContainerPlan {
 
     /// Where the app's folder is mounted: `mount:`, else the Dockerfile's WORKDIR.
     pub fn mount_point(&self, app: &AppSpec) -> Option<String> {
-        match (&app.mount, &app.image) {
+        match (&app.process.mount, &app.process.image) {
             (MountChoice::At(path), _) => Some(path.clone()),
             (MountChoice::None, _) => None,
             (MountChoice::Workdir, Some(ImageSource::Build(build))) => {
@@ -71,7 +71,7 @@ impl ContainerPlan {
     /// Builds the app's image (through the engine's cache), or makes sure its `image:` is there.
     pub async fn prepare(&self, app: &AppSpec) -> Result<String, DockerError> {
         let id = app.id.as_str();
-        match &app.image {
+        match &app.process.image {
             Some(ImageSource::Build(build)) => {
                 // Stable labels only: each is a build step (the classic builder's LABEL), and a
                 // run id would make every run build a new image.

@@ -29,15 +29,15 @@ pub fn objects(
 ) -> AppObjects {
     let id = app.id.as_str();
     let ns = Some(options.namespace.as_str());
-    if app.image.is_none() {
+    if app.process.image.is_none() {
         notes.push(format!(
             "{id} has no `build:` or `image:`: its image `{}` must be built and pushed elsewhere",
             options.image_for(app)
         ));
     }
-    let config_map = (!app.env.is_empty()).then(|| ConfigMap {
+    let config_map = (!app.process.env.is_empty()).then(|| ConfigMap {
         metadata: object_meta(&format!("{id}-env"), ns, manifest, Some(id)),
-        data: Some(app.env.clone()),
+        data: Some(app.process.env.clone()),
         ..Default::default()
     });
     let dot_env = crate::env::read_dot_env(&app.dir);
@@ -67,7 +67,7 @@ pub fn objects(
                 metadata: Some(template_meta),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    termination_grace_period_seconds: Some(app.grace_period.as_secs().max(1) as i64),
+                    termination_grace_period_seconds: Some(app.supervision.grace_period.as_secs().max(1) as i64),
                     ..Default::default()
                 }),
             },
@@ -75,7 +75,7 @@ pub fn objects(
         }),
         ..Default::default()
     };
-    let service = app.port.map(|port| Service {
+    let service = app.process.port.map(|port| Service {
         metadata: object_meta(id, ns, manifest, Some(id)),
         spec: Some(ServiceSpec {
             selector: Some(selector),
@@ -107,31 +107,31 @@ fn dapr_annotations(app: &AppSpec, config: Option<&str>) -> BTreeMap<String, Str
     let mut add = |key: &str, value: String| {
         annotations.insert(format!("dapr.io/{key}"), value);
     };
-    if let Some(port) = app.port {
+    if let Some(port) = app.process.port {
         add("app-port", port.to_string());
     }
-    if app.app_protocol == AppProtocol::Grpc {
+    if app.process.protocol == AppProtocol::Grpc {
         add("app-protocol", "grpc".into());
     }
-    if let Some(path) = &app.health {
+    if let Some(path) = &app.supervision.health {
         add("enable-app-health-check", "true".into());
         add("app-health-check-path", path.clone());
     }
     if let Some(config) = config {
         add("config", config.to_string());
     }
-    if app.max_body_size != DEFAULT_BODY {
+    if app.sidecar.max_body_size != DEFAULT_BODY {
         // In megabytes, rounded up (Dapr's annotation unit).
         add(
             "http-max-request-size",
-            app.max_body_size.div_ceil(1 << 20).to_string(),
+            app.sidecar.max_body_size.div_ceil(1 << 20).to_string(),
         );
     }
     annotations
 }
 
 fn port_name(app: &AppSpec) -> &'static str {
-    match app.app_protocol {
+    match app.process.protocol {
         AppProtocol::Http => "http",
         AppProtocol::Grpc => "grpc",
     }
@@ -160,7 +160,7 @@ fn container(app: &AppSpec, options: &Options, config: bool, secret: bool) -> Co
     }
     // In a container, `command:` replaces the image's CMD (Kubernetes' `args`); a host command
     // (an app without an image) means nothing inside an image, so the image's CMD runs.
-    let args = (app.image.is_some() && !app.command.is_empty()).then(|| app.command.clone());
+    let args = (app.process.image.is_some() && !app.process.command.is_empty()).then(|| app.process.command.clone());
     let probe = |initial: i32| probe(app, initial);
     Container {
         name: id.to_string(),
@@ -168,7 +168,7 @@ fn container(app: &AppSpec, options: &Options, config: bool, secret: bool) -> Co
         // A freshly built image may be only on the node (kind, minikube) until pushed.
         image_pull_policy: Some("IfNotPresent".into()),
         args,
-        ports: app.port.map(|port| {
+        ports: app.process.port.map(|port| {
             vec![ContainerPort {
                 name: Some(port_name(app).into()),
                 container_port: port.into(),
@@ -195,13 +195,13 @@ fn container(app: &AppSpec, options: &Options, config: bool, secret: bool) -> Co
 
 /// Readiness (and, delayed, liveness) from the app's health settings.
 fn probe(app: &AppSpec, initial_delay: i32) -> Option<Probe> {
-    let port = IntOrString::Int(app.port?.into());
+    let port = IntOrString::Int(app.process.port?.into());
     let mut probe = Probe {
         period_seconds: Some(10),
         initial_delay_seconds: (initial_delay > 0).then_some(initial_delay),
         ..Default::default()
     };
-    match (&app.health, app.app_protocol) {
+    match (&app.supervision.health, app.process.protocol) {
         (Some(path), AppProtocol::Http) => {
             probe.http_get = Some(HTTPGetAction {
                 path: Some(path.clone()),

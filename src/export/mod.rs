@@ -56,7 +56,7 @@ impl Options {
 
     /// The image of an app: its own `image:`, else `registry/app-id:tag`.
     pub fn image_for(&self, app: &crate::manifest::AppSpec) -> String {
-        if let Some(crate::manifest::ImageSource::Image(image)) = &app.image {
+        if let Some(crate::manifest::ImageSource::Image(image)) = &app.process.image {
             return image.clone();
         }
         match &self.registry {

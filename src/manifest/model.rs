@@ -74,12 +74,24 @@ impl fmt::Display for AppId {
     }
 }
 
-/// One app to supervise.
+/// One app to supervise. Its fields are grouped by what uses them, so that an edit of
+/// daca.yaml restarts an app only when its process would run differently
+/// (`crate::project::reconcile`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppSpec {
     pub id: AppId,
-    /// Absolute working directory.
+    /// Absolute working directory: the process's, and the folder watched for changes.
     pub dir: PathBuf,
+    pub process: ProcessSpec,
+    pub supervision: Supervision,
+    pub sidecar: SidecarSpec,
+    pub watch: WatchSpec,
+    pub reload: ReloadSpec,
+}
+
+/// What the app's process is made of: a change means a new process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSpec {
     /// Program and arguments; empty for a container that runs its image's CMD.
     pub command: Vec<String>,
     /// Where it runs (`auto` is decided by `daca up`, which knows whether an engine answers).
@@ -88,30 +100,56 @@ pub struct AppSpec {
     pub image: Option<ImageSource>,
     /// Where its folder is mounted in the container.
     pub mount: MountChoice,
+    /// The port it listens on: its readiness, and the sidecar's channel to it (`APP_PORT`).
     pub port: Option<u16>,
     /// The manifest's `env`, already turned into strings.
     pub env: BTreeMap<String, String>,
+    /// How the sidecar talks to it (`APP_PROTOCOL`).
+    pub protocol: AppProtocol,
+}
+
+/// How daca supervises the process: read at each start, so a change restarts nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Supervision {
     /// HTTP readiness path, e.g. `/healthz`.
     pub health: Option<String>,
     pub depends_on: Vec<AppId>,
     pub restart: RestartPolicy,
-    pub dapr_http_port: Option<u16>,
-    pub dapr_grpc_port: Option<u16>,
+    /// SIGTERM → SIGKILL delay.
     pub grace_period: Duration,
+    /// How long dependents wait for it to be ready.
     pub startup_timeout: Duration,
-    /// Request body limit of its sidecar, in bytes.
+}
+
+/// The app's sidecar. Its ports reach the process as `DAPR_HTTP_PORT`/`DAPR_GRPC_PORT`, so
+/// changing them restarts the app; the body limit is the sidecar's alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidecarSpec {
+    pub http_port: Option<u16>,
+    pub grpc_port: Option<u16>,
+    /// Request body limit, in bytes.
     pub max_body_size: usize,
-    pub reload: ReloadMode,
-    pub app_protocol: AppProtocol,
+}
+
+/// Which of the app's files count as changes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WatchSpec {
     /// `watch:` globs; empty = every file not ignored.
-    pub watch: Vec<String>,
+    pub only: Vec<String>,
     /// `ignore:` globs.
     pub ignore: Vec<String>,
+}
+
+/// What a change of the app's files does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadSpec {
+    pub mode: ReloadMode,
     /// `setup:` command, run before a restart caused by a dependency file.
     pub setup: Option<Vec<String>>,
+    /// Also restart the apps that depend on this one.
     pub restart_dependents: bool,
     /// SIGTERM → SIGKILL delay of a reload (zero: SIGKILL at once).
-    pub reload_grace: Duration,
+    pub grace: Duration,
 }
 
 /// Where an app runs.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::error::Diagnostic;
 use super::model::{
-    AppId, AppProtocol, AppSpec, Manifest, RedisConfig, RedisProvider, ReloadMode, RestartPolicy,
-    RuntimeChoice,
+    AppId, AppProtocol, AppSpec, Manifest, ProcessSpec, RedisConfig, RedisProvider, ReloadMode,
+    ReloadSpec, RestartPolicy, RuntimeChoice, SidecarSpec, Supervision, WatchSpec,
 };
 use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
@@ -238,42 +238,56 @@ fn app_spec(
         .iter()
         .map(|(k, v)| (k.clone(), v.to_env_string()))
         .collect();
-    Some(AppSpec {
-        id: id?,
-        dir,
+    let process = ProcessSpec {
         command,
         runtime: container.runtime,
         image: container.image,
         mount: container.mount,
         port: app.port.as_ref().map(|p| p.value),
         env,
+        protocol: app_protocol(c, app.app_protocol.as_ref(), app.health.as_ref()),
+    };
+    let supervision = Supervision {
         health: app.health.as_ref().map(|h| h.value.clone()),
         depends_on,
         restart,
-        dapr_http_port: app.dapr_http_port.as_ref().map(|p| p.value),
-        dapr_grpc_port: app.dapr_grpc_port.as_ref().map(|p| p.value),
         grace_period,
         startup_timeout: startup,
+    };
+    let sidecar = SidecarSpec {
+        http_port: app.dapr_http_port.as_ref().map(|p| p.value),
+        grpc_port: app.dapr_grpc_port.as_ref().map(|p| p.value),
         max_body_size,
-        reload: reload_mode(c, app.reload.as_ref()),
-        app_protocol: app_protocol(c, app.app_protocol.as_ref(), app.health.as_ref()),
-        watch: globs(c, &app.watch),
+    };
+    let watch = WatchSpec {
+        only: globs(c, &app.watch),
         ignore: globs(c, &app.ignore),
-        setup: app.setup.as_ref().and_then(|s| {
-            if s.value.is_empty() || s.value[0].trim().is_empty() {
-                c.error(
-                    s,
-                    "`setup` is empty",
-                    Some("for example `setup: [\"uv\", \"sync\"]`".into()),
-                );
-                None
-            } else {
-                Some(s.value.clone())
-            }
-        }),
+    };
+    let reload = ReloadSpec {
+        mode: reload_mode(c, app.reload.as_ref()),
+        setup: setup_command(c, app.setup.as_ref()),
         restart_dependents: app.restart_dependents.unwrap_or(false),
-        reload_grace: c.duration(app.reload_grace.as_ref(), Duration::ZERO),
+        grace: c.duration(app.reload_grace.as_ref(), Duration::ZERO),
+    };
+    Some(AppSpec {
+        id: id?,
+        dir,
+        process,
+        supervision,
+        sidecar,
+        watch,
+        reload,
     })
+}
+
+fn setup_command(checker: &mut Checker, raw: Option<&At<Vec<String>>>) -> Option<Vec<String>> {
+    let raw = raw?;
+    if raw.value.is_empty() || raw.value[0].trim().is_empty() {
+        let hint = Some("for example `setup: [\"uv\", \"sync\"]`".into());
+        checker.error(raw, "`setup` is empty", hint);
+        return None;
+    }
+    Some(raw.value.clone())
 }
 
 fn app_protocol(
@@ -506,7 +520,7 @@ fn start_order(mut pending: Vec<AppSpec>) -> Vec<AppSpec> {
         let ready = pending
             .iter()
             .position(|app| {
-                app.depends_on
+                app.supervision.depends_on
                     .iter()
                     .all(|d| ordered.iter().any(|o| &o.id == d))
             })

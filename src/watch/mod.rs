@@ -246,8 +246,8 @@ pub fn targets(manifest: &crate::manifest::Manifest) -> Vec<Target> {
                 &app.dir,
                 &manifest.root,
                 excluded.clone(),
-                &app.ignore,
-                &app.watch,
+                &app.watch.ignore,
+                &app.watch.only,
             ),
         })
         .collect();

@@ -9,6 +9,7 @@ mod export;
 mod grpc;
 mod manifest;
 mod process;
+mod project;
 mod pubsub;
 mod redis;
 mod reliability;

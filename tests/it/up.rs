@@ -38,6 +38,19 @@ impl Up {
         Up::launch(up)
     }
 
+    /// `daca up -d DIR` with its stdout and stderr in these files (which may be in the project).
+    pub(crate) fn start_into(dir: &Path, stdout: &Path, stderr: &Path) -> Up {
+        let (dir, mut command, logs) = Up::spawn_command(dir, None, &[], &[]);
+        command
+            .stdout(std::fs::File::create(stdout).unwrap())
+            .stderr(std::fs::File::create(stderr).unwrap());
+        let _ = std::fs::remove_file(logs.path().join("out"));
+        let _ = std::fs::remove_file(logs.path().join("err"));
+        std::os::unix::fs::symlink(stdout, logs.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(stderr, logs.path().join("err")).unwrap();
+        Up::launch((dir, command, logs))
+    }
+
     /// `daca up -d DIR` with options of `up` itself (e.g. `--no-watch`).
     pub(crate) fn start_flags(dir: &Path, up_args: &[&str]) -> Up {
         Up::spawn(dir, None, &[], up_args)
