@@ -2,8 +2,8 @@
 //! durations) and component reloads. A bounded ring for the page's first view, and a broadcast
 //! for the live one; nothing is kept or sent when nobody asks.
 
+use crate::sync::Mutex;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -48,7 +48,7 @@ impl EventLog {
             message,
             duration_ms,
         };
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ring = self.ring.lock();
         if ring.len() == KEEP {
             ring.pop_front();
         }
@@ -58,7 +58,7 @@ impl EventLog {
 
     /// Oldest first.
     pub fn recent(&self) -> Vec<Event> {
-        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = self.ring.lock();
         ring.iter().cloned().collect()
     }
 

@@ -13,6 +13,7 @@ pub mod control;
 pub mod dashboard;
 pub mod docker;
 pub mod env;
+pub mod error;
 pub mod events;
 pub mod export;
 pub mod logs;
@@ -27,4 +28,7 @@ pub mod runtime;
 pub mod sidecar;
 pub mod state;
 pub mod supervisor;
+pub mod sync;
 pub mod watch;
+
+pub use error::{Error, ErrorKind, Result};

@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -66,10 +68,7 @@ impl LogBus {
             line,
         });
         {
-            let mut recent = self
-                .recent
-                .lock()
-                .expect("UNWRAP: no code panics while holding this lock");
+            let mut recent = self.recent.lock();
             if recent.len() == self.capacity {
                 recent.pop_front();
             }
@@ -86,10 +85,7 @@ impl LogBus {
 
     /// Remembered lines, oldest first, that pass `keep`.
     pub fn recent(&self, keep: impl Fn(&LogLine) -> bool) -> Vec<Arc<LogLine>> {
-        let recent = self
-            .recent
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock");
+        let recent = self.recent.lock();
         recent.iter().filter(|line| keep(line)).cloned().collect()
     }
 
@@ -206,25 +202,33 @@ impl Printer {
         format!("\x1b[{colour}m{name} |\x1b[0m {}", line.line)
     }
 
-    /// Prints lines from the bus until it closes.
-    pub fn spawn(self, bus: &LogBus) -> tokio::task::JoinHandle<()> {
+    /// Prints lines from the bus until `stop` is cancelled, then what is still queued.
+    pub async fn run(self, bus: Arc<LogBus>, stop: tokio_util::sync::CancellationToken) {
         let mut live = bus.subscribe();
-        tokio::spawn(async move {
-            loop {
-                match live.recv().await {
-                    Ok(line) => {
-                        let mut out = std::io::stdout().lock();
-                        let _ = writeln!(out, "{}", self.format(&line));
-                    }
-                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        tracing::warn!(
-                            "the terminal fell behind; {skipped} log lines were skipped (see `daca logs`)"
-                        );
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
+        drop(bus);
+        loop {
+            let next = tokio::select! {
+                line = live.recv() => line,
+                _ = stop.cancelled() => break,
+            };
+            match next {
+                Ok(line) => self.print(&line),
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(
+                        "the terminal fell behind; {skipped} log lines were skipped (see `daca logs`)"
+                    );
                 }
+                Err(broadcast::error::RecvError::Closed) => return,
             }
-        })
+        }
+        while let Ok(line) = live.try_recv() {
+            self.print(&line);
+        }
+    }
+
+    fn print(&self, line: &LogLine) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", self.format(line));
     }
 }
 

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use daca::cli::{self, Cli, UserError};
+use daca::ErrorKind;
+use daca::cli::{self, Cli};
 use daca::logs::LogFormat;
 
 fn main() -> ExitCode {
@@ -28,28 +29,17 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let user = is_user_error(&err);
-            if user {
+        Err(err) => match err.kind() {
+            ErrorKind::User => {
                 eprintln!("{err}");
-            } else {
-                eprintln!("daca: internal error: {err:#}");
+                ExitCode::from(1)
             }
-            ExitCode::from(if user { 1 } else { 2 })
-        }
+            ErrorKind::Internal => {
+                eprintln!("daca: internal error: {err}");
+                ExitCode::from(2)
+            }
+        },
     }
-}
-
-fn is_user_error(err: &anyhow::Error) -> bool {
-    err.is::<UserError>()
-        || err.is::<daca::manifest::ManifestError>()
-        || err.is::<daca::redis::RedisError>()
-        || err.is::<daca::components::ComponentsError>()
-        || err.is::<daca::components::stores::StoreSetupError>()
-        || err.is::<daca::sidecar::ComponentsLoadError>()
-        || err.is::<daca::project::ProjectError>()
-        || err.is::<daca::control::client::ClientError>()
-        || err.is::<daca::export::ExportError>()
 }
 
 fn telemetry(format: LogFormat, verbose: u8) {

@@ -12,11 +12,22 @@ use std::time::Duration;
 use crate::docker::Owner;
 use crate::manifest::{RedisConfig, RedisProvider, RestartPolicy};
 use crate::ports::{PortPicker, is_free};
-use crate::runtime::{ContainerLaunch, LaunchSpec};
-use crate::supervisor::{Probe, UnitSpec};
+use crate::runtime::{ContainerLaunch, LaunchSpec, ProcessLaunch};
+use crate::supervisor::{Probe, Unit, UnitSpec};
 
-/// The unit name of a managed Redis in logs, `daca ps` and the run record.
+/// The name a managed Redis's log lines carry, unless an app has that id (see
+/// [`log_name`]).
 pub const UNIT_NAME: &str = "redis";
+
+/// The name the managed Redis's log lines carry: `redis`, or `(redis)` when an app is called
+/// `redis` (parentheses are never part of an app-id, so the two never share a prefix).
+pub fn log_name(apps: &[crate::manifest::AppSpec]) -> String {
+    if apps.iter().any(|a| a.id.as_str() == UNIT_NAME) {
+        format!("({UNIT_NAME})")
+    } else {
+        UNIT_NAME.to_string()
+    }
+}
 /// Where Dapr tutorials expect Redis.
 pub const DEFAULT_PORT: u16 = 6379;
 
@@ -174,10 +185,11 @@ impl RedisPlan {
         matches!(self, RedisPlan::Server { .. } | RedisPlan::Container { .. })
     }
 
-    /// The supervised unit for a managed `redis-server` or Redis container.
-    pub fn unit(&self, inherited_env: Vec<(String, String)>) -> Option<UnitSpec> {
+    /// The supervised unit for a managed `redis-server` or Redis container, its log lines
+    /// called `name`.
+    pub fn unit(&self, name: &str, inherited_env: Vec<(String, String)>) -> Option<UnitSpec> {
         if let RedisPlan::Container { .. } = self {
-            return self.container_unit();
+            return self.container_unit(name);
         }
         let RedisPlan::Server {
             binary,
@@ -207,25 +219,24 @@ impl RedisPlan {
             args.extend(["--save", "", "--appendonly", "no"].map(String::from));
         }
         Some(UnitSpec {
-            launch: LaunchSpec {
-                name: UNIT_NAME.into(),
+            unit: Unit::Redis,
+            name: name.to_string(),
+            launch: LaunchSpec::Process(ProcessLaunch {
                 program: binary.display().to_string(),
                 args,
                 dir: data_dir.clone(),
                 env: inherited_env,
-                container: None,
-            },
+            }),
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,
             grace: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
-            depends_on: Vec::new(),
         })
     }
 }
 
 impl RedisPlan {
-    fn container_unit(&self) -> Option<UnitSpec> {
+    fn container_unit(&self, name: &str) -> Option<UnitSpec> {
         let RedisPlan::Container {
             image,
             port,
@@ -260,27 +271,21 @@ impl RedisPlan {
             Vec::new()
         };
         Some(UnitSpec {
-            launch: LaunchSpec {
-                name: UNIT_NAME.into(),
-                program: image.clone(),
-                args: cmd.clone(),
-                dir: PathBuf::from("/"),
+            unit: Unit::Redis,
+            name: name.to_string(),
+            launch: LaunchSpec::Container(ContainerLaunch {
+                name: owner.container_name(&Unit::Redis),
+                image: image.clone(),
+                cmd: Some(cmd),
                 env: Vec::new(),
-                container: Some(ContainerLaunch {
-                    name: owner.container_name(UNIT_NAME),
-                    image: image.clone(),
-                    cmd: Some(cmd),
-                    env: Vec::new(),
-                    binds: Vec::new(),
-                    volumes,
-                    labels: owner.labels(UNIT_NAME),
-                }),
-            },
+                binds: Vec::new(),
+                volumes,
+                labels: owner.labels(&Unit::Redis),
+            }),
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,
             grace: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
-            depends_on: Vec::new(),
         })
     }
 }

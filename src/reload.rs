@@ -2,110 +2,124 @@
 //! reload queues exactly one more reload (never a storm), and the time from the first event to
 //! the app being ready again is printed and kept.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::docker::ContainerPlan;
-use crate::manifest::{AppSpec, ImageSource, ReloadMode};
-use crate::supervisor::{AppState, Supervisor};
+use crate::manifest::{AppId, AppSpec, ImageSource, ReloadMode};
+use crate::runtime::LaunchSpec;
+use crate::supervisor::{AppHandle, AppState, UnitSpec};
+use crate::sync::Mutex;
 use crate::watch::{Change, is_dependency_file};
 
 /// How long a reload waits for the app to be ready again before calling it failed.
 const READY_LIMIT: Duration = Duration::from_secs(120);
+/// Reload times kept per app.
+const KEEP: usize = 200;
 
-/// Reload times of one app, as the control API shows them.
+/// One app's reloads, as the control API shows them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ReloadView {
     pub reloads: u32,
     pub last_ms: Option<u64>,
     pub median_ms: Option<u64>,
+    /// Batches of changes the watcher sent to this app.
+    #[serde(default)]
+    pub changes: u64,
+    /// Whether a change is being handled or waits to be.
+    #[serde(default)]
+    pub busy: bool,
 }
 
-/// Every app's reload times.
+/// One app's reload times and counters.
 #[derive(Default)]
-pub struct ReloadStats(Mutex<BTreeMap<String, Vec<u64>>>);
+pub struct ReloadStats(Mutex<Counters>);
+
+#[derive(Default)]
+struct Counters {
+    times: Vec<u64>,
+    changes: u64,
+    handled: u64,
+}
 
 impl ReloadStats {
-    pub fn record(&self, app: &str, took: Duration) {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let times = all.entry(app.to_string()).or_default();
-        times.push(took.as_millis() as u64);
-        if times.len() > 200 {
-            times.remove(0);
+    pub fn record(&self, took: Duration) {
+        let mut counters = self.0.lock();
+        counters.times.push(took.as_millis() as u64);
+        if counters.times.len() > KEEP {
+            counters.times.remove(0);
         }
     }
 
-    pub fn view(&self, app: &str) -> ReloadView {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = all.get(app).filter(|t| !t.is_empty()) else {
-            return ReloadView::default();
-        };
-        let mut sorted = times.clone();
+    /// A batch of changes was handed to the driver.
+    pub fn changed(&self) {
+        self.0.lock().changes += 1;
+    }
+
+    /// The driver is done with `batches` batches.
+    fn handled(&self, batches: u64) {
+        self.0.lock().handled += batches;
+    }
+
+    pub fn view(&self) -> ReloadView {
+        let counters = self.0.lock();
+        let mut sorted = counters.times.clone();
         sorted.sort_unstable();
         ReloadView {
-            reloads: times.len() as u32,
-            last_ms: times.last().copied(),
+            reloads: counters.times.len() as u32,
+            last_ms: counters.times.last().copied(),
             median_ms: sorted.get(sorted.len() / 2).copied(),
+            changes: counters.changes,
+            busy: counters.handled < counters.changes,
         }
     }
 }
 
-/// Starts one driver per app; returns where to send each app's changes.
-pub fn drivers(
-    apps: &[AppSpec],
-    supervisor: Arc<Supervisor>,
-    stats: Arc<ReloadStats>,
-    containers: Option<Arc<ContainerPlan>>,
-    events: Arc<crate::events::EventLog>,
-) -> BTreeMap<String, mpsc::UnboundedSender<Change>> {
-    let mut senders = BTreeMap::new();
-    for app in apps {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let dependents: Vec<String> = apps
-            .iter()
-            .filter(|other| other.supervision.depends_on.contains(&app.id))
-            .map(|other| other.id.to_string())
-            .collect();
-        let driver = Driver {
-            app: app.clone(),
-            dependents,
-            supervisor: supervisor.clone(),
-            stats: stats.clone(),
-            events: events.clone(),
-            builder: containers
-                .clone()
-                .filter(|plan| plan.runs(app) && matches!(app.process.image, Some(ImageSource::Build(_)))),
-        };
-        tokio::spawn(driver.run(rx));
-        senders.insert(app.id.to_string(), tx);
-    }
-    senders
-}
+/// Makes an app's unit from its spec (the environment is read again: `.env` may have changed).
+pub type UnitMaker = Arc<dyn Fn(&AppSpec) -> UnitSpec + Send + Sync>;
 
-struct Driver {
-    app: AppSpec,
-    dependents: Vec<String>,
-    supervisor: Arc<Supervisor>,
-    stats: Arc<ReloadStats>,
-    events: Arc<crate::events::EventLog>,
-    /// The engine, when the app's image is built from its Dockerfile.
-    builder: Option<Arc<ContainerPlan>>,
+/// One app's reload driver.
+pub struct Driver {
+    /// The app's spec, as the last daca.yaml edit left it.
+    pub spec: watch::Receiver<Arc<AppSpec>>,
+    pub handle: AppHandle,
+    pub make_unit: UnitMaker,
+    pub stats: Arc<ReloadStats>,
+    pub events: Arc<crate::events::EventLog>,
+    /// The engine, when apps run in containers.
+    pub containers: Option<Arc<ContainerPlan>>,
+    /// Where to ask for the app's dependents to be restarted (`restart_dependents`).
+    pub dependents: mpsc::UnboundedSender<AppId>,
 }
 
 impl Driver {
-    async fn run(self, mut changes: mpsc::UnboundedReceiver<Change>) {
-        while let Some(first) = changes.recv().await {
-            let mut batch = first;
+    /// Handles changes until `token` is cancelled.
+    pub async fn run(self, mut changes: mpsc::UnboundedReceiver<Change>, token: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                _ = token.cancelled() => return,
+                first = changes.recv() => match first {
+                    Some(first) => first,
+                    None => return,
+                },
+            };
+            let (mut batch, mut batches) = (first, 1);
             loop {
-                self.reload(&batch).await;
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    () = self.reload(&batch) => {}
+                }
+                self.stats.handled(batches);
                 // Whatever arrived meanwhile becomes one more reload.
                 let mut more: Option<Change> = None;
+                batches = 0;
                 while let Ok(next) = changes.try_recv() {
+                    batches += 1;
                     more = Some(match more {
                         None => next,
                         Some(mut m) => {
@@ -123,37 +137,28 @@ impl Driver {
     }
 
     async fn reload(&self, change: &Change) {
-        let name = self.app.id.as_str();
-        let what = describe(&change.paths, &self.app.dir);
-        if self.app.reload.mode == ReloadMode::None {
+        let app = self.spec.borrow().clone();
+        let name = app.id.as_str();
+        let what = describe(&change.paths, &app.dir);
+        if app.reload.mode == ReloadMode::None {
             tracing::info!("{name}: {what} changed (reload: none, the app reloads itself)");
             return;
         }
-        let Some(handle) = self.supervisor.handle(name) else {
-            return;
-        };
-        let status = handle.status();
+        let status = self.handle.status();
         if status.state == AppState::Pending && status.pid.is_none() {
             return; // not started yet: it will start with the new files anyway
         }
-        if let Some(builder) = &self.builder {
-            // A container reload restarts the process over the mounted source; only the
-            // Dockerfile and the dependency files (installed by it) need a new image.
-            if self.touches_image(change) && !self.rebuild(builder).await {
-                return;
-            }
-        } else if change.paths.iter().any(|p| is_dependency_file(p))
-            && let Some(setup) = &self.app.reload.setup
-            && !self.setup(setup).await
-        {
+        if !self.prepare(&app, change).await {
             return;
         }
         tracing::info!("{name}: {what} changed, restarting");
-        handle.reload(self.app.reload.grace).await;
-        let ready = handle.wait_ready(READY_LIMIT).await;
+        // The environment is read again, so an edited `.env` is what the new process gets.
+        self.handle.update((self.make_unit)(&app)).await;
+        self.handle.reload(app.reload.grace).await;
+        let ready = self.handle.wait_ready(READY_LIMIT).await;
         let took = change.first_seen.elapsed();
         if ready {
-            self.stats.record(name, took);
+            self.stats.record(took);
             tracing::info!(
                 "{name} reloaded in {} ms (change → ready)",
                 took.as_millis()
@@ -166,67 +171,47 @@ impl Driver {
             self.events.push("reload", Some(name), message, None);
             tracing::warn!(
                 "{name}: not ready after the reload ({}); fix the code and save again",
-                handle.status().state.as_str()
+                self.handle.status().state.as_str()
             );
         }
-        for dependent in &self.dependents {
-            if self.app.reload.restart_dependents
-                && let Some(other) = self.supervisor.handle(dependent)
-            {
-                tracing::info!("{dependent}: restarting because {name} reloaded");
-                other.restart().await;
-            }
+        if app.reload.restart_dependents {
+            let _ = self.dependents.send(app.id.clone());
         }
     }
 
-    fn touches_image(&self, change: &Change) -> bool {
-        let Some(ImageSource::Build(build)) = &self.app.process.image else {
-            return false;
-        };
-        let dockerfile = crate::watch::normalize(&build.dockerfile_path());
-        change
-            .paths
-            .iter()
-            .any(|p| is_dependency_file(p) || crate::watch::normalize(p) == dockerfile)
-    }
-
-    /// Builds the image again (the engine's cache keeps it quick); false when it failed, and
-    /// then the app keeps running the old image.
-    async fn rebuild(&self, builder: &ContainerPlan) -> bool {
-        let name = self.app.id.as_str();
-        tracing::info!("{name}: the Dockerfile or dependencies changed, building the image");
-        let started = std::time::Instant::now();
-        match builder.prepare(&self.app).await {
-            Ok(id) => {
-                let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
-                tracing::info!(
-                    "{name}: built {short} in {} ms",
-                    started.elapsed().as_millis()
-                );
-                true
+    /// What has to happen before the restart: a new image, or `setup:`. False when it
+    /// failed, and then the app keeps running what it runs.
+    async fn prepare(&self, app: &AppSpec, change: &Change) -> bool {
+        let builder = self.containers.as_deref().filter(|plan| {
+            plan.runs(app) && matches!(app.process.image, Some(ImageSource::Build(_)))
+        });
+        if let Some(builder) = builder {
+            // A container reload restarts the process over the mounted source; only the
+            // Dockerfile and the dependency files (installed by it) need a new image.
+            return !touches_image(app, change) || rebuild(app, builder).await;
+        }
+        match &app.reload.setup {
+            Some(setup) if change.paths.iter().any(|p| is_dependency_file(p)) => {
+                self.setup(app, setup).await
             }
-            Err(err) => {
-                tracing::error!("{err}\n  {name} keeps running the old image");
-                false
-            }
+            _ => true,
         }
     }
 
     /// Runs `setup:` in the app's folder with the app's environment; false when it failed.
-    async fn setup(&self, command: &[String]) -> bool {
-        let name = self.app.id.as_str();
+    async fn setup(&self, app: &AppSpec, command: &[String]) -> bool {
+        let name = app.id.as_str();
         tracing::info!(
             "{name}: dependencies changed, running `{}`",
             command.join(" ")
         );
-        let spec = self.supervisor.spec(name);
         let mut process = tokio::process::Command::new(&command[0]);
         process
             .args(&command[1..])
-            .current_dir(&self.app.dir)
+            .current_dir(&app.dir)
             .kill_on_drop(true);
-        if let Some(spec) = spec {
-            process.env_clear().envs(spec.launch.env.iter().cloned());
+        if let LaunchSpec::Process(launch) = &self.handle.spec().launch {
+            process.env_clear().envs(launch.env.iter().cloned());
         }
         match process.output().await {
             Ok(output) if output.status.success() => true,
@@ -247,6 +232,39 @@ impl Driver {
                 );
                 false
             }
+        }
+    }
+}
+
+fn touches_image(app: &AppSpec, change: &Change) -> bool {
+    let Some(ImageSource::Build(build)) = &app.process.image else {
+        return false;
+    };
+    let dockerfile = crate::watch::normalize(&build.dockerfile_path());
+    change
+        .paths
+        .iter()
+        .any(|p| is_dependency_file(p) || crate::watch::normalize(p) == dockerfile)
+}
+
+/// Builds the image again (the engine's cache keeps it quick); false when it failed, and
+/// then the app keeps running the old image.
+async fn rebuild(app: &AppSpec, builder: &ContainerPlan) -> bool {
+    let name = app.id.as_str();
+    tracing::info!("{name}: the Dockerfile or dependencies changed, building the image");
+    let started = std::time::Instant::now();
+    match builder.prepare(app).await {
+        Ok(id) => {
+            let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+            tracing::info!(
+                "{name}: built {short} in {} ms",
+                started.elapsed().as_millis()
+            );
+            true
+        }
+        Err(err) => {
+            tracing::error!("{err}\n  {name} keeps running the old image");
+            false
         }
     }
 }

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use super::DownArgs;
 use crate::control::client::Client;
 use crate::docker::{Engine, Owner, sweep};
+use crate::error::Problem;
 use crate::manifest;
 use crate::project::StateDir;
 
-pub async fn run(args: &DownArgs) -> anyhow::Result<()> {
+pub async fn run(args: &DownArgs) -> crate::Result<()> {
     let (file, root) = args.project.locate();
     let state = StateDir::new(&root);
     let mut did = false;
@@ -53,17 +54,22 @@ pub async fn run(args: &DownArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stop_running(record: &crate::project::RunRecord) -> anyhow::Result<()> {
+async fn stop_running(record: &crate::project::RunRecord) -> crate::Result<()> {
     Client::new(&record.control).down().await?;
     println!("stopping daca (pid {}) ...", record.daca.pid);
     // Each app has its grace period; a generous bound keeps `down` from hanging forever.
     let deadline = Instant::now() + Duration::from_secs(120);
     while record.daca.is_alive() {
         if Instant::now() > deadline {
-            return Err(super::user_error(format!(
-                "daca (pid {}) is still stopping after 120 s\n  hint: press Ctrl-C twice in its terminal, or `kill {}` then run `daca down` again",
-                record.daca.pid, record.daca.pid
-            )));
+            let problem = Problem::new(format!(
+                "daca (pid {}) is still stopping after 120 s",
+                record.daca.pid
+            ))
+            .hint(format!(
+                "press Ctrl-C twice in its terminal, or `kill {}` then run `daca down` again",
+                record.daca.pid
+            ));
+            return Err(problem.into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{ProjectArgs, user_error};
+use super::ProjectArgs;
 use crate::docker::{ContainerPlan, Engine, Owner, image, run_id};
 use crate::export::{self, Options, RedisChoice};
 use crate::logs::{LogBus, LogFormat, Printer};
@@ -66,7 +66,7 @@ pub struct BuildArgs {
     pub images: ImageArgs,
 }
 
-pub async fn run(args: &ExportArgs) -> anyhow::Result<()> {
+pub async fn run(args: &ExportArgs) -> crate::Result<()> {
     let ExportTarget::K8s(k8s) = &args.target;
     let (file, _) = k8s.project.locate();
     let manifest = manifest::load(&file)?;
@@ -96,14 +96,14 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn build(args: &BuildArgs) -> anyhow::Result<()> {
+pub async fn build(args: &BuildArgs) -> crate::Result<()> {
     let (file, _) = args.project.locate();
     let manifest = manifest::load(&file)?;
     build_images(&manifest, &args.images).await
 }
 
 /// Builds every app with `build:` and tags it as the export names it.
-async fn build_images(manifest: &Manifest, images: &ImageArgs) -> anyhow::Result<()> {
+async fn build_images(manifest: &Manifest, images: &ImageArgs) -> crate::Result<()> {
     let apps: Vec<_> = manifest
         .apps
         .iter()
@@ -113,12 +113,12 @@ async fn build_images(manifest: &Manifest, images: &ImageArgs) -> anyhow::Result
         println!("no app has `build:`; nothing to build");
         return Ok(());
     }
-    let engine = Engine::connect()
-        .await
-        .map_err(|e| user_error(e.to_string()))?;
+    let engine = Engine::connect().await?;
     let logs = LogBus::new(1000);
     let sources = apps.iter().map(|a| a.id.to_string()).collect();
-    let printer = Printer::new(LogFormat::Text, sources).spawn(&logs);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let printer =
+        tokio::spawn(Printer::new(LogFormat::Text, sources).run(logs.clone(), stop.clone()));
     let plan = ContainerPlan {
         engine,
         owner: Owner::new(&manifest.name, &manifest.root, &run_id()),
@@ -132,16 +132,12 @@ async fn build_images(manifest: &Manifest, images: &ImageArgs) -> anyhow::Result
         redis_host: None,
     };
     for app in apps {
-        let id = plan
-            .prepare(app)
-            .await
-            .map_err(|e| user_error(e.to_string()))?;
+        let id = plan.prepare(app).await?;
         let target = options.image_for(app);
-        image::tag(&plan.engine, &id, &target)
-            .await
-            .map_err(|e| user_error(e.to_string()))?;
+        image::tag(&plan.engine, &id, &target).await?;
         println!("{}: built {target}", app.id);
     }
-    drop(printer);
+    stop.cancel();
+    let _ = printer.await;
     Ok(())
 }

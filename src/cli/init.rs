@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::error::Problem;
+
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -33,7 +35,7 @@ const FILES: [(&str, &str); 4] = [
     ),
 ];
 
-pub fn run(args: &InitArgs) -> anyhow::Result<()> {
+pub fn run(args: &InitArgs) -> crate::Result<()> {
     let root = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     if let Some(source) = &args.from_k8s {
         return from_k8s(source, &root, args.force);
@@ -44,11 +46,13 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         .map(|(path, _)| path.to_string())
         .collect();
     if !existing.is_empty() && !args.force {
-        return Err(super::user_error(format!(
-            "{} already has {}\n  hint: use another folder, or `daca init --force` to overwrite",
+        let problem = Problem::new(format!(
+            "{} already has {}",
             root.display(),
             existing.join(", ")
-        )));
+        ))
+        .hint("use another folder, or `daca init --force` to overwrite");
+        return Err(problem.into());
     }
     for (path, content) in FILES {
         let target = root.join(path);
@@ -68,14 +72,13 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
 }
 
 /// `daca init --from-k8s DIR`.
-fn from_k8s(source: &std::path::Path, root: &std::path::Path, force: bool) -> anyhow::Result<()> {
+fn from_k8s(source: &std::path::Path, root: &std::path::Path, force: bool) -> crate::Result<()> {
     let imported = crate::export::import::import(source)?;
     let manifest = root.join("daca.yaml");
     if manifest.exists() && !force {
-        return Err(super::user_error(format!(
-            "{} already exists\n  hint: use another folder, or `--force` to overwrite",
-            manifest.display()
-        )));
+        let problem = Problem::new(format!("{} already exists", manifest.display()))
+            .hint("use another folder, or `--force` to overwrite");
+        return Err(problem.into());
     }
     for app in &imported.apps {
         std::fs::create_dir_all(root.join(app))?;

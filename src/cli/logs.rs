@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::ProjectArgs;
 use crate::control::client::Client;
+use crate::error::Problem;
 use crate::logs::{LogFormat, Printer, now_ms};
 
 #[derive(Debug, Args)]
@@ -26,13 +27,12 @@ pub struct LogsArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub async fn run(args: &LogsArgs, format: LogFormat) -> anyhow::Result<()> {
+pub async fn run(args: &LogsArgs, format: LogFormat) -> crate::Result<()> {
     let since_ms = match &args.since {
         Some(text) => {
             let span = humantime::parse_duration(text).map_err(|err| {
-                super::user_error(format!(
-                    "--since `{text}`: {err}\n  hint: write e.g. `30s`, `5m` or `1h`"
-                ))
+                Problem::new(format!("--since `{text}`: {err}"))
+                    .hint("write e.g. `30s`, `5m` or `1h`")
             })?;
             Some(now_ms().saturating_sub(span.as_millis() as u64))
         }
@@ -58,7 +58,7 @@ pub async fn run(args: &LogsArgs, format: LogFormat) -> anyhow::Result<()> {
         .await
         .map_err(|err| match err {
             crate::control::client::ClientError::Refused { message, .. } => {
-                super::user_error(message)
+                Problem::new(message).into()
             }
             other => other.into(),
         })

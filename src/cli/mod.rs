@@ -1,33 +1,21 @@
-//! The command line: argument types and one small module per subcommand. Each returns
-//! `anyhow::Result`; `main.rs` turns the error into a message and an exit code.
+//! The command line: argument types and one small module per subcommand, each a thin layer
+//! that parses, calls the library and prints. Each returns [`crate::Result`]; `main.rs` turns
+//! the error into a message and an exit code ([`crate::Error::kind`]).
 
-mod containers;
 mod down;
 mod export;
 mod init;
-mod inspect;
-mod live;
 mod logs;
 mod ps;
-mod units;
 mod up;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::error::Problem;
 use crate::logs::LogFormat;
 use crate::manifest;
-
-/// A mistake of the user's (exit code 1), as opposed to a failure of daca's (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UserError(pub String);
-
-/// `bail!` for user errors.
-pub fn user_error(message: impl Into<String>) -> anyhow::Error {
-    UserError(message.into()).into()
-}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -156,7 +144,7 @@ impl ProjectArgs {
 }
 
 /// Runs a parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli) -> crate::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(&args, cli.log_format).await,
         Command::Down(args) => down::run(&args).await,
@@ -199,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn validate(project: &ProjectArgs) -> anyhow::Result<()> {
+fn validate(project: &ProjectArgs) -> crate::Result<()> {
     let (file, _) = project.locate();
     let manifest = manifest::load(&file)?;
     let ids: Vec<&str> = manifest.apps.iter().map(|a| a.id.as_str()).collect();
@@ -214,7 +202,7 @@ fn validate(project: &ProjectArgs) -> anyhow::Result<()> {
 }
 
 /// `daca dashboard`: the address, opened with `$BROWSER` or `xdg-open` when there is one.
-fn dashboard(project: &ProjectArgs, no_open: bool) -> anyhow::Result<()> {
+fn dashboard(project: &ProjectArgs, no_open: bool) -> crate::Result<()> {
     let record = running(project)?;
     let url = format!("http://{}/", record.control);
     println!("dashboard: {url}");
@@ -247,14 +235,14 @@ fn dashboard(project: &ProjectArgs, no_open: bool) -> anyhow::Result<()> {
 }
 
 /// The run record of the daca running this project, or a user error saying there is none.
-fn running(project: &ProjectArgs) -> anyhow::Result<crate::project::RunRecord> {
+fn running(project: &ProjectArgs) -> crate::Result<crate::project::RunRecord> {
     let (_, root) = project.locate();
     let state = crate::project::StateDir::new(&root);
-    state.live_daca().ok_or_else(|| {
-        user_error(format!(
-            "no daca is running in {}\n  hint: start it with `daca up` (looked for {}/run.json)",
-            root.display(),
+    let missing = || {
+        Problem::new(format!("no daca is running in {}", root.display())).hint(format!(
+            "start it with `daca up` (looked for {}/run.json)",
             state.path().display()
         ))
-    })
+    };
+    Ok(state.live_daca().ok_or_else(missing)?)
 }

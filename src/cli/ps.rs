@@ -4,7 +4,7 @@ use crate::control::client::Client;
 use crate::control::{AppView, ProjectStatus};
 use crate::logs::now_ms;
 
-pub async fn run(project: &super::ProjectArgs, json: bool) -> anyhow::Result<()> {
+pub async fn run(project: &super::ProjectArgs, json: bool) -> crate::Result<()> {
     let record = super::running(project)?;
     let status = Client::new(&record.control).ps().await?;
     if json {

@@ -7,7 +7,7 @@ mod server;
 
 use serde::{Deserialize, Serialize};
 
-pub use server::{CHANGE_HEADER, ControlState, serve};
+pub use server::{CHANGE_HEADER, serve, status};
 
 use crate::env::SidecarPorts;
 use crate::supervisor::AppStatus;
@@ -19,6 +19,9 @@ pub struct ProjectStatus {
     pub daca_pid: u32,
     pub redis: RedisStatus,
     pub apps: Vec<AppView>,
+    /// What the file watcher has seen; absent with `daca up --no-watch`.
+    #[serde(default)]
+    pub watch: Option<crate::watch::WatchView>,
 }
 
 /// Redis as `daca ps` shows it.

@@ -1,9 +1,11 @@
 //! The control API's routes.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 
+use super::{AppView, ProjectStatus, RedisStatus};
+use crate::logs::LogLine;
+use crate::project::ProjectView;
+use crate::supervisor::Control;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -12,34 +14,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
-use tokio::sync::Notify;
-
-use super::{AppView, ProjectStatus, RedisStatus};
-use crate::env::SidecarPorts;
-use crate::logs::{LogBus, LogLine};
-use crate::supervisor::{Control, Supervisor};
-
-/// What the handlers read.
-pub struct ControlState {
-    pub project: String,
-    pub supervisor: Arc<Supervisor>,
-    pub logs: Arc<LogBus>,
-    pub redis_mode: String,
-    pub redis_url: Option<String>,
-    /// App-id → (app port, sidecar ports); changes when daca.yaml is edited.
-    pub apps: std::sync::RwLock<BTreeMap<String, (Option<u16>, SidecarPorts)>>,
-    /// Notified by `POST /v1/down`.
-    pub down: Arc<Notify>,
-    /// Reload times per app.
-    pub reloads: Arc<crate::reload::ReloadStats>,
-    /// The running project's components, subscriptions and events, for the dashboard.
-    pub inspect: Option<Arc<dyn crate::dashboard::Inspect>>,
-}
 
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: Arc<ControlState>,
+    view: ProjectView,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
@@ -52,7 +31,7 @@ pub async fn serve(
         .layer(axum::middleware::from_fn(move |request, next| {
             guard(port, request, next)
         }))
-        .with_state(state);
+        .with_state(view);
     if let Err(err) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
@@ -101,39 +80,34 @@ async fn guard(
     next.run(request).await
 }
 
-async fn ps(State(state): State<Arc<ControlState>>) -> Json<ProjectStatus> {
-    let statuses = state.supervisor.statuses();
-    let redis_status = statuses
+async fn ps(State(view): State<ProjectView>) -> Json<ProjectStatus> {
+    Json(status(&view))
+}
+
+/// `GET /v1/ps`: the project, its Redis and its apps now.
+pub fn status(view: &ProjectView) -> ProjectStatus {
+    let snapshot = view.snapshot();
+    let apps = snapshot
+        .apps
         .iter()
-        .find(|s| s.name == crate::redis::UNIT_NAME)
-        .cloned();
-    let apps = statuses
-        .into_iter()
-        .filter_map(|status| {
-            let (port, sidecar) = *state
-                .apps
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&status.name)?;
-            let reload = state.reloads.view(&status.name);
-            Some(AppView {
-                status,
-                port,
-                sidecar,
-                reload,
-            })
+        .map(|app| AppView {
+            status: app.handle.status(),
+            port: app.spec.process.port,
+            sidecar: app.ports,
+            reload: app.reloads.view(),
         })
         .collect();
-    Json(ProjectStatus {
-        project: state.project.clone(),
+    ProjectStatus {
+        project: view.name.clone(),
         daca_pid: std::process::id(),
         redis: RedisStatus {
-            mode: state.redis_mode.clone(),
-            url: state.redis_url.clone(),
-            status: redis_status,
+            mode: view.redis.mode.to_string(),
+            url: view.redis.url.clone(),
+            status: snapshot.redis.as_ref().map(|h| h.status()),
         },
         apps,
-    })
+        watch: snapshot.watching.then(|| view.watch.view()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,14 +121,11 @@ struct LogQuery {
 }
 
 /// Newline-delimited JSON: the remembered lines, then (with `follow`) live ones.
-async fn logs(State(state): State<Arc<ControlState>>, Query(query): Query<LogQuery>) -> Response {
-    if let Some(source) = query
-        .source
-        .as_ref()
-        .filter(|s| state.supervisor.handle(s).is_none())
-    {
-        let handles = state.supervisor.handles();
-        let known: Vec<&str> = handles.iter().map(|h| h.name()).collect();
+async fn logs(State(view): State<ProjectView>, Query(query): Query<LogQuery>) -> Response {
+    let snapshot = view.snapshot();
+    let mut known: Vec<String> = view.redis_log_name().into_iter().collect();
+    known.extend(snapshot.apps.iter().map(|a| a.spec.id.to_string()));
+    if let Some(source) = query.source.as_ref().filter(|s| !known.contains(s)) {
         let message = format!(
             "no app `{source}` in this project (apps: {})",
             known.join(", ")
@@ -175,7 +146,7 @@ async fn logs(State(state): State<Arc<ControlState>>, Query(query): Query<LogQue
             serde_json::to_string(line).unwrap_or_default()
         )))
     };
-    let (backlog, live) = state.logs.follow(keep);
+    let (backlog, live) = view.logs.follow(keep);
     let backlog: Vec<_> = backlog.iter().map(|l| encode(l)).collect();
     let body = if query.follow {
         Body::from_stream(stream::iter(backlog).chain(live.map(move |l| encode(&l))))
@@ -185,8 +156,8 @@ async fn logs(State(state): State<Arc<ControlState>>, Query(query): Query<LogQue
     ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }
 
-async fn down(State(state): State<Arc<ControlState>>) -> impl IntoResponse {
-    state.down.notify_one();
+async fn down(State(view): State<ProjectView>) -> impl IntoResponse {
+    view.request_down();
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "stopping": true })),
@@ -194,10 +165,10 @@ async fn down(State(state): State<Arc<ControlState>>) -> impl IntoResponse {
 }
 
 async fn app_action(
-    State(state): State<Arc<ControlState>>,
+    State(view): State<ProjectView>,
     Path((name, action)): Path<(String, String)>,
 ) -> Response {
-    let Some(handle) = state.supervisor.handle(&name) else {
+    let Some(handle) = view.snapshot().app(&name).map(|a| a.handle.clone()) else {
         return (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "error": format!("no app `{name}`") })),

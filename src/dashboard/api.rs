@@ -15,8 +15,8 @@ use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::control::ControlState;
 use crate::logs::LogLine;
+use crate::project::ProjectView;
 use crate::state::{Delete, Op};
 
 /// Lines a log view gets before the live ones, unless it asks for another number.
@@ -28,13 +28,6 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn not_running() -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the sidecars are not up yet",
-    )
-}
-
 #[derive(Debug, Deserialize)]
 pub struct LogStreamQuery {
     source: Option<String>,
@@ -43,19 +36,19 @@ pub struct LogStreamQuery {
 
 /// The last `tail` lines, then live ones, as server-sent events (`data:` one JSON line each).
 pub async fn log_stream(
-    State(state): State<Arc<ControlState>>,
+    State(view): State<ProjectView>,
     Query(query): Query<LogStreamQuery>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    Sse::new(log_events(&state, query)).keep_alive(KeepAlive::default())
+    Sse::new(log_events(&view, query)).keep_alive(KeepAlive::default())
 }
 
 fn log_events(
-    state: &ControlState,
+    view: &ProjectView,
     query: LogStreamQuery,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
     let source = query.source.filter(|s| !s.is_empty());
     let keep = move |line: &LogLine| source.as_ref().is_none_or(|s| *s == line.source);
-    let (mut backlog, live) = state.logs.follow(keep);
+    let (mut backlog, live) = view.logs.follow(keep);
     let tail = query.tail.unwrap_or(DEFAULT_TAIL);
     backlog.drain(..backlog.len().saturating_sub(tail));
     let encode = |line: &LogLine| {
@@ -70,33 +63,24 @@ fn log_events(
 /// backlog first. One connection per open page, not two: browsers allow six per host over
 /// HTTP/1.1, and streams held by other tabs would stall the next page's loads.
 pub async fn live(
-    State(state): State<Arc<ControlState>>,
+    State(view): State<ProjectView>,
     Query(query): Query<LogStreamQuery>,
 ) -> Response {
-    let Some(inspect) = &state.inspect else {
-        return not_running();
-    };
     let tag = |name: &'static str| move |e: Result<SseEvent, Infallible>| e.map(|e| e.event(name));
-    let logs = log_events(&state, query).map(tag("log"));
-    let events = timeline_events(inspect.events()).map(tag("event"));
+    let logs = log_events(&view, query).map(tag("log"));
+    let events = timeline_events(view.events.clone()).map(tag("event"));
     Sse::new(stream::select(logs, events))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
-pub async fn events(State(state): State<Arc<ControlState>>) -> Response {
-    match &state.inspect {
-        Some(inspect) => Json(inspect.events().recent()).into_response(),
-        None => not_running(),
-    }
+pub async fn events(State(view): State<ProjectView>) -> Response {
+    Json(view.events.recent()).into_response()
 }
 
 /// The timeline so far, then live events.
-pub async fn event_stream(State(state): State<Arc<ControlState>>) -> Response {
-    let Some(inspect) = &state.inspect else {
-        return not_running();
-    };
-    Sse::new(timeline_events(inspect.events()))
+pub async fn event_stream(State(view): State<ProjectView>) -> Response {
+    Sse::new(timeline_events(view.events.clone()))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -129,14 +113,8 @@ fn masked(name: &str, secret_items: &[String]) -> bool {
         .any(|word| lower.contains(word))
 }
 
-pub async fn components(State(state): State<Arc<ControlState>>) -> Response {
-    let Some(inspect) = &state.inspect else {
-        return not_running();
-    };
-    let Some(shared) = inspect.shared() else {
-        return not_running();
-    };
-    let loaded = shared.components();
+pub async fn components(State(view): State<ProjectView>) -> Response {
+    let loaded = view.shared.components();
     let components: Vec<Value> = super::all_components(&loaded)
         .iter()
         .map(|c| {
@@ -158,7 +136,7 @@ pub async fn components(State(state): State<Arc<ControlState>>) -> Response {
             })
         })
         .collect();
-    let subscriptions: Vec<Value> = inspect
+    let subscriptions: Vec<Value> = view
         .subscriptions()
         .iter()
         .map(|(app, s)| {
@@ -176,7 +154,7 @@ pub async fn components(State(state): State<Arc<ControlState>>) -> Response {
     Json(json!({
         "components": components,
         "subscriptions": subscriptions,
-        "error": inspect.component_error(),
+        "error": view.snapshot().component_error.clone(),
     }))
     .into_response()
 }
@@ -197,14 +175,10 @@ impl From<crate::state::StoreError> for Failure {
 }
 
 fn store(
-    state: &ControlState,
+    view: &ProjectView,
     name: &str,
 ) -> Result<Arc<crate::components::stores::StateEntry>, Failure> {
-    let Some(shared) = state.inspect.as_ref().and_then(|i| i.shared()) else {
-        let message = "the sidecars are not up yet".to_string();
-        return Err(Failure(StatusCode::SERVICE_UNAVAILABLE, message));
-    };
-    let components = shared.components();
+    let components = view.shared.components();
     components.stores.get(name).cloned().ok_or_else(|| {
         let known: Vec<&String> = components.stores.keys().collect();
         let message = format!("no state store `{name}` (stores: {known:?})");
@@ -220,11 +194,11 @@ pub struct KeysQuery {
 
 /// Keys as stored (`app-id||key` with Dapr's default prefix), at most 500.
 pub async fn state_keys(
-    State(state): State<Arc<ControlState>>,
+    State(view): State<ProjectView>,
     Path(name): Path<String>,
     Query(query): Query<KeysQuery>,
 ) -> Result<Response, Failure> {
-    let keys = store(&state, &name)?
+    let keys = store(&view, &name)?
         .store
         .keys(&query.prefix, KEY_LIMIT)
         .await?;
@@ -239,11 +213,11 @@ pub struct ItemQuery {
 
 /// One stored key: its value (JSON when it is JSON), etag and seconds to live.
 pub async fn state_item(
-    State(state): State<Arc<ControlState>>,
+    State(view): State<ProjectView>,
     Path(name): Path<String>,
     Query(query): Query<ItemQuery>,
 ) -> Result<Response, Failure> {
-    let entry = store(&state, &name)?;
+    let entry = store(&view, &name)?;
     let Some(item) = entry.store.get(&query.key).await? else {
         return Err(Failure(
             StatusCode::NOT_FOUND,
@@ -258,7 +232,7 @@ pub async fn state_item(
 }
 
 pub async fn state_delete(
-    State(state): State<Arc<ControlState>>,
+    State(view): State<ProjectView>,
     Path(name): Path<String>,
     Query(query): Query<ItemQuery>,
 ) -> Result<Response, Failure> {
@@ -266,21 +240,16 @@ pub async fn state_delete(
         key: query.key,
         etag: None,
     });
-    store(&state, &name)?.store.apply(&[delete]).await?;
+    store(&view, &name)?.store.apply(&[delete]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Pub/sub components, topics with their subscribers, counts and the last messages.
-pub async fn pubsub(State(state): State<Arc<ControlState>>) -> Response {
-    let Some(inspect) = &state.inspect else {
-        return not_running();
-    };
-    let Some(shared) = inspect.shared() else {
-        return not_running();
-    };
+pub async fn pubsub(State(view): State<ProjectView>) -> Response {
+    let shared = &view.shared;
     let names: Vec<String> = shared.components().pubsubs.keys().cloned().collect();
     let mut topics: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for (app, s) in inspect.subscriptions() {
+    for (app, s) in view.subscriptions() {
         topics
             .entry((s.pubsub.clone(), s.topic.clone()))
             .or_default()
@@ -297,13 +266,11 @@ pub async fn pubsub(State(state): State<Arc<ControlState>>) -> Response {
 
 /// Publishes the body (JSON, else text) as a CloudEvent from the app-id `daca-dashboard`.
 pub async fn publish(
-    State(state): State<Arc<ControlState>>,
+    State(view): State<ProjectView>,
     Path((name, topic)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let Some(shared) = state.inspect.as_ref().and_then(|i| i.shared()) else {
-        return not_running();
-    };
+    let shared = &view.shared;
     let components = shared.components();
     let Some(entry) = components.pubsubs.get(&name) else {
         return error(

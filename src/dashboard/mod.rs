@@ -7,34 +7,18 @@
 mod api;
 mod page;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
-use crate::control::ControlState;
-use crate::events::EventLog;
-use crate::pubsub::subscription::Subscription;
-use crate::sidecar::Shared;
-
-/// What the dashboard reads of the running project beyond `ps`.
-pub trait Inspect: Send + Sync {
-    /// The sidecars' shared parts: components, state stores, pub/sub counts.
-    fn shared(&self) -> Option<Arc<Shared>>;
-    /// Every app's active subscriptions (programmatic and declarative).
-    fn subscriptions(&self) -> Vec<(String, Subscription)>;
-    /// Why the last edit of the resources folder was not applied, if it was not.
-    fn component_error(&self) -> Option<String>;
-    fn events(&self) -> Arc<EventLog>;
-}
+use crate::project::ProjectView;
 
 const SCRIPT: &str = include_str!("assets/dashboard.js");
 const STYLE: &str = include_str!("assets/dashboard.css");
 
 /// The page, its assets and the endpoints only it needs.
-pub fn routes() -> Router<Arc<ControlState>> {
+pub fn routes() -> Router<ProjectView> {
     Router::new()
         .route("/", get(page::render))
         .route(

@@ -3,13 +3,12 @@
 //! state browser, pub/sub view and timeline.
 
 use std::fmt::Write;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Html;
 
-use crate::control::ControlState;
 use crate::logs::now_ms;
+use crate::project::ProjectView;
 
 /// Text for HTML.
 fn esc(text: &str) -> String {
@@ -19,37 +18,35 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub async fn render(State(state): State<Arc<ControlState>>) -> Html<String> {
+pub async fn render(State(view): State<ProjectView>) -> Html<String> {
     let mut out = String::with_capacity(16 * 1024);
-    let title = format!("{} · daca", esc(&state.project));
+    let title = format!("{} · daca", esc(&view.name));
     let _ = write!(
         out,
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title><link rel="stylesheet" href="/assets/dashboard.css"><script src="/assets/dashboard.js" defer></script></head><body>
 <header><h1>{project} <small>daca</small></h1><p id="redis">Redis: {redis}</p>
 <nav aria-label="Sections"><a href='#apps'>Apps</a> <a href='#logs'>Logs</a> <a href='#components'>Components</a> <a href='#state'>State</a> <a href='#pubsub'>Pub/sub</a> <a href='#events'>Events</a></nav></header><main>
 "#,
-        project = esc(&state.project),
+        project = esc(&view.name),
         redis = esc(&format!(
             "{} {}",
-            state.redis_mode,
-            state.redis_url.clone().unwrap_or_default()
+            view.redis.mode,
+            view.redis.url.clone().unwrap_or_default()
         )),
     );
-    apps(&mut out, &state);
+    apps(&mut out, &view);
     out.push_str(LOGS_SECTION);
-    components(&mut out, &state);
+    components(&mut out, &view);
     out.push_str(SECTIONS_FOR_SCRIPT);
     out.push_str("</main></body></html>\n");
     Html(out)
 }
 
-fn apps(out: &mut String, state: &ControlState) {
+fn apps(out: &mut String, view: &ProjectView) {
     out.push_str(r#"<section id="apps" aria-labelledby="apps-h"><h2 id="apps-h">Apps</h2><table><thead><tr><th scope="col">App</th><th scope="col">State</th><th scope="col">Runtime</th><th scope="col">Port</th><th scope="col">Sidecar HTTP / gRPC</th><th scope="col">Restarts</th><th scope="col">Uptime</th><th scope="col">Reload last / median</th><th scope="col">Actions</th></tr></thead><tbody id="apps-body">"#);
-    let ports = state.apps.read().unwrap_or_else(|p| p.into_inner()).clone();
-    for status in state.supervisor.statuses() {
-        let Some((port, sidecar)) = ports.get(&status.name) else {
-            continue;
-        };
+    for app in &view.snapshot().apps {
+        let status = app.handle.status();
+        let (port, sidecar) = (app.spec.process.port, app.ports);
         let runtime = match (&status.container, status.pid) {
             (Some(id), _) => format!("container {id}"),
             (None, Some(pid)) => format!("pid {pid}"),
@@ -59,7 +56,7 @@ fn apps(out: &mut String, state: &ControlState) {
             (true, Some(start)) => format!("{} s", now_ms().saturating_sub(start) / 1000),
             _ => "-".into(),
         };
-        let reload = state.reloads.view(&status.name);
+        let reload = app.reloads.view();
         let reload = match (reload.last_ms, reload.median_ms) {
             (Some(last), Some(median)) => format!("{last} ms / {median} ms"),
             _ => "-".into(),
@@ -78,21 +75,17 @@ fn apps(out: &mut String, state: &ControlState) {
     out.push_str("</tbody></table></section>\n");
 }
 
-fn components(out: &mut String, state: &ControlState) {
+fn components(out: &mut String, view: &ProjectView) {
     out.push_str(r#"<section id="components" aria-labelledby="components-h"><h2 id="components-h">Components</h2><div id="components-body">"#);
-    let Some(inspect) = &state.inspect else {
-        out.push_str("</div></section>");
-        return;
-    };
-    if let Some(error) = inspect.component_error() {
+    if let Some(error) = view.snapshot().component_error.clone() {
         let _ = write!(
             out,
             r#"<p class="error" role="alert">Not applied: {}</p>"#,
             esc(&error)
         );
     }
-    if let Some(shared) = inspect.shared() {
-        let loaded = shared.components();
+    {
+        let loaded = view.shared.components();
         out.push_str(r#"<table><thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Version</th><th scope="col">Scopes</th><th scope="col">From</th></tr></thead><tbody>"#);
         let rows = super::all_components(&loaded);
         for c in rows {
@@ -113,7 +106,7 @@ fn components(out: &mut String, state: &ControlState) {
         out.push_str("</tbody></table>");
     }
     out.push_str(r#"<h3>Subscriptions</h3><table><thead><tr><th scope="col">App</th><th scope="col">Pub/sub</th><th scope="col">Topic</th><th scope="col">Routes</th><th scope="col">Dead letters</th><th scope="col">Kind</th></tr></thead><tbody>"#);
-    for (app, s) in inspect.subscriptions() {
+    for (app, s) in view.subscriptions() {
         let routes: Vec<String> = s
             .rules
             .iter()

@@ -23,9 +23,7 @@ use tokio::sync::oneshot;
 
 use super::{LABEL_CONFIG, LABEL_PROJECT, LABEL_ROOT, LABEL_RUN, is_not_found};
 use crate::logs::{LogBus, Stream};
-use crate::runtime::{
-    ContainerLaunch, ExitInfo, LaunchError, LaunchFuture, LaunchSpec, Launched, Runtime, Signaller,
-};
+use crate::runtime::{ContainerLaunch, ExitInfo, LaunchError, LaunchFuture, Launched, Signaller};
 
 /// Runs [`ContainerLaunch`] specs on one engine.
 pub struct ContainerRuntime {
@@ -38,14 +36,16 @@ impl ContainerRuntime {
     }
 }
 
-impl Runtime for ContainerRuntime {
-    fn launch<'a>(&'a self, spec: &'a LaunchSpec, logs: &'a Arc<LogBus>) -> LaunchFuture<'a> {
+impl ContainerRuntime {
+    /// Starts (or starts again) the container `want`, its output lines `name`'s.
+    pub fn launch<'a>(
+        &'a self,
+        name: &'a str,
+        want: &'a ContainerLaunch,
+        logs: &'a Arc<LogBus>,
+    ) -> LaunchFuture<'a> {
         Box::pin(async move {
-            let want = spec
-                .container
-                .as_ref()
-                .expect("UNWRAP: Runtimes sends only container specs here");
-            start(&self.docker, &spec.name, want, logs)
+            start(&self.docker, name, want, logs)
                 .await
                 .map_err(|err| engine_error(want, err))
         })

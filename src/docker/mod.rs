@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use crate::manifest::AppId;
+use crate::supervisor::Unit;
+
 pub use container::ContainerRuntime;
 pub use endpoint::Endpoint;
 pub use plan::ContainerPlan;
@@ -128,11 +131,12 @@ impl Owner {
     }
 
     /// Labels for a container, image or volume of `app`.
-    pub fn labels(&self, app: &str) -> BTreeMap<String, String> {
+    pub fn labels(&self, unit: &Unit) -> BTreeMap<String, String> {
+        let app = unit_part(unit);
         [
             (LABEL_PROJECT, self.project.as_str()),
             (LABEL_ROOT, self.root.as_str()),
-            (LABEL_APP, app),
+            (LABEL_APP, app.as_str()),
             (LABEL_RUN, self.run.as_str()),
         ]
         .into_iter()
@@ -159,13 +163,13 @@ impl Owner {
     }
 
     /// `daca-<project>-<app>`: what `docker ps` shows.
-    pub fn container_name(&self, app: &str) -> String {
-        format!("daca-{}-{}", name_part(&self.project), name_part(app))
+    pub fn container_name(&self, unit: &Unit) -> String {
+        format!("daca-{}-{}", name_part(&self.project), unit_part(unit))
     }
 
     /// The tag daca builds an app's image as.
-    pub fn image_tag(&self, app: &str) -> String {
-        format!("daca-{}-{}:dev", name_part(&self.project), name_part(app)).to_lowercase()
+    pub fn image_tag(&self, app: &AppId) -> String {
+        format!("daca-{}-{}:dev", name_part(&self.project), app.as_str()).to_lowercase()
     }
 
     /// The named volume that keeps a containerized Redis's data across runs.
@@ -174,7 +178,18 @@ impl Owner {
     }
 }
 
-/// A project or app name as Docker accepts it in names (`[a-zA-Z0-9_.-]`).
+/// A unit's part of container names and labels: `redis` for the managed Redis, the app-id
+/// for an app, and `app.redis` for an app called `redis` (a dot is never in an app-id, so
+/// no app can take Redis's name, nor Redis an app's).
+fn unit_part(unit: &Unit) -> String {
+    match unit {
+        Unit::Redis => crate::redis::UNIT_NAME.to_string(),
+        Unit::App(id) if id.as_str() == crate::redis::UNIT_NAME => format!("app.{id}"),
+        Unit::App(id) => id.to_string(),
+    }
+}
+
+/// A project name as Docker accepts it in names (`[a-zA-Z0-9_.-]`).
 fn name_part(raw: &str) -> String {
     let cleaned: String = raw
         .chars()
@@ -216,10 +231,21 @@ mod tests {
     #[test]
     fn names_and_labels() {
         let owner = Owner::new("My Shop", Path::new("/work/shop"), "r1");
-        assert_eq!(owner.container_name("order-api"), "daca-my-shop-order-api");
-        assert_eq!(owner.image_tag("order-api"), "daca-my-shop-order-api:dev");
+        let app = |id: &str| Unit::App(AppId::parse(id).unwrap());
+        assert_eq!(
+            owner.container_name(&app("order-api")),
+            "daca-my-shop-order-api"
+        );
+        let id = AppId::parse("order-api").unwrap();
+        assert_eq!(owner.image_tag(&id), "daca-my-shop-order-api:dev");
         assert_eq!(owner.redis_volume(), "daca-my-shop-redis-data");
-        let labels: HashMap<String, String> = owner.labels("order-api").into_iter().collect();
+        assert_eq!(owner.container_name(&Unit::Redis), "daca-my-shop-redis");
+        assert_eq!(
+            owner.container_name(&app("redis")),
+            "daca-my-shop-app.redis",
+            "an app called redis never takes Redis's container"
+        );
+        let labels: HashMap<String, String> = owner.labels(&app("order-api")).into_iter().collect();
         assert!(owner.owns(&labels));
         let other = Owner::new("My Shop", Path::new("/elsewhere"), "r1");
         assert!(!other.owns(&labels));

@@ -9,6 +9,7 @@ use crate::env::{self, SidecarPorts};
 use crate::logs::LogBus;
 use crate::manifest::{AppSpec, ImageSource, MountChoice, RuntimeChoice};
 use crate::runtime::ContainerLaunch;
+use crate::supervisor::Unit;
 
 /// The engine and the run's owner labels.
 pub struct ContainerPlan {
@@ -32,7 +33,7 @@ impl ContainerPlan {
     pub fn image_of(&self, app: &AppSpec) -> String {
         match &app.process.image {
             Some(ImageSource::Image(reference)) => reference.clone(),
-            _ => self.owner.image_tag(app.id.as_str()),
+            _ => self.owner.image_tag(&app.id),
         }
     }
 
@@ -40,18 +41,19 @@ impl ContainerPlan {
     /// `env:`), never the host's: a container has its own PATH and HOME.
     pub fn app_launch(&self, app: &AppSpec, ports: SidecarPorts) -> ContainerLaunch {
         let env = env::for_app(app, ports, std::iter::empty());
+        let unit = Unit::App(app.id.clone());
         let binds = self
             .mount_point(app)
             .map(|target| vec![(app.dir.display().to_string(), target)])
             .unwrap_or_default();
         ContainerLaunch {
-            name: self.owner.container_name(app.id.as_str()),
+            name: self.owner.container_name(&unit),
             image: self.image_of(app),
             cmd: (!app.process.command.is_empty()).then(|| app.process.command.clone()),
             env,
             binds,
             volumes: Vec::new(),
-            labels: self.owner.labels(app.id.as_str()),
+            labels: self.owner.labels(&unit),
         }
     }
 
@@ -71,17 +73,18 @@ impl ContainerPlan {
     /// Builds the app's image (through the engine's cache), or makes sure its `image:` is there.
     pub async fn prepare(&self, app: &AppSpec) -> Result<String, DockerError> {
         let id = app.id.as_str();
+        let unit = Unit::App(app.id.clone());
         match &app.process.image {
             Some(ImageSource::Build(build)) => {
                 // Stable labels only: each is a build step (the classic builder's LABEL), and a
                 // run id would make every run build a new image.
                 let labels: HashMap<String, String> = self
                     .owner
-                    .labels(id)
+                    .labels(&unit)
                     .into_iter()
                     .filter(|(k, _)| k == super::LABEL_PROJECT || k == super::LABEL_APP)
                     .collect();
-                let tag = self.owner.image_tag(id);
+                let tag = self.owner.image_tag(&app.id);
                 image::build(&self.engine, id, build, &tag, &labels, &self.logs).await
             }
             Some(ImageSource::Image(reference)) => {

@@ -48,7 +48,10 @@ pub async fn ensure_volume(engine: &Engine, owner: &Owner, name: &str) -> Result
         Err(err) if !is_not_found(&err) => return Err(err.into()),
         Err(_) => {}
     }
-    let mut labels: HashMap<String, String> = owner.labels("redis").into_iter().collect();
+    let mut labels: HashMap<String, String> = owner
+        .labels(&crate::supervisor::Unit::Redis)
+        .into_iter()
+        .collect();
     labels.remove(super::LABEL_RUN); // a volume outlives runs
     let request = VolumeCreateRequest {
         name: Some(name.to_string()),

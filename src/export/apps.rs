@@ -67,7 +67,9 @@ pub fn objects(
                 metadata: Some(template_meta),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    termination_grace_period_seconds: Some(app.supervision.grace_period.as_secs().max(1) as i64),
+                    termination_grace_period_seconds: Some(
+                        app.supervision.grace_period.as_secs().max(1) as i64,
+                    ),
                     ..Default::default()
                 }),
             },
@@ -160,7 +162,8 @@ fn container(app: &AppSpec, options: &Options, config: bool, secret: bool) -> Co
     }
     // In a container, `command:` replaces the image's CMD (Kubernetes' `args`); a host command
     // (an app without an image) means nothing inside an image, so the image's CMD runs.
-    let args = (app.process.image.is_some() && !app.process.command.is_empty()).then(|| app.process.command.clone());
+    let args = (app.process.image.is_some() && !app.process.command.is_empty())
+        .then(|| app.process.command.clone());
     let probe = |initial: i32| probe(app, initial);
     Container {
         name: id.to_string(),

@@ -31,8 +31,24 @@ impl Manifest {
 }
 
 /// A checked Dapr app-id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct AppId(String);
+
+impl TryFrom<String> for AppId {
+    type Error = String;
+    fn try_from(raw: String) -> Result<AppId, String> {
+        AppId::parse(&raw)
+    }
+}
+
+impl From<AppId> for String {
+    fn from(id: AppId) -> String {
+        id.0
+    }
+}
 
 impl AppId {
     /// Checks an app-id. Dapr forbids dots in self-hosted mode, and Kubernetes (where

@@ -520,7 +520,8 @@ fn start_order(mut pending: Vec<AppSpec>) -> Vec<AppSpec> {
         let ready = pending
             .iter()
             .position(|app| {
-                app.supervision.depends_on
+                app.supervision
+                    .depends_on
                     .iter()
                     .all(|d| ordered.iter().any(|o| &o.id == d))
             })

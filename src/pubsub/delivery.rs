@@ -10,56 +10,27 @@
 //! is counted as a failed attempt.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use crate::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use super::PubsubEntry;
 use super::subscription::{self, Subscription};
 use super::worker::Worker;
-use crate::channel::AppChannel;
-use crate::manifest::AppProtocol;
+use crate::channel::{AppChannel, ListError};
 
 /// The first wait between tries to read an app's subscriptions (doubling after it).
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// How long one blocking read waits for new entries.
 const READ_BLOCK: Duration = Duration::from_secs(2);
 
-/// What the app's answer means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Retry,
-    Drop,
-}
-
-/// Dapr's reading of a delivery answer: 2xx is success unless the JSON body says
-/// `"status": "RETRY"` or `"DROP"` (another status string is a retry); 404 drops; anything
-/// else retries.
-pub fn outcome(status: u16, body: &[u8]) -> Outcome {
-    if status == 404 {
-        return Outcome::Drop;
-    }
-    if !(200..300).contains(&status) {
-        return Outcome::Retry;
-    }
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
-        return Outcome::Success;
-    };
-    match object.get("status").and_then(Value::as_str) {
-        None | Some("") => Outcome::Success,
-        Some(s) if s.eq_ignore_ascii_case("SUCCESS") => Outcome::Success,
-        Some(s) if s.eq_ignore_ascii_case("DROP") => Outcome::Drop,
-        Some(_) => Outcome::Retry,
-    }
-}
-
 /// Everything one app's consumers share.
 pub(super) struct Shared {
     pub(super) channel: AppChannel,
-    pub(super) http: reqwest::Client,
     pub(super) pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
     pub(super) stats: Arc<super::stats::PubsubStats>,
 }
@@ -75,7 +46,6 @@ pub struct Subscriber {
 impl Subscriber {
     pub fn new(
         channel: AppChannel,
-        http: reqwest::Client,
         pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
         declarative: &[Subscription],
         active: Arc<RwLock<Vec<Subscription>>>,
@@ -89,7 +59,6 @@ impl Subscriber {
         Subscriber {
             shared: Arc::new(Shared {
                 channel,
-                http,
                 pubsubs,
                 stats: Arc::default(),
             }),
@@ -106,11 +75,24 @@ impl Subscriber {
         self
     }
 
+    /// Runs on a task of its own until aborted (tests and tools).
     pub fn spawn(self) -> JoinHandle<()> {
-        tokio::spawn(self.run())
+        tokio::spawn(self.run(CancellationToken::new()))
     }
 
-    async fn run(self) {
+    /// Runs the app's subscriptions until `token` is cancelled; then its consumers are
+    /// stopped and awaited (what they had not acknowledged stays pending and comes back).
+    pub async fn run(self, token: CancellationToken) {
+        let mut consumers = JoinSet::new();
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = self.follow(&mut consumers) => {}
+        }
+        consumers.shutdown().await;
+    }
+
+    /// Reads the app's subscriptions whenever it becomes ready, and runs one consumer each.
+    async fn follow(&self, consumers: &mut JoinSet<()>) {
         let app_id = self.shared.channel.app_id.clone();
         let visible = self
             .shared
@@ -121,45 +103,27 @@ impl Subscriber {
             return; // Dapr asks for subscriptions only with a pub/sub component and an app port.
         }
         let mut channel = self.shared.channel.clone();
-        let mut running: Vec<(Subscription, JoinHandle<()>)> = Vec::new();
+        let mut running: Vec<Subscription> = Vec::new();
         let mut warned: Vec<(String, String)> = Vec::new();
-        loop {
-            if !channel.wait_ready().await {
-                break;
-            }
+        while channel.wait_ready().await {
             let generation = channel.generation();
             let programmatic = self.fetch_programmatic().await;
             let wanted = subscription::effective(&self.declarative, programmatic, &app_id);
-            for sub in wanted.iter().filter(|s| s.lacks_default()) {
-                let key = (sub.pubsub.clone(), sub.topic.clone());
-                if !warned.contains(&key) {
-                    tracing::warn!(
-                        "{app_id}: the subscription to {}/{} has routing rules but no default route; events that match no rule are dropped",
-                        sub.pubsub,
-                        sub.topic
-                    );
-                    warned.push(key);
-                }
-            }
-            let same = running.len() == wanted.len()
-                && running.iter().zip(&wanted).all(|((a, _), b)| a == b);
-            if !same {
-                for (_, task) in running.drain(..) {
-                    task.abort(); // unacknowledged entries stay pending and come back
-                }
+            warn_without_default(&app_id, &wanted, &mut warned);
+            if running != wanted {
+                // Unacknowledged entries stay pending and come back to the new consumers.
+                consumers.shutdown().await;
                 for sub in &wanted {
-                    running.push((sub.clone(), self.start(sub.clone())));
+                    self.start(sub.clone(), consumers);
                 }
-                *self.active.write().unwrap_or_else(|p| p.into_inner()) = wanted;
+                running.clone_from(&wanted);
+                *self.active.write() = wanted;
             }
             channel.wait_gone(generation).await;
         }
-        for (_, task) in running {
-            task.abort();
-        }
     }
 
-    fn start(&self, sub: Subscription) -> JoinHandle<()> {
+    fn start(&self, sub: Subscription, consumers: &mut JoinSet<()>) {
         let app_id = &self.shared.channel.app_id;
         let Some(entry) = self.shared.pubsubs.get(&sub.pubsub).cloned() else {
             tracing::warn!(
@@ -167,7 +131,7 @@ impl Subscriber {
                 sub.topic,
                 sub.pubsub
             );
-            return tokio::spawn(async {});
+            return;
         };
         if !entry.component.visible_to(app_id) || !entry.may_subscribe(app_id, &sub.topic) {
             tracing::warn!(
@@ -175,69 +139,48 @@ impl Subscriber {
                 sub.topic,
                 sub.pubsub
             );
-            return tokio::spawn(async {});
+            return;
         }
-        tokio::spawn(consume(self.shared.clone(), entry, sub))
+        consumers.spawn(consume(self.shared.clone(), entry, sub));
     }
 
-    /// `GET /dapr/subscribe`, retried a few times while the app warms up; 404 means none.
+    /// The app's programmatic subscriptions (`GET /dapr/subscribe` or
+    /// `ListTopicSubscriptions`), asked a few times while the app warms up.
     async fn fetch_programmatic(&self) -> Vec<Subscription> {
         let channel = &self.shared.channel;
-        let Some(base) = channel.base_url() else {
-            return Vec::new();
-        };
         for attempt in 0..4u32 {
             if attempt > 0 {
                 tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
             }
-            if channel.protocol == AppProtocol::Grpc {
-                match super::callback::subscriptions(channel).await {
-                    Ok(found) => return found.unwrap_or_default(),
-                    Err(err) => {
-                        tracing::debug!("{}: ListTopicSubscriptions: {err}", channel.app_id);
-                        continue;
-                    }
+            match channel.subscriptions().await {
+                Ok(found) => return found.unwrap_or_default(),
+                Err(ListError::Retry(err)) => tracing::debug!("{}: {err}", channel.app_id),
+                Err(ListError::Invalid(err)) => {
+                    tracing::error!("{}: {err}", channel.app_id);
+                    return Vec::new();
                 }
             }
-            let mut request = self
-                .shared
-                .http
-                .get(format!("{base}/dapr/subscribe"))
-                .header("content-type", "application/json")
-                .header("dapr-app-id", &channel.app_id)
-                .timeout(Duration::from_secs(5));
-            if let Some(token) = &channel.app_token {
-                request = request.header("dapr-api-token", token);
-            }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(err) => {
-                    tracing::debug!("{}: GET /dapr/subscribe: {err}", channel.app_id);
-                    continue;
-                }
-            };
-            let status = response.status().as_u16();
-            let body = response.bytes().await.unwrap_or_default();
-            return match status {
-                404 => Vec::new(),
-                200..=299 => subscription::programmatic(&body).unwrap_or_else(|err| {
-                    tracing::error!("{}: GET /dapr/subscribe: {err}", channel.app_id);
-                    Vec::new()
-                }),
-                _ => {
-                    tracing::error!(
-                        "{}: GET /dapr/subscribe answered {status}; no programmatic subscriptions",
-                        channel.app_id
-                    );
-                    Vec::new()
-                }
-            };
         }
         tracing::warn!(
-            "{}: GET /dapr/subscribe did not answer; no programmatic subscriptions",
+            "{}: its subscriptions could not be read; no programmatic subscriptions",
             channel.app_id
         );
         Vec::new()
+    }
+}
+
+/// Says once per topic that rules without a default route drop what matches none.
+fn warn_without_default(app_id: &str, wanted: &[Subscription], warned: &mut Vec<(String, String)>) {
+    for sub in wanted.iter().filter(|s| s.lacks_default()) {
+        let key = (sub.pubsub.clone(), sub.topic.clone());
+        if !warned.contains(&key) {
+            tracing::warn!(
+                "{app_id}: the subscription to {}/{} has routing rules but no default route; events that match no rule are dropped",
+                sub.pubsub,
+                sub.topic
+            );
+            warned.push(key);
+        }
     }
 }
 
@@ -303,25 +246,5 @@ async fn consume(shared: Arc<Shared>, entry: Arc<PubsubEntry>, sub: Subscription
                 Err(err) => tracing::warn!("{app_id}: redelivery of {}: {err}", sub.topic),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_are_read_as_dapr_reads_them() {
-        assert_eq!(outcome(200, b""), Outcome::Success);
-        assert_eq!(outcome(200, b"null"), Outcome::Success);
-        assert_eq!(outcome(204, b"not json"), Outcome::Success);
-        assert_eq!(outcome(200, br#"{"status":"SUCCESS"}"#), Outcome::Success);
-        assert_eq!(outcome(200, br#"{"other":1}"#), Outcome::Success);
-        assert_eq!(outcome(200, br#"{"status":"RETRY"}"#), Outcome::Retry);
-        assert_eq!(outcome(200, br#"{"status":"DROP"}"#), Outcome::Drop);
-        assert_eq!(outcome(200, br#"{"status":"MAYBE"}"#), Outcome::Retry);
-        assert_eq!(outcome(404, b""), Outcome::Drop);
-        assert_eq!(outcome(500, b""), Outcome::Retry);
-        assert_eq!(outcome(302, b""), Outcome::Retry);
     }
 }

@@ -4,7 +4,9 @@
 //! get what they had not acknowledged.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -77,8 +79,8 @@ impl MemoryBroker {
         MemoryBroker::default()
     }
 
-    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Topic>> {
-        self.topics.lock().unwrap_or_else(|p| p.into_inner())
+    fn topics(&self) -> crate::sync::MutexGuard<'_, HashMap<String, Topic>> {
+        self.topics.lock()
     }
 
     pub fn publish(&self, topic: &str, data: &[u8], metadata: &BTreeMap<String, String>) {

@@ -7,7 +7,6 @@
 //! it to the app and acknowledges it once the app said SUCCESS (or DROP). Anything not
 //! acknowledged stays pending in the broker and is delivered again.
 
-mod callback;
 mod cel;
 pub mod delivery;
 pub mod envelope;

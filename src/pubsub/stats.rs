@@ -2,8 +2,8 @@
 //! retried and dead-lettered counts and the entries read but not yet acknowledged, and the last
 //! messages published or delivered with their CloudEvent.
 
+use crate::sync::Mutex;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -84,7 +84,7 @@ pub struct Delivery<'a> {
 
 impl PubsubStats {
     fn with(&self, d: &Delivery, change: impl FnOnce(&mut Counts, &mut BTreeSet<String>)) {
-        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.0.lock();
         let key = (d.app.to_string(), d.pubsub.to_string(), d.topic.to_string());
         let (counts, pending) = inner.counts.entry(key).or_default();
         change(counts, pending);
@@ -92,7 +92,7 @@ impl PubsubStats {
     }
 
     fn remember(&self, what: &'static str, d: &Delivery, raw: &[u8]) {
-        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.0.lock();
         if inner.recent.len() == RECENT {
             inner.recent.pop_front();
         }
@@ -147,7 +147,7 @@ impl PubsubStats {
 
     /// Newest message first.
     pub fn view(&self) -> StatsView {
-        let inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.0.lock();
         StatsView {
             subscribers: inner
                 .counts

@@ -7,11 +7,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::delivery::{Outcome, Shared, outcome};
-use super::stats::Delivery;
+use super::delivery::Shared;
+use super::stats::Delivery as Counted;
 use super::subscription::Subscription;
 use super::{Consumer, Message, PubsubEntry, envelope};
-use crate::manifest::AppProtocol;
+use crate::channel::{Delivery, Outcome, Unreachable};
 
 /// Attempts after the first one for a RETRY or an error answer, and the first backoff.
 const RETRIES: u32 = 3;
@@ -37,8 +37,8 @@ impl Worker {
     }
 
     /// Which subscriber and message, for the dashboard's counts.
-    fn delivery<'a>(&'a self, message: &'a Message) -> Delivery<'a> {
-        Delivery {
+    fn delivery<'a>(&'a self, message: &'a Message) -> Counted<'a> {
+        Counted {
             app: &self.shared.channel.app_id,
             pubsub: &self.sub.pubsub,
             topic: &self.sub.topic,
@@ -81,7 +81,7 @@ impl Worker {
                 return false;
             }
             match self.post(&path, &body, message, &event).await {
-                Err(()) => {
+                Err(Unreachable) => {
                     // The app is not there (crashed, restarting): wait, and do not count it.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -115,66 +115,28 @@ impl Worker {
         false
     }
 
-    /// One POST; Err(()) when the app could not be reached at all.
+    /// One delivery through the app channel, whatever the app's protocol.
     async fn post(
         &self,
         path: &str,
         body: &[u8],
         message: &Message,
         event: &Value,
-    ) -> Result<Outcome, ()> {
-        let channel = &self.shared.channel;
-        if channel.protocol == AppProtocol::Grpc {
-            let (topic, pubsub) = (&self.sub.topic, &self.sub.pubsub);
-            return super::callback::deliver(channel, event, topic, pubsub, path).await;
-        }
-        let base = channel.base_url().ok_or(())?;
-        let mut request = self
-            .shared
-            .http
-            .post(format!("{base}{path}"))
-            .header("content-type", "application/cloudevents+json")
-            .header("pubsubName", &self.sub.pubsub)
-            .timeout(
-                self.entry
-                    .settings
-                    .processing_timeout
-                    .max(Duration::from_secs(1)),
-            )
-            .body(body.to_vec());
-        for (name, value) in &message.metadata {
-            if let (Ok(name), Ok(value)) = (
-                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
-                reqwest::header::HeaderValue::from_str(value),
-            ) {
-                request = request.header(name, value);
-            }
-        }
-        for field in ["traceparent", "tracestate"] {
-            if let Some(value) = event.get(field).and_then(Value::as_str)
-                && !value.is_empty()
-            {
-                request = request.header(field, value);
-            }
-        }
-        if let Some(token) = &channel.app_token {
-            request = request.header("dapr-api-token", token);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                match response.bytes().await {
-                    Ok(body) => Ok(outcome(status, &body)),
-                    Err(_) if !channel.is_ready() => Err(()),
-                    Err(_) => Ok(Outcome::Retry),
-                }
-            }
-            Err(err) if err.is_connect() || !channel.is_ready() => Err(()),
-            Err(err) => {
-                tracing::debug!("{}: delivery to {path}: {err}", channel.app_id);
-                Ok(Outcome::Retry)
-            }
-        }
+    ) -> Result<Outcome, Unreachable> {
+        let delivery = Delivery {
+            event,
+            body,
+            pubsub: &self.sub.pubsub,
+            topic: &self.sub.topic,
+            path,
+            metadata: &message.metadata,
+            timeout: self
+                .entry
+                .settings
+                .processing_timeout
+                .max(Duration::from_secs(1)),
+        };
+        self.shared.channel.deliver(&delivery).await
     }
 
     /// Sends the entry to the dead-letter topic, if the subscription has one; true = done.

@@ -1,7 +1,9 @@
 //! A recording fake runtime for supervisor unit tests: no processes, no sleeping.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 
 use tokio::sync::oneshot;
 
@@ -27,11 +29,11 @@ pub struct FakeRuntime {
 
 impl FakeRuntime {
     pub fn calls(&self) -> Vec<String> {
-        self.shared.lock().unwrap().calls.clone()
+        self.shared.lock().calls.clone()
     }
     /// Makes process `pid` exit with `code`.
     pub fn exit(&self, pid: u32, code: i32) {
-        if let Some(tx) = self.shared.lock().unwrap().running.remove(&pid) {
+        if let Some(tx) = self.shared.lock().running.remove(&pid) {
             let _ = tx.send(ExitInfo {
                 code: Some(code),
                 signal: None,
@@ -39,10 +41,10 @@ impl FakeRuntime {
         }
     }
     pub fn ignore_sigterm(&self, name: &str) {
-        self.shared.lock().unwrap().stubborn.push(name.to_string());
+        self.shared.lock().stubborn.push(name.to_string());
     }
     pub fn make_missing(&self, name: &str) {
-        self.shared.lock().unwrap().missing.push(name.to_string());
+        self.shared.lock().missing.push(name.to_string());
     }
 }
 
@@ -54,7 +56,7 @@ struct FakeSignals {
 
 impl FakeSignals {
     fn end(&self, signal: i32) {
-        if let Some(tx) = self.shared.lock().unwrap().running.remove(&self.pid) {
+        if let Some(tx) = self.shared.lock().running.remove(&self.pid) {
             let _ = tx.send(ExitInfo {
                 code: None,
                 signal: Some(signal),
@@ -67,7 +69,6 @@ impl Signaller for FakeSignals {
     fn terminate(&self) {
         self.shared
             .lock()
-            .unwrap()
             .calls
             .push(format!("terminate {}", self.pid));
         if !self.stubborn {
@@ -75,31 +76,32 @@ impl Signaller for FakeSignals {
         }
     }
     fn kill(&self) {
-        self.shared
-            .lock()
-            .unwrap()
-            .calls
-            .push(format!("kill {}", self.pid));
+        self.shared.lock().calls.push(format!("kill {}", self.pid));
         self.end(9);
     }
     fn group_alive(&self) -> bool {
-        self.shared.lock().unwrap().running.contains_key(&self.pid)
+        self.shared.lock().running.contains_key(&self.pid)
     }
 }
 
 impl Runtime for FakeRuntime {
-    fn launch<'a>(&'a self, spec: &'a LaunchSpec, _logs: &'a Arc<LogBus>) -> LaunchFuture<'a> {
-        Box::pin(std::future::ready(self.start(spec)))
+    fn launch<'a>(
+        &'a self,
+        name: &'a str,
+        _spec: &'a LaunchSpec,
+        _logs: &'a Arc<LogBus>,
+    ) -> LaunchFuture<'a> {
+        Box::pin(std::future::ready(self.start(name)))
     }
 }
 
 impl FakeRuntime {
-    fn start(&self, spec: &LaunchSpec) -> Result<Launched, LaunchError> {
-        let mut shared = self.shared.lock().unwrap();
-        shared.calls.push(format!("launch {}", spec.name));
-        if shared.missing.contains(&spec.name) {
+    fn start(&self, name: &str) -> Result<Launched, LaunchError> {
+        let mut shared = self.shared.lock();
+        shared.calls.push(format!("launch {name}"));
+        if shared.missing.iter().any(|m| m == name) {
             return Err(LaunchError::NotFound {
-                program: spec.program.clone(),
+                program: "x".into(),
                 dir: "/".into(),
             });
         }
@@ -107,7 +109,7 @@ impl FakeRuntime {
         let pid = shared.next_pid;
         let (tx, exited) = oneshot::channel();
         shared.running.insert(pid, tx);
-        let stubborn = shared.stubborn.contains(&spec.name);
+        let stubborn = shared.stubborn.iter().any(|s| s == name);
         let signals = Arc::new(FakeSignals {
             pid,
             stubborn,

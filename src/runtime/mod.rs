@@ -18,18 +18,21 @@ use tokio::sync::oneshot;
 
 use crate::logs::LogBus;
 
-/// What to run.
+/// What to run: a host process or a container.
 #[derive(Debug, Clone)]
-pub struct LaunchSpec {
-    /// The app-id (or `redis`): the log prefix.
-    pub name: String,
+pub enum LaunchSpec {
+    Process(ProcessLaunch),
+    Container(ContainerLaunch),
+}
+
+/// A host process, the leader of its own process group.
+#[derive(Debug, Clone)]
+pub struct ProcessLaunch {
     pub program: String,
     pub args: Vec<String>,
     pub dir: PathBuf,
     /// Full environment of the process (nothing else is inherited).
     pub env: Vec<(String, String)>,
-    /// Run it as this container instead of a host process.
-    pub container: Option<ContainerLaunch>,
 }
 
 /// A container to run (on the host's network, so the app finds its sidecar and Redis on
@@ -119,8 +122,13 @@ pub type LaunchFuture<'a> =
 
 /// A way to start processes.
 pub trait Runtime: Send + Sync + 'static {
-    /// Starts `spec`, sending its output lines to `logs`.
-    fn launch<'a>(&'a self, spec: &'a LaunchSpec, logs: &'a Arc<LogBus>) -> LaunchFuture<'a>;
+    /// Starts `spec`, sending its output lines to `logs` as coming from `name`.
+    fn launch<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a LaunchSpec,
+        logs: &'a Arc<LogBus>,
+    ) -> LaunchFuture<'a>;
 }
 
 /// Host processes, and containers when an engine is connected: each spec says which.
@@ -130,19 +138,33 @@ pub struct Runtimes {
 }
 
 impl Runtime for Runtimes {
-    fn launch<'a>(&'a self, spec: &'a LaunchSpec, logs: &'a Arc<LogBus>) -> LaunchFuture<'a> {
-        match (&spec.container, &self.containers) {
-            (None, _) => self.process.launch(spec, logs),
-            (Some(_), Some(containers)) => containers.launch(spec, logs),
-            (Some(container), None) => Box::pin(async move {
-                Err(LaunchError::Container {
-                    message: format!(
-                        "`{}` needs a Docker engine, and none is connected",
-                        container.name
-                    ),
-                    hint: "start Docker, or set `runtime: process`".into(),
-                })
-            }),
+    fn launch<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a LaunchSpec,
+        logs: &'a Arc<LogBus>,
+    ) -> LaunchFuture<'a> {
+        match (spec, &self.containers) {
+            (LaunchSpec::Process(process), _) => {
+                Box::pin(std::future::ready(process::spawn(name, process, logs)))
+            }
+            (LaunchSpec::Container(container), Some(containers)) => {
+                containers.launch(name, container, logs)
+            }
+            (LaunchSpec::Container(container), None) => {
+                Box::pin(std::future::ready(Err(no_engine(container))))
+            }
         }
+    }
+}
+
+/// A container spec reached a runtime without an engine.
+pub fn no_engine(container: &ContainerLaunch) -> LaunchError {
+    LaunchError::Container {
+        message: format!(
+            "`{}` needs a Docker engine, and none is connected",
+            container.name
+        ),
+        hint: "start Docker, or set `runtime: process`".into(),
     }
 }

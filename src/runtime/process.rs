@@ -13,7 +13,9 @@ use nix::unistd::Pid;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use tokio::sync::oneshot;
 
-use super::{ExitInfo, LaunchError, LaunchFuture, LaunchSpec, Launched, Runtime, Signaller};
+use super::{
+    ExitInfo, LaunchError, LaunchFuture, LaunchSpec, Launched, ProcessLaunch, Runtime, Signaller,
+};
 use crate::logs::{LogBus, Stream, pipe_lines};
 
 /// Runs apps as host processes.
@@ -77,7 +79,7 @@ pub fn group_has_live_member(pgid: i32) -> bool {
 }
 
 /// Finds `program` the way a shell would, using the PATH the process will get.
-pub fn resolve_program(spec: &LaunchSpec) -> Result<std::path::PathBuf, LaunchError> {
+pub fn resolve_program(spec: &ProcessLaunch) -> Result<std::path::PathBuf, LaunchError> {
     let path = spec
         .env
         .iter()
@@ -90,15 +92,29 @@ pub fn resolve_program(spec: &LaunchSpec) -> Result<std::path::PathBuf, LaunchEr
     })
 }
 
+/// Host processes only: a container spec is refused (tests and tools without an engine).
 impl Runtime for ProcessRuntime {
-    fn launch<'a>(&'a self, spec: &'a LaunchSpec, logs: &'a Arc<LogBus>) -> LaunchFuture<'a> {
-        let launched = spawn(spec, logs);
+    fn launch<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a LaunchSpec,
+        logs: &'a Arc<LogBus>,
+    ) -> LaunchFuture<'a> {
+        let launched = match spec {
+            LaunchSpec::Process(process) => spawn(name, process, logs),
+            LaunchSpec::Container(container) => Err(super::no_engine(container)),
+        };
         Box::pin(std::future::ready(launched))
     }
 }
 
-/// Spawning a process does not wait, so this is synchronous.
-fn spawn(spec: &LaunchSpec, logs: &Arc<LogBus>) -> Result<Launched, LaunchError> {
+/// Starts a process whose output lines are `name`'s. Spawning does not wait, so this is
+/// synchronous.
+pub fn spawn(
+    name: &str,
+    spec: &ProcessLaunch,
+    logs: &Arc<LogBus>,
+) -> Result<Launched, LaunchError> {
     let program = resolve_program(spec)?;
     let mut command = CommandWrap::with_new(&program, |cmd| {
         cmd.args(&spec.args)
@@ -118,10 +134,10 @@ fn spawn(spec: &LaunchSpec, logs: &Arc<LogBus>) -> Result<Launched, LaunchError>
         .id()
         .expect("UNWRAP: a freshly spawned child has a pid");
     if let Some(stdout) = child.stdout().take() {
-        pipe_lines(logs.clone(), spec.name.clone(), Stream::Stdout, stdout);
+        pipe_lines(logs.clone(), name.to_string(), Stream::Stdout, stdout);
     }
     if let Some(stderr) = child.stderr().take() {
-        pipe_lines(logs.clone(), spec.name.clone(), Stream::Stderr, stderr);
+        pipe_lines(logs.clone(), name.to_string(), Stream::Stderr, stderr);
     }
     let (tx, exited) = oneshot::channel();
     tokio::spawn(async move {

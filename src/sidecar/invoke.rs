@@ -4,38 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::SidecarState;
 use super::error::ApiError;
 use super::state_api::read_body;
-use crate::manifest::AppProtocol;
+use crate::channel::Invocation;
 use crate::supervisor::AppState;
-
-/// Hop-by-hop headers (RFC 9110) and Dapr's own, never forwarded either way.
-const NOT_FORWARDED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-    "host",
-    "content-length",
-    "dapr-app-id",
-    "dapr-api-token",
-    "destination-app-id",
-    "dapr-caller-app-id",
-    "dapr-callee-app-id",
-    "dapr-caller-namespace",
-];
 
 fn invoke_error(status: StatusCode, message: impl Into<String>) -> ApiError {
     ApiError::new(status, "ERR_DIRECT_INVOKE", message)
@@ -135,9 +112,11 @@ async fn try_forward(
             "couldn't find service: {target} is not an app of this project"
         ))
     })?;
-    let base = channel
-        .base_url()
-        .ok_or_else(|| failed("app channel is not initialized: the app has no `port`"))?;
+    if channel.port.is_none() {
+        return Err(failed(
+            "app channel is not initialized: the app has no `port`",
+        ));
+    }
     if !channel.is_ready() && is_coming_back(channel.status().state) {
         // A reload or restart: wait for the app rather than fail the caller.
         let mut waiting = channel.clone();
@@ -151,133 +130,13 @@ async fn try_forward(
     }
     let (parts, body) = request.into_parts();
     let body = read_body(sidecar, body).await?;
-    if channel.protocol == AppProtocol::Grpc {
-        return on_invoke(&channel, method, &parts, body.to_vec())
-            .await
-            .map_err(|err| failed(&err));
-    }
-    let mut url = format!("{base}/{method}");
-    if let Some(query) = parts.uri.query() {
-        url.push('?');
-        url.push_str(query);
-    }
-    let mut headers = forwardable(&parts.headers);
-    let stamp = |headers: &mut HeaderMap, name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
+    let call = Invocation {
+        method,
+        parts: &parts,
+        body,
+        caller: &sidecar.app_id,
     };
-    stamp(&mut headers, "dapr-caller-app-id", &sidecar.app_id);
-    stamp(&mut headers, "dapr-callee-app-id", target);
-    stamp(&mut headers, "x-forwarded-for", "127.0.0.1");
-    if let Some(host) = parts.headers.get("host").and_then(|h| h.to_str().ok()) {
-        stamp(&mut headers, "x-forwarded-host", host);
-        stamp(
-            &mut headers,
-            "forwarded",
-            &format!("for=127.0.0.1;by=127.0.0.1;host={host}"),
-        );
-    }
-    if !headers.contains_key("traceparent") {
-        stamp(&mut headers, "traceparent", &super::new_traceparent());
-    }
-    if let Some(token) = &channel.app_token {
-        stamp(&mut headers, "dapr-api-token", token);
-    }
-    let answer = sidecar
-        .shared
-        .http
-        .request(parts.method, url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .map_err(|err| failed(&err.to_string()))?;
-    let status = answer.status();
-    let headers = forwardable(answer.headers());
-    let body = answer
-        .bytes()
-        .await
-        .map_err(|err| failed(&err.to_string()))?;
-    let mut response = (status, Body::from(body)).into_response();
-    response.headers_mut().extend(headers);
-    Ok(response)
-}
-
-/// An invocation of a gRPC app: `AppCallback.OnInvoke`, its answer as HTTP (a gRPC error
-/// becomes the HTTP status Dapr maps it to, with the `google.rpc.Status` as JSON).
-async fn on_invoke(
-    channel: &crate::channel::AppChannel,
-    method: &str,
-    parts: &axum::http::request::Parts,
-    body: Vec<u8>,
-) -> Result<Response, String> {
-    use dapr::dapr::proto::common::v1 as common;
-    let verb = common::http_extension::Verb::from_str_name(parts.method.as_str())
-        .unwrap_or(common::http_extension::Verb::Post);
-    let content_type = parts
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let request = common::InvokeRequest {
-        method: method.to_string(),
-        data: Some(prost_types::Any {
-            type_url: String::new(),
-            value: body,
-        }),
-        content_type,
-        http_extension: Some(common::HttpExtension {
-            verb: verb as i32,
-            querystring: parts.uri.query().unwrap_or_default().to_string(),
-        }),
-    };
-    let mut client = channel.callback().await?;
-    let mut request = tonic::Request::new(request);
-    if let Some(token) = channel.app_token.as_ref().and_then(|t| t.parse().ok()) {
-        request.metadata_mut().insert("dapr-api-token", token);
-    }
-    match client.on_invoke(request).await {
-        Ok(answer) => {
-            let answer = answer.into_inner();
-            let data = answer.data.map(|a| a.value).unwrap_or_default();
-            let mut response = (StatusCode::OK, Body::from(data)).into_response();
-            if let Ok(value) = HeaderValue::from_str(&answer.content_type)
-                && !answer.content_type.is_empty()
-            {
-                response.headers_mut().insert("content-type", value);
-            }
-            Ok(response)
-        }
-        Err(status) if status.code() == tonic::Code::Unavailable && !channel.is_ready() => {
-            Err(status.message().to_string())
-        }
-        Err(status) => {
-            let http = match status.code() {
-                tonic::Code::InvalidArgument
-                | tonic::Code::FailedPrecondition
-                | tonic::Code::OutOfRange => 400,
-                tonic::Code::Unauthenticated => 401,
-                tonic::Code::PermissionDenied => 403,
-                tonic::Code::NotFound => 404,
-                tonic::Code::AlreadyExists | tonic::Code::Aborted => 409,
-                tonic::Code::ResourceExhausted => 429,
-                tonic::Code::Cancelled => 499,
-                tonic::Code::Unimplemented => 501,
-                tonic::Code::Unavailable => 503,
-                tonic::Code::DeadlineExceeded => 504,
-                _ => 500,
-            };
-            let body = serde_json::json!({
-                "code": status.code() as i32,
-                "message": status.message(),
-                "details": [],
-            });
-            let code = StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Ok((code, axum::Json(body)).into_response())
-        }
-    }
+    channel.invoke(call).await.map_err(|err| failed(&err))
 }
 
 /// Whether an app that is not ready now is on its way to ready (as opposed to stopped for good).
@@ -286,28 +145,6 @@ fn is_coming_back(state: AppState) -> bool {
         state,
         AppState::Pending | AppState::Starting | AppState::Stopping | AppState::BackingOff
     )
-}
-
-/// `headers` without hop-by-hop headers, those `Connection` lists, and Dapr's own.
-fn forwardable(headers: &HeaderMap) -> HeaderMap {
-    let listed: Vec<String> = headers
-        .get_all("connection")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .collect();
-    let mut out = HeaderMap::new();
-    for (name, value) in headers {
-        let lower = name.as_str();
-        if NOT_FORWARDED.contains(&lower)
-            || listed.iter().any(|l| l == lower)
-            || lower.ends_with("-bin")
-        {
-            continue;
-        }
-        out.append(name.clone(), value.clone());
-    }
-    out
 }
 
 #[cfg(test)]
@@ -342,18 +179,5 @@ mod tests {
         // base64("alice:orders")
         basic_other_user.insert("authorization", "Basic YWxpY2U6b3JkZXJz".parse().unwrap());
         assert_eq!(header_target(&basic_other_user), None);
-    }
-
-    #[test]
-    fn hop_by_hop_and_dapr_headers_stay_behind() {
-        let mut headers = HeaderMap::new();
-        headers.insert("connection", "close, x-private".parse().unwrap());
-        headers.insert("x-private", "1".parse().unwrap());
-        headers.insert("dapr-api-token", "t".parse().unwrap());
-        headers.insert("grpc-trace-bin", "1".parse().unwrap());
-        headers.insert("h", "v".parse().unwrap());
-        let kept = forwardable(&headers);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept["h"], "v");
     }
 }

@@ -106,16 +106,11 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
     let subscriptions: Vec<Value> = sidecar
         .subscriptions
         .read()
-        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .map(|s| s.view())
         .collect();
     let version = runtime_version();
-    let mut extended = sidecar
-        .extended
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let mut extended = sidecar.extended.lock().clone();
     extended.insert("daprRuntimeVersion".into(), version.clone());
     let mut body = json!({
         "id": sidecar.app_id,
@@ -146,7 +141,6 @@ pub async fn set_metadata(
     sidecar
         .extended
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .insert(key, String::from_utf8_lossy(&value).into_owned());
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,8 +17,10 @@ mod state_api;
 mod transaction;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use crate::sync::{Mutex, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -102,8 +104,6 @@ pub struct Shared {
     apps: RwLock<BTreeMap<String, AppChannel>>,
     /// `DAPR_API_TOKEN`, when set.
     pub api_token: Option<String>,
-    /// The client for calls to apps (invocation, delivery), with its connection pool.
-    pub http: reqwest::Client,
     /// Pub/sub counts and recent messages, for the dashboard.
     pub pubsub_stats: Arc<crate::pubsub::stats::PubsubStats>,
 }
@@ -114,7 +114,6 @@ impl Shared {
             components: RwLock::new(Arc::new(components)),
             apps: RwLock::default(),
             api_token,
-            http: http_client(),
             pubsub_stats: Arc::default(),
         }
     }
@@ -126,55 +125,34 @@ impl Shared {
 
     /// The components now (a request keeps the set it started with).
     pub fn components(&self) -> Arc<Components> {
-        self.components
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.components.read().clone()
     }
 
     pub fn set_components(&self, components: Components) {
-        *self.components.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(components);
+        *self.components.write() = Arc::new(components);
     }
 
     /// The channel to app `id`.
     pub fn app(&self, id: &str) -> Option<AppChannel> {
-        self.apps
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.apps.read().get(id).cloned()
     }
 
     pub fn set_app(&self, id: &str, channel: AppChannel) {
-        self.apps
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string(), channel);
+        self.apps.write().insert(id.to_string(), channel);
     }
 
-    pub fn remove_app(&self, id: &str) {
-        self.apps
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    /// Replaces every app's channel: the project publishes its registry here after each change.
+    pub fn set_apps(&self, apps: BTreeMap<String, AppChannel>) {
+        *self.apps.write() = apps;
     }
-}
-
-/// The HTTP client for calls to apps: plain HTTP/1.1 on loopback, no proxy.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap_or_default()
 }
 
 /// What one app's sidecar serves.
 pub struct SidecarState {
     pub app_id: String,
     pub shared: Arc<Shared>,
-    pub max_body_size: usize,
+    /// The request body limit; a daca.yaml edit changes it without a restart.
+    max_body_size: std::sync::atomic::AtomicUsize,
     /// The subscriptions running for this app, for `/v1.0/metadata`.
     pub subscriptions: Arc<RwLock<Vec<Subscription>>>,
     /// `extended` metadata set with `PUT /v1.0/metadata/{key}`.
@@ -186,11 +164,20 @@ pub struct SidecarState {
 }
 
 impl SidecarState {
+    /// The request body limit, in bytes.
+    pub fn max_body_size(&self) -> usize {
+        self.max_body_size.load(Ordering::Relaxed)
+    }
+
+    pub fn set_max_body_size(&self, limit: usize) {
+        self.max_body_size.store(limit, Ordering::Relaxed);
+    }
+
     pub fn new(app_id: &str, shared: Arc<Shared>, max_body_size: usize) -> SidecarState {
         SidecarState {
             app_id: app_id.to_string(),
             shared,
-            max_body_size,
+            max_body_size: max_body_size.into(),
             subscriptions: Arc::default(),
             extended: Mutex::default(),
             on_shutdown: None,
@@ -250,14 +237,30 @@ pub fn router(state: Arc<SidecarState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `state`'s sidecar on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<SidecarState>) {
+/// How long requests under way may take to finish once a sidecar is told to stop.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves `state`'s sidecar on `listener` until `shutdown` is cancelled; then requests under
+/// way get [`DRAIN`] to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<SidecarState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let app_id = state.app_id.clone();
     // Dapr strips a trailing slash before routing; that has to happen before the router sees the path.
     let service = tower::util::MapRequestLayer::new(strip_trailing_slash).layer(router(state));
-    if let Err(err) = axum::serve(listener, ServiceExt::<Request>::into_make_service(service)).await
-    {
-        tracing::error!("sidecar of {app_id} stopped: {err}");
+    let server = axum::serve(listener, ServiceExt::<Request>::into_make_service(service))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = server.into_future() => if let Err(err) = served {
+            tracing::error!("sidecar of {app_id} stopped: {err}");
+        },
+        () = deadline => {}
     }
 }
 

@@ -40,12 +40,12 @@ pub(super) fn store_for(api: Api, sidecar: &SidecarState, name: &str) -> Result<
 }
 
 pub(super) async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum::body::Bytes> {
-    axum::body::to_bytes(body, sidecar.max_body_size)
+    axum::body::to_bytes(body, sidecar.max_body_size())
         .await
         .map_err(|_| {
             ApiError::malformed(format!(
                 "http: request body too large (the limit is {} bytes; raise `max_body_size`)",
-                sidecar.max_body_size
+                sidecar.max_body_size()
             ))
         })
 }

@@ -2,7 +2,9 @@
 //! so an app behaves the same with or without Redis.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Delete, Item, Op, StoreError, Write, expected_version};
@@ -37,10 +39,7 @@ impl MemoryStore {
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
-        let mut entries = self
-            .entries
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock");
+        let mut entries = self.entries.lock();
         Ok(Self::live(&mut entries, key).map(|e| Item {
             data: e.data,
             etag: Some(e.version.to_string()),
@@ -49,10 +48,7 @@ impl MemoryStore {
 
     /// Live keys starting with `prefix`, sorted, at most `limit`.
     pub fn keys(&self, prefix: &str, limit: usize) -> Vec<String> {
-        let entries = self
-            .entries
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock");
+        let entries = self.entries.lock();
         let now = Instant::now();
         let mut keys: Vec<String> = entries
             .iter()
@@ -65,10 +61,7 @@ impl MemoryStore {
     }
 
     pub fn ttl(&self, key: &str) -> Option<i64> {
-        let mut entries = self
-            .entries
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock");
+        let mut entries = self.entries.lock();
         let expires = Self::live(&mut entries, key)?.expires?;
         Some(
             expires
@@ -79,10 +72,7 @@ impl MemoryStore {
     }
 
     pub fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
-        let mut entries = self
-            .entries
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock");
+        let mut entries = self.entries.lock();
         // Malformed etags are refused before anything is looked at (as the Redis store does).
         for op in ops {
             if let Op::Upsert(write) = op {

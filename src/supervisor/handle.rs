@@ -1,22 +1,29 @@
 //! The handle to an app's actor: cheap to clone; every operation is a control message that the
 //! actor carries out in order, and the returned future completes when it has been carried out.
 
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::UnitSpec;
 use super::state::{AppState, AppStatus};
+use super::unit::Unit;
 use crate::runtime::Signaller;
 
 /// What an app's actor can be asked to do (named after `systemctl`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Control {
     Start,
+    /// Start once each of these is ready (within its startup timeout), else fail.
+    StartAfter(Vec<AppHandle>),
     Stop,
     Restart,
     /// Restart for new code: stop with this grace (zero: SIGKILL at once), then start.
-    Reload(std::time::Duration),
+    Reload(Duration),
+    /// Run this spec from the next start on; the running process is left alone.
+    Update(Box<UnitSpec>),
     /// Give up starting, with the reason (e.g. a dependency never became ready).
     Fail(String),
     /// Stop and end the actor.
@@ -29,21 +36,32 @@ pub(crate) struct Envelope {
 }
 
 /// The signaller of the running process, shared so a forced shutdown can bypass the queue.
-pub(crate) type CurrentSignals = Arc<Mutex<Option<Arc<dyn Signaller>>>>;
+pub(crate) type CurrentSignals = Arc<crate::sync::Mutex<Option<Arc<dyn Signaller>>>>;
 
-/// A handle to one app.
+/// A handle to one unit.
 #[derive(Clone)]
 pub struct AppHandle {
-    pub(crate) name: String,
+    pub(crate) unit: Unit,
     pub(crate) controls: mpsc::Sender<Envelope>,
     pub(crate) status: watch::Receiver<AppStatus>,
+    pub(crate) spec: watch::Receiver<Arc<UnitSpec>>,
     pub(crate) signals: CurrentSignals,
 }
 
+impl fmt::Debug for AppHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AppHandle({})", self.unit)
+    }
+}
+
 impl AppHandle {
-    /// The app-id (or `redis`).
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn unit(&self) -> &Unit {
+        &self.unit
+    }
+
+    /// The spec it runs now (changed by [`Control::Update`]).
+    pub fn spec(&self) -> Arc<UnitSpec> {
+        self.spec.borrow().clone()
     }
 
     /// Its status as it changes.
@@ -56,7 +74,8 @@ impl AppHandle {
         self.status.borrow().clone()
     }
 
-    /// Sends a control and waits until the actor has carried it out.
+    /// Sends a control and waits until the actor has carried it out (at once when the actor
+    /// has ended).
     pub async fn send(&self, control: Control) {
         let (done, finished) = oneshot::channel();
         if self.controls.send(Envelope { control, done }).await.is_ok() {
@@ -67,15 +86,27 @@ impl AppHandle {
     pub async fn start(&self) {
         self.send(Control::Start).await
     }
+    /// Starts once `dependencies` are ready; returns as soon as the actor has the request.
+    pub async fn start_after(&self, dependencies: Vec<AppHandle>) {
+        self.send(Control::StartAfter(dependencies)).await
+    }
     pub async fn stop(&self) {
         self.send(Control::Stop).await
     }
     pub async fn restart(&self) {
         self.send(Control::Restart).await
     }
+    /// Stops the unit and ends its actor.
+    pub async fn shutdown(&self) {
+        self.send(Control::Shutdown).await
+    }
+    /// Runs `spec` from the next start on.
+    pub async fn update(&self, spec: UnitSpec) {
+        self.send(Control::Update(Box::new(spec))).await
+    }
 
     /// Restarts for new code, stopping the old process with `grace` (zero: SIGKILL at once).
-    pub async fn reload(&self, grace: std::time::Duration) {
+    pub async fn reload(&self, grace: Duration) {
         self.send(Control::Reload(grace)).await
     }
 
@@ -96,11 +127,7 @@ impl AppHandle {
 
     /// SIGKILLs the app's process group now, whatever the actor is doing (second Ctrl-C).
     pub fn force_kill(&self) {
-        let signals = self
-            .signals
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock")
-            .clone();
+        let signals = self.signals.lock().clone();
         if let Some(signals) = signals {
             signals.kill();
         }

@@ -90,6 +90,7 @@ impl AppStatus {
 /// Something that happened to an app, broadcast for the run record, tests and the dashboard.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppEvent {
+    pub unit: super::Unit,
     pub name: String,
     pub state: AppState,
     pub pid: Option<u32>,

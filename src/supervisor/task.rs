@@ -1,6 +1,8 @@
 //! The actor that alone owns one app's process. The loop only routes; each event has its own
 //! short method (`on_control`, `on_exit`, `on_probe`, `on_retry`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,14 +40,20 @@ fn probe_delay(since_launch: Duration) -> Duration {
     }
 }
 
+/// The wait for a unit's dependencies before it launches.
+type Waiting = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 pub(crate) struct AppTask {
-    pub spec: UnitSpec,
-    pub runtime: Arc<dyn Runtime>,
-    pub logs: Arc<LogBus>,
-    pub status: watch::Sender<AppStatus>,
-    pub events: broadcast::Sender<AppEvent>,
-    pub signals: CurrentSignals,
+    spec: Arc<UnitSpec>,
+    /// Where the spec is shown to the handles (it changes with `Control::Update`).
+    spec_tx: watch::Sender<Arc<UnitSpec>>,
+    runtime: Arc<dyn Runtime>,
+    logs: Arc<LogBus>,
+    status: watch::Sender<AppStatus>,
+    events: broadcast::Sender<AppEvent>,
+    signals: CurrentSignals,
     current: Option<Current>,
+    waiting: Option<Waiting>,
     retry_at: Option<tokio::time::Instant>,
     backoff: Backoff,
     started_once: bool,
@@ -53,21 +61,24 @@ pub(crate) struct AppTask {
 
 impl AppTask {
     pub fn new(
-        spec: UnitSpec,
+        spec_tx: watch::Sender<Arc<UnitSpec>>,
         runtime: Arc<dyn Runtime>,
         logs: Arc<LogBus>,
         status: watch::Sender<AppStatus>,
         events: broadcast::Sender<AppEvent>,
         signals: CurrentSignals,
     ) -> Self {
+        let spec = spec_tx.borrow().clone();
         AppTask {
             spec,
+            spec_tx,
             runtime,
             logs,
             status,
             events,
             signals,
             current: None,
+            waiting: None,
             retry_at: None,
             backoff: Backoff::default(),
             started_once: false,
@@ -75,7 +86,7 @@ impl AppTask {
     }
 
     fn name(&self) -> &str {
-        &self.spec.launch.name
+        &self.spec.name
     }
 
     pub async fn run(mut self, mut controls: mpsc::Receiver<Envelope>) {
@@ -92,7 +103,7 @@ impl AppTask {
                         self.stop_current(self.spec.grace).await;
                         break;
                     };
-                    let shutdown = control == Control::Shutdown;
+                    let shutdown = matches!(control, Control::Shutdown);
                     self.on_control(control).await;
                     let _ = done.send(());
                     if shutdown {
@@ -100,6 +111,7 @@ impl AppTask {
                     }
                 }
                 exit = wait_exit(&mut self.current) => self.on_exit(exit),
+                ready = wait_dependencies(&mut self.waiting) => self.on_dependencies(ready).await,
                 _ = sleep_until(next_probe.unwrap_or_else(tokio::time::Instant::now)), if next_probe.is_some() => self.on_probe().await,
                 _ = sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => self.on_retry().await,
             }
@@ -108,12 +120,23 @@ impl AppTask {
 
     async fn on_control(&mut self, control: Control) {
         tracing::debug!(app = self.name(), ?control, "control");
+        if !matches!(control, Control::Update(_)) {
+            self.waiting = None; // any other control decides what happens next
+        }
         match control {
             Control::Start if self.current.is_none() => {
                 self.backoff.reset();
                 self.launch().await;
             }
             Control::Start => {}
+            Control::StartAfter(_) if self.current.is_some() => {}
+            Control::StartAfter(dependencies) => {
+                self.waiting = Some(Box::pin(super::dependencies_ready(dependencies)));
+            }
+            Control::Update(spec) => {
+                self.spec = Arc::new(*spec);
+                self.spec_tx.send_replace(self.spec.clone());
+            }
             Control::Restart => {
                 self.stop_current(self.spec.grace).await;
                 self.backoff.reset();
@@ -136,9 +159,28 @@ impl AppTask {
         }
     }
 
+    async fn on_dependencies(&mut self, ready: Result<(), String>) {
+        self.waiting = None;
+        match ready {
+            Ok(()) => {
+                self.backoff.reset();
+                self.launch().await;
+            }
+            Err(reason) => {
+                tracing::error!("{}: {reason}", self.name());
+                self.update(AppState::Failed, |s| s.message = Some(reason));
+            }
+        }
+    }
+
     async fn launch(&mut self) {
         self.retry_at = None;
-        match self.runtime.launch(&self.spec.launch, &self.logs).await {
+        let spec = self.spec.clone();
+        match self
+            .runtime
+            .launch(&spec.name, &spec.launch, &self.logs)
+            .await
+        {
             Ok(launched) => {
                 let restarted = std::mem::replace(&mut self.started_once, true);
                 self.share_signals(Some(launched.signals.clone()));
@@ -194,7 +236,7 @@ impl AppTask {
         };
         current.ready = true;
         let after = current.launched.elapsed().as_millis() as u64;
-        tracing::info!("{} ready in {after} ms", self.spec.launch.name);
+        tracing::info!("{} ready in {after} ms", self.spec.name);
         self.update(AppState::Ready, |s| s.ready_after_ms = Some(after));
     }
 
@@ -300,10 +342,7 @@ impl AppTask {
 
     /// What a forced shutdown (`AppHandle::force_kill`) may signal, bypassing the control queue.
     fn share_signals(&self, signals: Option<Arc<dyn Signaller>>) {
-        *self
-            .signals
-            .lock()
-            .expect("UNWRAP: no code panics while holding this lock") = signals;
+        *self.signals.lock() = signals;
     }
 
     fn update(&self, state: AppState, change: impl FnOnce(&mut AppStatus)) {
@@ -313,11 +352,19 @@ impl AppTask {
         });
         let pid = self.status.borrow().pid;
         let _ = self.events.send(AppEvent {
+            unit: self.spec.unit.clone(),
             name: self.name().to_string(),
             state,
             pid,
             ts_ms: now_ms(),
         });
+    }
+}
+
+async fn wait_dependencies(waiting: &mut Option<Waiting>) -> Result<(), String> {
+    match waiting {
+        Some(waiting) => waiting.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -5,28 +5,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::manifest::AppId;
+use crate::runtime::ProcessLaunch;
 use crate::runtime::fake::FakeRuntime;
 
-fn unit(name: &str, deps: &[&str]) -> UnitSpec {
+fn unit(name: &str) -> UnitSpec {
     UnitSpec {
-        launch: LaunchSpec {
-            name: name.into(),
+        unit: Unit::App(AppId::parse(name).unwrap()),
+        name: name.into(),
+        launch: LaunchSpec::Process(ProcessLaunch {
             program: "x".into(),
             args: vec![],
             dir: "/".into(),
             env: vec![],
-            container: None,
-        },
+        }),
         probe: Probe::None,
         restart: RestartPolicy::OnFailure,
         grace: Duration::from_secs(5),
         startup_timeout: Duration::from_secs(60),
-        depends_on: deps.iter().map(|d| d.to_string()).collect(),
     }
 }
 
-fn supervisor(fake: &FakeRuntime, units: Vec<UnitSpec>) -> Supervisor {
-    Supervisor::new(units, Arc::new(fake.clone()), LogBus::new(16))
+fn supervisor(fake: &FakeRuntime) -> Supervisor {
+    Supervisor::new(Arc::new(fake.clone()), LogBus::new(16))
 }
 
 async fn settle() {
@@ -35,16 +36,28 @@ async fn settle() {
     }
 }
 
+/// Spawns and starts one unit with no dependencies.
+async fn started(sup: &Supervisor, spec: UnitSpec) -> AppHandle {
+    let handle = sup.spawn(spec);
+    handle.start().await;
+    handle
+}
+
 #[tokio::test(start_paused = true)]
 async fn starts_in_dependency_order_and_stops_in_reverse() {
     let fake = FakeRuntime::default();
-    let sup = supervisor(
-        &fake,
-        vec![unit("db", &[]), unit("api", &["db"]), unit("web", &["api"])],
+    let sup = supervisor(&fake);
+    let (db, api, web) = (
+        sup.spawn(unit("db")),
+        sup.spawn(unit("api")),
+        sup.spawn(unit("web")),
     );
-    sup.start_all();
-    assert!(sup.wait_all_ready(Duration::from_secs(1)).await);
-    sup.shutdown().await;
+    web.start_after(vec![api.clone()]).await;
+    api.start_after(vec![db.clone()]).await;
+    db.start_after(vec![]).await;
+    let all = [db.clone(), api.clone(), web.clone()];
+    assert!(wait_all_ready(&all, Duration::from_secs(1)).await);
+    shutdown(&[web, api, db]).await;
     assert_eq!(
         fake.calls(),
         [
@@ -56,15 +69,15 @@ async fn starts_in_dependency_order_and_stops_in_reverse() {
             "terminate 1"
         ]
     );
-    assert!(sup.statuses().iter().all(|s| s.state == AppState::Stopped));
+    assert!(all.iter().all(|h| h.status().state == AppState::Stopped));
+    sup.closed().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_restarts_with_growing_delays_and_is_called_a_loop() {
     let fake = FakeRuntime::default();
-    let sup = supervisor(&fake, vec![unit("api", &[])]);
-    sup.start_all();
-    let api = sup.handle("api").unwrap().clone();
+    let sup = supervisor(&fake);
+    let api = started(&sup, unit("api")).await;
     assert!(api.wait_ready(Duration::from_secs(1)).await);
     let mut delays = Vec::new();
     for pid in 1..=5 {
@@ -87,12 +100,12 @@ async fn a_crash_restarts_with_growing_delays_and_is_called_a_loop() {
 #[tokio::test(start_paused = true)]
 async fn a_clean_exit_is_not_restarted_under_on_failure() {
     let fake = FakeRuntime::default();
-    let sup = supervisor(&fake, vec![unit("job", &[])]);
-    sup.start_all();
+    let sup = supervisor(&fake);
+    let job = started(&sup, unit("job")).await;
     settle().await;
     fake.exit(1, 0);
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(sup.handle("job").unwrap().status().state, AppState::Exited);
+    assert_eq!(job.status().state, AppState::Exited);
     // The group is SIGKILLed after the leader exits, so nothing it left behind keeps a port.
     assert_eq!(fake.calls(), ["launch job", "kill 1"]);
 }
@@ -101,27 +114,29 @@ async fn a_clean_exit_is_not_restarted_under_on_failure() {
 async fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let fake = FakeRuntime::default();
     fake.ignore_sigterm("api");
-    let sup = supervisor(&fake, vec![unit("api", &[])]);
-    sup.start_all();
+    let sup = supervisor(&fake);
+    let api = started(&sup, unit("api")).await;
     settle().await;
     let before = tokio::time::Instant::now();
-    sup.shutdown().await;
+    shutdown(std::slice::from_ref(&api)).await;
     assert_eq!(before.elapsed(), Duration::from_secs(5));
     assert_eq!(fake.calls(), ["launch api", "terminate 1", "kill 1"]);
-    assert_eq!(sup.statuses()[0].last_exit.unwrap().signal, Some(9));
+    assert_eq!(api.status().last_exit.unwrap().signal, Some(9));
 }
 
 #[tokio::test(start_paused = true)]
 async fn dependents_give_up_when_a_dependency_never_starts() {
     let fake = FakeRuntime::default();
     fake.make_missing("db");
-    let sup = supervisor(&fake, vec![unit("db", &[]), unit("api", &["db"])]);
-    sup.start_all();
+    let sup = supervisor(&fake);
+    let (db, api) = (sup.spawn(unit("db")), sup.spawn(unit("api")));
+    db.start_after(vec![]).await;
+    api.start_after(vec![db.clone()]).await;
     settle().await;
-    let statuses = sup.statuses();
-    assert_eq!(statuses[0].state, AppState::Failed);
-    assert_eq!(statuses[1].state, AppState::Failed);
-    let message = statuses[1].message.as_ref().unwrap();
+    assert_eq!(db.status().state, AppState::Failed);
+    let status = api.status();
+    assert_eq!(status.state, AppState::Failed);
+    let message = status.message.as_ref().unwrap();
     assert!(
         message.contains("its dependency `db` is failed (`x` was not found"),
         "{message}"
@@ -132,10 +147,9 @@ async fn dependents_give_up_when_a_dependency_never_starts() {
 #[tokio::test(start_paused = true)]
 async fn restart_stops_then_starts_and_counts() {
     let fake = FakeRuntime::default();
-    let sup = supervisor(&fake, vec![unit("api", &[])]);
-    sup.start_all();
+    let sup = supervisor(&fake);
+    let api = started(&sup, unit("api")).await;
     settle().await;
-    let api = sup.handle("api").unwrap();
     api.restart().await;
     assert_eq!(fake.calls(), ["launch api", "terminate 1", "launch api"]);
     assert_eq!(api.status().restarts, 1);
@@ -147,10 +161,9 @@ async fn restart_stops_then_starts_and_counts() {
 #[tokio::test(start_paused = true)]
 async fn a_reload_kills_at_once_unless_given_a_grace() {
     let fake = FakeRuntime::default();
-    let sup = supervisor(&fake, vec![unit("api", &[])]);
-    sup.start_all();
+    let sup = supervisor(&fake);
+    let api = started(&sup, unit("api")).await;
     settle().await;
-    let api = sup.handle("api").unwrap();
     api.reload(Duration::ZERO).await;
     assert_eq!(fake.calls(), ["launch api", "kill 1", "launch api"]);
     api.reload(Duration::from_secs(2)).await;
@@ -161,20 +174,54 @@ async fn a_reload_kills_at_once_unless_given_a_grace() {
 #[tokio::test(start_paused = true)]
 async fn a_dependency_that_never_gets_ready_times_out_naming_its_probe() {
     let fake = FakeRuntime::default();
-    let mut db = unit("db", &[]);
+    let mut db = unit("db");
     db.probe = Probe::Tcp(1); // nothing listens on port 1
     db.startup_timeout = Duration::from_secs(3);
-    let sup = supervisor(&fake, vec![db, unit("api", &["db"])]);
-    sup.start_all();
+    let sup = supervisor(&fake);
+    let db = started(&sup, db).await;
+    let api = sup.spawn(unit("api"));
+    api.start_after(vec![db.clone()]).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     settle().await;
-    let api = &sup.statuses()[1];
-    assert_eq!(api.state, AppState::Failed);
-    let message = api.message.as_ref().unwrap();
+    let status = api.status();
+    assert_eq!(status.state, AppState::Failed);
+    let message = status.message.as_ref().unwrap();
     assert!(
         message
             .contains("`db` was not ready after 3 s (waited for a TCP connection to 127.0.0.1:1)"),
         "{message}"
     );
     assert_eq!(fake.calls(), ["launch db"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_while_waiting_for_dependencies_never_launches() {
+    let fake = FakeRuntime::default();
+    let sup = supervisor(&fake);
+    let db = sup.spawn(unit("db"));
+    let api = sup.spawn(unit("api"));
+    api.start_after(vec![db.clone()]).await;
+    api.shutdown().await;
+    db.start().await;
+    settle().await;
+    assert_eq!(
+        fake.calls(),
+        ["launch db"],
+        "api's wait ended with its actor"
+    );
+    db.shutdown().await;
+    sup.closed().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_applies_at_the_next_start_without_a_restart() {
+    let fake = FakeRuntime::default();
+    let sup = supervisor(&fake);
+    let api = started(&sup, unit("api")).await;
+    settle().await;
+    let mut changed = unit("api");
+    changed.grace = Duration::from_secs(1);
+    api.update(changed).await;
+    assert_eq!(fake.calls(), ["launch api"], "the process was left alone");
+    assert_eq!(api.spec().grace, Duration::from_secs(1));
 }

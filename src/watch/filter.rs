@@ -38,6 +38,8 @@ const DEFAULTS: &[&str] = &[
     "*___jb_tmp___",
     "*___jb_old___",
     ".DS_Store",
+    // Log files change while apps run, by the app's own hand or daca's (`daca up > daca.log`).
+    "*.log",
 ];
 
 /// Files whose change means "the dependencies changed": the app's `setup:` runs first.
@@ -82,8 +84,9 @@ pub struct Filter {
     pub root: PathBuf,
     /// Ignore rule sets, each with a name for explanations.
     rules: Vec<(String, Gitignore)>,
-    /// Paths ignored outright (the manifest, the resources folder).
-    excluded: Vec<PathBuf>,
+    /// Paths ignored outright (the manifest, the resources folder, daca's own output), each
+    /// with why.
+    excluded: Vec<(PathBuf, String)>,
     watch: Option<Gitignore>,
 }
 
@@ -110,12 +113,15 @@ impl Filter {
     pub fn new(
         root: &Path,
         project: &Path,
-        excluded: Vec<PathBuf>,
+        excluded: Vec<(PathBuf, String)>,
         ignore: &[String],
         watch: &[String],
     ) -> Filter {
         let (root, project) = (&normalize(root), &normalize(project));
-        let excluded: Vec<PathBuf> = excluded.iter().map(|p| normalize(p)).collect();
+        let excluded = excluded
+            .into_iter()
+            .map(|(path, why)| (normalize(&path), why))
+            .collect();
         let defaults: Vec<String> = DEFAULTS.iter().map(|s| s.to_string()).collect();
         let mut rules = vec![("daca's defaults".to_string(), ruleset(root, &defaults))];
         let mut folders = vec![root.to_path_buf()];
@@ -148,11 +154,8 @@ impl Filter {
         if !path.starts_with(&self.root) {
             return Verdict::Outside;
         }
-        if let Some(excluded) = self.excluded.iter().find(|e| path.starts_with(e)) {
-            return Verdict::Ignored(format!(
-                "{} has its own reload (not the app's)",
-                excluded.display()
-            ));
+        if let Some((excluded, why)) = self.excluded.iter().find(|(e, _)| path.starts_with(e)) {
+            return Verdict::Ignored(format!("{}: {why}", excluded.display()));
         }
         for (name, set) in &self.rules {
             // Each set only speaks for paths under its own folder (the matcher panics otherwise).
@@ -188,12 +191,12 @@ mod tests {
     fn defaults_gitignore_and_watch_globs_decide_with_a_reason() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        std::fs::write(root.join(".gitignore"), "*.log\nbuild/\n").unwrap();
+        std::fs::write(root.join(".gitignore"), "*.txt\nbuild/\n").unwrap();
         let filter = Filter::new(
             root,
             root,
-            vec![root.join("daca.yaml")],
-            &["secret.txt".into()],
+            vec![(root.join("daca.yaml"), "the manifest".into())],
+            &["secret.py".into()],
             &[],
         );
         assert_eq!(
@@ -203,20 +206,22 @@ mod tests {
         let venv = filter.verdict(&root.join(".venv/lib/x.py"), false);
         assert_eq!(venv, Verdict::Ignored("`.venv/` in daca's defaults".into()));
         let log = filter.verdict(&root.join("app.log"), false);
+        assert_eq!(log, Verdict::Ignored("`*.log` in daca's defaults".into()));
+        let text = filter.verdict(&root.join("notes.txt"), false);
         assert!(
-            matches!(&log, Verdict::Ignored(r) if r.starts_with("`*.log` in ")),
-            "{log:?}"
+            matches!(&text, Verdict::Ignored(r) if r.starts_with("`*.txt` in ") && r.ends_with(".gitignore")),
+            "{text:?}"
         );
         assert!(matches!(
             filter.verdict(&root.join("build/out.py"), false),
             Verdict::Ignored(_)
         ));
         assert!(
-            matches!(filter.verdict(&root.join("secret.txt"), false), Verdict::Ignored(r) if r.contains("ignore:"))
+            matches!(filter.verdict(&root.join("secret.py"), false), Verdict::Ignored(r) if r.contains("ignore:"))
         );
         assert!(matches!(
             filter.verdict(&root.join("daca.yaml"), false),
-            Verdict::Ignored(_)
+            Verdict::Ignored(r) if r.ends_with("daca.yaml: the manifest")
         ));
         assert!(!filter.watches_dir(&root.join("node_modules")));
         assert_eq!(

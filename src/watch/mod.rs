@@ -1,73 +1,111 @@
 //! Watching the project: each app's folder, the manifest and the resources folder.
 //!
-//! How it works: one `notify` watcher with a non-recursive watch per folder that some target
-//! does not ignore (so `.venv` or `node_modules` cost no inotify watch), a watch added for every
-//! new folder, and a debouncer: the events of one target are batched until it has been quiet
-//! for [`QUIET`] (an editor's save is several events: a temp file, a rename, a chmod), or for at
-//! most [`LONGEST`], then sent as one [`Change`].
+//! How it works (as watchexec does it): one `notify` watcher with a non-recursive watch per
+//! folder that some target does not ignore (so `.venv` or `node_modules` cost no inotify
+//! watch), and a watch added for every new folder. notify's callback runs on its own thread,
+//! so it only does a non-blocking send into a bounded channel; when that is full the event is
+//! dropped and counted. One task classifies each path (which [`Target`] wants it, or why none
+//! does), batches them per target ([`debounce`]) and sends each batch as one [`Change`].
+//! What it saw is kept in [`Stats`], which `daca ps` shows, so that "nothing happened" can be
+//! observed instead of waited for.
 
+mod debounce;
 pub mod filter;
+mod tree;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::VecDeque;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::{EventKind, RecommendedWatcher};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+pub use debounce::{LONGEST, QUIET};
 pub use filter::{Filter, Verdict, is_dependency_file, normalize};
 
-/// Quiet time that ends a batch.
-pub const QUIET: Duration = Duration::from_millis(30);
-/// Longest a batch waits while events keep coming.
-pub const LONGEST: Duration = Duration::from_millis(400);
+use crate::error::Problem;
+use crate::manifest::{AppId, Manifest};
+use crate::sync::Mutex;
 
-/// Something watched.
+/// Raw events buffered between notify's thread and the classifying task.
+const RAW_EVENTS: usize = 4096;
+/// Batches buffered for the project (it routes them at once).
+const BATCHES: usize = 256;
+/// Paths `daca ps` shows with their verdicts.
+const RECENT: usize = 200;
+
+/// What a change belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
-    /// An app's folder, through its filter.
-    App { name: String, filter: Filter },
-    /// One file (the manifest).
-    File { name: String, path: PathBuf },
-    /// The YAML files of one folder (the resources).
-    Folder { name: String, path: PathBuf },
+    /// daca.yaml: a change reconciles the running project.
+    Manifest,
+    /// The resources folder: a change reloads the components.
+    Resources,
+    /// An app's folder: a change reloads the app.
+    App(AppId),
 }
 
-impl Target {
-    fn name(&self) -> &str {
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::App { name, .. } | Target::File { name, .. } | Target::Folder { name, .. } => {
-                name
-            }
+            Target::Manifest => f.write_str(crate::manifest::FILE_NAME),
+            Target::Resources => f.write_str("resources"),
+            Target::App(id) => f.write_str(id.as_str()),
         }
     }
+}
 
-    fn wants(&self, path: &Path) -> bool {
-        match self {
-            Target::App { filter, .. } => filter.verdict(path, path.is_dir()) == Verdict::Watched,
-            Target::File { path: file, .. } => &normalize(path) == file,
-            Target::Folder { path: folder, .. } => {
-                path.parent() == Some(folder.as_path())
-                    && path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+/// What a target watches.
+pub enum Scope {
+    /// An app's folder, through its filter.
+    Folder(Filter),
+    /// One file (the manifest).
+    File(PathBuf),
+    /// The YAML files of one folder (the resources).
+    Yaml(PathBuf),
+}
+
+/// A target and what it watches.
+pub struct Watched {
+    pub target: Target,
+    pub scope: Scope,
+}
+
+impl Watched {
+    fn verdict(&self, path: &Path) -> Verdict {
+        match &self.scope {
+            Scope::Folder(filter) => filter.verdict(path, path.is_dir()),
+            Scope::File(file) if &normalize(path) == file => Verdict::Watched,
+            Scope::Yaml(folder)
+                if path.parent() == Some(folder.as_path())
+                    && path.extension().is_some_and(|e| e == "yaml" || e == "yml") =>
+            {
+                Verdict::Watched
             }
+            _ => Verdict::Outside,
         }
     }
 
     /// Whether the folder `dir` needs a watch for this target.
     fn watches_dir(&self, dir: &Path) -> bool {
-        match self {
-            Target::App { filter, .. } => filter.watches_dir(dir),
-            Target::File { path, .. } => path.parent() == Some(dir),
-            Target::Folder { path, .. } => path == dir,
+        match &self.scope {
+            Scope::Folder(filter) => filter.watches_dir(dir),
+            Scope::File(path) => path.parent() == Some(dir),
+            Scope::Yaml(path) => path == dir,
         }
     }
 
     /// The folder where watching starts.
     fn root(&self) -> PathBuf {
-        match self {
-            Target::App { filter, .. } => filter.root.clone(),
-            Target::File { path, .. } => path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            Target::Folder { path, .. } => path.clone(),
+        match &self.scope {
+            Scope::Folder(filter) => filter.root.clone(),
+            Scope::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Scope::Yaml(path) => path.clone(),
         }
     }
 }
@@ -75,203 +113,275 @@ impl Target {
 /// One batch of changes of one target.
 #[derive(Debug, Clone)]
 pub struct Change {
-    pub target: String,
+    pub target: Target,
     pub paths: Vec<PathBuf>,
     /// When the first event of the batch arrived: the start of "change → ready".
     pub first_seen: Instant,
 }
 
-struct Shared {
-    targets: Vec<Target>,
-    watcher: Option<RecommendedWatcher>,
-    watched: HashSet<PathBuf>,
-    limit_warned: bool,
+/// A path the watcher saw, and what it made of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Seen {
+    pub path: PathBuf,
+    /// The targets it counts for, or `ignored by ...`.
+    pub verdict: String,
 }
 
-/// The running watcher; dropping it stops watching.
+/// What the watcher has done so far, as `daca ps` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WatchView {
+    /// Folders with an inotify watch.
+    pub folders: usize,
+    /// Changed paths seen.
+    pub events: u64,
+    /// Of those, the ones no target counted.
+    pub ignored: u64,
+    /// Events dropped because the classifier fell behind.
+    pub dropped: u64,
+    /// Batches sent to the project.
+    pub batches: u64,
+    /// Events and batches not yet handed to an app, the manifest or the resources.
+    pub pending: u64,
+    /// The last paths seen, oldest first.
+    pub recent: Vec<Seen>,
+}
+
+/// The watcher's counters; they outlive a re-watch (a daca.yaml edit).
+#[derive(Default)]
+pub struct Stats(Mutex<StatsInner>);
+
+#[derive(Default)]
+struct StatsInner {
+    view: WatchView,
+    recent: VecDeque<Seen>,
+    /// Events in the channel plus batches being collected.
+    collecting: u64,
+    routed: u64,
+}
+
+impl Stats {
+    pub fn view(&self) -> WatchView {
+        let inner = self.0.lock();
+        let mut view = inner.view.clone();
+        view.recent = inner.recent.iter().cloned().collect();
+        view.pending = inner.collecting + view.batches.saturating_sub(inner.routed);
+        view
+    }
+
+    /// The project has handed a batch to its target.
+    pub fn routed(&self) {
+        self.0.lock().routed += 1;
+    }
+
+    fn seen(&self, path: &Path, verdict: String, ignored: bool) {
+        let mut inner = self.0.lock();
+        inner.view.events += 1;
+        inner.view.ignored += u64::from(ignored);
+        if inner.recent.len() == RECENT {
+            inner.recent.pop_front();
+        }
+        let path = path.to_path_buf();
+        inner.recent.push_back(Seen { path, verdict });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut StatsInner)) {
+        change(&mut self.0.lock());
+    }
+}
+
+/// The running watcher; dropping it stops watching (its task ends).
 pub struct Watch {
-    _shared: Arc<Mutex<Shared>>,
-    task: tokio::task::JoinHandle<()>,
+    shared: Arc<Mutex<tree::Tree>>,
+    token: CancellationToken,
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.task.abort();
+        self.token.cancel();
     }
 }
 
-/// Starts watching; batches arrive on the returned channel.
-pub fn start(targets: Vec<Target>) -> Result<(Watch, mpsc::UnboundedReceiver<Change>), String> {
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<notify::Event>();
+impl Watch {
+    /// How many folders are watched.
+    pub fn folders(&self) -> usize {
+        self.shared.lock().watched.len()
+    }
+}
+
+/// Starts watching `targets`; its task runs on `tasks` until the [`Watch`] is dropped or
+/// `token` is cancelled, and batches arrive on the returned channel.
+pub fn start(
+    targets: Vec<Watched>,
+    stats: Arc<Stats>,
+    token: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<(Watch, mpsc::Receiver<Change>), Problem> {
+    let (raw_tx, raw_rx) = mpsc::channel::<notify::Event>(RAW_EVENTS);
+    let dropping = stats.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            let _ = raw_tx.send(event);
+        let Ok(event) = event else { return };
+        if raw_tx.try_send(event).is_err() {
+            // Full (or closed): dropped rather than block notify's thread, as watchexec does.
+            dropping.update(|s| s.view.dropped += 1);
+            tracing::debug!("file event dropped: the watcher is behind");
         }
     })
-    .map_err(|err| format!("cannot watch files: {err}"))?;
-    let shared = Arc::new(Mutex::new(Shared {
-        targets,
-        watcher: Some(watcher),
-        watched: HashSet::new(),
-        limit_warned: false,
-    }));
-    {
-        let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
-        let roots: Vec<PathBuf> = guard.targets.iter().map(Target::root).collect();
-        for root in roots {
-            add_tree(&mut guard, &root);
-        }
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let state = shared.clone();
-    let task = tokio::spawn(async move {
-        let mut pending: BTreeMap<String, (Vec<PathBuf>, Instant, Instant)> = BTreeMap::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        loop {
-            tokio::select! {
-                event = raw_rx.recv() => match event {
-                    Some(event) => collect(&state, event, &mut pending),
-                    None => return,
-                },
-                _ = tick.tick(), if !pending.is_empty() => {
-                    let now = Instant::now();
-                    let due: Vec<String> = pending
-                        .iter()
-                        .filter(|(_, (_, first, last))| now - *last >= QUIET || now - *first >= LONGEST)
-                        .map(|(name, _)| name.clone())
-                        .collect();
-                    for name in due {
-                        if let Some((paths, first_seen, _)) = pending.remove(&name) {
-                            let _ = tx.send(Change { target: name, paths, first_seen });
-                        }
+    .map_err(|err| {
+        Problem::new(format!("cannot watch files: {err}"))
+            .hint("check the inotify limits (`sysctl fs.inotify`), or run `daca up --no-watch`")
+    })?;
+    let shared = Arc::new(Mutex::new(tree::Tree::new(targets, watcher)));
+    shared.lock().add_roots();
+    stats.update(|s| s.view.folders = shared.lock().watched.len());
+    let (tx, rx) = mpsc::channel(BATCHES);
+    let token = token.child_token();
+    tasks.spawn(run(shared.clone(), raw_rx, tx, stats, token.clone()));
+    Ok((Watch { shared, token }, rx))
+}
+
+/// Classifies events, batches them, sends the batches; ends when cancelled.
+async fn run(
+    shared: Arc<Mutex<tree::Tree>>,
+    mut raw: mpsc::Receiver<notify::Event>,
+    out: mpsc::Sender<Change>,
+    stats: Arc<Stats>,
+    token: CancellationToken,
+) {
+    let mut debouncer = debounce::Debouncer::default();
+    loop {
+        let due = debouncer.next_due();
+        tokio::select! {
+            _ = token.cancelled() => return,
+            event = raw.recv() => match event {
+                Some(event) => collect(&shared, event, &mut debouncer, &stats),
+                None => return,
+            },
+            _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                for change in debouncer.take_due(Instant::now()) {
+                    stats.update(|s| s.view.batches += 1);
+                    if out.send(change).await.is_err() {
+                        return;
                     }
                 }
             }
         }
-    });
-    Ok((
-        Watch {
-            _shared: shared,
-            task,
-        },
-        rx,
-    ))
+        let collecting = (raw.len() + debouncer.len()) as u64;
+        let folders = shared.lock().watched.len();
+        stats.update(|s| {
+            s.collecting = collecting;
+            s.view.folders = folders;
+        });
+    }
 }
 
-type Pending = BTreeMap<String, (Vec<PathBuf>, Instant, Instant)>;
-
-fn collect(state: &Arc<Mutex<Shared>>, event: notify::Event, pending: &mut Pending) {
+fn collect(
+    shared: &Mutex<tree::Tree>,
+    event: notify::Event,
+    debouncer: &mut debounce::Debouncer,
+    stats: &Stats,
+) {
     if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
-        return; // reads and opens change nothing
+        return; // reads, opens and closes change nothing
     }
-    let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut tree = shared.lock();
     let now = Instant::now();
     for path in &event.paths {
         if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) && path.is_dir() {
-            add_tree(&mut guard, path);
+            tree.add(path);
         }
-        for target in &guard.targets {
-            if target.wants(path) {
-                let entry = pending
-                    .entry(target.name().to_string())
-                    .or_insert_with(|| (Vec::new(), now, now));
-                if !entry.0.contains(path) {
-                    entry.0.push(path.clone());
+        let mut wanted: Vec<String> = Vec::new();
+        let mut reason = None;
+        for watched in &tree.targets {
+            match watched.verdict(path) {
+                Verdict::Watched => {
+                    debouncer.add(watched.target.clone(), path.clone(), now);
+                    wanted.push(watched.target.to_string());
                 }
-                entry.2 = now;
+                Verdict::Ignored(why) => {
+                    reason.get_or_insert(why);
+                }
+                Verdict::NotWatched | Verdict::Outside => {}
             }
         }
+        let ignored = wanted.is_empty();
+        let verdict = match (ignored, reason) {
+            (false, _) => wanted.join(", "),
+            (true, Some(why)) => format!("ignored by {why}"),
+            (true, None) => "ignored: no app's `watch:` globs match it".into(),
+        };
+        stats.seen(path, verdict, ignored);
     }
 }
 
-/// Watches `dir` and, recursively, every folder under it that some target does not ignore.
-fn add_tree(shared: &mut Shared, dir: &Path) {
-    if shared.watched.contains(dir) || !shared.targets.iter().any(|t| t.watches_dir(dir)) {
-        return;
-    }
-    let Some(watcher) = shared.watcher.as_mut() else {
-        return;
-    };
-    match watcher.watch(dir, RecursiveMode::NonRecursive) {
-        Ok(()) => {
-            shared.watched.insert(dir.to_path_buf());
-        }
-        Err(err) if matches!(err.kind, notify::ErrorKind::MaxFilesWatch) => {
-            if !shared.limit_warned {
-                shared.limit_warned = true;
-                let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_else(|_| "?".into());
-                tracing::warn!(
-                    "the system's inotify watch limit is reached (fs.inotify.max_user_watches = {limit}): {} and some other folders are not watched\n  hint: raise it with `sudo sysctl fs.inotify.max_user_watches=524288`, or ignore big folders (`.dacaignore`, `ignore:`)",
-                    dir.display()
-                );
-            }
-            return;
-        }
-        Err(err) => {
-            tracing::debug!("not watching {}: {err}", dir.display());
-            return;
-        }
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut children: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    children.sort();
-    for child in children {
-        add_tree(shared, &child);
-    }
+/// The files behind daca's own stdout and stderr, when they are files: `daca up > daca.log`
+/// in an app's folder must not reload the app on every line daca writes.
+pub fn own_outputs() -> Vec<PathBuf> {
+    [1, 2]
+        .iter()
+        .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .filter(|path| path.is_file())
+        .map(|path| normalize(&path))
+        .collect()
 }
 
-/// Names of the non-app targets.
-pub const MANIFEST: &str = "daca.yaml";
-pub const RESOURCES: &str = "resources";
-
-/// What `daca up` watches in a project: every app's folder, the manifest, the resources folder.
-pub fn targets(manifest: &crate::manifest::Manifest) -> Vec<Target> {
-    let file = std::path::absolute(&manifest.file).unwrap_or_else(|_| manifest.file.clone());
-    let mut excluded = vec![file.clone(), manifest.root.join(".daca")];
-    excluded.extend(manifest.resources.clone());
-    let mut targets: Vec<Target> = manifest
+/// What `daca up` watches in a project: every app's folder, the manifest, the resources
+/// folder. `outputs` are files daca itself writes (its redirected stdout and stderr).
+pub fn targets(manifest: &Manifest, outputs: &[PathBuf]) -> Vec<Watched> {
+    let file = normalize(&manifest.file);
+    let own_reload = "a file with its own reload (not the app's)";
+    let mut excluded = vec![
+        (file.clone(), own_reload.to_string()),
+        (
+            manifest.root.join(".daca"),
+            "daca's state folder".to_string(),
+        ),
+    ];
+    if let Some(resources) = &manifest.resources {
+        excluded.push((
+            resources.clone(),
+            "the resources folder, which has its own reload".into(),
+        ));
+    }
+    for output in outputs {
+        let why = "daca's own output (its stdout or stderr is written there)";
+        excluded.push((output.clone(), why.to_string()));
+    }
+    let mut targets: Vec<Watched> = manifest
         .apps
         .iter()
-        .map(|app| Target::App {
-            name: app.id.to_string(),
-            filter: Filter::new(
+        .map(|app| Watched {
+            target: Target::App(app.id.clone()),
+            scope: Scope::Folder(Filter::new(
                 &app.dir,
                 &manifest.root,
                 excluded.clone(),
                 &app.watch.ignore,
                 &app.watch.only,
-            ),
+            )),
         })
         .collect();
-    targets.push(Target::File {
-        name: MANIFEST.into(),
-        path: normalize(&file),
+    targets.push(Watched {
+        target: Target::Manifest,
+        scope: Scope::File(file),
     });
     if let Some(resources) = &manifest.resources {
-        targets.push(Target::Folder {
-            name: RESOURCES.into(),
-            path: normalize(resources),
+        targets.push(Watched {
+            target: Target::Resources,
+            scope: Scope::Yaml(normalize(resources)),
         });
     }
     targets
 }
 
 /// For `daca explain-watch`: what a change at `path` does, one line per app.
-pub fn explain(manifest: &crate::manifest::Manifest, path: &Path) -> Vec<String> {
+pub fn explain(manifest: &Manifest, path: &Path) -> Vec<String> {
     let path = normalize(path);
     let is_dir = path.is_dir();
     let mut lines = Vec::new();
-    for target in targets(manifest) {
-        let line = match &target {
-            Target::App { name, filter } => match explain_verdict(filter, &path, is_dir) {
+    for watched in targets(manifest, &[]) {
+        let name = watched.target.to_string();
+        let line = match &watched.scope {
+            Scope::Folder(filter) => match explain_verdict(filter, &path, is_dir) {
                 Verdict::Watched if is_dir => {
                     format!("{name}: watched (changes under it reload {name})")
                 }
@@ -280,11 +390,8 @@ pub fn explain(manifest: &crate::manifest::Manifest, path: &Path) -> Vec<String>
                 Verdict::NotWatched => format!("{name}: not matched by its `watch:` globs"),
                 Verdict::Outside => continue,
             },
-            other if other.wants(&path) => {
-                format!(
-                    "{}: watched: a change reconciles the running project",
-                    other.name()
-                )
+            _ if watched.verdict(&path) == Verdict::Watched => {
+                format!("{name}: watched: a change reconciles the running project")
             }
             _ => continue,
         };
@@ -307,11 +414,24 @@ fn explain_verdict(filter: &Filter, path: &Path, is_dir: bool) -> Verdict {
     }
 }
 
-/// How many folders are watched (for the start-up line and tests).
-pub fn watched_count(watch: &Watch) -> usize {
-    watch
-        ._shared
-        .lock()
-        .map(|s| s.watched.len())
-        .unwrap_or_default()
+#[cfg(test)]
+mod tests;
+
+/// Kept for the watcher's own tests: a watcher on `targets` fed from `raw`.
+#[cfg(test)]
+fn run_detached(
+    targets: Vec<Watched>,
+    raw: mpsc::Receiver<notify::Event>,
+    stats: Arc<Stats>,
+) -> (mpsc::Receiver<Change>, CancellationToken) {
+    let watcher = notify::recommended_watcher(|_: notify::Result<notify::Event>| {})
+        .expect("UNWRAP: an inotify instance is available in tests");
+    let shared = Arc::new(Mutex::new(tree::Tree::new(targets, watcher)));
+    let (tx, rx) = mpsc::channel(BATCHES);
+    let token = CancellationToken::new();
+    tokio::spawn(run(shared, raw, tx, stats, token.clone()));
+    (rx, token)
 }
+
+/// notify's watcher, for the tree module.
+type Notifier = RecommendedWatcher;

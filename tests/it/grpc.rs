@@ -52,8 +52,8 @@ async fn start(redis: bool, token: Option<&str>) -> Sidecar {
         http.local_addr().unwrap().port(),
         grpc.local_addr().unwrap().port(),
     );
-    tokio::spawn(sidecar::serve(http, state.clone()));
-    tokio::spawn(sidecar::grpc::serve(grpc, state));
+    tokio::spawn(sidecar::serve(http, state.clone(), Default::default()));
+    tokio::spawn(sidecar::grpc::serve(grpc, state, Default::default()));
     let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))
         .unwrap()
         .connect()
@@ -658,13 +658,12 @@ async fn grpc_apps_get_invocations_and_events_over_app_callback() {
         .add_service(rt::app_callback_server::AppCallbackServer::new(app.clone()))
         .serve_with_incoming(incoming);
     tokio::spawn(server);
-    let mut channel = AppChannel::unsupervised("grpcapp", Some(port));
-    channel.protocol = daca::manifest::AppProtocol::Grpc;
+    let channel = AppChannel::unsupervised("grpcapp", Some(port))
+        .with_protocol(daca::manifest::AppProtocol::Grpc);
     s.shared.set_app("grpcapp", channel.clone());
     let active = Arc::default();
     daca::pubsub::delivery::Subscriber::new(
         channel,
-        s.shared.http.clone(),
         s.shared.components().pubsubs.clone(),
         &[],
         active,

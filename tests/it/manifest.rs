@@ -64,13 +64,19 @@ fn a_valid_manifest_becomes_the_model_in_start_order() {
     let ids: Vec<&str> = manifest.apps.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["api", "web"], "dependencies start first");
     let api = manifest.app("api").unwrap();
-    assert_eq!(api.restart, RestartPolicy::Always);
-    assert_eq!(api.grace_period, std::time::Duration::from_millis(500));
-    assert_eq!(api.health.as_deref(), Some("/"));
+    assert_eq!(api.supervision.restart, RestartPolicy::Always);
+    assert_eq!(
+        api.supervision.grace_period,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(api.supervision.health.as_deref(), Some("/"));
     let web = manifest.app("web").unwrap();
-    assert_eq!(web.grace_period, std::time::Duration::from_secs(2));
-    assert_eq!(web.env["DEBUG"], "true");
-    assert_eq!(web.env["WORKERS"], "2");
+    assert_eq!(
+        web.supervision.grace_period,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(web.process.env["DEBUG"], "true");
+    assert_eq!(web.process.env["WORKERS"], "2");
     assert!(web.dir.ends_with("tests/fixtures/manifests/app"));
     assert_eq!(
         manifest.redis,
@@ -124,24 +130,27 @@ fn container_fields_become_the_model() {
     use daca::manifest::{ImageSource, MountChoice, RuntimeChoice};
     let manifest = manifest::load(&fixture("containers.yaml")).unwrap();
     let api = manifest.app("api").unwrap();
-    assert_eq!(api.runtime, RuntimeChoice::Docker);
-    assert!(api.command.is_empty(), "the image's CMD runs");
-    let Some(ImageSource::Build(build)) = &api.image else {
+    assert_eq!(api.process.runtime, RuntimeChoice::Docker);
+    assert!(api.process.command.is_empty(), "the image's CMD runs");
+    let Some(ImageSource::Build(build)) = &api.process.image else {
         panic!("{api:?}")
     };
     assert!(build.context.ends_with("manifests/app"));
     assert_eq!(build.dockerfile, "Dockerfile");
     assert_eq!(build.args["WORKERS"], "2");
     assert_eq!(build.target.as_deref(), Some("dev"));
-    assert_eq!(api.mount, MountChoice::Workdir);
+    assert_eq!(api.process.mount, MountChoice::Workdir);
     let worker = manifest.app("worker").unwrap();
     assert_eq!(
-        worker.runtime,
+        worker.process.runtime,
         RuntimeChoice::Process,
         "an app's runtime beats the project's"
     );
-    assert_eq!(worker.image, Some(ImageSource::Image("worker:1".into())));
-    assert_eq!(worker.mount, MountChoice::At("/src".into()));
+    assert_eq!(
+        worker.process.image,
+        Some(ImageSource::Image("worker:1".into()))
+    );
+    assert_eq!(worker.process.mount, MountChoice::At("/src".into()));
     assert_eq!(
         manifest.redis,
         RedisConfig::Managed {

@@ -82,7 +82,11 @@ fn an_app_named_redis_is_not_the_managed_redis() {
         up.output()
     );
     let ps = up.ps();
-    assert_ne!(app(&ps, "redis")["pid"].as_u64(), app_pid, "the app restarted");
+    assert_ne!(
+        app(&ps, "redis")["pid"].as_u64(),
+        app_pid,
+        "the app restarted"
+    );
     assert_eq!(
         ps["redis"]["status"]["pid"].as_u64(),
         Some(redis_pid),
@@ -116,8 +120,10 @@ fn an_app_named_resources_reloads_instead_of_the_components() {
     up.wait_output("app(s) ready", Duration::from_secs(30));
     std::fs::write(dir.path().join("web/index.html"), "v2").unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || app(&up.ps(), "resources")["reload"]["reloads"]
-            == 1),
+        wait_until(
+            Duration::from_secs(30),
+            || app(&up.ps(), "resources")["reload"]["reloads"] == 1
+        ),
         "{}",
         up.output()
     );
@@ -199,9 +205,16 @@ fn daca_own_output_and_log_files_never_reload_the_app() {
     assert_eq!(app(&ps, "web")["restarts"], 0);
 
     // The app's code still reloads it.
-    std::fs::write(root.join("main.py"), std::fs::read_to_string(root.join("main.py")).unwrap() + "\n").unwrap();
+    std::fs::write(
+        root.join("main.py"),
+        std::fs::read_to_string(root.join("main.py")).unwrap() + "\n",
+    )
+    .unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || app(&up.ps(), "web")["reload"]["reloads"] == 1),
+        wait_until(
+            Duration::from_secs(30),
+            || app(&up.ps(), "web")["reload"]["reloads"] == 1
+        ),
         "{}",
         up.output()
     );

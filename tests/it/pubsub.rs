@@ -145,7 +145,6 @@ impl World {
             if id == "orders" {
                 Subscriber::new(
                     shared.app(id).unwrap(),
-                    shared.http.clone(),
                     shared.components().pubsubs.clone(),
                     &shared.components().declarative,
                     state.subscriptions.clone(),
@@ -156,7 +155,11 @@ impl World {
             if id == "checkout" {
                 publisher = listener.local_addr().unwrap().port();
             }
-            tokio::spawn(sidecar::serve(listener, Arc::new(state)));
+            tokio::spawn(sidecar::serve(
+                listener,
+                Arc::new(state),
+                Default::default(),
+            ));
         }
         World {
             publisher,
@@ -651,7 +654,11 @@ async fn health_and_invocation_follow_the_apps_readiness_and_shutdown_stops_the_
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sidecar::serve(listener, Arc::new(state)));
+    tokio::spawn(sidecar::serve(
+        listener,
+        Arc::new(state),
+        Default::default(),
+    ));
     let client = reqwest::Client::new();
     let health = client
         .get(format!("{base}/v1.0/healthz"))

@@ -36,7 +36,7 @@ fn without_redis_server_on_path_auto_falls_back_to_embedded() {
     .unwrap();
     assert!(matches!(chosen, RedisPlan::Embedded { .. }), "{chosen:?}");
     assert_eq!(chosen.url(), None);
-    assert!(chosen.unit(vec![]).is_none());
+    assert!(chosen.unit("redis", vec![]).is_none());
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn an_external_url_is_never_managed() {
     )
     .unwrap();
     assert_eq!(chosen.url().as_deref(), Some("redis://127.0.0.1:7000"));
-    assert!(chosen.unit(vec![]).is_none());
+    assert!(chosen.unit("redis", vec![]).is_none());
 }
 
 #[tokio::test]
@@ -90,10 +90,10 @@ async fn redis_server_from_path_runs_persists_and_stops() {
     )
     .unwrap();
     assert_eq!(chosen.url(), Some(format!("redis://127.0.0.1:{port}")));
-    let unit = chosen.unit(std::env::vars().collect()).unwrap();
-    let supervisor = Supervisor::new(vec![unit], Arc::new(ProcessRuntime), LogBus::new(100));
-    supervisor.start_all();
-    let redis = supervisor.handle("redis").unwrap().clone();
+    let unit = chosen.unit("redis", std::env::vars().collect()).unwrap();
+    let supervisor = Supervisor::new(Arc::new(ProcessRuntime), LogBus::new(100));
+    let redis = supervisor.spawn(unit);
+    redis.start().await;
     assert!(
         redis.wait_ready(Duration::from_secs(10)).await,
         "{:?}",
@@ -101,7 +101,7 @@ async fn redis_server_from_path_runs_persists_and_stops() {
     );
     assert!(Probe::Redis(port).check().await);
     let pid = redis.status().pid.unwrap();
-    supervisor.shutdown().await;
+    redis.shutdown().await;
     assert_eq!(redis.status().state, AppState::Stopped);
     assert!(!group_alive(pid));
     assert!(
@@ -160,8 +160,10 @@ fn auto_prefers_what_is_already_on_the_machine() {
         matches!(local, RedisPlan::Container { pull: false, .. }),
         "{local:?}"
     );
-    let unit = local.unit(vec![]).unwrap();
-    let container = unit.launch.container.unwrap();
+    let unit = local.unit("redis", vec![]).unwrap();
+    let daca::runtime::LaunchSpec::Container(container) = unit.launch else {
+        panic!("a container unit: {unit:?}");
+    };
     assert_eq!(container.name, "daca-p-redis");
     assert_eq!(
         container.volumes,

@@ -117,7 +117,11 @@ impl Sidecar {
         let state = SidecarState::new(options.app_id, shared, options.max_body_size);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(sidecar::serve(listener, Arc::new(state)));
+        tokio::spawn(sidecar::serve(
+            listener,
+            Arc::new(state),
+            Default::default(),
+        ));
         Sidecar {
             base,
             http: reqwest::Client::new(),

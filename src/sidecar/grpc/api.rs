@@ -312,7 +312,7 @@ pub async fn invoke_service(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let bytes = axum::body::to_bytes(response.into_body(), s.max_body_size)
+    let bytes = axum::body::to_bytes(response.into_body(), s.max_body_size())
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
     if !code.is_success() {
@@ -379,7 +379,6 @@ pub async fn get_metadata(
     let subscriptions = s
         .subscriptions
         .read()
-        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .map(|sub| rt::PubsubSubscription {
             pubsub_name: sub.pubsub.clone(),
@@ -403,13 +402,7 @@ pub async fn get_metadata(
         })
         .collect();
     let version = meta::runtime_version();
-    let mut extended: HashMap<String, String> = s
-        .extended
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .into_iter()
-        .collect();
+    let mut extended: HashMap<String, String> = s.extended.lock().clone().into_iter().collect();
     extended.insert("daprRuntimeVersion".into(), version.clone());
     let app_connection_properties =
         s.shared
@@ -433,10 +426,7 @@ pub async fn get_metadata(
 }
 
 pub async fn set_metadata(s: Arc<SidecarState>, r: rt::SetMetadataRequest) -> Result<()> {
-    s.extended
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(r.key, r.value);
+    s.extended.lock().insert(r.key, r.value);
     Ok(())
 }
 

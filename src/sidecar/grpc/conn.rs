@@ -17,7 +17,7 @@ use crate::sidecar::SidecarState;
 /// [`serve_connection`]) rather than each on a task of its own, so the answers of a client that
 /// multiplexes (as a gRPC channel does) leave together, and no tokio task is spawned per call.
 #[derive(Clone, Default)]
-struct LocalStreams(Arc<std::sync::Mutex<Vec<BoxFuture<()>>>>);
+struct LocalStreams(Arc<crate::sync::Mutex<Vec<BoxFuture<()>>>>);
 
 impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for LocalStreams {
     fn execute(&self, stream: F) {
@@ -28,14 +28,14 @@ impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for LocalSt
             .catch_unwind()
             .map(|_| ());
         // Only called while the connection is polled, by the task that drains this queue.
-        let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queue = self.0.lock();
         queue.push(Box::pin(stream));
     }
 }
 
 impl LocalStreams {
     fn take(&self) -> Vec<BoxFuture<()>> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.0.lock())
     }
 }
 
@@ -46,7 +46,7 @@ impl LocalStreams {
 /// trailers), each a syscall and a TCP segment of its own.
 struct Corked {
     read: tokio::net::tcp::OwnedReadHalf,
-    out: Arc<std::sync::Mutex<Outgoing>>,
+    out: Arc<crate::sync::Mutex<Outgoing>>,
 }
 
 struct Outgoing {
@@ -72,8 +72,8 @@ impl Outgoing {
     }
 }
 
-fn lock(out: &std::sync::Mutex<Outgoing>) -> std::sync::MutexGuard<'_, Outgoing> {
-    out.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(out: &crate::sync::Mutex<Outgoing>) -> crate::sync::MutexGuard<'_, Outgoing> {
+    out.lock()
 }
 
 impl tokio::io::AsyncRead for Corked {
@@ -135,7 +135,7 @@ impl tokio::io::AsyncWrite for Corked {
 /// light.
 struct Rewake {
     state: std::sync::atomic::AtomicU8,
-    task: std::sync::Mutex<Option<std::task::Waker>>,
+    task: crate::sync::Mutex<Option<std::task::Waker>>,
 }
 
 const IDLE: u8 = 0;
@@ -154,7 +154,7 @@ impl std::task::Wake for Rewake {
             .state
             .compare_exchange(POLLING, REPOLL, AcqRel, Acquire);
         if state == Err(IDLE) {
-            let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+            let task = self.task.lock();
             if let Some(task) = task.as_ref() {
                 task.wake_by_ref();
             }
@@ -165,11 +165,17 @@ impl std::task::Wake for Rewake {
 /// Serves one HTTP/2 connection, its streams on this task: after the connection has read what
 /// came in, the streams it started and those woken run, then the connection is polled again
 /// and what it wrote is sent, so the answers ready together go out in one write.
-pub(super) async fn serve_connection(stream: tokio::net::TcpStream, sidecar: Arc<SidecarState>) {
+/// When `shutdown` is cancelled the connection is shut down gracefully: calls under way are
+/// answered, new ones refused (GOAWAY).
+pub(super) async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    sidecar: Arc<SidecarState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     use futures_util::StreamExt;
     use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
     let (read, write) = stream.into_split();
-    let out = Arc::new(std::sync::Mutex::new(Outgoing {
+    let out = Arc::new(crate::sync::Mutex::new(Outgoing {
         write,
         pending: Vec::with_capacity(16 * 1024),
     }));
@@ -187,12 +193,18 @@ pub(super) async fn serve_connection(stream: tokio::net::TcpStream, sidecar: Arc
     let mut running = futures_util::stream::FuturesUnordered::new();
     let rewake = Arc::new(Rewake {
         state: std::sync::atomic::AtomicU8::new(IDLE),
-        task: std::sync::Mutex::new(None),
+        task: crate::sync::Mutex::new(None),
     });
     let waker = std::task::Waker::from(rewake.clone());
+    let mut cancelled = std::pin::pin!(shutdown.cancelled_owned());
+    let mut draining = false;
     std::future::poll_fn(|task_cx| {
+        if !draining && cancelled.as_mut().poll(task_cx).is_ready() {
+            draining = true;
+            connection.as_mut().graceful_shutdown();
+        }
         {
-            let mut task = rewake.task.lock().unwrap_or_else(|e| e.into_inner());
+            let mut task = rewake.task.lock();
             if !task.as_ref().is_some_and(|t| t.will_wake(task_cx.waker())) {
                 *task = Some(task_cx.waker().clone());
             }

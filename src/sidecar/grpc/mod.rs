@@ -159,7 +159,7 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
             return status_answer(Status::new(Code::Unauthenticated, message));
         }
     }
-    let limit = sidecar.max_body_size;
+    let limit = sidecar.max_body_size();
     let s = sidecar.clone();
     let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
     macro_rules! serve {
@@ -191,20 +191,36 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
     }
 }
 
-/// Serves the gRPC API on `listener` until the task is aborted: HTTP/2 connections served by
-/// hyper straight into [`dispatch`] (tonic's router and default layers cost per request and add
-/// nothing here: one service, no timeouts).
-pub async fn serve(listener: tokio::net::TcpListener, sidecar: Arc<SidecarState>) {
+/// Serves the gRPC API on `listener` until `shutdown` is cancelled: HTTP/2 connections served
+/// by hyper straight into [`dispatch`] (tonic's router and default layers cost per request and
+/// add nothing here: one service, no timeouts). Then the listener closes, each connection
+/// finishes its calls under way, and what has not after [`super::DRAIN`] is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sidecar: Arc<SidecarState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                tracing::debug!("gRPC accept: {err}");
-                continue;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        tracing::debug!("gRPC accept: {err}");
+                        continue;
+                    }
+                };
+                // Without TCP_NODELAY a 1 KiB answer waits for the client's delayed ACK (~40 ms).
+                let _ = stream.set_nodelay(true);
+                connections.spawn(conn::serve_connection(stream, sidecar.clone(), shutdown.clone()));
             }
-        };
-        // Without TCP_NODELAY a 1 KiB answer waits for the client's delayed ACK (~40 ms).
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(conn::serve_connection(stream, sidecar.clone()));
+        }
     }
+    drop(listener);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(super::DRAIN, drained).await;
+    connections.shutdown().await;
 }

@@ -5,13 +5,14 @@
 //! the record survives, and the next `daca up` or `daca down` ends what it names — so no orphan
 //! keeps a port. Pids are stored with their start time so a reused pid is never signalled.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
+
+use crate::supervisor::Unit;
 
 /// Name of the state folder inside a project.
 pub const STATE_DIR: &str = ".daca";
@@ -62,13 +63,20 @@ pub struct RunRecord {
     pub daca: ProcessRef,
     /// `127.0.0.1:PORT` of the control API.
     pub control: String,
-    /// Process groups by app-id (and `redis`), led by these processes.
-    pub groups: BTreeMap<String, ProcessRef>,
+    /// The process group of every running unit.
+    pub groups: Vec<Group>,
+}
+
+/// A unit's process group, led by `leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub unit: Unit,
+    pub leader: ProcessRef,
 }
 
 /// Errors about the state folder.
 #[derive(Debug, thiserror::Error)]
-pub enum ProjectError {
+pub enum StateError {
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -99,8 +107,8 @@ impl StateDir {
     }
 
     /// Creates `.daca/` with a `.gitignore` so its contents are never committed.
-    pub fn create(&self) -> Result<(), ProjectError> {
-        let write_err = |source| ProjectError::Write {
+    pub fn create(&self) -> Result<(), StateError> {
+        let write_err = |source| StateError::Write {
             path: self.dir.clone(),
             source,
         };
@@ -119,13 +127,13 @@ impl StateDir {
     }
 
     /// Replaces the record atomically (write, then rename), so a reader never sees half of it.
-    pub fn write(&self, record: &RunRecord) -> Result<(), ProjectError> {
+    pub fn write(&self, record: &RunRecord) -> Result<(), StateError> {
         let path = self.record_path();
         let temporary = self.dir.join("run.json.tmp");
         let text = serde_json::to_string_pretty(record).expect("UNWRAP: the record is plain data");
         std::fs::write(&temporary, text)
             .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|source| ProjectError::Write { path, source })
+            .map_err(|source| StateError::Write { path, source })
     }
 
     /// Removes the record (daca stopped cleanly).
@@ -140,22 +148,23 @@ impl StateDir {
     }
 
     /// Ends what a dead daca left behind; returns the names it stopped. Refuses if daca is alive.
-    pub fn reap_orphans(&self) -> Result<Vec<String>, ProjectError> {
+    pub fn reap_orphans(&self) -> Result<Vec<String>, StateError> {
         let Some(record) = self.read() else {
             return Ok(Vec::new());
         };
         if record.daca.is_alive() && record.daca.pid != std::process::id() {
-            return Err(ProjectError::AlreadyRunning {
+            return Err(StateError::AlreadyRunning {
                 pid: record.daca.pid,
                 control: record.control,
             });
         }
         let mut stopped = Vec::new();
-        for (name, leader) in &record.groups {
-            if end_group(leader) {
-                stopped.push(name.clone());
+        for group in &record.groups {
+            if end_group(&group.leader) {
+                stopped.push(group.unit.to_string());
             }
         }
+        stopped.sort();
         self.clear();
         Ok(stopped)
     }

@@ -5,8 +5,8 @@
 use std::process::Child;
 use std::sync::Arc;
 
-use super::user_error;
 use crate::docker::{self, ContainerPlan, Engine, Owner, sweep};
+use crate::error::{Error, Problem};
 use crate::logs::LogBus;
 use crate::manifest::{Manifest, RedisConfig, RedisProvider, RuntimeChoice};
 use crate::redis::{EngineOffer, RedisPlan};
@@ -33,7 +33,8 @@ fn needs_engine(manifest: &Manifest) -> Option<String> {
         .apps
         .iter()
         .filter(|a| {
-            a.process.runtime == RuntimeChoice::Docker || (a.process.command.is_empty() && a.process.image.is_some())
+            a.process.runtime == RuntimeChoice::Docker
+                || (a.process.command.is_empty() && a.process.image.is_some())
         })
         .map(|a| a.id.as_str())
         .collect();
@@ -42,7 +43,7 @@ fn needs_engine(manifest: &Manifest) -> Option<String> {
 
 /// Connects when the project could use an engine. No engine is fine unless something must run
 /// in a container; then that is the error.
-pub async fn connect(manifest: &Manifest) -> anyhow::Result<Option<Engine>> {
+pub async fn connect(manifest: &Manifest) -> Result<Option<Engine>, Problem> {
     if !wants_engine(manifest) {
         return Ok(None);
     }
@@ -56,14 +57,16 @@ pub async fn connect(manifest: &Manifest) -> anyhow::Result<Option<Engine>> {
             Ok(Some(engine))
         }
         Err(err) => match needs_engine(manifest) {
-            Some(what) => Err(user_error(format!(
+            Some(what) => Err(Problem::new(format!(
                 "{what} must run in a container, but {err}"
             ))),
             None => {
                 let images: Vec<&str> = manifest
                     .apps
                     .iter()
-                    .filter(|a| a.process.image.is_some() && a.process.runtime == RuntimeChoice::Auto)
+                    .filter(|a| {
+                        a.process.image.is_some() && a.process.runtime == RuntimeChoice::Auto
+                    })
                     .map(|a| a.id.as_str())
                     .collect();
                 if !images.is_empty() {
@@ -120,8 +123,9 @@ pub async fn prepare_redis(
     engine: Option<&Engine>,
     logs: &LogBus,
     manifest: &Manifest,
-    fallback: impl FnOnce() -> anyhow::Result<RedisPlan>,
-) -> anyhow::Result<RedisPlan> {
+    log_name: &str,
+    fallback: impl FnOnce() -> Result<RedisPlan, Error>,
+) -> Result<RedisPlan, Error> {
     let (
         RedisPlan::Container {
             image,
@@ -137,11 +141,9 @@ pub async fn prepare_redis(
     };
     if *pull {
         let hint = "pre-load it (`docker load`, or `docker build -t` it), set `redis.image`, or use `redis: { provider: redis-server }`";
-        if let Err(err) =
-            docker::image::ensure(engine, image, logs, crate::redis::UNIT_NAME, hint).await
-        {
+        if let Err(err) = docker::image::ensure(engine, image, logs, log_name, hint).await {
             if manifest.redis.provider() == Some(RedisProvider::Docker) {
-                return Err(user_error(err.to_string()));
+                return Err(err.into());
             }
             tracing::warn!("{err}");
             let next = fallback()?;
@@ -150,21 +152,16 @@ pub async fn prepare_redis(
         }
     }
     if *persistence {
-        sweep::ensure_volume(engine, owner, &owner.redis_volume())
-            .await
-            .map_err(|e| user_error(e.to_string()))?;
+        sweep::ensure_volume(engine, owner, &owner.redis_volume()).await?;
     }
     Ok(plan)
 }
 
 /// Builds (or checks) the image of every app that runs in a container, in start order.
-pub async fn prepare_apps(plan: &ContainerPlan, manifest: &Manifest) -> anyhow::Result<()> {
+pub async fn prepare_apps(plan: &ContainerPlan, manifest: &Manifest) -> Result<(), Error> {
     for app in manifest.apps.iter().filter(|a| plan.runs(a)) {
         let started = std::time::Instant::now();
-        let id = plan
-            .prepare(app)
-            .await
-            .map_err(|e| user_error(e.to_string()))?;
+        let id = plan.prepare(app).await?;
         tracing::info!(
             "{}: image {} ({}) ready in {} ms",
             app.id,

@@ -1,0 +1,109 @@
+//! The supervised unit of each app: what to run (a host process or a container) and how to
+//! tell it is ready; and the checks that would otherwise fail one by one after start-up.
+
+use crate::docker::ContainerPlan;
+use crate::env::{self, SidecarPorts};
+use crate::error::Problem;
+use crate::manifest::{AppSpec, Manifest};
+use crate::ports::is_free;
+use crate::runtime::process::resolve_program;
+use crate::runtime::{LaunchSpec, ProcessLaunch};
+use crate::supervisor::{Probe, Unit, UnitSpec};
+
+/// The unit that runs one app; in a container when it has an image and `containers` (an
+/// engine) is there, or when it asks for one.
+pub fn app_unit(
+    app: &AppSpec,
+    ports: SidecarPorts,
+    containers: Option<&ContainerPlan>,
+) -> UnitSpec {
+    let launch = match containers.filter(|plan| plan.runs(app)) {
+        Some(plan) => LaunchSpec::Container(plan.app_launch(app, ports)),
+        None => {
+            let (program, args) = match app.process.command.split_first() {
+                Some((program, args)) => (program.clone(), args.to_vec()),
+                None => (String::new(), Vec::new()),
+            };
+            LaunchSpec::Process(ProcessLaunch {
+                program,
+                args,
+                dir: app.dir.clone(),
+                env: env::for_app(app, ports, std::env::vars()),
+            })
+        }
+    };
+    let probe = match (app.process.port, &app.supervision.health) {
+        (Some(port), Some(path)) => Probe::Http {
+            port,
+            path: path.clone(),
+        },
+        (Some(port), None) => Probe::Tcp(port),
+        (None, _) => Probe::None,
+    };
+    UnitSpec {
+        unit: Unit::App(app.id.clone()),
+        name: app.id.to_string(),
+        launch,
+        probe,
+        restart: app.supervision.restart,
+        grace: app.supervision.grace_period,
+        startup_timeout: app.supervision.startup_timeout,
+    }
+}
+
+/// Whether the unit can be launched: a host process needs a command found on its PATH (a
+/// container's command runs inside its image).
+pub fn check_launch(app: &AppSpec, unit: &UnitSpec, file: &std::path::Path) -> Result<(), Problem> {
+    let LaunchSpec::Process(process) = &unit.launch else {
+        return Ok(());
+    };
+    if process.program.is_empty() {
+        return Err(Problem::new(format!(
+            "{}: has no `command`, and runs as a host process (no Docker engine)",
+            app.id
+        ))
+        .hint(format!(
+            "start Docker, or add `command:` in {}",
+            file.display()
+        )));
+    }
+    resolve_program(process).map(|_| ()).map_err(|err| {
+        Problem::new(format!("{}: {err}", app.id)).hint(format!(
+            "install `{}` or fix `command:` in {}",
+            process.program,
+            file.display()
+        ))
+    })
+}
+
+/// A fixed app port that something else already listens on.
+pub fn check_port(app: &AppSpec, file: &std::path::Path) -> Result<(), Problem> {
+    match app.process.port.filter(|p| !is_free(*p)) {
+        Some(port) => Err(Problem::new(format!(
+            "{}: port {port} is already in use by another process",
+            app.id
+        ))
+        .hint(format!(
+            "stop it (`ss -ltnp 'sport = :{port}'` shows who), or change `port:` in {}",
+            file.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Problems that would only show up one by one later, reported together before anything
+/// starts: busy app ports, missing programs.
+pub fn preflight(manifest: &Manifest, containers: Option<&ContainerPlan>) -> Result<(), Problem> {
+    let unused = SidecarPorts { http: 0, grpc: 0 };
+    let mut problems = Vec::new();
+    for app in &manifest.apps {
+        problems.extend(check_port(app, &manifest.file).err());
+        let unit = app_unit(app, unused, containers);
+        problems.extend(check_launch(app, &unit, &manifest.file).err());
+    }
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        _ => Err(Problem::all(problems)),
+    }
+}

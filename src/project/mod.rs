@@ -1,0 +1,139 @@
+//! A running project: everything one `daca up` runs, with one owner.
+//!
+//! How it works: [`Project::start`] provides Redis, prepares containers, opens each app (its
+//! unit, its sidecar listening, its subscriber and reload driver: `app.rs`), serves the
+//! control API and the dashboard, starts the apps in dependency order and begins watching
+//! files. From then on one task, the owner (`owner.rs`), alone holds the registry of apps and
+//! handles every change in order: a saved file goes to its app's reload driver, an edited
+//! daca.yaml is reconciled as a diff (`reconcile.rs`), an edited resources folder swaps the
+//! components. Readers (the control API, the dashboard) see the snapshot the owner publishes
+//! after each change ([`ProjectView`]).
+//!
+//! Shutdown is one cancellation token tree: the project's token, a child per app, a child per
+//! subscriber; every task runs on a task tracker, so [`Project::stop`] returns only once each
+//! of them has ended, in this order: the watcher, the apps (dependents first), what ran beside
+//! them, Redis, the containers, then the control API and the run record.
+
+mod app;
+mod containers;
+mod launch;
+mod owner;
+pub mod reconcile;
+mod record;
+mod start;
+mod state_dir;
+mod view;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use containers::finish as finish_containers;
+pub use launch::app_unit;
+pub use state_dir::{Group, ProcessRef, RunRecord, STATE_DIR, StateDir, StateError};
+pub use view::{AppView, ProjectView, RedisInfo, Snapshot};
+
+use crate::docker::ContainerPlan;
+use crate::env::SidecarPorts;
+use crate::logs::LogFormat;
+use crate::manifest::AppId;
+use crate::redis::RedisPlan;
+use crate::reload::UnitMaker;
+use crate::sidecar::Shared;
+use crate::supervisor::Supervisor;
+
+/// How `daca up` runs the project.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Reload on save, reconcile on daca.yaml edits (`--no-watch` turns it off).
+    pub watch: bool,
+    /// How app output and daca's lines are printed.
+    pub log_format: LogFormat,
+}
+
+/// What the project's parts share, fixed for the run.
+pub(crate) struct Context {
+    redis_plan: RedisPlan,
+    containers: Option<Arc<ContainerPlan>>,
+    supervisor: Arc<Supervisor>,
+    shared: Arc<Shared>,
+    parts: view::Parts,
+    /// `APP_API_TOKEN`: sent to the apps on every call daca makes to them.
+    app_token: Option<String>,
+    /// The project's token: cancelled last, when everything else has stopped.
+    token: CancellationToken,
+    tasks: TaskTracker,
+    /// Where reload drivers ask for an app's dependents to be restarted.
+    dependents: mpsc::UnboundedSender<AppId>,
+}
+
+impl Context {
+    /// How an app with these sidecar ports is made into a unit.
+    fn make_unit(&self, ports: SidecarPorts) -> UnitMaker {
+        let containers = self.containers.clone();
+        Arc::new(move |spec| launch::app_unit(spec, ports, containers.as_deref()))
+    }
+}
+
+/// A running project.
+pub struct Project {
+    view: ProjectView,
+    commands: mpsc::Sender<owner::Command>,
+    owner: tokio::task::JoinHandle<()>,
+    token: CancellationToken,
+    tasks: TaskTracker,
+    finish: start::Finish,
+}
+
+impl Project {
+    /// What the control API and the dashboard read.
+    pub fn view(&self) -> &ProjectView {
+        &self.view
+    }
+
+    /// The control API's address (`127.0.0.1:PORT`), where the dashboard is too.
+    pub fn control_address(&self) -> &str {
+        &self.finish.control
+    }
+
+    /// Stops everything, in order, and returns once every task of the project has ended and
+    /// nothing it started is left.
+    pub async fn stop(self) {
+        let (done, stopped) = oneshot::channel();
+        if self.commands.send(owner::Command::Stop(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+        if let Err(err) = self.owner.await {
+            tracing::error!("the project's owner task failed: {err}");
+        }
+        containers::finish(self.finish.containers.as_ref(), self.finish.reaper).await;
+        self.token.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        // Only now: the run-record writer has ended, so no write can land after the clear.
+        self.finish.state.clear();
+    }
+
+    /// What the second Ctrl-C uses while [`Project::stop`] runs.
+    pub fn killer(&self) -> Killer {
+        Killer(self.view.clone())
+    }
+}
+
+/// SIGKILLs a stopping project's processes.
+pub struct Killer(ProjectView);
+
+impl Killer {
+    /// SIGKILLs every app and Redis now; [`Project::stop`] then finishes.
+    pub fn force_kill(&self) {
+        let snapshot = self.0.snapshot();
+        for app in &snapshot.apps {
+            app.handle.force_kill();
+        }
+        if let Some(redis) = &snapshot.redis {
+            redis.force_kill();
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! What a running project tells the world: the control API (and the dashboard on it), the
+//! start-up lines, `.daca/run.json` kept current, the timeline of state changes, and the
+//! "all ready" line. Each task runs on the project's tracker until its token is cancelled.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::state_dir::{Group, ProcessRef, RunRecord, StateDir, StateError};
+use super::view::{ProjectView, Snapshot};
+use crate::manifest::Manifest;
+use crate::redis::RedisPlan;
+use crate::supervisor::{AppEvent, AppState, AppStatus};
+
+/// Serves the control API on a free loopback port; returns its address.
+pub(super) async fn serve_control(
+    view: &ProjectView,
+    tasks: &TaskTracker,
+    token: &CancellationToken,
+) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let address = listener.local_addr()?.to_string();
+    let stop = token.clone().cancelled_owned();
+    tasks.spawn(crate::control::serve(listener, view.clone(), stop));
+    Ok(address)
+}
+
+pub(super) fn announce(
+    manifest: &Manifest,
+    redis_plan: &RedisPlan,
+    snapshot: &Snapshot,
+    control: &str,
+) {
+    tracing::info!(
+        "project {} · redis: {} · dashboard: http://{control}/",
+        manifest.name,
+        redis_plan.describe()
+    );
+    for app in &snapshot.apps {
+        let port = app
+            .spec
+            .process
+            .port
+            .map(|p| format!("app :{p} · "))
+            .unwrap_or_default();
+        tracing::info!(
+            "{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
+            app.spec.id,
+            app.ports.http,
+            app.ports.grpc
+        );
+    }
+}
+
+/// Keeps `.daca/run.json` naming every live process group.
+pub(super) struct RunWriter {
+    state: StateDir,
+    base: RunRecord,
+}
+
+impl RunWriter {
+    pub fn new(manifest: &Manifest, control: &str) -> RunWriter {
+        RunWriter {
+            state: StateDir::new(&manifest.root),
+            base: RunRecord {
+                project: manifest.name.clone(),
+                daca: ProcessRef::me(),
+                control: control.to_string(),
+                groups: Vec::new(),
+            },
+        }
+    }
+
+    pub fn write(&self, snapshot: &Snapshot) -> Result<(), StateError> {
+        let mut record = self.base.clone();
+        let handles = snapshot
+            .redis
+            .iter()
+            .chain(snapshot.apps.iter().map(|a| &a.handle));
+        record.groups = handles
+            .filter_map(|handle| {
+                let leader = ProcessRef::of(handle.status().pid?)?;
+                Some(Group {
+                    unit: handle.unit().clone(),
+                    leader,
+                })
+            })
+            .collect();
+        self.state.write(&record)
+    }
+
+    /// Rewrites the record on every state change until `stop` is cancelled. A lagged
+    /// receiver still rewrites from the current statuses, so nothing is missed.
+    pub async fn follow(
+        self,
+        mut changes: broadcast::Receiver<AppEvent>,
+        view: ProjectView,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let change = tokio::select! {
+                _ = stop.cancelled() => return,
+                change = changes.recv() => change,
+            };
+            if matches!(change, Err(broadcast::error::RecvError::Closed)) {
+                return;
+            }
+            if let Err(err) = self.write(&view.snapshot()) {
+                tracing::error!("{err}");
+            }
+        }
+    }
+}
+
+/// Puts every app's state change on the dashboard's timeline.
+pub(super) async fn timeline(
+    mut changes: broadcast::Receiver<AppEvent>,
+    view: ProjectView,
+    stop: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            _ = stop.cancelled() => return,
+            change = changes.recv() => match change {
+                Ok(change) => change,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let snapshot = view.snapshot();
+        let Some(app) = snapshot
+            .apps
+            .iter()
+            .find(|a| *a.handle.unit() == change.unit)
+        else {
+            continue; // Redis
+        };
+        let detail = describe(&change, &app.handle.status());
+        let message = format!("{}{detail}", change.state.as_str());
+        view.events
+            .push("app", Some(app.spec.id.as_str()), message, None);
+    }
+}
+
+fn describe(change: &AppEvent, status: &AppStatus) -> String {
+    let detail = match change.state {
+        AppState::Ready => status.ready_after_ms.map(|ms| format!(" in {ms} ms")),
+        AppState::Starting => change.pid.map(|p| format!(" (pid {p})")),
+        _ => status
+            .message
+            .clone()
+            .or(status.last_exit.map(|e| e.to_string()))
+            .map(|m| format!(": {m}")),
+    };
+    detail.unwrap_or_default()
+}
+
+/// Says once when every app is ready.
+pub(super) async fn report_ready(view: ProjectView, started: Instant, stop: CancellationToken) {
+    let snapshot = view.snapshot();
+    let handles: Vec<_> = snapshot.apps.iter().map(|a| a.handle.clone()).collect();
+    let ready = tokio::select! {
+        _ = stop.cancelled() => false,
+        ready = crate::supervisor::wait_all_ready(&handles, Duration::from_secs(3600)) => ready,
+    };
+    if ready {
+        tracing::info!(
+            "all {} app(s) ready in {} ms · Ctrl-C to stop",
+            handles.len(),
+            started.elapsed().as_millis()
+        );
+    }
+}

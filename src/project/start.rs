@@ -1,0 +1,316 @@
+//! Starting a project, step by step: the state folder, the engine, Redis, the checks, the
+//! components, the apps' images, then the owner with every app opened and started.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc, watch as watch_channel};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::owner::Owner;
+use super::view::{Parts, ProjectView, RedisInfo, Snapshot};
+use super::{Context, Options, Project, containers, launch, record};
+use crate::docker::{ContainerPlan, ContainerRuntime, Owner as Labels, run_id};
+use crate::error::{Error, Problem};
+use crate::logs::{LogBus, Printer};
+use crate::manifest::Manifest;
+use crate::ports::PortPicker;
+use crate::redis::{self, RedisPlan};
+use crate::runtime::Runtimes;
+use crate::runtime::process::ProcessRuntime;
+use crate::sidecar::{Components, Shared};
+use crate::supervisor::Supervisor;
+
+/// Lines of output remembered for `daca logs`.
+const LOG_BUFFER: usize = 10_000;
+
+/// What [`Project::stop`] finishes after the owner has stopped.
+pub(super) struct Finish {
+    pub state: super::StateDir,
+    pub containers: Option<Arc<ContainerPlan>>,
+    pub reaper: Option<std::process::Child>,
+    pub control: String,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|t| !t.is_empty())
+}
+
+impl Project {
+    /// Starts `manifest`'s project: returns once every app has been asked to start (they
+    /// become ready on their own; the log says when).
+    pub async fn start(manifest: Manifest, options: Options) -> Result<Project, Error> {
+        let state = super::StateDir::new(&manifest.root);
+        let reaped = state.reap_orphans().map_err(|err| {
+            Problem::new(err.to_string()).hint("use that one, or stop it with `daca down`")
+        })?;
+        if !reaped.is_empty() {
+            tracing::warn!(
+                "stopped what an earlier daca left running: {}",
+                reaped.join(", ")
+            );
+        }
+        state.create()?;
+        let token = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let logs = LogBus::new(LOG_BUFFER);
+        let redis_name = redis::log_name(&manifest.apps);
+        let mut sources = vec![redis_name.clone()];
+        sources.extend(manifest.apps.iter().map(|a| a.id.to_string()));
+        let printer = Printer::new(options.log_format, sources);
+        tasks.spawn(printer.run(logs.clone(), token.clone()));
+        let started = provide(&manifest, &state, &logs, &redis_name).await;
+        let (redis_plan, plan, picker) = match started {
+            Ok(started) => started,
+            Err(err) => {
+                token.cancel();
+                tasks.close();
+                tasks.wait().await;
+                return Err(err);
+            }
+        };
+        let reaper = plan
+            .as_deref()
+            .filter(|plan| {
+                matches!(redis_plan, RedisPlan::Container { .. })
+                    || manifest.apps.iter().any(|a| plan.runs(a))
+            })
+            .and_then(containers::start_reaper);
+        let finish = Finish {
+            state,
+            containers: plan.clone(),
+            reaper,
+            control: String::new(),
+        };
+        let running = Running {
+            manifest,
+            options,
+            redis_plan,
+            redis_name,
+            plan,
+            picker,
+            logs,
+            token,
+            tasks,
+        };
+        running.launch(finish).await
+    }
+}
+
+/// Redis, the engine and the apps' images, and the checks: everything that may fail before
+/// anything runs.
+async fn provide(
+    manifest: &Manifest,
+    state: &super::StateDir,
+    logs: &Arc<LogBus>,
+    redis_name: &str,
+) -> Result<(RedisPlan, Option<Arc<ContainerPlan>>, PortPicker), Error> {
+    let labels = Labels::new(&manifest.name, &manifest.root, &run_id());
+    let engine = containers::connect(manifest).await?;
+    if let Some(engine) = &engine {
+        containers::clear_leftovers(engine, &labels).await;
+    }
+    let offer = containers::redis_offer(engine.as_ref(), &labels, manifest).await;
+    let mut picker = PortPicker::default();
+    let path = std::env::var_os("PATH");
+    let redis_plan = redis::plan(
+        &manifest.redis,
+        state.path(),
+        path.clone(),
+        &mut picker,
+        offer.as_ref(),
+    )?;
+    let fallback = || {
+        let mut picker = PortPicker::default();
+        Ok(redis::plan(
+            &manifest.redis,
+            state.path(),
+            path,
+            &mut picker,
+            None,
+        )?)
+    };
+    let redis_plan = containers::prepare_redis(
+        redis_plan,
+        engine.as_ref(),
+        logs,
+        manifest,
+        redis_name,
+        fallback,
+    )
+    .await?;
+    if let RedisPlan::Embedded { reason } = &redis_plan {
+        tracing::warn!(
+            "{reason}: using the embedded in-memory store (data lasts until daca stops); install redis-server or Docker for Redis"
+        );
+    }
+    let plan = engine.map(|engine| {
+        Arc::new(ContainerPlan {
+            engine,
+            owner: labels,
+            logs: logs.clone(),
+        })
+    });
+    launch::preflight(manifest, plan.as_deref())?;
+    if let Some(plan) = &plan {
+        containers::prepare_apps(plan, manifest).await?;
+    }
+    Ok((redis_plan, plan, picker))
+}
+
+/// A project whose Redis and images are ready, about to run.
+struct Running {
+    manifest: Manifest,
+    options: Options,
+    redis_plan: RedisPlan,
+    redis_name: String,
+    plan: Option<Arc<ContainerPlan>>,
+    picker: PortPicker,
+    logs: Arc<LogBus>,
+    token: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Running {
+    async fn launch(self, mut finish: Finish) -> Result<Project, Error> {
+        let loaded = Components::load(
+            self.manifest.resources.as_deref(),
+            &self.manifest.root,
+            &self.redis_plan,
+        );
+        let (loaded, notices) = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                self.token.cancel();
+                self.tasks.close();
+                self.tasks.wait().await;
+                finish.state.clear();
+                return Err(err.into());
+            }
+        };
+        for notice in notices {
+            tracing::info!("{notice}");
+        }
+        let shared = Arc::new(Shared::new(loaded, env_var("DAPR_API_TOKEN")));
+        let runtimes = Runtimes {
+            process: ProcessRuntime,
+            containers: self
+                .plan
+                .as_ref()
+                .map(|p| Arc::new(ContainerRuntime::new(p.engine.docker.clone()))),
+        };
+        let supervisor = Arc::new(Supervisor::new(Arc::new(runtimes), self.logs.clone()));
+        let parts = Parts {
+            shared: shared.clone(),
+            logs: self.logs.clone(),
+            events: Arc::default(),
+            watch: Arc::default(),
+            down: Arc::new(Notify::new()),
+        };
+        let (publish, snapshot) = watch_channel::channel(Arc::new(Snapshot::default()));
+        let info = RedisInfo {
+            mode: match &self.redis_plan {
+                RedisPlan::External { .. } => "external",
+                RedisPlan::Server { .. } => "redis-server",
+                RedisPlan::Container { .. } => "container",
+                RedisPlan::Embedded { .. } => "embedded",
+            },
+            url: self.redis_plan.url(),
+        };
+        let view = ProjectView::new(self.manifest.name.clone(), info, snapshot, parts.clone());
+        let (dependents_tx, dependents) = mpsc::unbounded_channel();
+        let ctx = Context {
+            redis_plan: self.redis_plan.clone(),
+            containers: self.plan.clone(),
+            supervisor: supervisor.clone(),
+            shared,
+            parts,
+            app_token: env_var("APP_API_TOKEN"),
+            token: self.token.clone(),
+            tasks: self.tasks.clone(),
+            dependents: dependents_tx,
+        };
+        let redis = self
+            .redis_plan
+            .unit(&self.redis_name, std::env::vars().collect())
+            .map(|unit| supervisor.spawn(unit));
+        let (commands_tx, commands) = mpsc::channel(4);
+        let mut owner = Owner {
+            ctx,
+            manifest: self.manifest.clone(),
+            apps: BTreeMap::new(),
+            picker: self.picker,
+            redis,
+            component_error: None,
+            watching: self.options.watch,
+            watcher: None,
+            changes: None,
+            publish,
+            commands,
+            dependents,
+        };
+        // Sidecars listen before any app starts, and stay up while apps restart.
+        for app in &self.manifest.apps {
+            if let Err(problem) = owner.add_app(app, None, Arc::default()).await {
+                abandon(owner, finish, &self.token, &self.tasks).await;
+                return Err(problem.into());
+            }
+        }
+        let control = match record::serve_control(&view, &self.tasks, &self.token).await {
+            Ok(control) => control,
+            Err(err) => {
+                abandon(owner, finish, &self.token, &self.tasks).await;
+                return Err(err.into());
+            }
+        };
+        record::announce(&self.manifest, &self.redis_plan, &view.snapshot(), &control);
+        let runs = record::RunWriter::new(&self.manifest, &control);
+        if let Err(err) = runs.write(&view.snapshot()) {
+            abandon(owner, finish, &self.token, &self.tasks).await;
+            return Err(err.into());
+        }
+        self.tasks
+            .spawn(runs.follow(supervisor.subscribe(), view.clone(), self.token.clone()));
+        self.tasks.spawn(record::timeline(
+            supervisor.subscribe(),
+            view.clone(),
+            self.token.clone(),
+        ));
+        let started = std::time::Instant::now();
+        if let Some(redis) = &owner.redis {
+            redis.start().await;
+        }
+        for app in &self.manifest.apps {
+            owner.start_app(&app.id).await;
+        }
+        self.tasks.spawn(record::report_ready(
+            view.clone(),
+            started,
+            self.token.clone(),
+        ));
+        owner.rewatch();
+        owner.publish();
+        finish.control = control;
+        let owner = tokio::spawn(owner.run());
+        Ok(Project {
+            view,
+            commands: commands_tx,
+            owner,
+            token: self.token,
+            tasks: self.tasks,
+            finish,
+        })
+    }
+}
+
+/// Undoes a start that failed after apps were opened: what was opened is closed, and the
+/// run leaves nothing behind.
+async fn abandon(owner: Owner, finish: Finish, token: &CancellationToken, tasks: &TaskTracker) {
+    owner.shutdown().await;
+    containers::finish(finish.containers.as_ref(), finish.reaper).await;
+    token.cancel();
+    tasks.close();
+    tasks.wait().await;
+    finish.state.clear();
+}
