@@ -9,6 +9,19 @@
 //!
 //! Only 127.0.0.1 is contacted. Run through `scripts/bench/pubsub`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark whose setup fails has nothing to measure; it stops there"
+)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "a benchmark's run reads as one sequence of measurements"
+)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "std locks in the load generators: a panic there ends the benchmark anyway"
+)]
+
 mod common;
 
 use std::sync::Arc;

@@ -9,7 +9,7 @@ pub fn is_free(port: u16) -> bool {
 }
 
 /// Hands out ports, never the same one twice in a run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PortPicker {
     taken: HashSet<u16>,
 }

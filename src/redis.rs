@@ -168,6 +168,16 @@ impl RedisPlan {
         }
     }
 
+    /// How Redis is provided, in one word (`daca ps`).
+    pub fn mode(&self) -> &'static str {
+        match self {
+            RedisPlan::External { .. } => "external",
+            RedisPlan::Server { .. } => "redis-server",
+            RedisPlan::Container { .. } => "container",
+            RedisPlan::Embedded { .. } => "embedded",
+        }
+    }
+
     /// One phrase for banners and `daca ps`.
     pub fn describe(&self) -> String {
         match self {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::wire::{ComponentWire, MetadataItemWire, ResourceHead, SubscriptionWire};
+use super::metadata::{plain_values, unsupported, value_of};
+use super::wire::{ComponentWire, ResourceHead, SubscriptionWire};
 use super::{Component, ComponentKind, ComponentsError, Resources, SUPPORTED, SecretStore};
 use crate::manifest::{Diagnostic, ManifestError};
 use crate::pubsub::subscription::{self, Kind, Subscription};
@@ -403,109 +404,4 @@ fn name_of(wire: &ComponentWire) -> String {
         .as_ref()
         .map(|n| n.value.clone())
         .unwrap_or_default()
-}
-
-fn plain_values(items: &[Spanned<MetadataItemWire>]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .filter_map(|i| {
-            Some((
-                i.value.name.clone(),
-                i.value.value.as_ref()?.to_env_string(),
-            ))
-        })
-        .collect()
-}
-
-type Problem = (String, String);
-
-/// An item's value and whether it came from a secret store.
-fn value_of(
-    item: &MetadataItemWire,
-    auth: Option<&str>,
-    stores: &BTreeMap<String, SecretStore>,
-    secrets_present: bool,
-) -> Result<(String, bool), Problem> {
-    if item.secretKeyRef.is_some() && !secrets_present {
-        return Ok((String::new(), true));
-    }
-    if let Some(reference) = &item.secretKeyRef {
-        let Some(store_name) = auth else {
-            return Err((
-                format!(
-                    "`{}` uses secretKeyRef but the component has no `auth.secretStore`",
-                    item.name
-                ),
-                "add `auth: { secretStore: <a secretstores.local.env or .file component> }`".into(),
-            ));
-        };
-        let Some(store) = stores.get(store_name) else {
-            return Err((
-                format!("secret store `{store_name}` is not defined"),
-                format!(
-                    "add a `secretstores.local.env` or `secretstores.local.file` component named `{store_name}`"
-                ),
-            ));
-        };
-        let key = reference.key.as_deref().unwrap_or(&reference.name);
-        // Single-value local stores keep one value per name; `key` selects a field only when nested.
-        let value = store
-            .get(&reference.name)
-            .or_else(|| store.get(&format!("{}:{key}", reference.name)));
-        return match value {
-            Some(value) => Ok((value, true)),
-            None => Err((
-                format!(
-                    "secret `{}` was not found in secret store `{store_name}`",
-                    reference.name
-                ),
-                "define it (env var or secrets file) before `daca up`".into(),
-            )),
-        };
-    }
-    if let Some(variable) = &item.envRef {
-        if variable.starts_with("DAPR_") || variable == "APP_API_TOKEN" {
-            return Err((
-                format!("envRef `{variable}` is not allowed"),
-                "Dapr refuses DAPR_* and APP_API_TOKEN here; use another variable".into(),
-            ));
-        }
-        return Ok((std::env::var(variable).unwrap_or_default(), true));
-    }
-    Ok((
-        item.value
-            .as_ref()
-            .map(|v| v.to_env_string())
-            .unwrap_or_default(),
-        false,
-    ))
-}
-
-/// Metadata daca cannot honour, rejected with a reason rather than silently ignored.
-fn unsupported(item: &MetadataItemWire) -> Option<Problem> {
-    let value = item
-        .value
-        .as_ref()
-        .map(|v| v.to_env_string())
-        .unwrap_or_default();
-    let name = item.name.to_ascii_lowercase();
-    if name == "enabletls" && value.eq_ignore_ascii_case("true") {
-        return Some((
-            "enableTLS: true is not supported: daca talks to Redis without TLS".into(),
-            "set `enableTLS` to \"false\" for local runs (your cluster files can keep it)".into(),
-        ));
-    }
-    if name == "redistype" && value.eq_ignore_ascii_case("cluster") {
-        return Some((
-            "redisType: cluster is not supported by daca".into(),
-            "use a single Redis node locally (`redisType: node`)".into(),
-        ));
-    }
-    if name == "failover" && value.eq_ignore_ascii_case("true") {
-        return Some((
-            "failover (Sentinel) is not supported by daca".into(),
-            "remove `failover` for local runs".into(),
-        ));
-    }
-    None
 }

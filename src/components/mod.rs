@@ -5,6 +5,7 @@
 //! `load` reads and validates (`loader.rs`); `stores.rs` turns state components into stores.
 
 mod loader;
+mod metadata;
 mod secrets;
 pub mod stores;
 mod wire;

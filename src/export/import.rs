@@ -42,33 +42,12 @@ pub fn import(dir: &Path) -> Result<Imported, ExportError> {
         ));
     }
     apps.sort_by(|a, b| a.id.cmp(&b.id));
-    let project = by_kind("Deployment")
-        .find_map(|(_, d)| {
-            d.path_str(&["metadata", "labels", PART_OF])
-                .map(String::from)
-        })
-        .unwrap_or_else(|| {
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "app".into())
-        });
+    let project = project_name(dir, by_kind("Deployment").map(|(_, d)| d));
     let redis_image = by_kind("StatefulSet")
         .find(|(_, d)| d.path_str(&["metadata", "name"]) == Some(super::redis::NAME_REDIS))
         .and_then(|(_, d)| first_container(d)?.path_str(&["image"]).map(String::from));
     let mut files = Vec::new();
-    let mut resources: Vec<(String, &Node)> = docs
-        .iter()
-        .filter(|(_, d)| {
-            d.path_str(&["apiVersion"])
-                .is_some_and(|v| v.starts_with("dapr.io/"))
-        })
-        .map(|(_, d)| {
-            let kind = d.path_str(&["kind"]).unwrap_or("resource").to_lowercase();
-            let name = d.path_str(&["metadata", "name"]).unwrap_or("unnamed");
-            (format!("resources/{kind}-{name}.yaml"), d)
-        })
-        .collect();
-    resources.sort_by(|a, b| a.0.cmp(&b.0));
+    let resources = dapr_resources(&docs);
     let mut manifest = format!(
         "# Imported by `daca init --from-k8s {}`.\nname: {}\n",
         dir.display(),
@@ -103,6 +82,38 @@ pub fn import(dir: &Path) -> Result<Imported, ExportError> {
         files,
         apps: apps.into_iter().map(|a| a.id).collect(),
     })
+}
+
+/// The `app.kubernetes.io/part-of` of the Deployments, else the folder's name.
+fn project_name<'a>(dir: &Path, mut deployments: impl Iterator<Item = &'a Node>) -> String {
+    deployments
+        .find_map(|d| {
+            d.path_str(&["metadata", "labels", PART_OF])
+                .map(String::from)
+        })
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "app".into())
+        })
+}
+
+/// The Dapr resources among the documents, each with the file it becomes, in file order.
+fn dapr_resources<T>(docs: &[(T, Node)]) -> Vec<(String, &Node)> {
+    let mut resources: Vec<(String, &Node)> = docs
+        .iter()
+        .filter(|(_, d)| {
+            d.path_str(&["apiVersion"])
+                .is_some_and(|v| v.starts_with("dapr.io/"))
+        })
+        .map(|(_, d)| {
+            let kind = d.path_str(&["kind"]).unwrap_or("resource").to_lowercase();
+            let name = d.path_str(&["metadata", "name"]).unwrap_or("unnamed");
+            (format!("resources/{kind}-{name}.yaml"), d)
+        })
+        .collect();
+    resources.sort_by(|a, b| a.0.cmp(&b.0));
+    resources
 }
 
 /// One app, as its Deployment describes it.

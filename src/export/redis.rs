@@ -43,6 +43,15 @@ pub fn objects(manifest: &Manifest, options: &Options) -> (Service, StatefulSet)
         }),
         ..Default::default()
     };
+    (service, statefulset(manifest, ns, image, selector))
+}
+
+fn statefulset(
+    manifest: &Manifest,
+    ns: Option<&str>,
+    image: String,
+    selector: BTreeMap<String, String>,
+) -> StatefulSet {
     let mut template_meta = object_meta(NAME_REDIS, None, manifest, Some(NAME_REDIS));
     template_meta.name = None;
     let container = Container {
@@ -73,9 +82,7 @@ pub fn objects(manifest: &Manifest, options: &Options) -> (Service, StatefulSet)
         }]),
         ..Default::default()
     };
-    let mut claim_meta = object_meta("data", None, manifest, Some(NAME_REDIS));
-    claim_meta.labels = None;
-    let statefulset = StatefulSet {
+    StatefulSet {
         metadata: object_meta(NAME_REDIS, ns, manifest, Some(NAME_REDIS)),
         spec: Some(StatefulSetSpec {
             service_name: Some(NAME_REDIS.into()),
@@ -91,24 +98,30 @@ pub fn objects(manifest: &Manifest, options: &Options) -> (Service, StatefulSet)
                     ..Default::default()
                 }),
             },
-            volume_claim_templates: Some(vec![PersistentVolumeClaim {
-                metadata: claim_meta,
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            Quantity("1Gi".into()),
-                        )])),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
+            volume_claim_templates: Some(vec![claim(manifest)]),
             ..Default::default()
         }),
         ..Default::default()
-    };
-    (service, statefulset)
+    }
+}
+
+/// Redis's data volume: 1 GiB, one writer.
+fn claim(manifest: &Manifest) -> PersistentVolumeClaim {
+    let mut claim_meta = object_meta("data", None, manifest, Some(NAME_REDIS));
+    claim_meta.labels = None;
+    PersistentVolumeClaim {
+        metadata: claim_meta,
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity("1Gi".into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }

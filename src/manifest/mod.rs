@@ -8,6 +8,7 @@
 //!
 //! `load` is the only entry point the rest of daca uses.
 
+mod app;
 mod container;
 mod error;
 mod model;

@@ -1,15 +1,13 @@
 //! Wire types → model types. Every check pushes a diagnostic and carries on, so the user
 //! sees all problems of a manifest at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use super::app::app_spec;
 use super::error::Diagnostic;
-use super::model::{
-    AppId, AppProtocol, AppSpec, Manifest, ProcessSpec, RedisConfig, RedisProvider, ReloadMode,
-    ReloadSpec, RestartPolicy, RuntimeChoice, SidecarSpec, Supervision, WatchSpec,
-};
+use super::model::{AppSpec, Manifest, RedisConfig, RedisProvider};
 use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -30,7 +28,7 @@ impl Checker<'_> {
         self.out.push(diagnostic);
     }
 
-    fn duration(&mut self, raw: Option<&At<String>>, default: Duration) -> Duration {
+    pub fn duration(&mut self, raw: Option<&At<String>>, default: Duration) -> Duration {
         let Some(raw) = raw else { return default };
         match humantime::parse_duration(raw.value.trim()) {
             Ok(duration) => duration,
@@ -180,221 +178,6 @@ fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig 
             .as_ref()
             .map(|i| i.value.clone())
             .unwrap_or_else(|| DEFAULT_REDIS_IMAGE.to_string()),
-    }
-}
-
-fn app_spec(
-    c: &mut Checker,
-    at: &At<AppWire>,
-    (grace, startup, runtime): (Duration, Duration, RuntimeChoice),
-) -> Option<AppSpec> {
-    let app = &at.value;
-    let id = AppId::parse(&app.id.value)
-        .map_err(|message| c.error(&app.id, message, Some("for example `order-api`".into())))
-        .ok();
-    let dir = match &app.dir {
-        Some(dir) => c.folder(dir, "app"),
-        None => c.root.to_path_buf(),
-    };
-    let container = super::container::container_fields(c, at, &dir, runtime);
-    let command = app
-        .command
-        .as_ref()
-        .map(|c| c.value.clone())
-        .unwrap_or_default();
-    if let Some(raw) = &app.command
-        && (raw.value.is_empty() || raw.value[0].trim().is_empty())
-    {
-        let hint =
-            Some("for example `command: [\"uv\", \"run\", \"uvicorn\", \"main:app\"]`".into());
-        c.error(raw, "`command` is empty", hint);
-    }
-    if let Some(health) = &app.health {
-        if !health.value.starts_with('/') {
-            c.error(
-                health,
-                format!("health path `{}` must start with `/`", health.value),
-                Some(format!("write `/{}`", health.value)),
-            );
-        }
-        if app.port.is_none() {
-            c.error(
-                health,
-                "`health` needs the app's `port`",
-                Some("add `port:` to this app".into()),
-            );
-        }
-    }
-    let restart = restart_policy(c, app.restart.as_ref());
-    let max_body_size = body_size(c, app.max_body_size.as_ref());
-    let grace_period = c.duration(app.grace_period.as_ref(), grace);
-    let depends_on = app
-        .depends_on
-        .iter()
-        .filter_map(|d| AppId::parse(&d.value).ok())
-        .collect();
-    let env: BTreeMap<String, String> = app
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_env_string()))
-        .collect();
-    let process = ProcessSpec {
-        command,
-        runtime: container.runtime,
-        image: container.image,
-        mount: container.mount,
-        port: app.port.as_ref().map(|p| p.value),
-        env,
-        protocol: app_protocol(c, app.app_protocol.as_ref(), app.health.as_ref()),
-    };
-    let supervision = Supervision {
-        health: app.health.as_ref().map(|h| h.value.clone()),
-        depends_on,
-        restart,
-        grace_period,
-        startup_timeout: startup,
-    };
-    let sidecar = SidecarSpec {
-        http_port: app.dapr_http_port.as_ref().map(|p| p.value),
-        grpc_port: app.dapr_grpc_port.as_ref().map(|p| p.value),
-        max_body_size,
-    };
-    let watch = WatchSpec {
-        only: globs(c, &app.watch),
-        ignore: globs(c, &app.ignore),
-    };
-    let reload = ReloadSpec {
-        mode: reload_mode(c, app.reload.as_ref()),
-        setup: setup_command(c, app.setup.as_ref()),
-        restart_dependents: app.restart_dependents.unwrap_or(false),
-        grace: c.duration(app.reload_grace.as_ref(), Duration::ZERO),
-    };
-    Some(AppSpec {
-        id: id?,
-        dir,
-        process,
-        supervision,
-        sidecar,
-        watch,
-        reload,
-    })
-}
-
-fn setup_command(checker: &mut Checker, raw: Option<&At<Vec<String>>>) -> Option<Vec<String>> {
-    let raw = raw?;
-    if raw.value.is_empty() || raw.value[0].trim().is_empty() {
-        let hint = Some("for example `setup: [\"uv\", \"sync\"]`".into());
-        checker.error(raw, "`setup` is empty", hint);
-        return None;
-    }
-    Some(raw.value.clone())
-}
-
-fn app_protocol(
-    checker: &mut Checker,
-    raw: Option<&At<String>>,
-    health: Option<&At<String>>,
-) -> AppProtocol {
-    match raw.map(|r| r.value.as_str()) {
-        None | Some("http") => AppProtocol::Http,
-        Some("grpc") => {
-            if let Some(health) = health {
-                let hint =
-                    Some("remove `health:`; a gRPC app is ready when its port accepts".into());
-                checker.error(
-                    health,
-                    "`health` is an HTTP path; this app speaks gRPC",
-                    hint,
-                );
-            }
-            AppProtocol::Grpc
-        }
-        Some(other) => {
-            let hint = Some("use `http` or `grpc` (https, grpcs and h2c are not supported)".into());
-            checker.error(
-                raw.expect("UNWRAP: matched Some above"),
-                format!("unknown app protocol `{other}`"),
-                hint,
-            );
-            AppProtocol::Http
-        }
-    }
-}
-
-fn reload_mode(checker: &mut Checker, raw: Option<&At<String>>) -> ReloadMode {
-    match raw.map(|r| r.value.as_str()) {
-        None | Some("restart") => ReloadMode::Restart,
-        Some("none") => ReloadMode::None,
-        Some(other) => {
-            let hint =
-                Some("use `restart` (daca restarts the app) or `none` (it reloads itself)".into());
-            checker.error(
-                raw.expect("UNWRAP: matched Some above"),
-                format!("unknown reload mode `{other}`"),
-                hint,
-            );
-            ReloadMode::Restart
-        }
-    }
-}
-
-/// Globs in gitignore syntax, each checked so a typo is reported where it is written.
-fn globs(checker: &mut Checker, raw: &[At<String>]) -> Vec<String> {
-    let mut builder = ignore::gitignore::GitignoreBuilder::new("/");
-    for glob in raw {
-        if let Err(err) = builder.add_line(None, &glob.value) {
-            let hint = Some("gitignore syntax, e.g. `*.py`, `src/**`, `!keep.txt`".into());
-            checker.error(glob, format!("invalid glob `{}`: {err}", glob.value), hint);
-        }
-    }
-    raw.iter().map(|g| g.value.clone()).collect()
-}
-
-/// Dapr's default `maxBodySize`: 4 MiB.
-const DEFAULT_BODY: usize = 4 << 20;
-
-/// `4Mi`, `512Ki`, `8MB`, `1048576`: binary (Ki/Mi/Gi) or decimal (K/KB, M/MB, G/GB) units.
-fn body_size(checker: &mut Checker, raw: Option<&At<String>>) -> usize {
-    let Some(raw) = raw else { return DEFAULT_BODY };
-    let text = raw.value.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let factor: Option<usize> = match unit.trim() {
-        "" | "B" => Some(1),
-        "Ki" | "KiB" => Some(1 << 10),
-        "Mi" | "MiB" => Some(1 << 20),
-        "Gi" | "GiB" => Some(1 << 30),
-        "K" | "KB" | "k" => Some(1000),
-        "M" | "MB" => Some(1_000_000),
-        "G" | "GB" => Some(1_000_000_000),
-        _ => None,
-    };
-    match (number.parse::<usize>(), factor) {
-        (Ok(n), Some(f)) if n > 0 => n.saturating_mul(f),
-        _ => {
-            let hint = Some("write a size such as `4Mi`, `16MB` or `1048576`".into());
-            checker.error(raw, format!("invalid size `{}`", raw.value), hint);
-            DEFAULT_BODY
-        }
-    }
-}
-
-fn restart_policy(checker: &mut Checker, raw: Option<&At<String>>) -> RestartPolicy {
-    match raw.map(|r| r.value.as_str()) {
-        None | Some("on-failure") => RestartPolicy::OnFailure,
-        Some("always") => RestartPolicy::Always,
-        Some("never" | "no") => RestartPolicy::Never,
-        Some(other) => {
-            let hint = Some("use `on-failure`, `always` or `never`".into());
-            checker.error(
-                raw.expect("UNWRAP: matched Some above"),
-                format!("unknown restart policy `{other}`"),
-                hint,
-            );
-            RestartPolicy::OnFailure
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use tokio::sync::{Notify, mpsc, watch as watch_channel};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::owner::Owner;
+use super::owner::{Command, Owner};
 use super::view::{Parts, ProjectView, RedisInfo, Snapshot};
 use super::{Context, Options, Project, containers, launch, record};
 use crate::docker::{ContainerPlan, ContainerRuntime, Owner as Labels, run_id};
@@ -192,6 +192,46 @@ impl Running {
         for notice in notices {
             tracing::info!("{notice}");
         }
+        let (mut owner, view, commands) = self.owner(loaded);
+        // Sidecars listen before any app starts, and stay up while apps restart.
+        for app in &self.manifest.apps {
+            if let Err(problem) = owner.add_app(app, None, Arc::default()).await {
+                abandon(owner, finish, &self.token, &self.tasks).await;
+                return Err(problem.into());
+            }
+        }
+        match self.publish(&owner, &view).await {
+            Ok(control) => finish.control = control,
+            Err(err) => {
+                abandon(owner, finish, &self.token, &self.tasks).await;
+                return Err(err);
+            }
+        }
+        let started = std::time::Instant::now();
+        if let Some(redis) = &owner.redis {
+            redis.start().await;
+        }
+        for app in &self.manifest.apps {
+            owner.start_app(&app.id).await;
+        }
+        let ready = record::report_ready(view.clone(), started, self.token.clone());
+        self.tasks.spawn(ready);
+        owner.rewatch();
+        owner.publish();
+        let owner = tokio::spawn(owner.run());
+        Ok(Project {
+            view,
+            commands,
+            owner,
+            token: self.token,
+            tasks: self.tasks,
+            finish,
+        })
+    }
+
+    /// The owner with its context (nothing opened yet), the readers' view of it, and where
+    /// to send it commands.
+    fn owner(&self, loaded: Components) -> (Owner, ProjectView, mpsc::Sender<Command>) {
         let shared = Arc::new(Shared::new(loaded, env_var("DAPR_API_TOKEN")));
         let runtimes = Runtimes {
             process: ProcessRuntime,
@@ -210,20 +250,19 @@ impl Running {
         };
         let (publish, snapshot) = watch_channel::channel(Arc::new(Snapshot::default()));
         let info = RedisInfo {
-            mode: match &self.redis_plan {
-                RedisPlan::External { .. } => "external",
-                RedisPlan::Server { .. } => "redis-server",
-                RedisPlan::Container { .. } => "container",
-                RedisPlan::Embedded { .. } => "embedded",
-            },
+            mode: self.redis_plan.mode(),
             url: self.redis_plan.url(),
         };
         let view = ProjectView::new(self.manifest.name.clone(), info, snapshot, parts.clone());
         let (dependents_tx, dependents) = mpsc::unbounded_channel();
+        let redis = self
+            .redis_plan
+            .unit(&self.redis_name, std::env::vars().collect())
+            .map(|unit| supervisor.spawn(unit));
         let ctx = Context {
             redis_plan: self.redis_plan.clone(),
             containers: self.plan.clone(),
-            supervisor: supervisor.clone(),
+            supervisor,
             shared,
             parts,
             app_token: env_var("APP_API_TOKEN"),
@@ -231,16 +270,12 @@ impl Running {
             tasks: self.tasks.clone(),
             dependents: dependents_tx,
         };
-        let redis = self
-            .redis_plan
-            .unit(&self.redis_name, std::env::vars().collect())
-            .map(|unit| supervisor.spawn(unit));
         let (commands_tx, commands) = mpsc::channel(4);
-        let mut owner = Owner {
+        let owner = Owner {
             ctx,
             manifest: self.manifest.clone(),
             apps: BTreeMap::new(),
-            picker: self.picker,
+            picker: self.picker.clone(),
             redis,
             component_error: None,
             watching: self.options.watch,
@@ -250,57 +285,26 @@ impl Running {
             commands,
             dependents,
         };
-        // Sidecars listen before any app starts, and stay up while apps restart.
-        for app in &self.manifest.apps {
-            if let Err(problem) = owner.add_app(app, None, Arc::default()).await {
-                abandon(owner, finish, &self.token, &self.tasks).await;
-                return Err(problem.into());
-            }
-        }
-        let control = match record::serve_control(&view, &self.tasks, &self.token).await {
-            Ok(control) => control,
-            Err(err) => {
-                abandon(owner, finish, &self.token, &self.tasks).await;
-                return Err(err.into());
-            }
-        };
+        (owner, view, commands_tx)
+    }
+
+    /// Serves the control API, says where everything is, and starts keeping the run record
+    /// and the timeline; returns the control API's address.
+    async fn publish(&self, owner: &Owner, view: &ProjectView) -> Result<String, Error> {
+        let control = record::serve_control(view, &self.tasks, &self.token).await?;
         record::announce(&self.manifest, &self.redis_plan, &view.snapshot(), &control);
         let runs = record::RunWriter::new(&self.manifest, &control);
-        if let Err(err) = runs.write(&view.snapshot()) {
-            abandon(owner, finish, &self.token, &self.tasks).await;
-            return Err(err.into());
-        }
+        runs.write(&view.snapshot())?;
+        let supervisor = &owner.ctx.supervisor;
+        let token = self.token.clone();
         self.tasks
-            .spawn(runs.follow(supervisor.subscribe(), view.clone(), self.token.clone()));
+            .spawn(runs.follow(supervisor.subscribe(), view.clone(), token.clone()));
         self.tasks.spawn(record::timeline(
             supervisor.subscribe(),
             view.clone(),
-            self.token.clone(),
+            token,
         ));
-        let started = std::time::Instant::now();
-        if let Some(redis) = &owner.redis {
-            redis.start().await;
-        }
-        for app in &self.manifest.apps {
-            owner.start_app(&app.id).await;
-        }
-        self.tasks.spawn(record::report_ready(
-            view.clone(),
-            started,
-            self.token.clone(),
-        ));
-        owner.rewatch();
-        owner.publish();
-        finish.control = control;
-        let owner = tokio::spawn(owner.run());
-        Ok(Project {
-            view,
-            commands: commands_tx,
-            owner,
-            token: self.token,
-            tasks: self.tasks,
-            finish,
-        })
+        Ok(control)
     }
 }
 

@@ -1,13 +1,75 @@
 //! Helpers shared by the integration tests.
 
+use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-/// Tests that use fixed ports (6379, 3500, 8000) run one at a time.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Held for writing by the tests that need daca's default ports (6379, 3500, 50001, 8000),
+/// and for reading by every other `daca up` (which would take those ports when they are free).
+static PORTS: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// Whether this test thread holds [`serial`].
+    static EXCLUSIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The default ports for this test alone, until dropped.
+pub struct Serial(#[allow(dead_code, reason = "held, not read")] RwLockWriteGuard<'static, ()>);
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        EXCLUSIVE.set(false);
+    }
+}
+
+/// Tests that use fixed ports (6379, 3500, 8000) run one at a time, and with no other
+/// `daca up` running.
+pub fn serial() -> Serial {
+    let guard = PORTS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    EXCLUSIVE.set(true);
+    Serial(guard)
+}
+
+thread_local! {
+    /// This thread's share of [`PORTS`]: taken once however many `daca up`s it runs (a
+    /// second read could wait behind a queued writer and never come).
+    static SHARE: std::cell::RefCell<(usize, Option<RwLockReadGuard<'static, ()>>)> =
+        const { std::cell::RefCell::new((0, None)) };
+}
+
+/// Held by a `daca up` of a test without [`serial`] while it runs: it may take a default
+/// port, so no fixed-port test runs meanwhile.
+pub struct SharedPorts(());
+
+impl Drop for SharedPorts {
+    fn drop(&mut self) {
+        SHARE.with_borrow_mut(|(count, guard)| {
+            *count -= 1;
+            if *count == 0 {
+                *guard = None;
+            }
+        });
+    }
+}
+
+pub fn shared_ports() -> Option<SharedPorts> {
+    if EXCLUSIVE.get() {
+        return None;
+    }
+    SHARE.with_borrow_mut(|(count, guard)| {
+        if *count == 0 {
+            *guard = Some(
+                PORTS
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+        }
+        *count += 1;
+    });
+    Some(SharedPorts(()))
 }
 
 /// The built `daca` binary.

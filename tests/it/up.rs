@@ -20,6 +20,7 @@ pub(crate) struct Up {
     child: Child,
     dir: PathBuf,
     logs: tempfile::TempDir,
+    _ports: Option<crate::common::SharedPorts>,
 }
 
 impl Up {
@@ -61,10 +62,12 @@ impl Up {
     }
 
     fn launch((dir, mut command, logs): (PathBuf, std::process::Command, tempfile::TempDir)) -> Up {
+        let ports = crate::common::shared_ports();
         Up {
             child: command.spawn().unwrap(),
             dir,
             logs,
+            _ports: ports,
         }
     }
 
@@ -168,7 +171,7 @@ fn hello() -> PathBuf {
 }
 
 /// Starts examples/hello when its tools are there (see `have`), holding the port lock.
-fn start_hello() -> Option<(std::sync::MutexGuard<'static, ()>, Up)> {
+fn start_hello() -> Option<(crate::common::Serial, Up)> {
     if !have("uv") || !have("redis-server") {
         return None;
     }
@@ -457,7 +460,13 @@ fn a_second_ctrl_c_forces_the_stop() {
     assert!(wait_until(Duration::from_secs(5), || up
         .output()
         .contains("SIGTERM: stopping")));
-    std::thread::sleep(Duration::from_millis(300));
+    // The graceful stop has begun (the control API answers until the end).
+    assert!(
+        wait_until(Duration::from_secs(5), || up.ps()["apps"][0]["state"]
+            == "stopping"),
+        "{}",
+        up.output()
+    );
     assert!(
         group_alive(pid),
         "the app ignores SIGTERM and its grace period is 60 s"
