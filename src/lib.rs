@@ -1,10 +1,16 @@
 //! daca: the whole Dapr development loop on one machine.
 //!
-//! Theory of operation: `daca up` loads the manifest (`manifest`), provides Redis (`redis`),
-//! starts every app as a supervised actor (`supervisor`) through a runtime (`runtime`), merges
-//! their output into one log stream (`logs`), and serves a local control API (`control`) that
-//! `daca ps/logs/down` in another terminal talk to. What it started is written under `.daca/`
-//! (`project`), so a later `daca up` or `daca down` can end what a killed daca left behind.
+//! Theory of operation: `daca up` loads the manifest (`manifest`) and starts a
+//! [`project::Project`]: it provides Redis (`redis`, `docker`), opens every app (its unit in the
+//! `supervisor`, run by a `runtime`; its in-process Dapr sidecar, `sidecar`, on the shared
+//! components, `components`, `state`, `pubsub`; the `channel` back into the app; its reload
+//! driver, `reload`), merges their output into one log stream (`logs`), serves the control API
+//! and the dashboard (`control`, `dashboard`), and watches files (`watch`). One task, the
+//! project's owner, alone changes the set of apps; everything else reads the snapshot it
+//! publishes. What it started is written under `.daca/`, so a later `daca up` or `daca down`
+//! can end what a killed daca left behind. `export` turns the manifest into Kubernetes objects.
+//! `cli` is a thin layer over all of it; errors reach it as [`Error`] (`error`), locks are
+//! `sync`'s. CONTRIBUTING.md has the picture and the rules.
 
 pub mod channel;
 pub mod cli;

@@ -16,6 +16,7 @@
 mod cli;
 mod common;
 mod components;
+mod conventions;
 mod dashboard;
 mod docker;
 mod export;
