@@ -11,15 +11,9 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "a benchmark whose setup fails has nothing to measure; it stops there"
-)]
-#![allow(
     clippy::too_many_lines,
-    reason = "a benchmark's run reads as one sequence of measurements"
-)]
-#![allow(
     clippy::disallowed_types,
-    reason = "std locks in the load generators: a panic there ends the benchmark anyway"
+    reason = "a benchmark unwraps its setup and reads as one sequence of measurements"
 )]
 
 mod common;

@@ -72,10 +72,14 @@ pub fn redis_server(port: u16) -> Child {
         .expect("redis-server on PATH")
 }
 
-/// `daca up` (this build) on `project`, after writing `manifest` there as its daca.yaml.
+/// `daca up` on `project`, after writing `manifest` there as its daca.yaml: this build, or
+/// the one `DACA_BIN` names (scripts/bench/ab compares two).
 pub fn daca_up(project: &Path, manifest: &str) -> Child {
     std::fs::write(project.join("daca.yaml"), manifest).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_daca"))
+    let daca = std::env::var_os("DACA_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_daca").into());
+    Command::new(daca)
         .args(["up", "-d", project.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -95,21 +95,35 @@ impl RunWriter {
     /// receiver still rewrites from the current statuses, so nothing is missed.
     pub async fn follow(
         self,
-        mut changes: broadcast::Receiver<AppEvent>,
+        changes: broadcast::Receiver<AppEvent>,
         view: ProjectView,
         stop: CancellationToken,
     ) {
-        loop {
-            let change = tokio::select! {
-                _ = stop.cancelled() => return,
-                change = changes.recv() => change,
-            };
-            if matches!(change, Err(broadcast::error::RecvError::Closed)) {
-                return;
-            }
+        on_changes(changes, stop, |_| {
             if let Err(err) = self.write(&view.snapshot()) {
                 tracing::error!("{err}");
             }
+        })
+        .await
+    }
+}
+
+/// Calls `each` for every state change until `stop` is cancelled; `None` when some were
+/// missed (the receiver lagged).
+async fn on_changes(
+    mut changes: broadcast::Receiver<AppEvent>,
+    stop: CancellationToken,
+    mut each: impl FnMut(Option<AppEvent>),
+) {
+    loop {
+        let change = tokio::select! {
+            _ = stop.cancelled() => return,
+            change = changes.recv() => change,
+        };
+        match change {
+            Ok(change) => each(Some(change)),
+            Err(broadcast::error::RecvError::Lagged(_)) => each(None),
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -157,6 +157,11 @@ impl Filter {
         if let Some((excluded, why)) = self.excluded.iter().find(|(e, _)| path.starts_with(e)) {
             return Verdict::Ignored(format!("{}: {why}", excluded.display()));
         }
+        // daca reads the app's `.env` into its environment, so it counts even where
+        // `.gitignore` (rightly) keeps it out of the repository.
+        if !is_dir && path.parent() == Some(self.root.as_path()) && path.ends_with(".env") {
+            return Verdict::Watched;
+        }
         for (name, set) in &self.rules {
             // Each set only speaks for paths under its own folder (the matcher panics otherwise).
             if !path.starts_with(set.path()) {
@@ -229,6 +234,13 @@ mod tests {
             Verdict::Outside
         );
 
+        std::fs::write(root.join(".gitignore"), "*.txt\nbuild/\n.env\n").unwrap();
+        let git = Filter::new(root, root, vec![], &[], &[]);
+        assert_eq!(
+            git.verdict(&root.join(".env"), false),
+            Verdict::Watched,
+            "daca reads .env, so a change counts even when git ignores it"
+        );
         std::fs::write(root.join(".dockerignore"), "dist/\n").unwrap();
         std::fs::write(root.join(".dacaignore"), "fixtures/\n").unwrap();
         let more = Filter::new(root, root, vec![], &[], &[]);

@@ -2,15 +2,9 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "a test fails loudly where its setup does; helpers outside #[test] fns unwrap too"
-)]
-#![allow(
     clippy::too_many_lines,
-    reason = "an end-to-end test reads as one scenario; src/ holds to 80 lines"
-)]
-#![allow(
     clippy::disallowed_types,
-    reason = "std locks in test helpers: a poisoned one means a test has already failed"
+    reason = "tests unwrap and run as scenarios; their helpers use std locks (a poisoned one means a test already failed)"
 )]
 
 mod cli;

@@ -12,16 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{free_port, have, wait_until};
+use crate::reload::app;
 use crate::up::Up;
-
-fn app<'a>(ps: &'a Value, name: &str) -> &'a Value {
-    ps["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or(&Value::Null)
-}
 
 /// An app serving `dir` with Python's http.server on `port`.
 fn server(id: &str, dir: &str, port: u16) -> String {
@@ -215,6 +207,47 @@ fn daca_own_output_and_log_files_never_reload_the_app() {
             Duration::from_secs(30),
             || app(&up.ps(), "web")["reload"]["reloads"] == 1
         ),
+        "{}",
+        up.output()
+    );
+    up.stop_cleanly();
+}
+
+/// A reload reads the app's environment again: an edited `.env` is what the new process gets.
+#[test]
+fn a_reload_after_editing_dot_env_runs_with_the_new_values() {
+    if !have("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("web")).unwrap();
+    let port = free_port();
+    std::fs::write(
+        root.join("web/main.py"),
+        format!(
+            "import http.server, os\n\nclass Greet(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = os.environ.get('GREETING', '-').encode()\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(body)\n\nhttp.server.HTTPServer(('127.0.0.1', {port}), Greet).serve_forever()\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("web/.env"), "GREETING=hello\n").unwrap();
+    // Kept out of git, as it should be; daca still reads it, so its edits still count.
+    std::fs::write(root.join("web/.gitignore"), ".env\n").unwrap();
+    std::fs::write(
+        root.join("daca.yaml"),
+        format!(
+            "name: env\nredis: {{ provider: embedded }}\napps:\n  - id: web\n    dir: ./web\n    command: [python3, main.py]\n    port: {port}\n"
+        ),
+    )
+    .unwrap();
+    let mut up = Up::start(root, None);
+    up.wait_output("app(s) ready", Duration::from_secs(30));
+    let greeting = || crate::common::http_get(port, "/").map(|(_, body)| body);
+    assert_eq!(greeting().as_deref(), Some("hello"));
+    std::fs::write(root.join("web/.env"), "GREETING=bonjour\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || greeting().as_deref()
+            == Some("bonjour")),
         "{}",
         up.output()
     );

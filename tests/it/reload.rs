@@ -83,7 +83,8 @@ impl Project {
     }
 }
 
-fn app<'a>(ps: &'a Value, name: &str) -> &'a Value {
+/// One app of `daca ps --json`, or null.
+pub(crate) fn app<'a>(ps: &'a Value, name: &str) -> &'a Value {
     ps["apps"]
         .as_array()
         .unwrap()
