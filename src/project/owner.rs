@@ -147,9 +147,9 @@ impl Owner {
         Some(kept)
     }
 
-    /// Hands a batch of changes to its target.
+    /// Hands a batch of changes to its target; counted as routed once it has been handled
+    /// (a daca.yaml edit applied), or handed to the app's reload driver.
     async fn route(&mut self, change: Change) {
-        self.ctx.parts.watch.routed();
         match &change.target {
             Target::Manifest => self.reconcile().await,
             Target::Resources => self.reload_components(),
@@ -159,6 +159,7 @@ impl Owner {
                 }
             }
         }
+        self.ctx.parts.watch.routed();
     }
 
     /// `restart_dependents`: the apps that depend on `id` are restarted after its reload.

@@ -253,3 +253,47 @@ fn a_reload_after_editing_dot_env_runs_with_the_new_values() {
     );
     up.stop_cleanly();
 }
+
+/// Editing only what an app's watcher uses re-arms the watcher and restarts nothing.
+#[test]
+fn editing_watch_globs_restarts_nothing_and_applies_at_once() {
+    if !have("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("site")).unwrap();
+    let port = free_port();
+    let manifest = |extra: &str| {
+        format!(
+            "name: globs\nredis: {{ provider: embedded }}\napps:\n{}{extra}",
+            server("site", "./site", port)
+        )
+    };
+    std::fs::write(root.join("daca.yaml"), manifest("")).unwrap();
+    let mut up = Up::start(root, None);
+    up.wait_output("app(s) ready", Duration::from_secs(30));
+    let pid = app(&up.ps(), "site")["pid"].as_u64();
+    std::fs::write(root.join("daca.yaml"), manifest("    watch: [\"*.py\"]\n")).unwrap();
+    let applied = root.join("daca.yaml");
+    assert!(
+        wait_until(Duration::from_secs(10), || watcher_settled(&up.ps(), &applied)),
+        "{}",
+        up.output()
+    );
+    let ps = up.ps();
+    assert_eq!(app(&ps, "site")["pid"].as_u64(), pid, "{}", up.output());
+    assert_eq!(app(&ps, "site")["restarts"], 0);
+    // The new globs count at once: a page is not `*.py`, a script is.
+    let page = root.join("site/index.html");
+    std::fs::write(&page, "hi").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || watcher_settled(&up.ps(), &page)));
+    assert_eq!(changes(&up.ps(), "site"), 0, "{}", up.ps());
+    std::fs::write(root.join("site/tool.py"), "x = 1").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || app(&up.ps(), "site")["reload"]["reloads"] == 1),
+        "{}",
+        up.output()
+    );
+    up.stop_cleanly();
+}
