@@ -277,7 +277,10 @@ fn editing_watch_globs_restarts_nothing_and_applies_at_once() {
     std::fs::write(root.join("daca.yaml"), manifest("    watch: [\"*.py\"]\n")).unwrap();
     let applied = root.join("daca.yaml");
     assert!(
-        wait_until(Duration::from_secs(10), || watcher_settled(&up.ps(), &applied)),
+        wait_until(Duration::from_secs(10), || watcher_settled(
+            &up.ps(),
+            &applied
+        )),
         "{}",
         up.output()
     );
@@ -287,11 +290,16 @@ fn editing_watch_globs_restarts_nothing_and_applies_at_once() {
     // The new globs count at once: a page is not `*.py`, a script is.
     let page = root.join("site/index.html");
     std::fs::write(&page, "hi").unwrap();
-    assert!(wait_until(Duration::from_secs(10), || watcher_settled(&up.ps(), &page)));
+    assert!(wait_until(Duration::from_secs(10), || watcher_settled(
+        &up.ps(),
+        &page
+    )));
     assert_eq!(changes(&up.ps(), "site"), 0, "{}", up.ps());
     std::fs::write(root.join("site/tool.py"), "x = 1").unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || app(&up.ps(), "site")["reload"]["reloads"] == 1),
+        wait_until(Duration::from_secs(30), || app(&up.ps(), "site")["reload"]
+            ["reloads"]
+            == 1),
         "{}",
         up.output()
     );
