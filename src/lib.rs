@@ -12,6 +12,7 @@
 //! `cli` is a thin layer over all of it; errors reach it as [`Error`] (`error`), locks are
 //! `sync`'s. CONTRIBUTING.md has the picture and the rules.
 
+pub mod actors;
 pub mod channel;
 pub mod cli;
 pub mod components;
@@ -31,10 +32,12 @@ pub mod redis;
 pub mod redis_link;
 pub mod reload;
 pub mod runtime;
+pub mod scheduler;
 pub mod sidecar;
 pub mod state;
 pub mod supervisor;
 pub mod sync;
+pub mod timespec;
 pub mod watch;
 
 pub use error::{Error, ErrorKind, Result};

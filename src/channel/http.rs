@@ -4,44 +4,32 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::Full;
 use serde_json::Value;
 
-use super::{AppChannel, Delivery, Invocation, ListError, Outcome, Unreachable};
+use super::{
+    ActorAnswer, ActorCall, AppChannel, Delivery, Invocation, ListError, Outcome, Unreachable,
+    forwardable,
+};
 use crate::pubsub::subscription::{self, Subscription};
-
-/// Hop-by-hop headers (RFC 9110) and Dapr's own, never forwarded either way.
-const NOT_FORWARDED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-    "host",
-    "content-length",
-    "dapr-app-id",
-    "dapr-api-token",
-    "destination-app-id",
-    "dapr-caller-app-id",
-    "dapr-callee-app-id",
-    "dapr-caller-namespace",
-];
 
 /// The HTTP client of one app's channel: its connection pool holds connections to that app.
 #[derive(Clone)]
 pub(super) struct Http {
     client: reqwest::Client,
+    /// Actor calls: connections driven by the calling task (see `pool.rs`).
+    actors: std::sync::Arc<super::pool::Pool>,
 }
 
 impl Http {
     pub fn new() -> Http {
-        Http { client: client() }
+        Http {
+            client: client(),
+            actors: std::sync::Arc::default(),
+        }
     }
 
     pub async fn subscriptions(
@@ -178,6 +166,92 @@ impl Http {
     }
 }
 
+impl Http {
+    pub async fn app_config(
+        &self,
+        channel: &AppChannel,
+        port: u16,
+    ) -> Result<Option<bytes::Bytes>, ListError> {
+        let mut request = self
+            .client
+            .get(format!("http://127.0.0.1:{port}/dapr/config"))
+            .header("content-type", "application/json")
+            .header("dapr-app-id", &channel.app_id)
+            .timeout(Duration::from_secs(5));
+        if let Some(token) = &channel.app_token {
+            request = request.header("dapr-api-token", token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| ListError::Retry(format!("GET /dapr/config: {err}")))?;
+        if response.status().as_u16() != 200 {
+            return Ok(None); // daprd takes any other answer as "no actors"
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| ListError::Retry(format!("GET /dapr/config: {err}")))?;
+        Ok(Some(body))
+    }
+
+    pub async fn actor(
+        &self,
+        channel: &AppChannel,
+        port: u16,
+        call: ActorCall<'_>,
+    ) -> Result<ActorAnswer, Unreachable> {
+        let (verb, path, mut headers, body) = match call {
+            ActorCall::Method {
+                actor_type,
+                id,
+                method,
+                headers,
+                query,
+                body,
+            } => {
+                let mut path = format!("/actors/{actor_type}/{id}/method/{method}");
+                if let Some(query) = query.filter(|q| !q.is_empty()) {
+                    path.push('?');
+                    path.push_str(query);
+                }
+                (Method::PUT, path, headers.clone(), body)
+            }
+            ActorCall::Deactivate { actor_type, id } => {
+                let mut headers = HeaderMap::new();
+                let protobuf = HeaderValue::from_static("application/x-protobuf");
+                headers.insert("content-type", protobuf);
+                let path = format!("/actors/{actor_type}/{id}");
+                (Method::DELETE, path, headers, Bytes::new())
+            }
+        };
+        if let Some(token) = &channel.app_token
+            && let Ok(value) = HeaderValue::from_str(token)
+        {
+            headers.insert("dapr-api-token", value);
+        }
+        if let Ok(host) = HeaderValue::from_str(&format!("127.0.0.1:{port}")) {
+            headers.insert("host", host);
+        }
+        // A path no URI can hold (an id with bytes a URI refuses) reaches nobody.
+        let mut request = axum::http::Request::builder()
+            .method(verb)
+            .uri(path)
+            .body(Full::new(body))
+            .map_err(|_| Unreachable)?;
+        *request.headers_mut() = headers;
+        let answer = self.actors.send(port, request).await.map_err(|err| {
+            tracing::debug!("{}: actor call: {err}", channel.app_id);
+            Unreachable
+        })?;
+        Ok(ActorAnswer {
+            status: answer.status,
+            headers: forwardable(&answer.headers),
+            body: answer.body,
+        })
+    }
+}
+
 /// The HTTP client for calls to an app: plain HTTP/1.1 on loopback, no proxy.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -209,28 +283,6 @@ pub fn outcome(status: u16, body: &[u8]) -> Outcome {
     }
 }
 
-/// `headers` without hop-by-hop headers, those `Connection` lists, and Dapr's own.
-fn forwardable(headers: &HeaderMap) -> HeaderMap {
-    let listed: Vec<String> = headers
-        .get_all("connection")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .collect();
-    let mut out = HeaderMap::new();
-    for (name, value) in headers {
-        let lower = name.as_str();
-        if NOT_FORWARDED.contains(&lower)
-            || listed.iter().any(|l| l == lower)
-            || lower.ends_with("-bin")
-        {
-            continue;
-        }
-        out.append(name.clone(), value.clone());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,18 +300,5 @@ mod tests {
         assert_eq!(outcome(404, b""), Outcome::Drop);
         assert_eq!(outcome(500, b""), Outcome::Retry);
         assert_eq!(outcome(302, b""), Outcome::Retry);
-    }
-
-    #[test]
-    fn hop_by_hop_and_dapr_headers_stay_behind() {
-        let mut headers = HeaderMap::new();
-        headers.insert("connection", "close, x-private".parse().unwrap());
-        headers.insert("x-private", "1".parse().unwrap());
-        headers.insert("dapr-api-token", "t".parse().unwrap());
-        headers.insert("grpc-trace-bin", "1".parse().unwrap());
-        headers.insert("h", "v".parse().unwrap());
-        let kept = forwardable(&headers);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept["h"], "v");
     }
 }

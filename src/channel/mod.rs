@@ -9,11 +9,13 @@
 
 mod grpc;
 mod http;
+mod pool;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -67,6 +69,74 @@ pub struct Invocation<'a> {
     pub body: bytes::Bytes,
     /// The calling app's id.
     pub caller: &'a str,
+}
+
+/// A call of daprd's actor callbacks into the app.
+pub enum ActorCall<'a> {
+    /// `PUT /actors/{type}/{id}/method/{method}` (`timer/<name>` and `remind/<name>` too).
+    Method {
+        actor_type: &'a str,
+        id: &'a str,
+        method: &'a str,
+        /// The caller's headers (hop-by-hop ones are left behind) and Dapr's own.
+        headers: &'a axum::http::HeaderMap,
+        query: Option<&'a str>,
+        body: bytes::Bytes,
+    },
+    /// `DELETE /actors/{type}/{id}`: the actor is deactivated.
+    Deactivate { actor_type: &'a str, id: &'a str },
+}
+
+/// The app's answer to an actor callback.
+#[derive(Debug, Clone)]
+pub struct ActorAnswer {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// Hop-by-hop headers (RFC 9110) and Dapr's own, never forwarded either way.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "host",
+    "content-length",
+    "dapr-app-id",
+    "dapr-api-token",
+    "destination-app-id",
+    "dapr-caller-app-id",
+    "dapr-callee-app-id",
+    "dapr-caller-namespace",
+];
+
+/// `headers` without hop-by-hop headers, those `Connection` lists, and Dapr's own.
+pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
+    let listed: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        let lower = name.as_str();
+        if NOT_FORWARDED.contains(&lower)
+            || listed.iter().any(|l| l == lower)
+            || lower.ends_with("-bin")
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
 }
 
 #[derive(Clone)]
@@ -166,6 +236,27 @@ impl AppChannel {
         }
     }
 
+    /// The app's `GET /dapr/config` body; `Ok(None)` when it has none (not 200), or speaks
+    /// gRPC, where Dapr has no such call (actors are hosted over HTTP).
+    pub async fn app_config(&self) -> Result<Option<bytes::Bytes>, ListError> {
+        let port = self
+            .port
+            .ok_or(ListError::Invalid("the app has no port".into()))?;
+        match &self.transport {
+            Transport::Http(http) => http.app_config(self, port).await,
+            Transport::Grpc(_) => Ok(None),
+        }
+    }
+
+    /// One of daprd's actor callbacks; `Unreachable` when the app could not be reached.
+    pub async fn actor(&self, call: ActorCall<'_>) -> Result<ActorAnswer, Unreachable> {
+        let port = self.port.ok_or(Unreachable)?;
+        match &self.transport {
+            Transport::Http(http) => http.actor(self, port, call).await,
+            Transport::Grpc(_) => Err(Unreachable),
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
         self.status.borrow().state == AppState::Ready
     }
@@ -195,5 +286,23 @@ impl AppChannel {
             .status
             .wait_for(|s| s.state != AppState::Ready || s.pid.or(Some(0)) != generation)
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_dapr_headers_stay_behind() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "close, x-private".parse().unwrap());
+        headers.insert("x-private", "1".parse().unwrap());
+        headers.insert("dapr-api-token", "t".parse().unwrap());
+        headers.insert("grpc-trace-bin", "1".parse().unwrap());
+        headers.insert("h", "v".parse().unwrap());
+        let kept = forwardable(&headers);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept["h"], "v");
     }
 }

@@ -47,6 +47,9 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Show the actors: types per app, active ids, timers and reminders.
+        #[arg(long)]
+        actors: bool,
     },
     /// Open the running project's dashboard in a browser (or print its address).
     Dashboard {
@@ -148,7 +151,11 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(&args, cli.log_format).await,
         Command::Down(args) => down::run(&args).await,
-        Command::Ps { project, json } => ps::run(&project, json).await,
+        Command::Ps {
+            project,
+            json,
+            actors,
+        } => ps::run(&project, json, actors).await,
         Command::Logs(args) => logs::run(&args, cli.log_format).await,
         Command::Dashboard { project, no_open } => dashboard(&project, no_open),
         Command::Validate(project) => validate(&project),

@@ -4,8 +4,16 @@ use crate::control::client::Client;
 use crate::control::{AppView, ProjectStatus};
 use crate::logs::now_ms;
 
-pub async fn run(project: &super::ProjectArgs, json: bool) -> crate::Result<()> {
+pub async fn run(project: &super::ProjectArgs, json: bool, actors: bool) -> crate::Result<()> {
     let record = super::running(project)?;
+    if actors {
+        let view = Client::new(&record.control).actors().await?;
+        match json {
+            true => println!("{}", serde_json::to_string_pretty(&view)?),
+            false => print!("{}", actors_table(&view)),
+        }
+        return Ok(());
+    }
     let status = Client::new(&record.control).ps().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -96,4 +104,80 @@ fn redis_line(status: &ProjectStatus) -> String {
         Some(url) => format!("{} {url}{state}", status.redis.mode),
         None => status.redis.mode.clone(),
     }
+}
+
+/// Lines of cells, aligned.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn actors_table(view: &crate::actors::view::ActorsView) -> String {
+    let mut out = String::new();
+    let mut types = vec![
+        ["TYPE", "HOSTS", "IDLE TIMEOUT", "REENTRANCY"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    types.extend(view.types.iter().map(|t| {
+        vec![
+            t.actor_type.clone(),
+            t.hosts.join(", "),
+            format!("{} s", t.idle_timeout_ms / 1000),
+            t.reentrancy
+                .map_or("off".into(), |d| format!("max depth {d}")),
+        ]
+    }));
+    out.push_str(&aligned(&types));
+    let mut active = vec![
+        ["ACTOR", "HOST", "IDLE", "TIMERS"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    active.extend(view.active.iter().map(|a| {
+        vec![
+            format!("{}/{}", a.actor_type, a.id),
+            a.host.clone(),
+            format!("{:.1} s", a.idle_ms as f64 / 1000.0),
+            a.timers.join(", "),
+        ]
+    }));
+    out.push('\n');
+    out.push_str(&aligned(&active));
+    let now = now_ms();
+    let mut reminders = vec![
+        ["REMINDER", "ACTOR", "NEXT IN", "PERIOD"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    reminders.extend(view.reminders.iter().map(|r| {
+        vec![
+            r.name.clone(),
+            format!("{}/{}", r.actor_type, r.id),
+            format!("{:.1} s", r.next_ms.saturating_sub(now) as f64 / 1000.0),
+            r.period.clone().unwrap_or_else(|| "once".into()),
+        ]
+    }));
+    out.push('\n');
+    out.push_str(&aligned(&reminders));
+    out
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::metadata::{plain_values, unsupported, value_of};
-use super::wire::{ComponentWire, ResourceHead, SubscriptionWire};
+use super::configuration;
+use super::metadata::{plain_values, truthy, unsupported, value_of};
+use super::wire::{ComponentWire, MetadataItemWire, ResourceHead, SubscriptionWire};
 use super::{Component, ComponentKind, ComponentsError, Resources, SUPPORTED, SecretStore};
 use crate::manifest::{Diagnostic, ManifestError};
 use crate::pubsub::subscription::{self, Kind, Subscription};
@@ -29,10 +30,13 @@ pub(super) fn load_folder(
         components: Vec::new(),
         raw: Vec::new(),
         seen: Vec::new(),
+        actor_store: None,
         errors: Vec::new(),
         subscriptions: Vec::new(),
         secret_stores: BTreeMap::new(),
         secrets_present,
+        features: Default::default(),
+        notices: Vec::new(),
     };
     for file in &files {
         loader.read_file(file);
@@ -43,6 +47,8 @@ pub(super) fn load_folder(
             components: loader.components,
             subscriptions: loader.subscriptions,
             secret_stores: loader.secret_stores,
+            features: loader.features,
+            notices: loader.notices,
         })
     } else {
         Err(ComponentsError(loader.errors))
@@ -65,12 +71,17 @@ struct Loader<'a> {
     raw: Vec<Raw>,
     /// Every component name met so far, valid or not, with `file:line`, to report duplicates.
     seen: Vec<(String, String)>,
+    /// The actor state store met so far, with `file:line`: Dapr allows one.
+    actor_store: Option<(String, String)>,
     errors: Vec<ManifestError>,
     subscriptions: Vec<Subscription>,
     secret_stores: BTreeMap<String, SecretStore>,
     /// Whether a secret a component references must exist now (`daca up`) or may be defined
     /// elsewhere later (`daca export`, where the cluster's store serves it).
     secrets_present: bool,
+    /// Preview features a Configuration turns on.
+    features: std::collections::BTreeSet<String>,
+    notices: Vec<String>,
 }
 
 /// Splits a multi-document YAML file at `---` lines; each piece comes with its line offset.
@@ -152,7 +163,13 @@ impl Loader<'_> {
                     self.subscription(&document, file, &text, offset);
                     continue;
                 }
-                _ => continue, // Resiliency, Configuration, ...: not used by daca
+                Some("Configuration") => {
+                    let (features, notice) = configuration::read(&document, file);
+                    self.features.extend(features);
+                    self.notices.extend(notice);
+                    continue;
+                }
+                _ => continue, // Resiliency, ...: not used by daca
             }
             match serde_saphyr::from_str_with_options::<Option<ComponentWire>>(&document, options) {
                 Ok(Some(wire)) => self.check(wire, file, &text, offset),
@@ -229,6 +246,9 @@ impl Loader<'_> {
                 let (line, column) = at(item, offset);
                 problems.push(Diagnostic::at(line, column, problem.0).hint(problem.1));
             }
+            if kind.is_state() {
+                problems.extend(self.actor_store(item, &name.value, file, offset));
+            }
         }
         if problems.is_empty() {
             self.raw.push(Raw {
@@ -240,6 +260,43 @@ impl Loader<'_> {
             });
         } else {
             self.fail(file, text, problems);
+        }
+    }
+
+    /// Notes the actor state store; a second one is Dapr's start-up error.
+    fn actor_store(
+        &mut self,
+        item: &Spanned<MetadataItemWire>,
+        component: &str,
+        file: &Path,
+        offset: u64,
+    ) -> Option<Diagnostic> {
+        let flagged = item.value.name.eq_ignore_ascii_case("actorStateStore")
+            && item
+                .value
+                .value
+                .as_ref()
+                .is_some_and(|v| truthy(&v.to_env_string()));
+        if !flagged {
+            return None;
+        }
+        let (line, column) = at(item, offset);
+        match &self.actor_store {
+            Some((first, place)) => Some(
+                Diagnostic::at(
+                    line,
+                    column,
+                    format!("detected duplicate actor state store: {first} and {component}"),
+                )
+                .hint(format!(
+                    "only one state store may be the actor store; {first} is, at {place}"
+                )),
+            ),
+            None => {
+                let place = format!("{}:{line}", file.display());
+                self.actor_store = Some((component.to_string(), place));
+                None
+            }
         }
     }
 

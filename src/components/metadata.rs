@@ -113,3 +113,11 @@ pub(super) fn unsupported(item: &MetadataItemWire) -> Option<Problem> {
     }
     None
 }
+
+/// dapr/kit's `IsTruthy`: `y yes true t on 1`, any case, trimmed.
+pub fn truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes" | "true" | "t" | "on" | "1"
+    )
+}

@@ -4,7 +4,9 @@
 //!
 //! `load` reads and validates (`loader.rs`); `stores.rs` turns state components into stores.
 
+mod configuration;
 mod loader;
+pub use metadata::truthy;
 mod metadata;
 mod secrets;
 pub mod stores;
@@ -106,6 +108,10 @@ pub struct Resources {
     pub subscriptions: Vec<Subscription>,
     /// The secret store components, by name.
     pub secret_stores: BTreeMap<String, SecretStore>,
+    /// Preview features turned on by a `kind: Configuration` (`ActorStateTTL`).
+    pub features: std::collections::BTreeSet<String>,
+    /// What the user should know about the folder (parts not used yet).
+    pub notices: Vec<String>,
 }
 
 /// The components of a project. With no resources folder: what `dapr init` provides, a Redis

@@ -78,6 +78,13 @@ impl Client {
         response.json().await.map_err(|e| self.unreachable(e))
     }
 
+    pub async fn actors(&self) -> Result<crate::actors::view::ActorsView, ClientError> {
+        let response = self
+            .call(self.http.get(format!("{}/v1/actors", self.base)))
+            .await?;
+        response.json().await.map_err(|e| self.unreachable(e))
+    }
+
     pub async fn down(&self) -> Result<(), ClientError> {
         self.call(self.http.post(format!("{}/v1/down", self.base)))
             .await

@@ -160,7 +160,7 @@ pub async fn components(State(view): State<ProjectView>) -> Response {
 }
 
 /// A failed request: the status and the message, answered as `{"error": ...}`.
-pub struct Failure(StatusCode, String);
+pub struct Failure(pub StatusCode, pub String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {

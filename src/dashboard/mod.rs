@@ -4,6 +4,7 @@
 //!
 //! Nothing here runs unless a browser (or a tool) asks: no background task, no timer.
 
+mod actors;
 mod api;
 mod page;
 
@@ -38,6 +39,16 @@ pub fn routes() -> Router<ProjectView> {
         )
         .route("/v1/pubsub", get(api::pubsub))
         .route("/v1/pubsub/{pubsub}/{topic}", post(api::publish))
+        .route("/v1/actors", get(actors::overview))
+        .route("/v1/actors/{actor_type}/{id}", get(actors::actor))
+        .route(
+            "/v1/actors/{actor_type}/{id}/method/{*method}",
+            post(actors::invoke),
+        )
+        .route(
+            "/v1/actors/{actor_type}/{id}/deactivate",
+            post(actors::deactivate),
+        )
 }
 
 /// Every component (stores, pub/subs, secret stores), by name.

@@ -95,6 +95,8 @@ impl AppEntry {
             dependents: ctx.dependents.clone(),
         };
         tasks.spawn(driver.run(inbox, token.clone()));
+        let host = crate::actors::follow(ctx.shared.actors.clone(), channel.clone(), token.clone());
+        tasks.spawn(host);
         let mut entry = AppEntry {
             spec,
             handle,
@@ -156,6 +158,13 @@ impl AppEntry {
             subscriptions: self.subscriptions.clone(),
             reloads: self.reloads.clone(),
         }
+    }
+
+    /// Stops the app: its actors are deactivated first (while it can still answer), then its
+    /// process; what runs beside it keeps running until [`AppEntry::close`].
+    pub async fn stop(&self, ctx: &Context) {
+        ctx.shared.actors.unregister(self.spec.id.as_str()).await;
+        self.handle.shutdown().await;
     }
 
     /// Ends what runs beside the process (the process itself is stopped before, through its

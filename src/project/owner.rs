@@ -18,7 +18,7 @@ use crate::error::Problem;
 use crate::manifest::{self, AppId, AppSpec, Manifest};
 use crate::ports::PortPicker;
 use crate::reload::ReloadStats;
-use crate::supervisor::{self, AppHandle};
+use crate::supervisor::AppHandle;
 use crate::watch::{self, Change, Target};
 
 /// What the project's handle asks of the owner.
@@ -140,7 +140,7 @@ impl Owner {
     /// Stops an app, its sidecar and everything else of it, and forgets it.
     async fn remove_app(&mut self, id: &AppId) -> Option<(SidecarPorts, Arc<ReloadStats>)> {
         let entry = self.apps.remove(id)?;
-        entry.handle.shutdown().await;
+        entry.stop(&self.ctx).await;
         self.publish();
         let kept = (entry.ports, entry.reloads());
         entry.close().await;
@@ -333,20 +333,25 @@ impl Owner {
     pub async fn shutdown(mut self) {
         self.watcher = None;
         self.changes = None;
-        let mut handles: Vec<AppHandle> = self
+        let mut order: Vec<AppId> = self
             .manifest
             .apps
             .iter()
             .rev()
-            .filter_map(|app| self.apps.get(&app.id).map(|e| e.handle.clone()))
+            .filter(|app| self.apps.contains_key(&app.id))
+            .map(|app| app.id.clone())
             .collect();
         // Apps that a failed reconcile left out of the manifest's order come last.
-        for (id, entry) in &self.apps {
+        for id in self.apps.keys() {
             if self.manifest.app(id.as_str()).is_none() {
-                handles.push(entry.handle.clone());
+                order.push(id.clone());
             }
         }
-        supervisor::shutdown(&handles).await;
+        for id in &order {
+            if let Some(entry) = self.apps.get(id) {
+                entry.stop(&self.ctx).await;
+            }
+        }
         let apps = std::mem::take(&mut self.apps);
         futures_util::future::join_all(apps.into_values().map(AppEntry::close)).await;
         if let Some(redis) = &self.redis {

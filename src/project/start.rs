@@ -77,6 +77,18 @@ impl Project {
                     || manifest.apps.iter().any(|a| plan.runs(a))
             })
             .and_then(containers::start_reaper);
+        let file = state.path().join("scheduler.jsonl");
+        let scheduler = match crate::scheduler::Scheduler::durable(&file) {
+            Ok(scheduler) => scheduler,
+            Err(err) => {
+                token.cancel();
+                tasks.close();
+                tasks.wait().await;
+                let problem = Problem::new(format!("{}: {err}", file.display()))
+                    .hint("check that the project folder is writable (reminders are kept there)");
+                return Err(problem.into());
+            }
+        };
         let finish = Finish {
             state,
             containers: plan.clone(),
@@ -84,6 +96,7 @@ impl Project {
             control: String::new(),
         };
         let running = Running {
+            scheduler,
             manifest,
             options,
             redis_plan,
@@ -168,6 +181,8 @@ struct Running {
     plan: Option<Arc<ContainerPlan>>,
     picker: PortPicker,
     logs: Arc<LogBus>,
+    /// Reminders (and later jobs), in `.daca/scheduler.jsonl`.
+    scheduler: crate::scheduler::Scheduler,
     token: CancellationToken,
     tasks: TaskTracker,
 }
@@ -232,7 +247,16 @@ impl Running {
     /// The owner with its context (nothing opened yet), the readers' view of it, and where
     /// to send it commands.
     fn owner(&self, loaded: Components) -> (Owner, ProjectView, mpsc::Sender<Command>) {
-        let shared = Arc::new(Shared::new(loaded, env_var("DAPR_API_TOKEN")));
+        let background = crate::actors::Background {
+            token: self.token.clone(),
+            tasks: self.tasks.clone(),
+        };
+        let shared = Arc::new(Shared::with_scheduler(
+            loaded,
+            env_var("DAPR_API_TOKEN"),
+            self.scheduler.clone(),
+            background,
+        ));
         let runtimes = Runtimes {
             process: ProcessRuntime,
             containers: self

@@ -60,7 +60,7 @@ fn capabilities(component: &Component) -> Vec<&'static str> {
     let mut caps = vec!["ETAG", "TRANSACTIONAL", "TTL"];
     if component
         .get("actorStateStore")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        .is_some_and(crate::components::truthy)
     {
         caps.push("ACTOR");
     }
@@ -116,8 +116,11 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
         "id": sidecar.app_id,
         "runtimeVersion": version,
         "extended": extended,
-        "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false},
+        "actorRuntime": shared.actors.runtime_status(&sidecar.app_id),
     });
+    if let Some(counts) = body["actorRuntime"].get("activeActors").cloned() {
+        body["actors"] = counts; // the deprecated alias daprd still sends
+    }
     if !components.is_empty() {
         body["components"] = json!(components);
     }

@@ -6,6 +6,7 @@
 //! `DAPR_API_TOKEN` is set; health exempt) → route → handler → `Traceparent` added to the
 //! response. Unknown routes answer as Dapr does (its service-invocation fallback).
 
+mod actors_api;
 mod catalog;
 mod error;
 pub mod grpc;
@@ -13,6 +14,7 @@ mod invoke;
 mod keys;
 mod meta;
 mod pubsub_api;
+mod shared;
 mod state_api;
 mod transaction;
 
@@ -31,121 +33,9 @@ use axum::{Router, ServiceExt};
 use tower::Layer;
 
 pub use error::ApiError;
+pub use shared::{ComponentSet, Components, ComponentsLoadError, Directory, Shared};
 
-use crate::channel::AppChannel;
-use crate::components::stores::StateEntry;
-use crate::components::{Component, SecretStore};
-use crate::pubsub::PubsubEntry;
 use crate::pubsub::subscription::Subscription;
-
-/// The component instances, replaced as a whole when the resources folder changes.
-pub struct Components {
-    pub stores: BTreeMap<String, Arc<StateEntry>>,
-    /// Shared by the sidecars and the subscribers; an entry is looked up on every publish.
-    pub pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
-    pub secrets: BTreeMap<String, (Component, SecretStore)>,
-    /// Declarative subscriptions from the resources folder.
-    pub declarative: Vec<Subscription>,
-}
-
-/// Why a resources folder could not be turned into components.
-#[derive(Debug, thiserror::Error)]
-pub enum ComponentsLoadError {
-    #[error(transparent)]
-    Files(#[from] crate::components::ComponentsError),
-    #[error(transparent)]
-    Setup(#[from] crate::components::stores::StoreSetupError),
-}
-
-impl Components {
-    /// Reads a resources folder (or daca's defaults) and makes its component instances, on
-    /// `plan`'s Redis; also returns notices for the user (Kubernetes names mapped, ...).
-    pub fn load(
-        resources: Option<&std::path::Path>,
-        root: &std::path::Path,
-        plan: &crate::redis::RedisPlan,
-    ) -> Result<(Components, Vec<String>), ComponentsLoadError> {
-        let resources = crate::components::load_resources(resources, root)?;
-        let (stores, mut notices) =
-            crate::components::stores::state_stores(&resources.components, plan)?;
-        let (pubsubs, more) = crate::pubsub::brokers(&resources.components, plan)?;
-        notices.extend(more);
-        notices.dedup();
-        let secrets = resources
-            .components
-            .iter()
-            .filter_map(|c| {
-                let store = resources.secret_stores.get(&c.name)?;
-                Some((c.name.clone(), (c.clone(), store.clone())))
-            })
-            .collect();
-        let mut loaded = Components::with_stores(stores);
-        loaded.pubsubs = Arc::new(pubsubs.into_iter().map(|(k, v)| (k, Arc::new(v))).collect());
-        loaded.secrets = secrets;
-        loaded.declarative = resources.subscriptions;
-        Ok((loaded, notices))
-    }
-
-    /// Only state stores (tests and tools that need nothing else).
-    pub fn with_stores(stores: BTreeMap<String, StateEntry>) -> Components {
-        Components {
-            stores: stores.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-            pubsubs: Arc::new(BTreeMap::new()),
-            secrets: BTreeMap::new(),
-            declarative: Vec::new(),
-        }
-    }
-}
-
-/// What every app's sidecar shares: the components (so Redis connection pools are shared too)
-/// and the channels to every app, for invocation. Both can change while daca runs.
-pub struct Shared {
-    components: RwLock<Arc<Components>>,
-    apps: RwLock<BTreeMap<String, AppChannel>>,
-    /// `DAPR_API_TOKEN`, when set.
-    pub api_token: Option<String>,
-    /// Pub/sub counts and recent messages, for the dashboard.
-    pub pubsub_stats: Arc<crate::pubsub::stats::PubsubStats>,
-}
-
-impl Shared {
-    pub fn new(components: Components, api_token: Option<String>) -> Shared {
-        Shared {
-            components: RwLock::new(Arc::new(components)),
-            apps: RwLock::default(),
-            api_token,
-            pubsub_stats: Arc::default(),
-        }
-    }
-
-    /// Shared parts with only state stores.
-    pub fn with_stores(stores: BTreeMap<String, StateEntry>, api_token: Option<String>) -> Shared {
-        Shared::new(Components::with_stores(stores), api_token)
-    }
-
-    /// The components now (a request keeps the set it started with).
-    pub fn components(&self) -> Arc<Components> {
-        self.components.read().clone()
-    }
-
-    pub fn set_components(&self, components: Components) {
-        *self.components.write() = Arc::new(components);
-    }
-
-    /// The channel to app `id`.
-    pub fn app(&self, id: &str) -> Option<AppChannel> {
-        self.apps.read().get(id).cloned()
-    }
-
-    pub fn set_app(&self, id: &str, channel: AppChannel) {
-        self.apps.write().insert(id.to_string(), channel);
-    }
-
-    /// Replaces every app's channel: the project publishes its registry here after each change.
-    pub fn set_apps(&self, apps: BTreeMap<String, AppChannel>) {
-        *self.apps.write() = apps;
-    }
-}
 
 /// What one app's sidecar serves.
 pub struct SidecarState {
@@ -218,6 +108,7 @@ pub fn router(state: Arc<SidecarState>) -> Router {
             "/v1.0/invoke/{app_id}/method/{*method}",
             any(invoke::invoke),
         )
+        .merge(actor_routes())
         .route("/v1.0/healthz", get(meta::healthz))
         .route("/v1.0/healthz/outbound", get(meta::healthz_outbound))
         .route("/v1.0/metadata", get(meta::metadata))
@@ -239,6 +130,28 @@ pub fn router(state: Arc<SidecarState>) -> Router {
 
 /// How long requests under way may take to finish once a sidecar is told to stop.
 pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The actor API's routes.
+fn actor_routes() -> Router<Arc<SidecarState>> {
+    let base = "/v1.0/actors/{actor_type}/{actor_id}";
+    let transaction = post(actors_api::transaction).put(actors_api::transaction);
+    let reminder = post(actors_api::create_reminder)
+        .put(actors_api::create_reminder)
+        .get(actors_api::get_reminder)
+        .delete(actors_api::delete_reminder);
+    let timer = post(actors_api::create_timer)
+        .put(actors_api::create_timer)
+        .delete(actors_api::delete_timer);
+    Router::new()
+        .route(
+            &format!("{base}/method/{{*method}}"),
+            any(actors_api::invoke),
+        )
+        .route(&format!("{base}/state"), transaction)
+        .route(&format!("{base}/state/{{key}}"), get(actors_api::get_state))
+        .route(&format!("{base}/reminders/{{name}}"), reminder)
+        .route(&format!("{base}/timers/{{name}}"), timer)
+}
 
 /// Serves `state`'s sidecar on `listener` until `shutdown` is cancelled; then requests under
 /// way get [`DRAIN`] to finish.

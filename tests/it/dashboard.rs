@@ -16,7 +16,7 @@ use crate::up::Up;
 const CHANGE: [(&str, &str); 1] = [("X-Daca", "1")];
 
 /// The control API's port of a running `daca up` in `dir`.
-fn control_port(dir: &Path) -> u16 {
+pub(crate) fn control_port(dir: &Path) -> u16 {
     let record: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(".daca/run.json")).unwrap())
             .unwrap();
@@ -300,7 +300,7 @@ fn every_endpoint_the_page_uses_answers_from_the_running_project() {
 }
 
 /// A WebDriver session with headless Chromium (flags from the machine notes).
-struct Browser {
+pub(crate) struct Browser {
     driver: std::process::Child,
     port: u16,
     session: String,
@@ -308,7 +308,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub(crate) fn start() -> Browser {
         let port = free_port();
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -356,12 +356,12 @@ impl Browser {
         answer["value"].clone()
     }
 
-    fn open(&self, url: &str) {
+    pub(crate) fn open(&self, url: &str) {
         self.call("POST", "/url", json!({ "url": url }));
     }
 
     /// Runs `script` in the page; its return value.
-    fn js(&self, script: &str) -> Value {
+    pub(crate) fn js(&self, script: &str) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -369,7 +369,7 @@ impl Browser {
         )
     }
 
-    fn wait_js(&self, what: &str, script: &str, limit: Duration) {
+    pub(crate) fn wait_js(&self, what: &str, script: &str, limit: Duration) {
         assert!(
             wait_until(limit, || self.js(script) == Value::Bool(true)),
             "{what}: {}",
@@ -378,7 +378,7 @@ impl Browser {
     }
 
     /// Clicks the element `css` selects, as a user would (WebDriver's element click).
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let found = self.call(
             "POST",
             "/element",
@@ -392,7 +392,7 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/click"), json!({}));
     }
 
-    fn screenshot(&self, section: &str, dir: &Path) {
+    pub(crate) fn screenshot(&self, section: &str, dir: &Path) {
         self.js(&format!(
             "document.getElementById('{section}').scrollIntoView(); return true"
         ));
@@ -429,7 +429,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 /// Where screenshots go: target/dashboard-screenshots, and docs/screenshots with
 /// DACA_UPDATE_SCREENSHOTS=1 (to commit the current ones).
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let dir = if std::env::var_os("DACA_UPDATE_SCREENSHOTS").is_some() {
         repo().join("docs/screenshots")
     } else {

@@ -7,6 +7,8 @@
     reason = "tests unwrap and run as scenarios; their helpers use std locks (a poisoned one means a test already failed)"
 )]
 
+mod actors;
+mod actors_api;
 mod cli;
 mod common;
 mod components;

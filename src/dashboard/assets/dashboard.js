@@ -168,6 +168,41 @@ async function publish(event) {
   refreshPubsub();
 }
 
+// ---- Actors ----
+async function refreshActors() {
+  const view = await getJson("/v1/actors");
+  const cells = (...values) => values.map((v) => (v instanceof Node ? el("td", {}, v) : el("td", { textContent: v })));
+  $("#actor-types").replaceChildren(...view.types.map((t) =>
+    el("tr", {}, ...cells(t.actor_type, t.hosts.join(", "), `${t.idle_timeout_ms / 1000} s`, t.reentrancy ? `max depth ${t.reentrancy}` : "off"))));
+  $("#actor-active").replaceChildren(...view.active.map((a) => {
+    const name = `${a.actor_type}/${a.id}`;
+    const show = el("button", { type: "button", className: "actor-show", textContent: name });
+    show.addEventListener("click", () => showActor(a.actor_type, a.id));
+    const off = el("button", { type: "button", className: "actor-deactivate", textContent: "Deactivate" });
+    off.setAttribute("aria-label", `deactivate ${name}`);
+    off.addEventListener("click", () => send("POST", `/v1/actors/${encodeURIComponent(a.actor_type)}/${encodeURIComponent(a.id)}/deactivate`).then(refreshActors));
+    return el("tr", { dataset: { actor: name } }, ...cells(show, a.host, `${(a.idle_ms / 1000).toFixed(1)} s`, a.timers.join(", ") || "-", off));
+  }));
+  $("#actor-reminders").replaceChildren(...view.reminders.map((r) =>
+    el("tr", {}, ...cells(r.name, `${r.actor_type}/${r.id}`, time(r.next_ms), r.period || "once"))));
+}
+
+async function showActor(type, id) {
+  const view = await getJson(`/v1/actors/${encodeURIComponent(type)}/${encodeURIComponent(id)}`);
+  $("#actor-detail").hidden = false;
+  $("#actor-name").textContent = `${type}/${id} on ${view.host}${view.active ? "" : " (not active)"}`;
+  $("#actor-state").textContent = JSON.stringify({ state: view.state, timers: view.timers, reminders: view.reminders }, null, 2);
+}
+
+async function callActor(event) {
+  event.preventDefault();
+  const [type, id, method] = ["#actor-type", "#actor-id", "#actor-method"].map((s) => encodeURIComponent($(s).value));
+  const response = await send("POST", `/v1/actors/${type}/${id}/method/${method}`, $("#actor-body").value);
+  const view = await response.json();
+  $("#actor-result").textContent = response.ok ? `${view.status}: ${view.body}` : `failed: ${view.error}`;
+  refreshActors();
+}
+
 // ---- Start ----
 function every(ms, task) {
   const run = () => document.visibilityState === "visible" && task().catch(() => {});
@@ -176,7 +211,7 @@ function every(ms, task) {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
-  for (const hidden of document.querySelectorAll("[hidden]:not(#state-detail)")) hidden.hidden = false;
+  for (const hidden of document.querySelectorAll("[hidden]:not(#state-detail):not(#actor-detail)")) hidden.hidden = false;
   $("#log-source").addEventListener("change", follow);
   $("#log-filter").addEventListener("input", () => { for (const item of $("#log").children) item.hidden = !matches(item); });
   $("#log-pause").addEventListener("click", (e) => {
@@ -186,10 +221,12 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   $("#state-form").addEventListener("submit", listKeys);
   $("#publish-form").addEventListener("submit", publish);
+  $("#actor-form").addEventListener("submit", callActor);
   await refreshApps().catch(() => {});
   await refreshComponents().catch(() => {});
   follow();
   every(1000, refreshApps);
   every(2000, refreshPubsub);
+  every(2000, refreshActors);
   document.body.dataset.ready = "true";
 });

@@ -414,8 +414,29 @@ pub async fn get_metadata(
                 channel_address: "127.0.0.1".into(),
                 ..Default::default()
             });
+    let runtime = s.shared.actors.runtime_status(&s.app_id);
+    let active_actors: Vec<rt::ActiveActorsCount> = runtime["activeActors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| rt::ActiveActorsCount {
+            r#type: a["type"].as_str().unwrap_or_default().to_string(),
+            count: a["count"].as_i64().unwrap_or_default() as i32,
+        })
+        .collect();
+    #[allow(
+        deprecated,
+        reason = "daprd still fills the old field beside actor_runtime"
+    )]
     Ok(rt::GetMetadataResponse {
         id: s.app_id.clone(),
+        active_actors_count: active_actors.clone(),
+        actor_runtime: Some(rt::ActorRuntime {
+            runtime_status: rt::actor_runtime::ActorRuntimeStatus::Running as i32,
+            active_actors,
+            host_ready: true,
+            placement: "placement: connected".into(),
+        }),
         registered_components: components,
         extended_metadata: extended,
         subscriptions,

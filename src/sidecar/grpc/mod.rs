@@ -6,6 +6,7 @@
 //! served, and every other one answers `Unimplemented`, as Dapr does for APIs it lacks (the
 //! Python SDK relies on that for its fall-backs).
 
+mod actors;
 mod api;
 mod conn;
 
@@ -188,6 +189,16 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
         "GetMetadata" => api::get_metadata,
         "SetMetadata" => api::set_metadata,
         "Shutdown" => api::shutdown,
+        "InvokeActor" => actors::invoke_actor,
+        "GetActorState" => actors::get_actor_state,
+        "ExecuteActorStateTransaction" => actors::execute_actor_state_transaction,
+        "RegisterActorTimer" => actors::register_actor_timer,
+        "UnregisterActorTimer" => actors::unregister_actor_timer,
+        "RegisterActorReminder" => actors::register_actor_reminder,
+        "UnregisterActorReminder" => actors::unregister_actor_reminder,
+        "GetActorReminder" => actors::get_actor_reminder,
+        "ListActorReminders" => actors::list_actor_reminders,
+        "UnregisterActorRemindersByType" => actors::unregister_actor_reminders_by_type,
     }
 }
 
