@@ -47,6 +47,11 @@ pub fn for_app(
     ports: SidecarPorts,
     inherited: impl Iterator<Item = (String, String)>,
 ) -> Vec<(String, String)> {
+    // daca's own tools (see `crate::tools`) are found last on the app's PATH.
+    let inherited = inherited.map(|(k, v)| match k.as_str() {
+        "PATH" => (k, crate::tools::extend_path(&v)),
+        _ => (k, v),
+    });
     app_env(
         inherited,
         app.id.as_str(),

@@ -38,6 +38,8 @@ pub mod state;
 pub mod supervisor;
 pub mod sync;
 pub mod timespec;
+pub mod tools;
+pub mod warm;
 pub mod watch;
 
 pub use error::{Error, ErrorKind, Result};

@@ -236,6 +236,7 @@ impl RedisPlan {
                 args,
                 dir: data_dir.clone(),
                 env: inherited_env,
+                warm: false,
             }),
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,

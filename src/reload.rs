@@ -15,6 +15,7 @@ use crate::manifest::{AppId, AppSpec, ImageSource, ReloadMode};
 use crate::runtime::LaunchSpec;
 use crate::supervisor::{AppHandle, AppState, UnitSpec};
 use crate::sync::Mutex;
+use crate::warm::WarmPool;
 use crate::watch::{Change, is_dependency_file};
 
 /// How long a reload waits for the app to be ready again before calling it failed.
@@ -95,6 +96,10 @@ pub struct Driver {
     pub containers: Option<Arc<ContainerPlan>>,
     /// Where to ask for the app's dependents to be restarted (`restart_dependents`).
     pub dependents: mpsc::UnboundedSender<AppId>,
+    /// The warm parents (told when dependencies change or a fork is not ready in time).
+    pub warm: Option<Arc<WarmPool>>,
+    /// The app's last cold start time (see `usual_start`); start with `Default::default()`.
+    pub usual: Mutex<Option<Duration>>,
 }
 
 impl Driver {
@@ -152,17 +157,23 @@ impl Driver {
             return;
         }
         tracing::info!("{name}: {what} changed, restarting");
+        if let (Some(warm), Some(dependency)) = (&self.warm, dependency_changed(change)) {
+            warm.invalidate(name, format!("{dependency} changed"));
+        }
         // The environment is read again, so an edited `.env` is what the new process gets.
         self.handle.update((self.make_unit)(&app)).await;
+        let usual = self.usual_start();
         self.handle.reload(app.reload.grace).await;
-        let ready = self.handle.wait_ready(READY_LIMIT).await;
+        let ready = self.wait_ready(name, usual).await;
         let took = change.first_seen.elapsed();
         if ready {
             self.stats.record(took);
-            tracing::info!(
-                "{name} reloaded in {} ms (change → ready)",
-                took.as_millis()
-            );
+            let how = match (self.handle.status().start, app.reload.mode) {
+                (Some(start), _) => start,
+                (None, ReloadMode::Cold) => "cold: reload: cold".into(),
+                (None, _) => "change → ready".into(),
+            };
+            tracing::info!("{name} reloaded in {} ms ({how})", took.as_millis());
             let message = format!("reloaded ({what} changed)");
             self.events
                 .push("reload", Some(name), message, Some(took.as_millis() as u64));
@@ -177,6 +188,44 @@ impl Driver {
         if app.reload.restart_dependents {
             let _ = self.dependents.send(app.id.clone());
         }
+    }
+
+    /// How long a cold start of the app takes (the last one seen), the time a warm fork gets
+    /// to be ready before warm mode is called untrustworthy.
+    fn usual_start(&self) -> Duration {
+        let status = self.handle.status();
+        let cold = status
+            .start
+            .as_deref()
+            .is_some_and(|s| s.starts_with("cold"));
+        if let (true, Some(ms)) = (cold, status.ready_after_ms) {
+            *self.usual.lock() = Some(Duration::from_millis(ms));
+        }
+        self.usual
+            .lock()
+            .unwrap_or(Duration::from_secs(10))
+            .max(Duration::from_secs(1))
+    }
+
+    /// Waits for the new process; a warm one that is not ready within `usual` is replaced by
+    /// a cold start, and warm mode stays off for the app until its dependencies change.
+    async fn wait_ready(&self, name: &str, usual: Duration) -> bool {
+        let warm = self.handle.status().start.as_deref() == Some("warm");
+        let Some(pool) = self.warm.as_ref().filter(|_| warm) else {
+            return self.handle.wait_ready(READY_LIMIT).await;
+        };
+        if self.handle.wait_ready(usual).await {
+            return true;
+        }
+        pool.turn_off(
+            name,
+            format!(
+                "a forked process was not ready within {} ms",
+                usual.as_millis()
+            ),
+        );
+        self.handle.reload(Duration::ZERO).await;
+        self.handle.wait_ready(READY_LIMIT).await
     }
 
     /// What has to happen before the restart: a new image, or `setup:`. False when it
@@ -234,6 +283,12 @@ impl Driver {
             }
         }
     }
+}
+
+/// The name of a changed dependency file, if one changed.
+fn dependency_changed(change: &Change) -> Option<String> {
+    let path = change.paths.iter().find(|p| is_dependency_file(p))?;
+    Some(path.file_name()?.to_string_lossy().into_owned())
 }
 
 fn touches_image(app: &AppSpec, change: &Change) -> bool {

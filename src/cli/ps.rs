@@ -86,7 +86,10 @@ fn row(app: &AppView) -> Vec<String> {
         s.restarts.to_string(),
         uptime,
         match (app.reload.last_ms, app.reload.median_ms) {
-            (Some(last), Some(median)) => format!("{last} ms / {median} ms"),
+            (Some(last), Some(median)) => match &s.start {
+                Some(start) => format!("{last} ms / {median} ms ({start})"),
+                None => format!("{last} ms / {median} ms"),
+            },
             _ => dash(),
         },
         s.last_exit.map(|e| e.to_string()).unwrap_or_else(dash),

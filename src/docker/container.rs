@@ -157,6 +157,7 @@ async fn start(
             id,
             running,
         }),
+        start: None,
     })
 }
 

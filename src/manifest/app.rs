@@ -161,9 +161,10 @@ fn reload_mode(checker: &mut Checker, raw: Option<&At<String>>) -> ReloadMode {
     match raw.map(|r| r.value.as_str()) {
         None | Some("restart") => ReloadMode::Restart,
         Some("none") => ReloadMode::None,
+        Some("cold") => ReloadMode::Cold,
         Some(other) => {
             let hint =
-                Some("use `restart` (daca restarts the app) or `none` (it reloads itself)".into());
+                Some("use `restart` (daca restarts the app, warm when it can), `cold` (always from scratch) or `none` (it reloads itself)".into());
             checker.error(
                 raw.expect("UNWRAP: matched Some above"),
                 format!("unknown reload mode `{other}`"),

@@ -234,8 +234,10 @@ impl AppProtocol {
 /// What a change in an app's folder does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReloadMode {
-    /// daca restarts the app.
+    /// daca restarts the app: forked from a warm parent when it is a Python server.
     Restart,
+    /// daca restarts the app, always from scratch (no warm parent).
+    Cold,
     /// The app reloads itself; daca reports the change.
     None,
 }

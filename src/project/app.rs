@@ -93,6 +93,8 @@ impl AppEntry {
             events: ctx.parts.events.clone(),
             containers: ctx.containers.clone(),
             dependents: ctx.dependents.clone(),
+            warm: ctx.warm.clone(),
+            usual: Default::default(),
         };
         tasks.spawn(driver.run(inbox, token.clone()));
         let host = crate::actors::follow(ctx.shared.actors.clone(), channel.clone(), token.clone());

@@ -4,7 +4,7 @@
 use crate::docker::ContainerPlan;
 use crate::env::{self, SidecarPorts};
 use crate::error::Problem;
-use crate::manifest::{AppSpec, Manifest};
+use crate::manifest::{AppSpec, Manifest, ReloadMode};
 use crate::ports::is_free;
 use crate::runtime::process::resolve_program;
 use crate::runtime::{LaunchSpec, ProcessLaunch};
@@ -29,6 +29,7 @@ pub fn app_unit(
                 args,
                 dir: app.dir.clone(),
                 env: env::for_app(app, ports, std::env::vars()),
+                warm: app.reload.mode == ReloadMode::Restart,
             })
         }
     };

@@ -67,6 +67,8 @@ pub(crate) struct Context {
     tasks: TaskTracker,
     /// Where reload drivers ask for an app's dependents to be restarted.
     dependents: mpsc::UnboundedSender<AppId>,
+    /// The Python apps' warm parents.
+    warm: Option<Arc<crate::warm::WarmPool>>,
 }
 
 impl Context {

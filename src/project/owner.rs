@@ -141,6 +141,9 @@ impl Owner {
     async fn remove_app(&mut self, id: &AppId) -> Option<(SidecarPorts, Arc<ReloadStats>)> {
         let entry = self.apps.remove(id)?;
         entry.stop(&self.ctx).await;
+        if let Some(warm) = &self.ctx.warm {
+            warm.forget(id.as_str());
+        }
         self.publish();
         let kept = (entry.ports, entry.reloads());
         entry.close().await;

@@ -165,6 +165,7 @@ async fn provide(
             logs: logs.clone(),
         })
     });
+    crate::tools::provide_uv(manifest, |app| plan.as_deref().is_some_and(|p| p.runs(app))).await?;
     launch::preflight(manifest, plan.as_deref())?;
     if let Some(plan) = &plan {
         containers::prepare_apps(plan, manifest).await?;
@@ -257,7 +258,15 @@ impl Running {
             self.scheduler.clone(),
             background,
         ));
+        let warm = match crate::warm::WarmPool::new(self.tasks.clone(), self.token.clone()) {
+            Ok(pool) => Some(pool),
+            Err(err) => {
+                tracing::warn!("warm reloads are off: cannot write daca's warm parent ({err})");
+                None
+            }
+        };
         let runtimes = Runtimes {
+            warm: warm.clone(),
             process: ProcessRuntime,
             containers: self
                 .plan
@@ -293,6 +302,7 @@ impl Running {
             token: self.token.clone(),
             tasks: self.tasks.clone(),
             dependents: dependents_tx,
+            warm,
         };
         let (commands_tx, commands) = mpsc::channel(4);
         let owner = Owner {

@@ -120,6 +120,7 @@ impl FakeRuntime {
             container: None,
             exited,
             signals,
+            start: None,
         })
     }
 }

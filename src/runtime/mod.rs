@@ -26,13 +26,33 @@ pub enum LaunchSpec {
 }
 
 /// A host process, the leader of its own process group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessLaunch {
     pub program: String,
     pub args: Vec<String>,
     pub dir: PathBuf,
     /// Full environment of the process (nothing else is inherited).
     pub env: Vec<(String, String)>,
+    /// Whether it may be forked from a warm parent (a Python app with `reload: restart`).
+    pub warm: bool,
+}
+
+/// How a process was started, when that can differ (see `crate::warm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Forked from the app's warm parent.
+    Warm,
+    /// Started from scratch, and why not warm.
+    Cold(String),
+}
+
+impl fmt::Display for Start {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Start::Warm => f.write_str("warm"),
+            Start::Cold(why) => write!(f, "cold: {why}"),
+        }
+    }
 }
 
 /// A container to run (on the host's network, so the app finds its sidecar and Redis on
@@ -100,6 +120,8 @@ pub struct Launched {
     /// Resolves once when the process exits.
     pub exited: oneshot::Receiver<ExitInfo>,
     pub signals: Arc<dyn Signaller>,
+    /// Warm or cold, for processes that can be either.
+    pub start: Option<Start>,
 }
 
 /// Why a process could not be started.
@@ -129,15 +151,26 @@ pub trait Runtime: Send + Sync + 'static {
         spec: &'a LaunchSpec,
         logs: &'a Arc<LogBus>,
     ) -> LaunchFuture<'a>;
+
+    /// What `name` launched last is ready (a warm parent is built from a ready app's imports).
+    fn ready(&self, _name: &str) {}
 }
 
 /// Host processes, and containers when an engine is connected: each spec says which.
 pub struct Runtimes {
     pub process: process::ProcessRuntime,
     pub containers: Option<Arc<crate::docker::ContainerRuntime>>,
+    /// Warm parents for the Python apps that allow them.
+    pub warm: Option<Arc<crate::warm::WarmPool>>,
 }
 
 impl Runtime for Runtimes {
+    fn ready(&self, name: &str) {
+        if let Some(pool) = &self.warm {
+            pool.ready(name);
+        }
+    }
+
     fn launch<'a>(
         &'a self,
         name: &'a str,
@@ -145,6 +178,10 @@ impl Runtime for Runtimes {
         logs: &'a Arc<LogBus>,
     ) -> LaunchFuture<'a> {
         match (spec, &self.containers) {
+            (LaunchSpec::Process(process), _) if process.warm && self.warm.is_some() => {
+                let pool = self.warm.clone().expect("UNWRAP: checked by the guard");
+                Box::pin(async move { pool.launch(name, process, logs).await })
+            }
             (LaunchSpec::Process(process), _) => {
                 Box::pin(std::future::ready(process::spawn(name, process, logs)))
             }

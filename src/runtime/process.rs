@@ -78,6 +78,17 @@ pub fn group_has_live_member(pgid: i32) -> bool {
     })
 }
 
+/// Whether process `pid` is alive and not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start())
+            .unwrap_or("Z");
+        !state.starts_with(['Z', 'X'])
+    })
+}
+
 /// Finds `program` the way a shell would, using the PATH the process will get.
 pub fn resolve_program(spec: &ProcessLaunch) -> Result<std::path::PathBuf, LaunchError> {
     let path = spec
@@ -162,5 +173,6 @@ pub fn spawn(
         container: None,
         exited,
         signals: Arc::new(GroupSignaller::new(pid)),
+        start: None,
     })
 }

@@ -69,6 +69,9 @@ pub struct AppStatus {
     pub last_exit: Option<ExitInfo>,
     /// Why it is failed or backing off.
     pub message: Option<String>,
+    /// How the current process started: `warm`, or `cold: why` (Python apps).
+    #[serde(default)]
+    pub start: Option<String>,
 }
 
 impl AppStatus {
@@ -83,6 +86,7 @@ impl AppStatus {
             ready_after_ms: None,
             last_exit: None,
             message: None,
+            start: None,
         }
     }
 }

@@ -197,6 +197,7 @@ impl AppTask {
                     s.started_at_ms = Some(now_ms());
                     s.ready_after_ms = None;
                     s.message = None;
+                    s.start = launched.start.as_ref().map(|s| s.to_string());
                     s.restarts += u32::from(restarted);
                 });
                 if self.spec.probe == Probe::None {
@@ -235,6 +236,7 @@ impl AppTask {
             return;
         };
         current.ready = true;
+        self.runtime.ready(&self.spec.name);
         let after = current.launched.elapsed().as_millis() as u64;
         tracing::info!("{} ready in {after} ms", self.spec.name);
         self.update(AppState::Ready, |s| s.ready_after_ms = Some(after));

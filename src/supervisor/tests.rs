@@ -18,6 +18,7 @@ fn unit(name: &str) -> UnitSpec {
             args: vec![],
             dir: "/".into(),
             env: vec![],
+            warm: false,
         }),
         probe: Probe::None,
         restart: RestartPolicy::OnFailure,

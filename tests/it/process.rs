@@ -21,6 +21,7 @@ fn shell(name: &str, script: &str) -> UnitSpec {
             args: vec!["-c".into(), script.into()],
             dir: std::env::temp_dir(),
             env: std::env::vars().collect(),
+            warm: false,
         }),
         probe: Probe::None,
         restart: RestartPolicy::OnFailure,

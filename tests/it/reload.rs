@@ -19,7 +19,7 @@ struct Project {
     redis: RedisServer,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -131,7 +131,7 @@ fn edit_main(project: &Project, marker: &str) -> String {
     )
 }
 
-fn serves(port: u16, marker: &str) -> bool {
+pub(crate) fn serves(port: u16, marker: &str) -> bool {
     http_get(port, "/").is_some_and(|(s, b)| s == 200 && b.contains(marker))
 }
 

@@ -117,6 +117,11 @@ impl Up {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
+    /// daca's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
