@@ -292,6 +292,7 @@ impl RedisPlan {
                 binds: Vec::new(),
                 volumes,
                 labels: owner.labels(&Unit::Redis),
+                warm: false,
             }),
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,

@@ -157,8 +157,11 @@ impl Driver {
             return;
         }
         tracing::info!("{name}: {what} changed, restarting");
-        if let (Some(warm), Some(dependency)) = (&self.warm, dependency_changed(change)) {
-            warm.invalidate(name, format!("{dependency} changed"));
+        // What a warm parent imported (or its image) may be stale.
+        let stale = dependency_changed(change)
+            .or_else(|| touches_image(&app, change).then(|| "the Dockerfile".to_string()));
+        if let (Some(warm), Some(stale)) = (&self.warm, stale) {
+            warm.invalidate(name, format!("{stale} changed"));
         }
         // The environment is read again, so an edited `.env` is what the new process gets.
         self.handle.update((self.make_unit)(&app)).await;

@@ -37,6 +37,14 @@ impl ContainerRuntime {
 }
 
 impl ContainerRuntime {
+    /// What a container of `image` runs when no `cmd` is given: its ENTRYPOINT and CMD.
+    pub async fn image_command(&self, image: &str) -> Option<Vec<String>> {
+        let config = self.docker.inspect_image(image).await.ok()?.config?;
+        let mut command = config.entrypoint.unwrap_or_default();
+        command.extend(config.cmd.unwrap_or_default());
+        Some(command)
+    }
+
     /// Starts (or starts again) the container `want`, its output lines `name`'s.
     pub fn launch<'a>(
         &'a self,

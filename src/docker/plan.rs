@@ -54,6 +54,7 @@ impl ContainerPlan {
             binds,
             volumes: Vec::new(),
             labels: self.owner.labels(&unit),
+            warm: app.reload.mode == crate::manifest::ReloadMode::Restart,
         }
     }
 

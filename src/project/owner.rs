@@ -357,6 +357,10 @@ impl Owner {
         }
         let apps = std::mem::take(&mut self.apps);
         futures_util::future::join_all(apps.into_values().map(AppEntry::close)).await;
+        // Before the run's containers are swept: no parent may start after that.
+        if let Some(warm) = &self.ctx.warm {
+            warm.close().await;
+        }
         if let Some(redis) = &self.redis {
             redis.shutdown().await;
         }

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::logs::LogBus;
 
 /// What to run: a host process or a container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchSpec {
     Process(ProcessLaunch),
     Container(ContainerLaunch),
@@ -72,6 +72,8 @@ pub struct ContainerLaunch {
     pub volumes: Vec<(String, String)>,
     /// Ownership labels (project, app, run).
     pub labels: BTreeMap<String, String>,
+    /// Whether it may be forked from a warm parent in a container of its own image.
+    pub warm: bool,
 }
 
 /// How a process ended.
@@ -180,7 +182,15 @@ impl Runtime for Runtimes {
         match (spec, &self.containers) {
             (LaunchSpec::Process(process), _) if process.warm && self.warm.is_some() => {
                 let pool = self.warm.clone().expect("UNWRAP: checked by the guard");
-                Box::pin(async move { pool.launch(name, process, logs).await })
+                let job = crate::warm::Job::Process(process.clone());
+                Box::pin(async move { pool.launch(name, job, logs).await })
+            }
+            (LaunchSpec::Container(container), Some(containers))
+                if container.warm && self.warm.is_some() =>
+            {
+                let pool = self.warm.clone().expect("UNWRAP: checked by the guard");
+                let job = crate::warm::Job::Container(container.clone(), containers.clone());
+                Box::pin(async move { pool.launch(name, job, logs).await })
             }
             (LaunchSpec::Process(process), _) => {
                 Box::pin(std::future::ready(process::spawn(name, process, logs)))

@@ -69,11 +69,6 @@ pub fn recognise(
     if !SERVERS.contains(&base) {
         return Err(format!("`{base}` is not a Python server daca knows"));
     }
-    if args.iter().any(|a| a == "--reload")
-        || (base == "fastapi" && args.first().is_some_and(|a| a == "dev"))
-    {
-        return Err("the command runs its own reloader".into());
-    }
     if prefix.is_empty() {
         let interpreter =
             shebang(word).ok_or_else(|| format!("`{word}` is not a Python script"))?;
@@ -88,8 +83,33 @@ pub fn recognise(
             name: word.clone(),
             app_dir,
         },
-        args: args.to_vec(),
+        args: without_reloader(base, args),
     })
+}
+
+/// The server's arguments without its own reloader: daca does the reloading, and a reloader
+/// would start every worker in a fresh interpreter (so nothing would be warm). `fastapi dev`
+/// runs with `--no-reload`; uvicorn's and hypercorn's `--reload` options are dropped.
+fn without_reloader(server: &str, args: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--reload" => {}
+            "--reload-dir" | "--reload-include" | "--reload-exclude" | "--reload-delay" => {
+                rest.next();
+            }
+            other if other.starts_with("--reload-") && other.contains('=') => {}
+            _ => kept.push(arg.clone()),
+        }
+    }
+    if server == "fastapi"
+        && kept.first().is_some_and(|a| a == "dev")
+        && !kept.iter().any(|a| a == "--no-reload")
+    {
+        kept.push("--no-reload".into());
+    }
+    kept
 }
 
 /// `uv run [options] [--]` and the rest; an empty prefix when the command is not `uv run`.
@@ -154,9 +174,10 @@ fn python_args(
         Some(other) => return Err(format!("python's `{other}` option is not one daca forks")),
         None => return Err("python runs no program".into()),
     };
-    if kind == "module" && rest.iter().any(|a| a == "--reload") {
-        return Err("the command runs its own reloader".into());
-    }
+    let args = match kind {
+        "module" if SERVERS.contains(&name.as_str()) => without_reloader(&name, rest),
+        _ => rest.to_vec(),
+    };
     Ok(PythonCommand {
         interpreter,
         target: Target {
@@ -164,7 +185,7 @@ fn python_args(
             name,
             app_dir,
         },
-        args: rest.to_vec(),
+        args,
     })
 }
 
@@ -220,14 +241,19 @@ mod tests {
     }
 
     #[test]
+    fn daca_does_the_reloading_so_the_servers_reloader_is_turned_off() {
+        let dev = parse("uv run fastapi dev main.py --port 1").expect("ok");
+        assert_eq!(dev.args, words("dev main.py --port 1 --no-reload"));
+        let uvicorn = parse("python -m uvicorn main:app --reload --reload-dir src --port 1");
+        assert_eq!(uvicorn.expect("ok").args, words("main:app --port 1"));
+        let script = parse("uvicorn main:app --reload-include=*.py --reload");
+        assert_eq!(script.expect("ok").args, words("main:app"));
+    }
+
+    #[test]
     fn what_is_not_forked_says_why() {
         for (command, why) in [
             ("node server.js", "`node` is not a Python server daca knows"),
-            (
-                "uv run uvicorn main:app --reload",
-                "the command runs its own reloader",
-            ),
-            ("fastapi dev main.py", "the command runs its own reloader"),
             (
                 "python -c print(1)",
                 "python's `-c` option is not one daca forks",

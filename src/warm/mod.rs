@@ -9,7 +9,10 @@
 //! line, whenever it cannot be trusted (see [`WarmPool::launch`]).
 
 pub mod command;
+mod job;
 mod parent;
+
+pub use job::Job;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,11 +23,10 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::command::{PythonCommand, recognise};
-use self::parent::{Files, Parent};
+use self::command::PythonCommand;
+use self::parent::Parent;
 use crate::logs::LogBus;
-use crate::runtime::process::{resolve_program, spawn};
-use crate::runtime::{LaunchError, Launched, ProcessLaunch, Start};
+use crate::runtime::{LaunchError, LaunchSpec, Launched, Start};
 use crate::sync::Mutex;
 
 const SCRIPT: &str = include_str!("parent.py");
@@ -32,7 +34,7 @@ const SCRIPT: &str = include_str!("parent.py");
 /// How long the module report must stay unchanged, once the app is ready, before a parent
 /// is built from it (the app reports every 100 ms while it changes).
 const SETTLED: Duration = Duration::from_millis(500);
-/// How long a learning start may take to be ready and to report.
+/// How long a learning start may take to be ready.
 const REPORT_LIMIT: Duration = Duration::from_secs(300);
 
 #[derive(Default)]
@@ -54,13 +56,18 @@ pub struct WarmPool {
     dir: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
     tasks: TaskTracker,
+    /// The builds in progress (see `close`).
+    builds: TaskTracker,
     token: CancellationToken,
 }
 
 impl WarmPool {
     /// A pool whose files live in a fresh folder under the system's temp dir (socket paths
-    /// must be short). Its parents are killed when `token` is cancelled.
+    /// must be short). Its parents are killed when `token` is cancelled or at [`close`].
+    ///
+    /// [`close`]: WarmPool::close
     pub fn new(tasks: TaskTracker, token: CancellationToken) -> std::io::Result<Arc<WarmPool>> {
+        let token = token.child_token();
         let dir = std::env::temp_dir().join(format!("daca-warm-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("parent.py"), SCRIPT)?;
@@ -68,6 +75,7 @@ impl WarmPool {
             dir,
             slots: Mutex::default(),
             tasks: tasks.clone(),
+            builds: TaskTracker::new(),
             token: token.clone(),
         });
         let closing = pool.clone();
@@ -77,6 +85,15 @@ impl WarmPool {
             let _ = std::fs::remove_dir_all(&closing.dir);
         });
         Ok(pool)
+    }
+
+    /// Stops every build and kills every parent (once the apps have stopped); returns when
+    /// no build is left.
+    pub async fn close(&self) {
+        self.token.cancel();
+        self.builds.close();
+        self.builds.wait().await;
+        self.slots.lock().clear();
     }
 
     /// The next start of `name` is cold, and its parent is built again afterwards (a
@@ -117,18 +134,20 @@ impl WarmPool {
     pub async fn launch(
         self: &Arc<Self>,
         name: &str,
-        spec: &ProcessLaunch,
+        job: Job,
         logs: &Arc<LogBus>,
     ) -> Result<Launched, LaunchError> {
-        let mut command_line = vec![spec.program.clone()];
-        command_line.extend(spec.args.iter().cloned());
-        let command = match recognise(&command_line, &spec.dir, |script| shebang(spec, script)) {
+        let command = match job.command().await {
             Ok(command) => command,
-            Err(why) => return cold(spawn(name, spec, logs), why),
+            Err(why) => return cold(job.plain(name, logs).await, why),
         };
-        let (parent, why) = self.pick(name, spec);
+        let (parent, why) = self.pick(name, &job.spec());
         if let Some(parent) = parent {
-            match parent.fork(spec, &command.args).await {
+            let cwd = match &job {
+                Job::Process(launch) => Some(launch.dir.as_path()),
+                Job::Container(..) => None, // the parent's: the image's WORKDIR
+            };
+            match parent.fork(cwd, &command.args).await {
                 Ok(mut launched) => {
                     launched.start = Some(Start::Warm);
                     return Ok(launched);
@@ -139,19 +158,25 @@ impl WarmPool {
                         .entry(name.to_string())
                         .or_default()
                         .parent = None;
-                    return self.learn(name, spec, &command, logs, why);
+                    return self.learn(name, job, &command, logs, why).await;
                 }
             }
         }
         match why {
-            Why::Off(why) => cold(spawn(name, spec, logs), why),
-            Why::Cold(why) => self.learn(name, spec, &command, logs, why),
-            Why::Building(why) => cold(self.run_reporting(name, spec, &command, logs), why),
+            Why::Off(why) => cold(job.plain(name, logs).await, why),
+            Why::Cold(why) => self.learn(name, job, &command, logs, why).await,
+            Why::Building(why) => {
+                let files = job.files(&self.dir, name);
+                cold(
+                    job.reporting(name, &command, &files, &self.dir, logs).await,
+                    why,
+                )
+            }
         }
     }
 
     /// The parent to fork from, or why there is none.
-    fn pick(&self, name: &str, spec: &ProcessLaunch) -> (Option<Arc<Parent>>, Why) {
+    fn pick(&self, name: &str, spec: &LaunchSpec) -> (Option<Arc<Parent>>, Why) {
         let mut slots = self.slots.lock();
         let slot = slots.entry(name.to_string()).or_default();
         if let Some(off) = &slot.off {
@@ -184,17 +209,17 @@ impl WarmPool {
     }
 
     /// A cold start that reports its modules, and a parent built from the report.
-    fn learn(
+    async fn learn(
         self: &Arc<Self>,
         name: &str,
-        spec: &ProcessLaunch,
+        job: Job,
         command: &PythonCommand,
         logs: &Arc<LogBus>,
         why: String,
     ) -> Result<Launched, LaunchError> {
-        let report = self.report_path(name);
-        let _ = std::fs::remove_file(&report);
-        let launched = self.run_reporting(name, spec, command, logs);
+        let _ = std::fs::remove_file(self.report_path(name));
+        let files = job.files(&self.dir, name);
+        let launched = job.reporting(name, command, &files, &self.dir, logs).await;
         if launched.is_ok() {
             let (ready, is_ready) = oneshot::channel();
             let build = {
@@ -205,72 +230,60 @@ impl WarmPool {
                 slot.ready = Some(ready);
                 slot.builds
             };
-            let (pool, name, spec, command, logs) = (
+            let (pool, name, command, logs) = (
                 self.clone(),
                 name.to_string(),
-                spec.clone(),
                 command.clone(),
                 logs.clone(),
             );
-            let token = self.token.clone();
-            self.tasks.spawn(async move {
-                tokio::select! {
-                    _ = token.cancelled() => {}
-                    _ = pool.build(&name, &spec, &command, &logs, build, is_ready) => {}
-                }
+            self.builds.spawn(async move {
+                pool.build(&name, job, &command, &logs, (build, is_ready))
+                    .await;
             });
         }
         cold(launched, why)
     }
 
-    /// The app's command run through parent.py's `run` mode (same interpreter, same server).
-    fn run_reporting(
-        &self,
-        name: &str,
-        spec: &ProcessLaunch,
-        command: &PythonCommand,
-        logs: &Arc<LogBus>,
-    ) -> Result<Launched, LaunchError> {
-        let target = serde_json::to_string(&command.target).unwrap_or_default();
-        let mut args = command.interpreter[1..].to_vec();
-        args.extend([
-            self.dir.join("parent.py").display().to_string(),
-            "run".into(),
-            target,
-            self.report_path(name).display().to_string(),
-        ]);
-        args.extend(command.args.iter().cloned());
-        let reporting = ProcessLaunch {
-            program: command.interpreter[0].clone(),
-            args,
-            ..spec.clone()
-        };
-        spawn(name, &reporting, logs)
-    }
-
-    /// Waits for the report to settle, then starts a parent from it.
+    /// Waits for the learning start to be ready and its report to settle, then starts a
+    /// parent from it.
     async fn build(
         &self,
         name: &str,
-        spec: &ProcessLaunch,
+        job: Job,
         command: &PythonCommand,
         logs: &Arc<LogBus>,
-        build: u64,
-        is_ready: oneshot::Receiver<()>,
+        (build, is_ready): (u64, oneshot::Receiver<()>),
     ) {
+        // Waiting is cut short by `close`; starting a parent is not (a container being
+        // created when the run's containers are swept would be missed), it is killed after.
         let report = self.report_path(name);
-        let ready = tokio::time::timeout(REPORT_LIMIT, is_ready).await;
-        if !matches!(ready, Ok(Ok(()))) || !settled(&report).await {
+        let waited = tokio::select! {
+            _ = self.token.cancelled() => return,
+            waited = wait_report(is_ready, &report) => waited,
+        };
+        if let Err(why) = waited {
             self.end_build(name, build, None);
+            if let Some(why) = why {
+                self.turn_off(name, why);
+            }
             return;
         }
-        let socket = self.dir.join(format!("{name}.sock"));
-        let files = Files {
-            script: &self.dir.join("parent.py"),
-            report: &report,
-            socket: &socket,
+        let socket = self.dir.join(format!("{name}.sock")).display().to_string();
+        let started = async {
+            let listener = parent::listen(&socket)?;
+            let files = job.files(&self.dir, name);
+            let launched = job.parent(name, command, &files, &self.dir, logs).await?;
+            Parent::connect(
+                listener,
+                &socket,
+                launched,
+                job.spec(),
+                &self.tasks,
+                &self.token,
+            )
+            .await
         };
-        match Parent::start(name, spec, command, files, logs, &self.tasks).await {
+        match started.await {
             Ok(parent) => {
                 let (count, ms) = parent.preloaded;
                 tracing::info!("{name}: warm parent ready ({count} modules imported in {ms} ms)");
@@ -289,7 +302,7 @@ impl WarmPool {
             return; // a newer start replaced this build; its parent (if any) dies here
         };
         slot.building = None;
-        if slot.off.is_none() {
+        if slot.off.is_none() && !self.token.is_cancelled() {
             slot.parent = parent;
         }
     }
@@ -315,26 +328,23 @@ fn cold(launched: Result<Launched, LaunchError>, why: String) -> Result<Launched
     })
 }
 
-/// The interpreter a console script on the app's PATH names in its `#!` line.
-fn shebang(spec: &ProcessLaunch, script: &str) -> Option<String> {
-    let probe = ProcessLaunch {
-        program: script.to_string(),
-        ..spec.clone()
-    };
-    let path = resolve_program(&probe).ok()?;
-    let text = std::fs::read(&path).ok()?;
-    let first = text.split(|b| *b == b'\n').next()?;
-    let line = std::str::from_utf8(first).ok()?.strip_prefix("#!")?.trim();
-    let interpreter = line.split_whitespace().next()?;
-    Path::new(interpreter)
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("python"))
-        .then(|| interpreter.to_string())
+/// Waits until the learning start is ready and its report has settled; `Err(Some(why))`
+/// when warm mode is to be off, `Err(None)` when the start never became ready.
+async fn wait_report(is_ready: oneshot::Receiver<()>, report: &Path) -> Result<(), Option<String>> {
+    let ready = tokio::time::timeout(REPORT_LIMIT, is_ready).await;
+    if !matches!(ready, Ok(Ok(()))) {
+        return Err(None); // the next start learns again
+    }
+    match settled(report).await {
+        true => Ok(()),
+        false => Err(Some("its start reported no imports".into())),
+    }
 }
 
 /// Whether `report` appeared and then stayed unchanged for [`SETTLED`].
 async fn settled(report: &Path) -> bool {
-    let deadline = tokio::time::Instant::now() + REPORT_LIMIT;
+    // The app reports within 100 ms of each import; a ready app has long since.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut last: Option<(SystemTime, tokio::time::Instant)> = None;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -118,6 +118,18 @@ def preload(report_path):
     return len(wanted), None
 
 
+def fresh_bytecode(target, report_path):
+    """A pyc is trusted when its source's mtime (whole seconds) and size match, so a save
+    within a second of the last one, of the same size, would run the old code: forks keep the
+    bytecode in a folder of daca's, from which the app's own part is removed before each one
+    (the libraries' stays, compiled once)."""
+    name = os.path.basename(report_path).rsplit(".", 1)[0]
+    cache = os.path.join(os.path.dirname(report_path), f"pyc-{name}")
+    sys.pycache_prefix = cache
+    for app_dir in {target["app_dir"], os.path.realpath(target["app_dir"])}:
+        shutil.rmtree(cache + os.path.abspath(app_dir), ignore_errors=True)
+
+
 def child(sock, request, target, resolved, environ, report_path):
     """In the forked child: become the app's process, then run its server."""
     try:
@@ -129,9 +141,11 @@ def child(sock, request, target, resolved, environ, report_path):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         # The environment the parent started with (the app's, as `uv run` made it): daca
         # forks only for a launch whose environment and folder are the parent's.
-        os.chdir(request["cwd"])
+        if request.get("cwd"):
+            os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(environ)
+        fresh_bytecode(target, report_path)
         code = 0
         run(target, resolved, report_path, request["argv"])
     except SystemExit as done:

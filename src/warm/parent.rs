@@ -3,6 +3,7 @@
 //! group of its own; its output, and its children's (they inherit it), is the app's log.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,12 +15,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::command::PythonCommand;
-use crate::logs::LogBus;
-use crate::runtime::process::{GroupSignaller, process_alive, spawn};
-use crate::runtime::{ExitInfo, Launched, ProcessLaunch, Signaller};
+use crate::runtime::process::{GroupSignaller, process_alive};
+use crate::runtime::{ExitInfo, LaunchSpec, Launched, Signaller};
 use crate::sync::Mutex;
 
 /// How long a parent may take to import what the app imported.
@@ -54,54 +55,59 @@ type Pending = Arc<Mutex<Option<oneshot::Sender<(u32, oneshot::Receiver<ExitInfo
 /// A running warm parent. Dropping it kills it (its children live on in their own groups).
 pub struct Parent {
     /// The launch it was started for; a launch that differs is not forked from it.
-    pub launch: ProcessLaunch,
+    pub launch: LaunchSpec,
     /// How many modules it imported, and how long that took.
     pub preloaded: (usize, u64),
-    signals: GroupSignaller,
+    signals: Arc<dyn Signaller>,
+    /// For a parent in a container: its host pid and short id (its forks' pids are the
+    /// container's, and are translated to the host's to be signalled from here).
+    container: Option<(u32, String)>,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     pending: Pending,
     alive: Arc<AtomicBool>,
 }
 
-/// Where a parent's files are: the script, the app's module report, the socket.
-pub struct Files<'a> {
-    pub script: &'a std::path::Path,
-    pub report: &'a std::path::Path,
-    pub socket: &'a std::path::Path,
+/// Where a parent's files are, as the parent sees them: the script, the app's module report,
+/// the socket.
+pub struct Files {
+    pub script: String,
+    pub report: String,
+    pub socket: String,
+}
+
+/// The parent's command line: the app's interpreter running parent.py's `serve` mode.
+pub fn serve_command(command: &PythonCommand, files: &Files) -> Vec<String> {
+    let target = serde_json::to_string(&command.target).unwrap_or_default();
+    let mut args = command.interpreter.clone();
+    args.extend([
+        files.script.clone(),
+        "serve".into(),
+        target,
+        files.report.clone(),
+        files.socket.clone(),
+    ]);
+    args
+}
+
+/// Listens where a parent will connect (a stale socket file is replaced).
+pub fn listen(socket: &str) -> Result<UnixListener, String> {
+    let _ = std::fs::remove_file(socket);
+    UnixListener::bind(socket).map_err(|e| format!("cannot listen on {socket}: {e}"))
 }
 
 impl Parent {
-    /// Starts a parent for `launch` (the app's own launch) and waits until it has imported
-    /// the reported modules; `Err` says why warm mode is refused.
-    pub async fn start(
-        name: &str,
-        launch: &ProcessLaunch,
-        command: &PythonCommand,
-        files: Files<'_>,
-        logs: &Arc<LogBus>,
+    /// Waits for the parent that `started` is (for `launch`) to connect and to import the
+    /// reported modules; `Err` says why warm mode is refused.
+    pub async fn connect(
+        listener: UnixListener,
+        socket: &str,
+        started: Launched,
+        launch: LaunchSpec,
         tasks: &TaskTracker,
+        closing: &CancellationToken,
     ) -> Result<Parent, String> {
-        let _ = std::fs::remove_file(files.socket);
-        let listener = UnixListener::bind(files.socket)
-            .map_err(|e| format!("cannot listen on {}: {e}", files.socket.display()))?;
-        let target = serde_json::to_string(&command.target).map_err(|e| e.to_string())?;
-        let mut args = command.interpreter[1..].to_vec();
-        args.extend([
-            files.script.display().to_string(),
-            "serve".into(),
-            target,
-            files.report.display().to_string(),
-            files.socket.display().to_string(),
-        ]);
-        let process = ProcessLaunch {
-            program: command.interpreter[0].clone(),
-            args,
-            dir: launch.dir.clone(),
-            env: launch.env.clone(),
-            warm: false,
-        };
-        let started = spawn(name, &process, logs).map_err(|e| e.to_string())?;
-        let signals = GroupSignaller::new(started.pid);
+        let signals = started.signals.clone();
+        let container = started.container.clone().map(|id| (started.pid, id));
         let mut exited = started.exited;
         let stream = tokio::select! {
             accepted = tokio::time::timeout(READY_LIMIT, listener.accept()) => match accepted {
@@ -110,21 +116,32 @@ impl Parent {
                 Err(_) => return Err("the parent did not start within 60 s".into()),
             },
             exit = &mut exited => return Err(format!("the parent exited ({})", exit.map(|e| e.to_string()).unwrap_or_default())),
+            _ = closing.cancelled() => {
+                signals.kill();
+                return Err("daca is stopping".into());
+            }
         };
-        let _ = std::fs::remove_file(files.socket);
+        let _ = std::fs::remove_file(socket);
         let (read, writer) = stream.into_split();
         let mut lines = BufReader::new(read);
         let first = tokio::time::timeout(READY_LIMIT, read_answer(&mut lines)).await;
         let preloaded = match first {
             Ok(Some(Answer::Ready { ready, ms })) => (ready, ms),
-            Ok(Some(Answer::Refused { refused })) => return Err(refused),
+            Ok(Some(Answer::Refused { refused })) => {
+                signals.kill();
+                return Err(refused);
+            }
             Ok(_) => return Err("the parent exited while importing the app's modules".into()),
-            Err(_) => return Err("the parent did not finish its imports within 60 s".into()),
+            Err(_) => {
+                signals.kill();
+                return Err("the parent did not finish its imports within 60 s".into());
+            }
         };
         let parent = Parent {
-            launch: launch.clone(),
+            launch,
             preloaded,
             signals,
+            container,
             writer: tokio::sync::Mutex::new(writer),
             pending: Arc::default(),
             alive: Arc::new(AtomicBool::new(true)),
@@ -143,8 +160,8 @@ impl Parent {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// Forks a child that runs `launch` (its env, dir and the app's arguments `argv`).
-    pub async fn fork(&self, launch: &ProcessLaunch, argv: &[String]) -> Result<Launched, String> {
+    /// Forks a child that runs the app's arguments `argv` in `cwd` (`None`: the parent's).
+    pub async fn fork(&self, cwd: Option<&Path>, argv: &[String]) -> Result<Launched, String> {
         let mut writer = self.writer.lock().await;
         let (tx, rx) = oneshot::channel();
         *self.pending.lock() = Some(tx);
@@ -153,7 +170,7 @@ impl Parent {
         let request = serde_json::json!({
             "op": "fork",
             "argv": argv,
-            "cwd": launch.dir,
+            "cwd": cwd,
         });
         let mut line = request.to_string();
         line.push('\n');
@@ -166,9 +183,20 @@ impl Parent {
             Ok(Err(_)) => return Err("the warm parent exited".into()),
             Err(_) => return Err("the warm parent did not fork within 5 s".into()),
         };
+        let (pid, container) = match &self.container {
+            None => (pid, None),
+            Some((parent, id)) => match host_pid(*parent, pid) {
+                Some(host) => (host, Some(id.clone())),
+                None => {
+                    return Err(format!(
+                        "cannot find the fork {pid} of container {id} among the host's processes"
+                    ));
+                }
+            },
+        };
         Ok(Launched {
             pid,
-            container: None,
+            container,
             exited,
             signals: Arc::new(ForkedSignaller(GroupSignaller::new(pid), pid)),
             start: None,
@@ -224,6 +252,26 @@ async fn answers(
     alive.store(false, Ordering::Release);
     exits.lock().clear();
     pending.lock().take();
+}
+
+/// The host pid of the process whose pid is `inner` in the pid namespace of host process
+/// `member` (a container's process).
+fn host_pid(member: u32, inner: u32) -> Option<u32> {
+    let namespace = std::fs::read_link(format!("/proc/{member}/ns/pid")).ok()?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let same =
+                std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == namespace);
+            same && std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .and_then(|ids| ids.split_whitespace().last()?.parse().ok())
+                    == Some(inner)
+            })
+        })
 }
 
 /// A forked child's group, and the child itself for the instant before it has made the

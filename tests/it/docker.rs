@@ -145,8 +145,12 @@ fn an_app_and_redis_run_as_containers_reload_without_rebuild_and_are_removed() {
     let dir = example.project.as_path();
     let mut up = Up::start(dir, None);
     up.wait_output("all 1 app(s) ready", FIRST_BUILD);
+    let apps: Vec<String> = containers_of("dacatest-main")
+        .into_iter()
+        .filter(|n| !n.ends_with("-warm")) // the app's warm parent (tested below)
+        .collect();
     assert_eq!(
-        containers_of("dacatest-main"),
+        apps,
         ["daca-dacatest-main-hello-api", "daca-dacatest-main-redis"]
     );
     let ps = up.ps();
@@ -620,4 +624,67 @@ fn a_missing_redis_image_is_pulled_with_progress() {
     up.stop_cleanly();
     run(&["down", "--volumes", "-d", project.path().to_str().unwrap()]);
     docker(&["rmi", &image]);
+}
+
+#[test]
+fn a_container_app_reloads_warm_by_forking_in_its_parent_container() {
+    let _serial = serial();
+    if !engine_ready() {
+        return;
+    }
+    docker(&["volume", "rm", "-f", "daca-dacatest-warm-redis-data"]);
+    let example = example("dacatest-warm", free_port());
+    let dir = example.project.as_path();
+    let up = Up::start(dir, None);
+    up.wait_output("all 1 app(s) ready", FIRST_BUILD);
+    up.wait_output("hello-api: warm parent ready", Duration::from_secs(120));
+    let parent = "daca-dacatest-warm-hello-api-warm";
+    let parent_id = docker(&["inspect", "-f", "{{.Id}}", parent]);
+
+    for marker in ["warm one", "warm two"] {
+        let main_py = example.app.join("main.py");
+        let code = std::fs::read_to_string(&main_py).unwrap();
+        let start = code.find("\"message\": ").unwrap();
+        let end = code[start..].find(",\n").unwrap() + start;
+        let edited = format!(
+            "{}\"message\": \"{marker}\"{}",
+            &code[..start],
+            &code[end..]
+        );
+        std::fs::write(&main_py, edited).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(30), || http_get(APP_PORT, "/")
+                .is_some_and(|(_, b)| b.contains(marker))),
+            "{}",
+            up.output()
+        );
+    }
+    up.wait_output(" ms (warm)", Duration::from_secs(10));
+    let ps = up.ps();
+    let app = &ps["apps"][0];
+    assert_eq!(app["start"], "warm", "{ps}");
+    assert_eq!(
+        Some(app["container"].as_str().unwrap()),
+        parent_id.get(..12),
+        "the app runs in its parent's container"
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Id}}", parent]),
+        parent_id,
+        "no container was restarted"
+    );
+    // The forked app is signalled from the host by its host pid.
+    let pid = app["pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).unwrap();
+
+    // SIGKILL: the reaper removes the parent's container with the others.
+    up.signal(Signal::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(30), || containers_of("dacatest-warm")
+            .is_empty()),
+        "{:?}",
+        containers_of("dacatest-warm")
+    );
+    let down = run(&["down", "--volumes", "-d", dir.to_str().unwrap()]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
 }

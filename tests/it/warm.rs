@@ -22,7 +22,7 @@ const HELPER: &str = "CONSTANT = \"first\"\n";
 
 impl Project {
     /// One copy of the hello app per entry: (id, extra import line at the top of main.py,
-    /// extra manifest lines, the command's program and arguments before `main:app`).
+    /// extra manifest lines). An id starting with `sh` runs its server through `sh -c`.
     fn new(apps: &[(&str, &str, &str)]) -> Option<Project> {
         if !have("uv") || !have("redis-server") {
             return None;
@@ -60,8 +60,12 @@ impl Project {
                 )
                 + "\n\n@app.get(\"/constant\")\ndef constant() -> dict:\n    return {\"constant\": helper.CONSTANT}\n";
             std::fs::write(web.join("main.py"), main).unwrap();
+            let command = match id.starts_with("sh") {
+                true => format!("[sh, -c, \"exec uv run uvicorn main:app --port {port}\"]"),
+                false => format!("[uv, run, uvicorn, \"main:app\", --port, \"{port}\"]"),
+            };
             manifest.push_str(&format!(
-                "  - id: {id}\n    dir: ./{id}\n    command: [uv, run, uvicorn, \"main:app\", --port, \"{port}\"]\n    port: {port}\n    health: /healthz\n    env: {{ PYTHONPATH: {} }}\n{extra}",
+                "  - id: {id}\n    dir: ./{id}\n    command: {command}\n    port: {port}\n    health: /healthz\n    env: {{ PYTHONPATH: {} }}\n{extra}",
                 libs.display()
             ));
             ports.push((id.to_string(), port));
@@ -168,6 +172,8 @@ fn a_save_is_served_by_a_warm_fork_that_imports_the_users_code_afresh() {
     }
 
     project.edit(&up, "web", "warm one");
+    // Within the same second, the same size: a stale pyc would serve the old code.
+    project.edit(&up, "web", "warm two");
     up.wait_output("web reloaded in", Duration::from_secs(10));
     assert!(up.output().contains(" ms (warm)"), "{}", up.output());
     assert_eq!(app(&up.ps(), "web")["start"], "warm");
@@ -204,7 +210,7 @@ fn a_save_is_served_by_a_warm_fork_that_imports_the_users_code_afresh() {
     );
     project.edit(&up, "web", "warm again");
     assert!(
-        wait_until(Duration::from_secs(10), || count(&up, " ms (warm)") == 3),
+        wait_until(Duration::from_secs(10), || count(&up, " ms (warm)") == 4),
         "{}",
         up.output()
     );
@@ -239,6 +245,7 @@ fn untrusted_warm_forks_fall_back_to_cold_starts_and_say_why() {
         ("threads", "import threaded", ""),
         ("flaky", "import flaky", ""),
         ("optout", "", "    reload: cold\n"),
+        ("shell", "", ""),
         (
             "slow",
             "import os, time\nif os.path.exists('slow'): time.sleep(float(open('slow').read()))",
@@ -259,7 +266,7 @@ fn untrusted_warm_forks_fall_back_to_cold_starts_and_say_why() {
         Duration::from_secs(90),
     );
     up.wait_output("slow: warm parent ready", Duration::from_secs(90));
-    for id in ["threads", "flaky", "optout"] {
+    for id in ["threads", "flaky", "optout", "shell"] {
         project.edit(&up, id, &format!("{id} edited"));
     }
     for line in [
@@ -268,6 +275,8 @@ fn untrusted_warm_forks_fall_back_to_cold_starts_and_say_why() {
         "(cold: `flaky` failed to import (RuntimeError: not in a warm parent))",
         "optout reloaded in",
         "(cold: reload: cold)",
+        "shell reloaded in",
+        "(cold: `sh` is not a Python server daca knows)",
     ] {
         up.wait_output(line, Duration::from_secs(30));
     }
@@ -295,13 +304,31 @@ fn a_sigkilled_daca_and_daca_down_leave_no_warm_parent_or_fork() {
     let Some(project) = Project::new(&[("web", "", "")]) else {
         return;
     };
-    let up = Up::start(project.dir.path(), None);
+    // `daca down` while it runs.
+    let mut first = Up::start(project.dir.path(), None);
+    first.wait_output("web: warm parent ready", Duration::from_secs(120));
+    let needle = warm_dir(&first).display().to_string();
+    let down = daca()
+        .args(["down", "-d", project.dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    first.wait_exit(Duration::from_secs(30));
+    wait_gone(&needle, &first);
+
+    // A SIGKILLed daca, then `daca down`.
+    let mut up = Up::start(project.dir.path(), None);
     up.wait_output("web: warm parent ready", Duration::from_secs(120));
     project.edit(&up, "web", "forked");
     let child = app(&up.ps(), "web")["pid"].as_u64().unwrap() as u32;
     let needle = warm_dir(&up).display().to_string();
     assert_eq!(processes_with(&needle).len(), 2, "the parent and its fork");
     up.signal(Signal::SIGKILL);
+    up.wait_exit(Duration::from_secs(5));
     let down = daca()
         .args(["down", "-d", project.dir.path().to_str().unwrap()])
         .output()
@@ -317,4 +344,46 @@ fn a_sigkilled_daca_and_daca_down_leave_no_warm_parent_or_fork() {
         "the forked app's group is gone"
     );
     drop(project.redis);
+}
+
+#[test]
+fn an_actor_app_on_the_dapr_sdk_reloads_warm_and_keeps_its_actors() {
+    for version in ["1.15.0", "latest"] {
+        let Some(project) = crate::actors::Project::new(version) else {
+            return;
+        };
+        let up = project.up();
+        up.wait_output("actors: warm parent ready", Duration::from_secs(120));
+        let count = project.post(project.port, "/counter/w/increment?by=2", "");
+        assert_eq!(count.1["count"], 2, "{version}: {count:?}");
+        let main = project.dir.path().join("app/main.py");
+        let code = std::fs::read_to_string(&main).unwrap();
+        let edited = code
+            + "\n\n@app.get(\"/edited\")\ndef edited() -> dict:\n    return {\"edited\": True}\n";
+        std::fs::write(&main, edited).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(30), || http_get(
+                project.port,
+                "/edited"
+            )
+            .is_some_and(|(s, _)| s == 200)),
+            "{version}: {}",
+            up.output()
+        );
+        up.wait_output(" ms (warm)", Duration::from_secs(10));
+        // Once daca has read the reloaded app's actor types again, the actor answers.
+        let mut count = (0, serde_json::Value::Null);
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                count = project.post(project.port, "/counter/w/increment?by=1", "");
+                count.0 == 200
+            }),
+            "{version}: {count:?}\n{}",
+            up.output()
+        );
+        assert_eq!(
+            count.1["count"], 3,
+            "{version}: the actor's state is kept: {count:?}"
+        );
+    }
 }
