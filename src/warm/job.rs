@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::command::{PythonCommand, recognise};
-use super::parent::{Files, serve_command};
+use super::parent::{Files, parent_command};
 use crate::docker::ContainerRuntime;
 use crate::logs::LogBus;
 use crate::runtime::process::{resolve_program, spawn};
@@ -95,14 +95,7 @@ impl Job {
         dir: &Path,
         logs: &Arc<LogBus>,
     ) -> Result<Launched, LaunchError> {
-        let target = serde_json::to_string(&command.target).unwrap_or_default();
-        let mut line = command.interpreter.clone();
-        line.extend([
-            files.script.clone(),
-            "run".into(),
-            target,
-            files.report.clone(),
-        ]);
+        let mut line = parent_command(command, files, "run", None);
         line.extend(command.args.iter().cloned());
         self.with_command(line, dir, false).plain(name, logs).await
     }
@@ -116,7 +109,7 @@ impl Job {
         dir: &Path,
         logs: &Arc<LogBus>,
     ) -> Result<Launched, String> {
-        let line = serve_command(command, files);
+        let line = parent_command(command, files, "serve", Some(&files.socket));
         self.with_command(line, dir, true)
             .plain(name, logs)
             .await

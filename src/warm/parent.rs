@@ -75,18 +75,24 @@ pub struct Files {
     pub socket: String,
 }
 
-/// The parent's command line: the app's interpreter running parent.py's `serve` mode.
-pub fn serve_command(command: &PythonCommand, files: &Files) -> Vec<String> {
+/// The app's interpreter running parent.py in `mode`: `serve` (with the socket to connect
+/// to) or `run`.
+pub fn parent_command(
+    command: &PythonCommand,
+    files: &Files,
+    mode: &str,
+    socket: Option<&str>,
+) -> Vec<String> {
     let target = serde_json::to_string(&command.target).unwrap_or_default();
-    let mut args = command.interpreter.clone();
-    args.extend([
+    let mut line = command.interpreter.clone();
+    line.extend([
         files.script.clone(),
-        "serve".into(),
+        mode.into(),
         target,
         files.report.clone(),
-        files.socket.clone(),
     ]);
-    args
+    line.extend(socket.map(String::from));
+    line
 }
 
 /// Listens where a parent will connect (a stale socket file is replaced).

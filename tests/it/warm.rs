@@ -148,6 +148,18 @@ fn wait_gone(needle: &str, up: &Up) {
     );
 }
 
+fn daca_down(dir: &Path) {
+    let down = daca()
+        .args(["down", "-d", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
+
 fn count(up: &Up, needle: &str) -> usize {
     up.output().matches(needle).count()
 }
@@ -308,15 +320,7 @@ fn a_sigkilled_daca_and_daca_down_leave_no_warm_parent_or_fork() {
     let mut first = Up::start(project.dir.path(), None);
     first.wait_output("web: warm parent ready", Duration::from_secs(120));
     let needle = warm_dir(&first).display().to_string();
-    let down = daca()
-        .args(["down", "-d", project.dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        down.status.success(),
-        "{}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+    daca_down(project.dir.path());
     first.wait_exit(Duration::from_secs(30));
     wait_gone(&needle, &first);
 
@@ -329,15 +333,7 @@ fn a_sigkilled_daca_and_daca_down_leave_no_warm_parent_or_fork() {
     assert_eq!(processes_with(&needle).len(), 2, "the parent and its fork");
     up.signal(Signal::SIGKILL);
     up.wait_exit(Duration::from_secs(5));
-    let down = daca()
-        .args(["down", "-d", project.dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        down.status.success(),
-        "{}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+    daca_down(project.dir.path());
     wait_gone(&needle, &up);
     assert!(
         !crate::common::group_alive(child),
