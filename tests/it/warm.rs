@@ -383,3 +383,87 @@ fn an_actor_app_on_the_dapr_sdk_reloads_warm_and_keeps_its_actors() {
         );
     }
 }
+
+/// A FastAPI app whose `/` answers MESSAGE; run as `python main.py` it serves on $PORT.
+const SERVER_APP: &str = "import os\nfrom fastapi import FastAPI\n\napp = FastAPI()\nMESSAGE = \"first\"\n\n\n@app.get(\"/\")\ndef root() -> dict:\n    return {\"message\": MESSAGE}\n\n\nif __name__ == \"__main__\":\n    import uvicorn\n    uvicorn.run(app, host=\"127.0.0.1\", port=int(os.environ[\"PORT\"]))\n";
+
+#[test]
+fn python_file_fastapi_run_gunicorn_and_hypercorn_reload_warm() {
+    let Some(python) = crate::actors::sdk("latest") else {
+        return;
+    };
+    let bin = python.parent().unwrap().to_path_buf();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tool = |name: &str| bin.join(name).display().to_string();
+    let mut manifest = format!("name: servers\nredis: {{ url: {} }}\napps:\n", redis.url());
+    let mut apps = Vec::new();
+    for id in ["file", "fastapi", "gunicorn", "hypercorn"] {
+        let port = free_port();
+        let command = match id {
+            "file" => vec![python.display().to_string(), "main.py".into()],
+            "fastapi" => [
+                tool("fastapi"),
+                "run".into(),
+                "main.py".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+            ]
+            .to_vec(),
+            "gunicorn" => [
+                tool("gunicorn"),
+                "-k".into(),
+                "uvicorn.workers.UvicornWorker".into(),
+                "-b".into(),
+                format!("127.0.0.1:{port}"),
+                "main:app".into(),
+            ]
+            .to_vec(),
+            _ => [
+                tool("hypercorn"),
+                "main:app".into(),
+                "--bind".into(),
+                format!("127.0.0.1:{port}"),
+            ]
+            .to_vec(),
+        };
+        std::fs::create_dir_all(dir.path().join(id)).unwrap();
+        std::fs::write(dir.path().join(id).join("main.py"), SERVER_APP).unwrap();
+        let command = serde_json::to_string(&command).unwrap();
+        manifest.push_str(&format!(
+            "  - id: {id}\n    dir: ./{id}\n    command: {command}\n    port: {port}\n    env: {{ PORT: \"{port}\" }}\n"
+        ));
+        apps.push((id, port));
+    }
+    std::fs::write(dir.path().join("daca.yaml"), manifest).unwrap();
+    let up = Up::start(dir.path(), None);
+    up.wait_output("app(s) ready", Duration::from_secs(120));
+    for (id, port) in &apps {
+        up.wait_output(
+            &format!("{id}: warm parent ready"),
+            Duration::from_secs(120),
+        );
+        let main = dir.path().join(id).join("main.py");
+        std::fs::write(&main, SERVER_APP.replace("\"first\"", "\"edited\"")).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(30), || serves(*port, "edited")),
+            "{id}\n{}",
+            up.output()
+        );
+        let warm = |up: &Up| {
+            up.output()
+                .lines()
+                .any(|l| l.contains(&format!(" {id} reloaded in ")) && l.ends_with("(warm)"))
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || warm(&up)),
+            "{id}\n{}",
+            up.output()
+        );
+    }
+    drop(redis);
+}
