@@ -388,7 +388,7 @@ fn an_actor_app_on_the_dapr_sdk_reloads_warm_and_keeps_its_actors() {
 const SERVER_APP: &str = "import os\nfrom fastapi import FastAPI\n\napp = FastAPI()\nMESSAGE = \"first\"\n\n\n@app.get(\"/\")\ndef root() -> dict:\n    return {\"message\": MESSAGE}\n\n\nif __name__ == \"__main__\":\n    import uvicorn\n    uvicorn.run(app, host=\"127.0.0.1\", port=int(os.environ[\"PORT\"]))\n";
 
 #[test]
-fn python_file_fastapi_run_gunicorn_and_hypercorn_reload_warm() {
+fn python_file_fastapi_run_and_dev_gunicorn_and_hypercorn_reload_warm() {
     let Some(python) = crate::actors::sdk("latest") else {
         return;
     };
@@ -400,13 +400,24 @@ fn python_file_fastapi_run_gunicorn_and_hypercorn_reload_warm() {
     let tool = |name: &str| bin.join(name).display().to_string();
     let mut manifest = format!("name: servers\nredis: {{ url: {} }}\napps:\n", redis.url());
     let mut apps = Vec::new();
-    for id in ["file", "fastapi", "gunicorn", "hypercorn"] {
+    for id in ["file", "fastapi", "fastapidev", "gunicorn", "hypercorn"] {
         let port = free_port();
         let command = match id {
             "file" => vec![python.display().to_string(), "main.py".into()],
             "fastapi" => [
                 tool("fastapi"),
                 "run".into(),
+                "main.py".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+            ]
+            .to_vec(),
+            // daca does the reloading: `fastapi dev` runs with --no-reload.
+            "fastapidev" => [
+                tool("fastapi"),
+                "dev".into(),
                 "main.py".into(),
                 "--host".into(),
                 "127.0.0.1".into(),
