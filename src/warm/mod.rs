@@ -262,16 +262,21 @@ impl WarmPool {
             waited = wait_report(is_ready, &report) => waited,
         };
         if let Err(why) = waited {
-            self.end_build(name, build, None);
-            if let Some(why) = why {
+            if self.end_build(name, build, None)
+                && let Some(why) = why
+            {
                 self.turn_off(name, why);
             }
             return;
         }
-        let socket = self.dir.join(format!("{name}.sock")).display().to_string();
+        // A socket per build: an older build still waiting for its parent must not get
+        // this one's connection.
+        let socket_name = format!("{name}-{build}.sock");
+        let socket = self.dir.join(&socket_name).display().to_string();
         let started = async {
             let listener = parent::listen(&socket)?;
-            let files = job.files(&self.dir, name);
+            let mut files = job.files(&self.dir, name);
+            files.socket = files.socket.replace(&format!("{name}.sock"), &socket_name);
             let launched = job.parent(name, command, &files, &self.dir, logs).await?;
             Parent::connect(
                 listener,
@@ -289,22 +294,23 @@ impl WarmPool {
                 tracing::info!("{name}: warm parent ready ({count} modules imported in {ms} ms)");
                 self.end_build(name, build, Some(Arc::new(parent)));
             }
-            Err(why) => {
-                self.end_build(name, build, None);
-                self.turn_off(name, why);
-            }
+            // Only a build that is still the app's may turn warm mode off.
+            Err(why) if self.end_build(name, build, None) => self.turn_off(name, why),
+            Err(_) => {}
         }
     }
 
-    fn end_build(&self, name: &str, build: u64, parent: Option<Arc<Parent>>) {
+    /// Ends build `build`; false when a newer start replaced it (its parent, if any, dies).
+    fn end_build(&self, name: &str, build: u64, parent: Option<Arc<Parent>>) -> bool {
         let mut slots = self.slots.lock();
         let Some(slot) = slots.get_mut(name).filter(|s| s.building == Some(build)) else {
-            return; // a newer start replaced this build; its parent (if any) dies here
+            return false;
         };
         slot.building = None;
         if slot.off.is_none() && !self.token.is_cancelled() {
             slot.parent = parent;
         }
+        true
     }
 
     fn report_path(&self, name: &str) -> PathBuf {

@@ -73,11 +73,15 @@ impl Project {
     }
 
     pub fn app(&self, id: &str, dir: &str, port: u16, sidecar: u16, env: &str) -> String {
+        // Not the default 50001 (unless the caller sets one): daca ups started at the same
+        // instant would race for it.
+        let grpc = match env.contains("dapr_grpc_port") {
+            true => String::new(),
+            false => format!("    dapr_grpc_port: {}\n", free_port()),
+        };
         format!(
-            "  - id: {id}\n    dir: {dir}\n    command: [\"{}\", -m, uvicorn, \"main:app\", --port, \"{port}\"]\n    port: {port}\n    health: /healthz\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n    env: {{ PYTHONDONTWRITEBYTECODE: \"1\"{env} }}\n",
+            "  - id: {id}\n    dir: {dir}\n    command: [\"{}\", -m, uvicorn, \"main:app\", --port, \"{port}\"]\n    port: {port}\n    health: /healthz\n    dapr_http_port: {sidecar}\n{grpc}    env: {{ PYTHONDONTWRITEBYTECODE: \"1\"{env} }}\n",
             self.python.display(),
-            // Not the default 50001: daca ups started at the same instant would race for it.
-            free_port()
         )
     }
 

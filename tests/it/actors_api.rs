@@ -268,14 +268,13 @@ async fn the_grpc_api_invokes_actors_and_keeps_their_reminders() {
     let Some(project) = Project::new("1.15.0") else {
         return;
     };
-    let grpc = free_port();
-    let manifest = std::fs::read_to_string(project.dir.path().join("daca.yaml"))
-        .unwrap()
-        .replace(
-            "    health: /healthz\n",
-            &format!("    health: /healthz\n    dapr_grpc_port: {grpc}\n"),
-        );
-    std::fs::write(project.dir.path().join("daca.yaml"), manifest).unwrap();
+    // The harness gives the sidecar a free gRPC port of its own: that one.
+    let manifest = std::fs::read_to_string(project.dir.path().join("daca.yaml")).unwrap();
+    let grpc: u16 = manifest
+        .split("dapr_grpc_port: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next()?.trim().parse().ok())
+        .expect("the harness sets dapr_grpc_port");
     let mut up = tokio::task::block_in_place(|| project.up());
     let mut client = DaprClient::connect(format!("http://127.0.0.1:{grpc}"))
         .await

@@ -40,9 +40,11 @@ fn delivered(out: &std::path::Path) -> BTreeMap<u32, u32> {
 }
 
 fn subscriber_pid(up: &Up) -> u32 {
-    up.ps()["apps"][0]["pid"]
-        .as_u64()
-        .expect("the subscriber runs") as u32
+    let ps = up.ps();
+    match ps["apps"][0]["pid"].as_u64() {
+        Some(pid) => pid as u32,
+        None => panic!("the subscriber does not run: {ps}\n{}", up.output()),
+    }
 }
 
 #[test]
@@ -55,10 +57,13 @@ fn every_event_arrives_through_subscriber_kills_and_a_daca_restart() {
     let (app_port, sidecar) = (free_port(), free_port());
     let out = project.path().join("delivered.txt");
     let script = repo().join("tests/fixtures/apps/subscriber.py");
+    // `reload: cold`: under a loaded machine a warm-forked subscriber was seen to exit on its
+    // own a few seconds after a crash restart (twice in four full runs; the cause is open, see
+    // issue 17's note); this test is about delivery, so it restarts the subscriber cold.
     std::fs::write(
         project.path().join("daca.yaml"),
         format!(
-            "name: reliability\nredis: {{ url: {} }}\napps:\n  - id: sink\n    command: [python3, \"{}\", \"{app_port}\", \"{}\"]\n    port: {app_port}\n    dapr_http_port: {sidecar}\n    restart: always\n",
+            "name: reliability\nredis: {{ url: {} }}\napps:\n  - id: sink\n    command: [python3, \"{}\", \"{app_port}\", \"{}\"]\n    port: {app_port}\n    dapr_http_port: {sidecar}\n    restart: always\n    reload: cold\n",
             redis.url(),
             script.display(),
             out.display()
@@ -72,7 +77,9 @@ fn every_event_arrives_through_subscriber_kills_and_a_daca_restart() {
     for round in 0..3u32 {
         publish(sidecar, round * chunk, (round + 1) * chunk);
         let pid = subscriber_pid(&up);
-        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+        if let Err(err) = kill(Pid::from_raw(pid as i32), Signal::SIGKILL) {
+            panic!("kill {pid}: {err}\n{}\n{}", up.ps(), up.output());
+        }
         // Publishing goes on while the subscriber is down; the supervisor restarts it.
         assert!(
             wait_until(Duration::from_secs(30), || {
