@@ -502,7 +502,9 @@ fn logs_follow_streams_new_lines_and_json_format_is_one_object_per_line() {
         up.output()
     );
 
-    let follower_out = project.path().join("follow.out");
+    // Outside the project: a file written in the app's folder would reload the app.
+    let outputs = tempfile::tempdir().unwrap();
+    let follower_out = outputs.path().join("follow.out");
     let mut follower = daca()
         .args([
             "logs",
