@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +16,7 @@ use crate::channel::AppChannel;
 use crate::env::SidecarPorts;
 use crate::error::Problem;
 use crate::manifest::AppSpec;
+use crate::ports::PortPicker;
 use crate::pubsub::delivery::Subscriber;
 use crate::pubsub::subscription::Subscription;
 use crate::reload::{self, ReloadStats};
@@ -48,12 +50,15 @@ impl AppEntry {
     pub async fn open(
         ctx: &Context,
         spec: AppSpec,
-        ports: SidecarPorts,
+        listeners: Listeners,
         reloads: Arc<ReloadStats>,
     ) -> Result<AppEntry, Problem> {
+        let Listeners {
+            ports,
+            http: listener,
+            grpc: grpc_listener,
+        } = listeners;
         let id = spec.id.to_string();
-        let listener = bind(&id, ports.http, "", "dapr_http_port").await?;
-        let grpc_listener = bind(&id, ports.grpc, " gRPC", "dapr_grpc_port").await?;
         let spec = Arc::new(spec);
         let handle = ctx.supervisor.spawn((ctx.make_unit(ports))(&spec));
         let channel = AppChannel::supervised(
@@ -178,18 +183,108 @@ impl AppEntry {
     }
 }
 
-async fn bind(
+/// An app's sidecar ports, already listening.
+pub(super) struct Listeners {
+    pub ports: SidecarPorts,
+    http: TcpListener,
+    grpc: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the sidecar's ports: the app's own (or those it had before a restart) as they
+    /// are, else 3500/50001 when free, else the next free. A port seen free may be bound by
+    /// someone else before we bind it (two `daca up`s starting at once both see 3500 free), so
+    /// a chosen port that turns out busy makes us choose again rather than fail.
+    pub async fn bind(
+        picker: &mut PortPicker,
+        app: &AppSpec,
+        kept: Option<SidecarPorts>,
+    ) -> Result<Listeners, Problem> {
+        let fixed = [
+            app.process.port,
+            app.sidecar.http_port,
+            app.sidecar.grpc_port,
+        ];
+        for port in fixed.into_iter().flatten() {
+            picker.reserve(port);
+        }
+        let id = app.id.as_str();
+        let (http_fixed, grpc_fixed) = match kept {
+            Some(ports) => (Some(ports.http), Some(ports.grpc)),
+            None => (app.sidecar.http_port, app.sidecar.grpc_port),
+        };
+        let http = listen(id, http_fixed, || picker.pick(3500), "", "dapr_http_port").await?;
+        let grpc = listen(
+            id,
+            grpc_fixed,
+            || picker.pick(50001),
+            " gRPC",
+            "dapr_grpc_port",
+        )
+        .await?;
+        let ports = SidecarPorts {
+            http: port_of(&http),
+            grpc: port_of(&grpc),
+        };
+        Ok(Listeners { ports, http, grpc })
+    }
+}
+
+/// How many chosen ports may turn out busy in a row before we give up.
+const CHOICES: usize = 32;
+
+/// Listens on `fixed`, else on what `choose` gives (a new choice each time one is busy).
+async fn listen(
     id: &str,
-    port: u16,
+    fixed: Option<u16>,
+    mut choose: impl FnMut() -> u16,
     what: &str,
     field: &str,
-) -> Result<tokio::net::TcpListener, Problem> {
-    tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|err| {
-            Problem::new(format!(
-                "{id}: cannot listen on sidecar{what} port {port}: {err}"
-            ))
-            .hint(format!("free the port or set `{field}:` for this app"))
-        })
+) -> Result<TcpListener, Problem> {
+    let mut tries = 0;
+    loop {
+        let port = fixed.unwrap_or_else(&mut choose);
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => return Ok(listener),
+            Err(err)
+                if fixed.is_none()
+                    && err.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < CHOICES =>
+            {
+                tries += 1;
+            }
+            Err(err) => {
+                return Err(Problem::new(format!(
+                    "{id}: cannot listen on sidecar{what} port {port}: {err}"
+                ))
+                .hint(format!("free the port or set `{field}:` for this app")));
+            }
+        }
+    }
+}
+
+fn port_of(listener: &TcpListener) -> u16 {
+    listener.local_addr().map(|addr| addr.port()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_chosen_port_taken_before_the_bind_is_chosen_again() {
+        let busy = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let taken = busy.local_addr().unwrap().port();
+        let mut choices = vec![0, taken];
+        let listener = listen("web", None, || choices.pop().unwrap(), "", "f")
+            .await
+            .unwrap();
+        assert_ne!(port_of(&listener), taken);
+        let fixed = listen("web", Some(taken), || 0, "", "dapr_http_port").await;
+        let problem = fixed.err().unwrap().to_string();
+        assert!(
+            problem.contains("cannot listen on sidecar port"),
+            "{problem}"
+        );
+    }
 }

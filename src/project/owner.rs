@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::app::AppEntry;
+use super::app::{AppEntry, Listeners};
 use super::reconcile::{self, Action};
 use super::view::Snapshot;
 use super::{Context, launch};
@@ -85,28 +85,6 @@ impl Owner {
         }));
     }
 
-    /// Ports for a new app: its own choices, else 3500/50001 when free, else the next free.
-    fn assign_ports(&mut self, app: &AppSpec) -> SidecarPorts {
-        let fixed = [
-            app.process.port,
-            app.sidecar.http_port,
-            app.sidecar.grpc_port,
-        ];
-        for port in fixed.into_iter().flatten() {
-            self.picker.reserve(port);
-        }
-        SidecarPorts {
-            http: app
-                .sidecar
-                .http_port
-                .unwrap_or_else(|| self.picker.pick(3500)),
-            grpc: app
-                .sidecar
-                .grpc_port
-                .unwrap_or_else(|| self.picker.pick(50001)),
-        }
-    }
-
     /// Registers an app: its unit (not started), its sidecar (listening from now on) and
     /// what else runs for it. `ports` are kept from an earlier entry of the same app.
     pub async fn add_app(
@@ -115,11 +93,8 @@ impl Owner {
         ports: Option<SidecarPorts>,
         reloads: Arc<ReloadStats>,
     ) -> Result<(), Problem> {
-        let ports = match ports {
-            Some(ports) => ports,
-            None => self.assign_ports(app),
-        };
-        let entry = AppEntry::open(&self.ctx, app.clone(), ports, reloads).await?;
+        let listeners = Listeners::bind(&mut self.picker, app, ports).await?;
+        let entry = AppEntry::open(&self.ctx, app.clone(), listeners, reloads).await?;
         self.apps.insert(app.id.clone(), entry);
         self.publish();
         Ok(())
