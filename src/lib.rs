@@ -3,7 +3,7 @@
 //! Theory of operation: `daca up` loads the manifest (`manifest`) and starts a
 //! [`project::Project`]: it provides Redis (`redis`, `docker`), opens every app (its unit in the
 //! `supervisor`, run by a `runtime`; its in-process Dapr sidecar, `sidecar`, on the shared
-//! components, `components`, `state`, `pubsub`; the `channel` back into the app; its reload
+//! components, `components`, `state`, `pubsub`; the `channel` back into the app; actors and workflows, `actors`, `workflow`; its reload
 //! driver, `reload`), merges their output into one log stream (`logs`), serves the control API
 //! and the dashboard (`control`, `dashboard`), and watches files (`watch`). One task, the
 //! project's owner, alone changes the set of apps; everything else reads the snapshot it
@@ -41,5 +41,6 @@ pub mod timespec;
 pub mod tools;
 pub mod warm;
 pub mod watch;
+pub mod workflow;
 
 pub use error::{Error, ErrorKind, Result};

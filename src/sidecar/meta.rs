@@ -117,6 +117,7 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
         "runtimeVersion": version,
         "extended": extended,
         "actorRuntime": shared.actors.runtime_status(&sidecar.app_id),
+        "workflows": { "connectedWorkers": shared.workflows.connected_workers(&sidecar.app_id) },
     });
     if let Some(counts) = body["actorRuntime"].get("activeActors").cloned() {
         body["actors"] = counts; // the deprecated alias daprd still sends

@@ -17,6 +17,7 @@ mod pubsub_api;
 mod shared;
 mod state_api;
 mod transaction;
+mod workflow_api;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,6 +110,7 @@ pub fn router(state: Arc<SidecarState>) -> Router {
             any(invoke::invoke),
         )
         .merge(actor_routes())
+        .merge(workflow_routes())
         .route("/v1.0/healthz", get(meta::healthz))
         .route("/v1.0/healthz/outbound", get(meta::healthz_outbound))
         .route("/v1.0/metadata", get(meta::metadata))
@@ -151,6 +153,26 @@ fn actor_routes() -> Router<Arc<SidecarState>> {
         .route(&format!("{base}/state/{{key}}"), get(actors_api::get_state))
         .route(&format!("{base}/reminders/{{name}}"), reminder)
         .route(&format!("{base}/timers/{{name}}"), timer)
+}
+
+/// The workflow API's routes, under each of the versions the SDKs and readmes use.
+fn workflow_routes() -> Router<Arc<SidecarState>> {
+    let mut routes = Router::new();
+    for version in ["v1.0", "v1.0-beta1", "v1.0-alpha1"] {
+        let base = format!("/{version}/workflows/{{component}}/{{id}}");
+        routes = routes
+            .route(&format!("{base}/start"), post(workflow_api::http_start))
+            .route(&base, get(workflow_api::http_get))
+            .route(
+                &format!("{base}/raiseEvent/{{event}}"),
+                post(workflow_api::http_raise),
+            )
+            .route(
+                &format!("{base}/{{verb}}"),
+                post(workflow_api::http_control),
+            );
+    }
+    routes
 }
 
 /// Serves `state`'s sidecar on `listener` until `shutdown` is cancelled; then requests under

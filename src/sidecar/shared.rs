@@ -140,6 +140,8 @@ pub struct Shared {
     pub pubsub_stats: Arc<crate::pubsub::stats::PubsubStats>,
     /// Placement, active actors, timers and reminders, for every app.
     pub actors: Arc<Actors>,
+    /// Every app's workflow instances and connected workers.
+    pub workflows: Arc<crate::workflow::Workflows>,
 }
 
 impl Shared {
@@ -158,6 +160,11 @@ impl Shared {
         background: crate::actors::Background,
     ) -> Shared {
         let (components, apps) = (ComponentSet::new(components), Directory::default());
+        let workflows = crate::workflow::Workflows::new(
+            components.clone(),
+            scheduler.clone(),
+            background.clone(),
+        );
         let actors = Actors::new(apps.clone(), components.clone(), scheduler, background);
         Shared {
             components,
@@ -165,6 +172,7 @@ impl Shared {
             api_token,
             pubsub_stats: Arc::default(),
             actors,
+            workflows,
         }
     }
 

@@ -363,21 +363,9 @@ pub async fn get_bulk_secret(
     })
 }
 
-pub async fn get_metadata(
-    s: Arc<SidecarState>,
-    _: rt::GetMetadataRequest,
-) -> Result<rt::GetMetadataResponse> {
-    let components = meta::components(&s)
-        .into_iter()
-        .map(|(c, capabilities)| rt::RegisteredComponents {
-            name: c.name.clone(),
-            r#type: c.type_name.clone(),
-            version: c.version.clone(),
-            capabilities: capabilities.into_iter().map(String::from).collect(),
-        })
-        .collect();
-    let subscriptions = s
-        .subscriptions
+/// The app's subscriptions as the metadata API lists them.
+fn subscriptions(s: &SidecarState) -> Vec<rt::PubsubSubscription> {
+    s.subscriptions
         .read()
         .iter()
         .map(|sub| rt::PubsubSubscription {
@@ -400,7 +388,23 @@ pub async fn get_metadata(
                 crate::pubsub::subscription::Kind::Programmatic => 2,
             },
         })
+        .collect()
+}
+
+pub async fn get_metadata(
+    s: Arc<SidecarState>,
+    _: rt::GetMetadataRequest,
+) -> Result<rt::GetMetadataResponse> {
+    let components = meta::components(&s)
+        .into_iter()
+        .map(|(c, capabilities)| rt::RegisteredComponents {
+            name: c.name.clone(),
+            r#type: c.type_name.clone(),
+            version: c.version.clone(),
+            capabilities: capabilities.into_iter().map(String::from).collect(),
+        })
         .collect();
+    let subscriptions = subscriptions(&s);
     let version = meta::runtime_version();
     let mut extended: HashMap<String, String> = s.extended.lock().clone().into_iter().collect();
     extended.insert("daprRuntimeVersion".into(), version.clone());
@@ -442,6 +446,9 @@ pub async fn get_metadata(
         subscriptions,
         app_connection_properties,
         runtime_version: version,
+        workflows: Some(rt::MetadataWorkflows {
+            connected_workers: s.shared.workflows.connected_workers(&s.app_id) as i32,
+        }),
         ..Default::default()
     })
 }

@@ -9,6 +9,7 @@
 mod actors;
 mod api;
 mod conn;
+mod workflow;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,10 +28,19 @@ use super::SidecarState;
 /// boxed into a stream of frames (tonic's `Body` over a `StreamBody`): a GetState's body is
 /// polled twice and never waits. Empty (`Default`) for a status-only answer, whose status is in
 /// the headers.
+///
+/// A server stream (a workflow worker's `GetWorkItems`) has its messages first, framed, for
+/// as long as their source has more, then the trailers.
 #[derive(Default)]
 pub struct Answer {
     data: Option<Bytes>,
     trailers: Option<HeaderMap>,
+    stream: Option<Box<dyn Frames>>,
+}
+
+/// The messages of a server stream, each already framed.
+pub trait Frames: Send {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>>;
 }
 
 impl hyper::body::Body for Answer {
@@ -39,9 +49,16 @@ impl hyper::body::Body for Answer {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
+        if let Some(stream) = &mut this.stream {
+            match stream.poll_frame(cx) {
+                Poll::Ready(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Poll::Ready(None) => this.stream = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
         Poll::Ready(match this.data.take() {
             Some(data) => Some(Ok(Frame::data(data))),
             None => this.trailers.take().map(|t| Ok(Frame::trailers(t))),
@@ -49,7 +66,7 @@ impl hyper::body::Body for Answer {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none() && self.trailers.is_none()
+        self.stream.is_none() && self.data.is_none() && self.trailers.is_none()
     }
 }
 
@@ -124,20 +141,43 @@ async fn read_message<Req: prost::Message + Default>(
     Req::decode(body).map_err(|err| Status::internal(format!("cannot decode the message: {err}")))
 }
 
-/// A successful answer: one data frame, then `grpc-status: 0`.
-fn answer_response<Resp: prost::Message>(answer: &Resp) -> Response<Answer> {
-    let length = answer.encoded_len();
+/// A message with its 5-byte gRPC prefix.
+fn frame<M: prost::Message>(message: &M) -> Bytes {
+    let length = message.encoded_len();
     let mut frame = Vec::with_capacity(5 + length);
     frame.push(0);
     frame.extend_from_slice(&(length as u32).to_be_bytes());
     // Encoding into a Vec cannot run out of space.
-    let _ = answer.encode(&mut frame);
+    let _ = message.encode(&mut frame);
+    Bytes::from(frame)
+}
+
+fn ok_trailers() -> HeaderMap {
     let mut trailers = HeaderMap::with_capacity(1);
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    let mut response = Response::new(Answer {
-        data: Some(Bytes::from(frame)),
-        trailers: Some(trailers),
-    });
+    trailers
+}
+
+/// A successful answer: one data frame, then `grpc-status: 0`.
+fn answer_response<Resp: prost::Message>(answer: &Resp) -> Response<Answer> {
+    grpc_response(Answer {
+        data: Some(frame(answer)),
+        trailers: Some(ok_trailers()),
+        stream: None,
+    })
+}
+
+/// A server stream's answer: its messages as `frames` has them, then `grpc-status: 0`.
+fn stream_response(frames: Box<dyn Frames>) -> Response<Answer> {
+    grpc_response(Answer {
+        data: None,
+        trailers: Some(ok_trailers()),
+        stream: Some(frames),
+    })
+}
+
+fn grpc_response(answer: Answer) -> Response<Answer> {
+    let mut response = Response::new(answer);
     response
         .headers_mut()
         .insert("content-type", HeaderValue::from_static("application/grpc"));
@@ -163,10 +203,16 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
     let limit = sidecar.max_body_size();
     let s = sidecar.clone();
     let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
+    if method == "GetWorkItems" {
+        return Box::pin(async move {
+            let items = workflow::WorkItems::open(s).await;
+            Ok(stream_response(Box::new(items)))
+        });
+    }
     macro_rules! serve {
-        ($($name:literal => $handler:path),* $(,)?) => {
+        ($($($name:literal)|+ => $handler:path),* $(,)?) => {
             match method {
-                $($name => unary(body, limit, move |r| $handler(s, r)),)*
+                $($($name)|+ => unary(body, limit, move |r| $handler(s, r)),)*
                 other => status_answer(Status::unimplemented(format!(
                     "method {other} is not implemented by daca"
                 ))),
@@ -199,6 +245,26 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
         "GetActorReminder" => actors::get_actor_reminder,
         "ListActorReminders" => actors::list_actor_reminders,
         "UnregisterActorRemindersByType" => actors::unregister_actor_reminders_by_type,
+        "StartWorkflowBeta1" | "StartWorkflowAlpha1" => workflow::start_workflow,
+        "GetWorkflowBeta1" | "GetWorkflowAlpha1" => workflow::get_workflow,
+        "TerminateWorkflowBeta1" | "TerminateWorkflowAlpha1" => workflow::terminate_workflow,
+        "RaiseEventWorkflowBeta1" | "RaiseEventWorkflowAlpha1" => workflow::raise_event_workflow,
+        "PauseWorkflowBeta1" | "PauseWorkflowAlpha1" => workflow::pause_workflow,
+        "ResumeWorkflowBeta1" | "ResumeWorkflowAlpha1" => workflow::resume_workflow,
+        "PurgeWorkflowBeta1" | "PurgeWorkflowAlpha1" => workflow::purge_workflow,
+        // The durabletask service (`/TaskHubSidecarService/…`): the workflow SDKs.
+        "Hello" => workflow::hello,
+        "StartInstance" => workflow::start_instance,
+        "GetInstance" => workflow::get_instance,
+        "WaitForInstanceStart" => workflow::wait_for_instance_start,
+        "WaitForInstanceCompletion" => workflow::wait_for_instance_completion,
+        "RaiseEvent" => workflow::raise_event,
+        "TerminateInstance" => workflow::terminate_instance,
+        "SuspendInstance" => workflow::suspend_instance,
+        "ResumeInstance" => workflow::resume_instance,
+        "PurgeInstances" => workflow::purge_instances,
+        "CompleteOrchestratorTask" | "CompleteWorkflowTask" => workflow::complete_orchestrator_task,
+        "CompleteActivityTask" => workflow::complete_activity_task,
     }
 }
 

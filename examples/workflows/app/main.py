@@ -1,0 +1,210 @@
+"""Dapr Workflow under daca: a FastAPI app that is its own workflow worker (the SDK's
+WorkflowRuntime, started with the app) and starts and controls workflows through the SDK's
+DaprWorkflowClient. Each workflow shows one thing the course's workflow labs use."""
+
+import json
+import os
+import time
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import dapr.ext.workflow as wf
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+runtime = wf.WorkflowRuntime()
+# Where the activities note each run (the tests read it: an activity runs again after a crash).
+RUNS = os.environ.get("WORKFLOW_RUNS", "runs.log")
+
+
+def note(what: str) -> None:
+    with open(RUNS, "a") as runs:
+        runs.write(what + "\n")
+
+
+@runtime.activity(name="greet")
+def greet(ctx, name):
+    return f"Hello {name}"
+
+
+@runtime.activity(name="add_one")
+def add_one(ctx, n):
+    return n + 1
+
+
+@runtime.activity(name="square")
+def square(ctx, n):
+    return n * n
+
+
+@runtime.activity(name="flaky")
+def flaky(ctx, key):
+    # Fails the first two times for each key.
+    note(f"flaky {key}")
+    with open(RUNS) as runs:
+        tries = sum(1 for line in runs if line.strip() == f"flaky {key}")
+    if tries <= 2:
+        raise RuntimeError(f"try {tries} of {key} fails")
+    return f"{key} after {tries} tries"
+
+
+@runtime.activity(name="slow")
+def slow(ctx, seconds):
+    note("slow started")
+    time.sleep(seconds)
+    note("slow done")
+    return f"slept {seconds}"
+
+
+@runtime.activity(name="boom")
+def boom(ctx, _=None):
+    raise ValueError("the activity failed on purpose")
+
+
+@runtime.workflow(name="hello")
+def hello(ctx: wf.DaprWorkflowContext, name):
+    return (yield ctx.call_activity(greet, input=name))
+
+
+@runtime.workflow(name="chain")
+def chain(ctx: wf.DaprWorkflowContext, n):
+    for _ in range(3):
+        n = yield ctx.call_activity(add_one, input=n)
+    return n
+
+
+@runtime.workflow(name="fanout")
+def fanout(ctx: wf.DaprWorkflowContext, count):
+    squares = yield wf.when_all([ctx.call_activity(square, input=i) for i in range(count)])
+    return squares
+
+
+@runtime.workflow(name="approval")
+def approval(ctx: wf.DaprWorkflowContext, _=None):
+    ctx.set_custom_status("waiting for approval")
+    decision = yield ctx.wait_for_external_event("approval")
+    ctx.set_custom_status("decided")
+    return decision
+
+
+@runtime.workflow(name="timer")
+def timer(ctx: wf.DaprWorkflowContext, seconds):
+    start = ctx.current_utc_datetime
+    yield ctx.create_timer(timedelta(seconds=seconds))
+    return (ctx.current_utc_datetime - start).total_seconds()
+
+
+@runtime.workflow(name="race")
+def race(ctx: wf.DaprWorkflowContext, seconds):
+    event = ctx.wait_for_external_event("go")
+    timeout = ctx.create_timer(timedelta(seconds=seconds))
+    winner = yield wf.when_any([event, timeout])
+    return "event" if winner == event else "timer"
+
+
+@runtime.workflow(name="parent")
+def parent(ctx: wf.DaprWorkflowContext, name):
+    child = yield ctx.call_child_workflow(hello, input=name)
+    return f"child said: {child}"
+
+
+@runtime.workflow(name="countdown")
+def countdown(ctx: wf.DaprWorkflowContext, state=None):
+    state = state or {"left": 3, "seen": 0}
+    if state["left"] > 0:
+        ctx.continue_as_new({"left": state["left"] - 1, "seen": state["seen"] + 1})
+        return
+    return state
+
+
+@runtime.workflow(name="retry")
+def retry(ctx: wf.DaprWorkflowContext, key):
+    # max_retry_interval set: durabletask-dapr 0.2.0a7 (SDK 1.15) never retries without one.
+    policy = wf.RetryPolicy(
+        first_retry_interval=timedelta(seconds=1),
+        max_number_of_attempts=3,
+        max_retry_interval=timedelta(seconds=2),
+    )
+    return (yield ctx.call_activity(flaky, input=key, retry_policy=policy))
+
+
+@runtime.workflow(name="slow")
+def slow_workflow(ctx: wf.DaprWorkflowContext, seconds):
+    return (yield ctx.call_activity(slow, input=seconds))
+
+
+@runtime.workflow(name="fail")
+def fail(ctx: wf.DaprWorkflowContext, _=None):
+    return (yield ctx.call_activity(boom, input=None))
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI):
+    runtime.start()
+    yield
+    runtime.shutdown()
+
+
+app = FastAPI(lifespan=lifespan)
+WORKFLOWS = {w.__name__: w for w in [hello, chain, fanout, approval, timer, race, parent, countdown, retry, fail]}
+WORKFLOWS["slow"] = slow_workflow
+
+
+def client() -> wf.DaprWorkflowClient:
+    return wf.DaprWorkflowClient()
+
+
+def state_json(state) -> dict:
+    if state is None:
+        return {"status": None}
+    failure = state.failure_details
+    return {
+        "id": state.instance_id,
+        "name": state.name,
+        "status": state.runtime_status.name,
+        "input": state.serialized_input,
+        "output": state.serialized_output,
+        "custom_status": state.serialized_custom_status,
+        "failure": failure and {"type": failure.error_type, "message": failure.message},
+    }
+
+
+@app.get("/healthz")
+def healthz():
+    return {"ok": True}
+
+
+@app.post("/workflows/{name}")
+async def start(name: str, request: Request, id: str | None = None):
+    body = await request.body()
+    data = json.loads(body) if body else None
+    instance = client().schedule_new_workflow(workflow=WORKFLOWS[name], input=data, instance_id=id)
+    return {"id": instance}
+
+
+@app.get("/workflows/{instance}")
+def get(instance: str):
+    return state_json(client().get_workflow_state(instance, fetch_payloads=True))
+
+
+@app.get("/workflows/{instance}/wait")
+def wait(instance: str, timeout: int = 60):
+    return state_json(client().wait_for_workflow_completion(instance, timeout_in_seconds=timeout))
+
+
+@app.post("/workflows/{instance}/events/{event}")
+async def raise_event(instance: str, event: str, request: Request):
+    body = await request.body()
+    client().raise_workflow_event(instance, event, data=json.loads(body) if body else None)
+    return {"raised": event}
+
+
+@app.post("/workflows/{instance}/{verb}")
+def control(instance: str, verb: str):
+    c = client()
+    try:
+        {"pause": c.pause_workflow, "resume": c.resume_workflow,
+         "terminate": c.terminate_workflow, "purge": c.purge_workflow}[verb](instance)
+    except Exception as err:  # the SDK's gRPC error, shown to the caller
+        return JSONResponse({"error": str(err)}, status_code=500)
+    return {"done": verb}
