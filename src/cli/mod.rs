@@ -8,6 +8,7 @@ mod init;
 mod logs;
 mod ps;
 mod up;
+mod workflows;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,9 @@ pub enum Command {
         #[arg(long)]
         actors: bool,
     },
+    /// Show the running project's workflows; `get ID` shows one's history, and `raise`,
+    /// `suspend`, `resume`, `terminate`, `purge` control it.
+    Workflows(workflows::WorkflowsArgs),
     /// Open the running project's dashboard in a browser (or print its address).
     Dashboard {
         #[command(flatten)]
@@ -119,10 +123,10 @@ pub struct UpArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ProjectArgs {
     /// The manifest (default: DIR/daca.yaml).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
     pub file: Option<PathBuf>,
     /// The project folder (default: the current folder).
-    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    #[arg(short = 'd', long = "dir", value_name = "DIR", global = true)]
     pub dir: Option<PathBuf>,
 }
 
@@ -157,6 +161,7 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
             actors,
         } => ps::run(&project, json, actors).await,
         Command::Logs(args) => logs::run(&args, cli.log_format).await,
+        Command::Workflows(args) => workflows::run(&args).await,
         Command::Dashboard { project, no_open } => dashboard(&project, no_open),
         Command::Validate(project) => validate(&project),
         Command::Schema => {

@@ -110,7 +110,7 @@ fn redis_line(status: &ProjectStatus) -> String {
 }
 
 /// Lines of cells, aligned.
-fn aligned(rows: &[Vec<String>]) -> String {
+pub(super) fn aligned(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

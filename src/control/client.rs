@@ -85,6 +85,32 @@ impl Client {
         response.json().await.map_err(|e| self.unreachable(e))
     }
 
+    /// A GET of the API (the dashboard's endpoints too), as JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        let response = self
+            .call(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        response.json().await.map_err(|e| self.unreachable(e))
+    }
+
+    /// A POST with `body`, answered with JSON; waits as long as the action takes (a
+    /// workflow control waits up to 10 s for the workflow to take it).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<serde_json::Value, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(super::CHANGE_HEADER, "1")
+            .timeout(Duration::from_secs(30))
+            .body(body);
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response).await?;
+        response.json().await.map_err(|e| self.unreachable(e))
+    }
+
     pub async fn down(&self) -> Result<(), ClientError> {
         self.call(self.http.post(format!("{}/v1/down", self.base)))
             .await

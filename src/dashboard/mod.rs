@@ -7,6 +7,7 @@
 mod actors;
 mod api;
 mod page;
+mod workflows;
 
 use axum::Router;
 use axum::http::header;
@@ -49,6 +50,9 @@ pub fn routes() -> Router<ProjectView> {
             "/v1/actors/{actor_type}/{id}/deactivate",
             post(actors::deactivate),
         )
+        .route("/v1/workflows", get(workflows::list))
+        .route("/v1/workflows/{app}/{id}", get(workflows::instance))
+        .route("/v1/workflows/{app}/{id}/{verb}", post(workflows::control))
 }
 
 /// Every component (stores, pub/subs, secret stores), by name.

@@ -29,3 +29,4 @@ mod sidecar;
 mod state_props;
 mod up;
 mod warm;
+mod workflows;

@@ -87,6 +87,13 @@ def approval(ctx: wf.DaprWorkflowContext, _=None):
     return decision
 
 
+@runtime.workflow(name="approval_later")
+def approval_later(ctx: wf.DaprWorkflowContext, seconds):
+    # An event raised while this waits on its timer arrives before anyone waits for it.
+    yield ctx.create_timer(timedelta(seconds=seconds))
+    return (yield ctx.wait_for_external_event("approval"))
+
+
 @runtime.workflow(name="timer")
 def timer(ctx: wf.DaprWorkflowContext, seconds):
     start = ctx.current_utc_datetime
@@ -146,7 +153,10 @@ async def lifespan(_: FastAPI):
 
 
 app = FastAPI(lifespan=lifespan)
-WORKFLOWS = {w.__name__: w for w in [hello, chain, fanout, approval, timer, race, parent, countdown, retry, fail]}
+WORKFLOWS = {
+    w.__name__: w
+    for w in [hello, chain, fanout, approval, approval_later, timer, race, parent, countdown, retry, fail]
+}
 WORKFLOWS["slow"] = slow_workflow
 
 

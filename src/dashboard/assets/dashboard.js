@@ -203,6 +203,61 @@ async function callActor(event) {
   refreshActors();
 }
 
+// ---- Workflows ----
+let shownWorkflow = null;
+async function refreshWorkflows() {
+  const view = await getJson("/v1/workflows");
+  const workers = Object.entries(view.workers || {}).map(([app, n]) => `${app}: ${n} worker${n === 1 ? "" : "s"}`);
+  $("#workflow-workers").textContent = workers.length ? `Connected: ${workers.join(", ")}` : "";
+  $("#workflow-list").replaceChildren(...(view.instances || []).slice(0, 200).map((w) => {
+    const show = el("button", { type: "button", className: "workflow-show", textContent: w.instance });
+    show.addEventListener("click", () => showWorkflow(w.app, w.instance));
+    const cells = [el("th", { scope: "row" }, show), ...[w.name, w.app].map((v) => el("td", { textContent: v })),
+      el("td", { className: `wf-status wf-${w.status.toLowerCase()}`, textContent: w.status }),
+      el("td", { textContent: w.createdAt ? new Date(w.createdAt).toLocaleTimeString() : "-" }),
+      el("td", { textContent: w.lastUpdatedAt ? new Date(w.lastUpdatedAt).toLocaleTimeString() : "-" })];
+    return el("tr", { dataset: { instance: w.instance } }, ...cells);
+  }));
+  if (shownWorkflow) await showWorkflow(...shownWorkflow);
+}
+
+const failureText = (f) => `${f.error_type}: ${f.message}`;
+async function showWorkflow(app, id) {
+  const response = await fetch(`/v1/workflows/${encodeURIComponent(app)}/${encodeURIComponent(id)}`);
+  if (!response.ok) { $("#workflow-detail").hidden = true; shownWorkflow = null; return; }
+  const view = await response.json();
+  shownWorkflow = [app, id];
+  const w = view.instance;
+  $("#workflow-detail").hidden = false;
+  $("#workflow-name").textContent = `${w.name} · ${w.instance} on ${w.app}`;
+  const parts = [`status ${w.status}`, w.input != null ? `input ${w.input}` : null, w.output != null ? `output ${w.output}` : null,
+    w.custom_status != null ? `custom status ${w.custom_status}` : null, w.failure ? `failed: ${failureText(w.failure)}` : null,
+    w.parent_instance ? `child of ${w.parent_instance}` : null].filter(Boolean);
+  $("#workflow-summary").textContent = parts.join(" · ");
+  $("#workflow-history").replaceChildren(...view.history.filter((e) => e.kind !== "workflowStarted").map((e) => {
+    const result = e.failure
+      ? el("td", { className: "error" }, failureText(e.failure), ...(e.failure.stack_trace ? [el("details", {}, el("summary", { textContent: "traceback" }), el("pre", { textContent: e.failure.stack_trace }))] : []))
+      : el("td", { textContent: e.output ?? "" });
+    return el("tr", { className: `wf-event ${e.kind}` }, el("td", { textContent: e.id >= 0 ? e.id : "" }),
+      el("td", { textContent: e.at ? new Date(e.at).toLocaleTimeString() : "" }), el("td", { textContent: e.kind }),
+      el("td", { textContent: e.name ?? (e.answers != null ? `answers #${e.answers}` : "") }), el("td", { textContent: e.input ?? "" }),
+      result, el("td", { textContent: e.after_ms != null ? `${e.after_ms} ms` : "" }));
+  }));
+  for (const button of document.querySelectorAll("#workflow-detail [data-verb]")) {
+    button.onclick = () => controlWorkflow(button.dataset.verb);
+  }
+}
+
+async function controlWorkflow(verb, event, data) {
+  if (!shownWorkflow) return;
+  const [app, id] = shownWorkflow.map(encodeURIComponent);
+  const query = event ? `?event=${encodeURIComponent(event)}` : "";
+  const response = await send("POST", `/v1/workflows/${app}/${id}/${verb}${query}`, data || undefined);
+  const view = await response.json();
+  $("#workflow-result").textContent = response.ok ? (view.pending || `${verb}: done`) : `failed: ${view.error}`;
+  await refreshWorkflows();
+}
+
 // ---- Start ----
 function every(ms, task) {
   const run = () => document.visibilityState === "visible" && task().catch(() => {});
@@ -211,7 +266,7 @@ function every(ms, task) {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
-  for (const hidden of document.querySelectorAll("[hidden]:not(#state-detail):not(#actor-detail)")) hidden.hidden = false;
+  for (const hidden of document.querySelectorAll("[hidden]:not(#state-detail):not(#actor-detail):not(#workflow-detail)")) hidden.hidden = false;
   $("#log-source").addEventListener("change", follow);
   $("#log-filter").addEventListener("input", () => { for (const item of $("#log").children) item.hidden = !matches(item); });
   $("#log-pause").addEventListener("click", (e) => {
@@ -222,11 +277,13 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#state-form").addEventListener("submit", listKeys);
   $("#publish-form").addEventListener("submit", publish);
   $("#actor-form").addEventListener("submit", callActor);
+  $("#workflow-raise").addEventListener("submit", (e) => { e.preventDefault(); controlWorkflow("raise", $("#workflow-event").value, $("#workflow-data").value); });
   await refreshApps().catch(() => {});
   await refreshComponents().catch(() => {});
   follow();
   every(1000, refreshApps);
   every(2000, refreshPubsub);
   every(2000, refreshActors);
+  every(1000, refreshWorkflows);
   document.body.dataset.ready = "true";
 });
