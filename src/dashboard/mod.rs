@@ -51,6 +51,10 @@ pub fn routes() -> Router<ProjectView> {
             post(actors::deactivate),
         )
         .route("/v1/workflows", get(workflows::list))
+        .route(
+            "/v1/workflow-engine",
+            get(workflows::engine).delete(workflows::reset_engine),
+        )
         .route("/v1/workflows/{app}/{id}", get(workflows::instance))
         .route("/v1/workflows/{app}/{id}/{verb}", post(workflows::control))
 }

@@ -131,3 +131,14 @@ pub async fn control(
             .into_response()),
     }
 }
+
+/// The engine's own time per step (medians and 99th percentiles), for the benchmark.
+pub async fn engine(State(view): State<ProjectView>) -> Response {
+    Json(view.shared.workflows.stats()).into_response()
+}
+
+/// Forgets the engine's measurements (a benchmark's warm-up is over).
+pub async fn reset_engine(State(view): State<ProjectView>) -> Response {
+    view.shared.workflows.reset_stats();
+    StatusCode::NO_CONTENT.into_response()
+}

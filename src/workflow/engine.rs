@@ -63,6 +63,7 @@ impl Workflows {
 
     /// Runs the slot's steps unless they are running already.
     pub(super) fn kick(&self, slot: &Arc<Slot>) {
+        slot.arrived();
         if slot.running.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -135,11 +136,13 @@ impl Workflows {
             request: Some(pb::work_item::Request::WorkflowRequest(request)),
             ..Default::default()
         };
+        self.stats.stepped(slot.input_at.lock().take());
         self.workers.send(key, item, Reply::Step(reply));
         // Dropped when the instance is purged meanwhile.
         let Ok(response) = answer.await else {
             return Ok(false);
         };
+        let answered_at = std::time::Instant::now();
         let mut guard = self.locked(slot).await?;
         let Some(state) = guard.as_mut() else {
             return Ok(false);
@@ -159,6 +162,7 @@ impl Workflows {
             self.effect(slot, generation, effect, parent.as_ref(), ending.as_ref())
                 .await;
         }
+        self.stats.dispatched(answered_at);
         Ok(true)
     }
 

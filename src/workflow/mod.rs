@@ -16,8 +16,11 @@ mod engine;
 mod events;
 mod ops;
 mod state;
+mod stats;
 mod step;
 mod store;
+#[cfg(test)]
+mod tests;
 mod timers;
 pub mod view;
 mod workers;
@@ -92,6 +95,17 @@ struct Slot {
     status: watch::Sender<Option<Arc<Snapshot>>>,
     /// Its stepper is running.
     running: AtomicBool,
+    /// When the oldest input its stepper has not yet sent on came in (the engine's time).
+    input_at: crate::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Slot {
+    /// An input came in: the engine's time for it starts now.
+    fn arrived(&self) {
+        self.input_at
+            .lock()
+            .get_or_insert_with(std::time::Instant::now);
+    }
 }
 
 /// Every app's workflows.
@@ -104,6 +118,7 @@ pub struct Workflows {
     clock: events::Clock,
     /// The apps whose stored instances were picked up again in this run.
     recovered: Mutex<HashSet<String>>,
+    stats: stats::EngineStats,
     me: std::sync::Weak<Workflows>,
 }
 
@@ -125,6 +140,7 @@ impl Workflows {
             slots: Mutex::default(),
             clock: events::Clock::default(),
             recovered: Mutex::default(),
+            stats: stats::EngineStats::default(),
             me: me.clone(),
         });
         let target = Arc::new(timers::Fired(Arc::downgrade(&workflows)));
@@ -136,6 +152,15 @@ impl Workflows {
     /// How many workers are connected to `app`'s sidecar (the metadata API shows it).
     pub fn connected_workers(&self, app: &str) -> usize {
         self.workers.connected(app)
+    }
+
+    /// The engine's own time per step (`scripts/bench/workflows` reads it).
+    pub fn stats(&self) -> stats::StatsView {
+        self.stats.view()
+    }
+
+    pub fn reset_stats(&self) {
+        self.stats.reset();
     }
 
     fn store(&self) -> Result<crate::state::StateStore, WorkflowError> {
@@ -155,6 +180,7 @@ impl Workflows {
                     state: tokio::sync::Mutex::new(None),
                     status: watch::channel(None).0,
                     running: AtomicBool::new(false),
+                    input_at: crate::sync::Mutex::new(None),
                 })
             })
             .clone()

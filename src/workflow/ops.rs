@@ -31,6 +31,7 @@ impl Workflows {
             return Err(WorkflowError::Invalid("workflow name is required".into()));
         }
         let slot = self.slot(app, &start.instance);
+        slot.arrived();
         let mut status = slot.status.subscribe();
         {
             let mut guard = self.locked(&slot).await?;
@@ -118,6 +119,7 @@ impl Workflows {
         event: HistoryEvent,
     ) -> Result<(), WorkflowError> {
         let slot = self.slot(app, instance);
+        slot.arrived();
         {
             let mut guard = self.locked(&slot).await?;
             let Some(state) = guard.as_mut().filter(|s| s.exists) else {

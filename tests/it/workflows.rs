@@ -26,6 +26,11 @@ struct Project {
 
 impl Project {
     fn new(version: &str) -> Option<Project> {
+        Project::with_apps(version, &["wf"])
+    }
+
+    /// examples/workflows's app once per id (each its own worker of the same workflows).
+    fn with_apps(version: &str, ids: &[&str]) -> Option<Project> {
         let python = crate::actors::sdk(version)?;
         if !have("redis-server") {
             return None;
@@ -44,14 +49,25 @@ impl Project {
             let from = repo().join("examples/workflows/app").join(name);
             std::fs::copy(from, app.join(name)).unwrap();
         }
+        let apps: String = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let (port, sidecar) = match i {
+                    0 => (project.port, project.sidecar),
+                    _ => (free_port(), free_port()),
+                };
+                format!(
+                    "  - id: {id}\n    dir: ./app\n    command: [\"{}\", -m, uvicorn, \"main:app\", --port, \"{port}\"]\n    port: {port}\n    health: /healthz\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n    env: {{ PYTHONDONTWRITEBYTECODE: \"1\", WORKFLOW_RUNS: \"{}\" }}\n",
+                    project.python.display(),
+                    free_port(),
+                    project.runs_file().display(),
+                )
+            })
+            .collect();
         let manifest = format!(
-            "name: workflows\nredis: {{ url: {} }}\napps:\n  - id: wf\n    dir: ./app\n    command: [\"{}\", -m, uvicorn, \"main:app\", --port, \"{port}\"]\n    port: {port}\n    health: /healthz\n    dapr_http_port: {}\n    dapr_grpc_port: {}\n    env: {{ PYTHONDONTWRITEBYTECODE: \"1\", WORKFLOW_RUNS: \"{}\" }}\n",
-            project.redis.url(),
-            project.python.display(),
-            project.sidecar,
-            free_port(),
-            project.runs_file().display(),
-            port = project.port,
+            "name: workflows\nredis: {{ url: {} }}\napps:\n{apps}",
+            project.redis.url()
         );
         std::fs::write(project.dir.path().join("daca.yaml"), manifest).unwrap();
         Some(project)
@@ -226,6 +242,15 @@ fn events_timers_and_controls(project: &Project) {
     project.start("approval", "busy", "");
     let (status, body) = project.control("busy", "purge");
     assert_eq!(status, 500, "{body}");
+    // The text the SDKs match on, from the sidecar's AlreadyExists.
+    let (status, body) = project.call(project.port, "POST", "/workflows/approval?id=busy", "");
+    assert_eq!(status, 409, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("an active workflow with ID 'busy' already exists"),
+        "{body}"
+    );
+    assert!(error.contains("ALREADY_EXISTS"), "{body}");
     assert!(project.keys("x1").len() > 2, "{:?}", project.keys("x1"));
     assert_eq!(project.control("x1", "purge").0, 200);
     assert_eq!(project.state("x1")["status"], Value::Null);
@@ -247,6 +272,64 @@ fn every_kind_of_workflow(version: &str) {
     let mut up = project.up();
     activities_children_and_retries(&project, &up);
     events_timers_and_controls(&project);
+    if version == "1.15.0" {
+        dapr_client(&project);
+    }
+    up.stop_cleanly();
+}
+
+/// The course's SDK also has DaprClient's workflow methods (gRPC StartWorkflowBeta1 and
+/// GetWorkflowBeta1; the newest SDK dropped them).
+fn dapr_client(project: &Project) {
+    let (status, body) = project.call(
+        project.port,
+        "POST",
+        "/dapr-client/hello?id=dc1",
+        "\"Beta\"",
+    );
+    assert_eq!((status, &body["id"]), (200, &Value::from("dc1")), "{body}");
+    assert_eq!(project.wait("dc1")["output"], "\"Hello Beta\"");
+    let (_, got) = project.get(project.port, "/dapr-client/dc1");
+    // The SDK maps Dapr's `COMPLETED` to its own enum's name.
+    assert_eq!(got["status"], "Completed", "{got}");
+    assert_eq!(
+        got["properties"]["dapr.workflow.output"], "\"Hello Beta\"",
+        "{got}"
+    );
+    let (_, missing) = project.get(project.port, "/dapr-client/nobody");
+    assert_eq!(missing["properties"], serde_json::json!({}), "{missing}");
+}
+
+/// An activity and a child workflow of another app (`app_id=`, durabletask's
+/// `router.targetAppID`): they run on that app's worker and answer the calling instance.
+#[test]
+fn a_workflow_calls_another_apps_activity_and_child_workflow() {
+    let Some(project) = Project::with_apps("latest", &["wf", "other"]) else {
+        return;
+    };
+    let mut up = project.up();
+    let done = project.run("remote", "far1", "\"other\"");
+    assert!(completed(&done), "{done}\n{}", up.output());
+    let output: Value = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        output,
+        serde_json::json!(["other", "Hello remote"]),
+        "{done}"
+    );
+    // The child is the other app's instance.
+    let dir = project.dir.path().to_str().unwrap();
+    let list = crate::cli::run(&["workflows", "--json", "-d", dir]);
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let child = list["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance"] == "far1:0002")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(
+        (&child["app"], &child["parent_app"]),
+        (&Value::from("other"), &Value::from("wf"))
+    );
     up.stop_cleanly();
 }
 
@@ -286,6 +369,17 @@ fn workflows_survive_a_killed_app_a_restarted_daca_and_a_killed_daca() {
     let done = project.wait("k1");
     assert!(completed(&done), "{done}\n{}", up.output());
     assert_eq!(project.runs("slow started"), 2, "the activity ran again");
+    // A save reloads the app in the middle of an activity.
+    project.start("slow", "k5", "2");
+    assert!(wait_until(Duration::from_secs(10), || project
+        .runs("slow started")
+        == 3));
+    let main = project.dir.path().join("app/main.py");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text + "\n# saved\n").unwrap();
+    let done = project.wait("k5");
+    assert!(completed(&done), "{done}\n{}", up.output());
+    no_worker_no_progress(&project);
     // daca stopped while an activity and a timer are under way, then started again.
     project.start("slow", "k2", "2");
     project.start("timer", "k3", "4");
@@ -306,6 +400,35 @@ fn workflows_survive_a_killed_app_a_restarted_daca_and_a_killed_daca() {
     let done = project.wait("k4");
     assert!(completed(&done), "{done}\n{}", up.output());
     up.stop_cleanly();
+}
+
+/// With the app stopped no worker is connected: a start waits (the instance pending), as
+/// under Dapr, and goes on once the app is back.
+fn no_worker_no_progress(project: &Project) {
+    let port = crate::dashboard::control_port(project.dir.path());
+    let app = |action: &str| {
+        let path = format!("/v1/apps/wf/{action}");
+        let answer = crate::common::http_request_with(port, "POST", &path, "", &[("X-Daca", "1")]);
+        assert_eq!(answer.map(|a| a.0), Some(200), "{action}");
+    };
+    app("stop");
+    let workers = |n: u64| {
+        project.get(project.sidecar, "/v1.0/metadata").1["workflows"]["connectedWorkers"] == n
+    };
+    assert!(wait_until(Duration::from_secs(20), || workers(0)));
+    let sidecar = project.sidecar;
+    let start = std::thread::spawn(move || {
+        let path = "/v1.0/workflows/dapr/hello/start?instanceID=idle1";
+        http_request(sidecar, "POST", path, "\"later\"").map(|a| a.0)
+    });
+    let pending =
+        || project.get(sidecar, "/v1.0/workflows/dapr/idle1").1["runtimeStatus"] == "PENDING";
+    assert!(wait_until(Duration::from_secs(10), pending));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(pending() && !start.is_finished(), "no worker, no step");
+    app("start");
+    assert_eq!(start.join().unwrap(), Some(202));
+    assert_eq!(project.wait("idle1")["output"], "\"Hello later\"");
 }
 
 fn sidecar_call(project: &Project, method: &str, path: &str, body: &str) -> (u16, Value) {
@@ -381,6 +504,34 @@ fn http_api(project: &Project) {
     let terminate = "/v1.0/workflows/dapr/h3/terminate";
     assert_eq!(sidecar_call(project, "POST", terminate, "").0, 202);
     assert_eq!(get("h3").1["runtimeStatus"], "TERMINATED");
+    let (status, body) = sidecar_call(project, "POST", start, "");
+    assert_eq!(status, 202, "a finished id starts afresh: {body}");
+    let again = sidecar_call(project, "POST", start, "");
+    assert_eq!(
+        (again.0, &again.1["errorCode"]),
+        (500, &Value::from("ERR_START_WORKFLOW"))
+    );
+    let message = again.1["message"].as_str().unwrap();
+    assert!(
+        message.contains("an active workflow with ID 'h3' already exists"),
+        "{message}"
+    );
+    // The API's terminate is recursive: a running child ends with its parent.
+    let start = "/v1.0/workflows/dapr/boss/start?instanceID=b1";
+    assert_eq!(sidecar_call(project, "POST", start, "").0, 202);
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || get("b1:0001").1["runtimeStatus"] == "RUNNING"
+    ));
+    assert_eq!(
+        sidecar_call(project, "POST", "/v1.0/workflows/dapr/b1/terminate", "").0,
+        202
+    );
+    assert_eq!(get("b1").1["runtimeStatus"], "TERMINATED");
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || get("b1:0001").1["runtimeStatus"] == "TERMINATED"
+    ));
 }
 
 /// The keys real Dapr writes for the hello workflow (two steps, six history events).

@@ -56,6 +56,11 @@ def slow(ctx, seconds):
     return f"slept {seconds}"
 
 
+@runtime.activity(name="whoami")
+def whoami(ctx, _=None):
+    return os.environ.get("APP_ID")
+
+
 @runtime.activity(name="boom")
 def boom(ctx, _=None):
     raise ValueError("the activity failed on purpose")
@@ -115,6 +120,20 @@ def parent(ctx: wf.DaprWorkflowContext, name):
     return f"child said: {child}"
 
 
+@runtime.workflow(name="boss")
+def boss(ctx: wf.DaprWorkflowContext, _=None):
+    # Its child waits for an approval that never comes: a recursive terminate ends both.
+    return (yield ctx.call_child_workflow(approval))
+
+
+@runtime.workflow(name="remote")
+def remote(ctx: wf.DaprWorkflowContext, target):
+    # Another app's activity and child workflow (SDK 1.16 and later: app_id=).
+    where = yield ctx.call_activity(whoami, app_id=target)
+    child = yield ctx.call_child_workflow(hello, input="remote", app_id=target)
+    return [where, child]
+
+
 @runtime.workflow(name="countdown")
 def countdown(ctx: wf.DaprWorkflowContext, state=None):
     state = state or {"left": 3, "seen": 0}
@@ -155,7 +174,7 @@ async def lifespan(_: FastAPI):
 app = FastAPI(lifespan=lifespan)
 WORKFLOWS = {
     w.__name__: w
-    for w in [hello, chain, fanout, approval, approval_later, timer, race, parent, countdown, retry, fail]
+    for w in [hello, chain, fanout, approval, approval_later, timer, race, parent, boss, remote, countdown, retry, fail]
 }
 WORKFLOWS["slow"] = slow_workflow
 
@@ -188,8 +207,36 @@ def healthz():
 async def start(name: str, request: Request, id: str | None = None):
     body = await request.body()
     data = json.loads(body) if body else None
-    instance = client().schedule_new_workflow(workflow=WORKFLOWS[name], input=data, instance_id=id)
+    try:
+        instance = client().schedule_new_workflow(workflow=WORKFLOWS[name], input=data, instance_id=id)
+    except Exception as err:  # the sidecar's gRPC error (an id already running), shown
+        return JSONResponse({"error": str(err)}, status_code=409)
     return {"id": instance}
+
+
+@app.post("/dapr-client/{name}")
+async def start_with_dapr_client(name: str, request: Request, id: str):
+    # The older path: DaprClient's workflow methods (gRPC StartWorkflowBeta1, SDK 1.15).
+    from dapr.clients import DaprClient
+
+    with DaprClient() as dapr:
+        started = dapr.start_workflow(
+            workflow_component="dapr",
+            workflow_name=name,
+            input=await request.body(),
+            instance_id=id,
+            send_raw_bytes=True,
+        )
+        return {"id": started.instance_id}
+
+
+@app.get("/dapr-client/{instance}")
+def get_with_dapr_client(instance: str):
+    from dapr.clients import DaprClient
+
+    with DaprClient() as dapr:
+        got = dapr.get_workflow(instance_id=instance, workflow_component="dapr")
+        return {"status": got.runtime_status, "properties": dict(got.properties)}
 
 
 @app.get("/workflows/{instance}")
