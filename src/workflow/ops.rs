@@ -207,9 +207,21 @@ impl Workflows {
             input: output,
             recurse: recursive,
         });
-        self.add_event(app, instance, event(self.clock.now(), end))
+        self.add_and_wait(app, instance, end, Until::Completed)
+            .await
+    }
+
+    /// Adds an event of `kind` and waits until the instance has taken it (`until`).
+    async fn add_and_wait(
+        &self,
+        app: &str,
+        instance: &str,
+        kind: EventType,
+        until: Until,
+    ) -> Result<(), WorkflowError> {
+        self.add_event(app, instance, event(self.clock.now(), kind))
             .await?;
-        self.wait(app, instance, Until::Completed).await.map(|_| ())
+        self.wait(app, instance, until).await.map(|_| ())
     }
 
     pub async fn suspend(
@@ -219,9 +231,8 @@ impl Workflows {
         reason: Option<String>,
     ) -> Result<(), WorkflowError> {
         let kind = EventType::ExecutionSuspended(pb::ExecutionSuspendedEvent { input: reason });
-        self.add_event(app, instance, event(self.clock.now(), kind))
-            .await?;
-        self.wait(app, instance, Until::Suspended).await.map(|_| ())
+        self.add_and_wait(app, instance, kind, Until::Suspended)
+            .await
     }
 
     pub async fn resume(
@@ -231,9 +242,7 @@ impl Workflows {
         reason: Option<String>,
     ) -> Result<(), WorkflowError> {
         let kind = EventType::ExecutionResumed(pb::ExecutionResumedEvent { input: reason });
-        self.add_event(app, instance, event(self.clock.now(), kind))
-            .await?;
-        self.wait(app, instance, Until::Resumed).await.map(|_| ())
+        self.add_and_wait(app, instance, kind, Until::Resumed).await
     }
 
     /// Deletes a finished instance (a running one only with `force`), and with `recursive`
