@@ -15,11 +15,15 @@ use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// How long requests under way may finish once the API is told to stop. A dashboard that is
+/// open holds event streams that never end by themselves; they are cut after this.
+const CLOSING: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     view: ProjectView,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: tokio_util::sync::CancellationToken,
 ) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let router = Router::new()
@@ -32,11 +36,19 @@ pub async fn serve(
             guard(port, request, next)
         }))
         .with_state(view);
-    if let Err(err) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!("control API stopped: {err}");
+    let served =
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let cut = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(CLOSING).await;
+    };
+    tokio::select! {
+        result = served => {
+            if let Err(err) = result {
+                tracing::error!("control API stopped: {err}");
+            }
+        }
+        () = cut => tracing::debug!("control API: cut the streams still open"),
     }
 }
 

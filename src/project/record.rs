@@ -22,8 +22,7 @@ pub(super) async fn serve_control(
 ) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?.to_string();
-    let stop = token.clone().cancelled_owned();
-    tasks.spawn(crate::control::serve(listener, view.clone(), stop));
+    tasks.spawn(crate::control::serve(listener, view.clone(), token.clone()));
     Ok(address)
 }
 

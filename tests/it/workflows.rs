@@ -634,6 +634,7 @@ fn the_dashboard_shows_and_controls_workflows_in_a_real_browser() {
     let done = "return document.getElementById('workflow-summary').textContent.includes('output \"clicked\"')";
     browser.wait_js("the live view completing", done, Duration::from_secs(15));
     browser.screenshot("workflows", &crate::dashboard::screenshot_dir());
-    drop(browser);
+    // With the page still open (its event stream never ends by itself): daca stops all the same.
     up.stop_cleanly();
+    drop(browser);
 }
