@@ -25,6 +25,7 @@ pub mod events;
 pub mod export;
 pub mod logs;
 pub mod manifest;
+pub mod pod;
 pub mod ports;
 pub mod project;
 pub mod pubsub;

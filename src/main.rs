@@ -15,6 +15,15 @@ fn main() -> ExitCode {
         );
     }));
     let cli = Cli::parse();
+    if let Some(result) = cli::run_single_threaded(&cli) {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::from(1)
+            }
+        };
+    }
     telemetry(cli.log_format, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

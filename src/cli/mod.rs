@@ -85,6 +85,23 @@ pub enum Command {
     Build(export::BuildArgs),
     /// Print daca's version.
     Version,
+    /// Internal: holds a pod's namespaces until daca goes (see `pod`).
+    #[command(name = "__pod", hide = true)]
+    Pod { hosts: PathBuf },
+    /// Internal: keeps pasta running for the pod that process PID holds, until daca goes.
+    #[command(name = "__pasta", hide = true)]
+    Pasta {
+        pid: u32,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Internal: runs a command in the pod that process PID holds.
+    #[command(name = "__pod-exec", hide = true)]
+    PodExec {
+        pid: u32,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Internal: removes a run's containers once the daca that started it is gone.
     #[command(name = "__reap", hide = true)]
     Reap {
@@ -151,6 +168,27 @@ impl ProjectArgs {
 }
 
 /// Runs a parsed command line.
+/// The commands that must run before any thread exists (a process with threads may not enter
+/// a user namespace): `None` for every other command, which [`run`] runs.
+pub fn run_single_threaded(cli: &Cli) -> Option<crate::Result<()>> {
+    match &cli.command {
+        Command::Pod { hosts } => Some(
+            crate::pod::inside::hold(hosts)
+                .map_err(|e| crate::error::Problem::new(format!("pod: {e}")).into()),
+        ),
+        Command::Pasta { pid, command } => Some(
+            crate::pod::inside::keep_pasta(*pid, command)
+                .map_err(|e| crate::error::Problem::new(format!("pod: {e}")).into()),
+        ),
+        Command::PodExec { pid, command } => {
+            let (program, args) = command.split_first()?;
+            let err = crate::pod::inside::exec(*pid, program, args);
+            Some(Err(crate::error::Problem::new(format!("pod: {err}")).into()))
+        }
+        _ => None,
+    }
+}
+
 pub async fn run(cli: Cli) -> crate::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(&args, cli.log_format).await,
@@ -182,6 +220,11 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
             }
             Ok(())
         }
+        // Run by `main` before the async runtime starts (`run_single_threaded`).
+        Command::Pod { .. } | Command::Pasta { .. } | Command::PodExec { .. } => Err(
+            crate::error::Problem::new("internal: pod commands run before the async runtime")
+                .into(),
+        ),
         Command::Reap {
             host,
             project,

@@ -80,7 +80,11 @@ fn row(app: &AppView) -> Vec<String> {
         s.state.as_str().into(),
         s.pid.map(|p| p.to_string()).unwrap_or_else(dash),
         s.container.clone().unwrap_or_else(dash),
-        app.port.map(|p| p.to_string()).unwrap_or_else(dash),
+        match (&app.pod, app.port) {
+            // host:pod, as `ports:` writes it.
+            (Some(pod), Some(port)) => format!("{}:{port} (pod)", pod.host_port.unwrap_or(port)),
+            (_, port) => port.map(|p| p.to_string()).unwrap_or_else(dash),
+        },
         app.sidecar.http.to_string(),
         app.sidecar.grpc.to_string(),
         s.restarts.to_string(),

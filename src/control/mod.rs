@@ -34,6 +34,12 @@ pub struct RedisStatus {
     pub status: Option<AppStatus>,
 }
 
+/// An app's pod as `daca ps` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PodView {
+    pub host_port: Option<u16>,
+}
+
 /// One app as `daca ps` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppView {
@@ -41,6 +47,9 @@ pub struct AppView {
     pub status: AppStatus,
     pub port: Option<u16>,
     pub sidecar: SidecarPorts,
+    /// In a pod (`network: pod`): the host port that leads to `port` inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodView>,
     /// Reload times (change → ready).
     #[serde(default)]
     pub reload: crate::reload::ReloadView,

@@ -106,6 +106,9 @@ pub fn status(view: &ProjectView) -> ProjectStatus {
             status: app.handle.status(),
             port: app.spec.process.port,
             sidecar: app.ports,
+            pod: app
+                .pod_host_port
+                .map(|host_port| super::PodView { host_port }),
             reload: app.reloads.view(),
         })
         .collect();

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::model::{
-    AppId, AppProtocol, AppSpec, ProcessSpec, ReloadMode, ReloadSpec, RestartPolicy, RuntimeChoice,
-    SidecarSpec, Supervision, WatchSpec,
+    AppId, AppProtocol, AppSpec, NetworkMode, NetworkSpec, ProcessSpec, ReloadMode, ReloadSpec,
+    RestartPolicy, RuntimeChoice, SidecarSpec, Supervision, WatchSpec,
 };
 use super::validate::Checker;
 use super::wire::{AppWire, At};
@@ -15,7 +15,7 @@ use super::wire::{AppWire, At};
 pub(super) fn app_spec(
     c: &mut Checker,
     at: &At<AppWire>,
-    (grace, startup, runtime): (Duration, Duration, RuntimeChoice),
+    (grace, startup, runtime, network): (Duration, Duration, RuntimeChoice, NetworkMode),
 ) -> Option<AppSpec> {
     let app = &at.value;
     let id = AppId::parse(&app.id.value)
@@ -53,6 +53,14 @@ pub(super) fn app_spec(
         restart_dependents: app.restart_dependents.unwrap_or(false),
         grace: c.duration(app.reload_grace.as_ref(), Duration::ZERO),
     };
+    let network = NetworkSpec {
+        mode: app
+            .network
+            .as_ref()
+            .and_then(|raw| network_mode(c, raw))
+            .unwrap_or(network),
+        ports: host_ports(c, app),
+    };
     Some(AppSpec {
         id: id?,
         dir,
@@ -61,6 +69,7 @@ pub(super) fn app_spec(
         sidecar,
         watch,
         reload,
+        network,
     })
 }
 
@@ -155,6 +164,50 @@ fn app_protocol(
             AppProtocol::Http
         }
     }
+}
+
+/// `host` or `pod`; anything else is reported where it is written.
+pub(super) fn network_mode(checker: &mut Checker, raw: &At<String>) -> Option<NetworkMode> {
+    match raw.value.as_str() {
+        "host" => Some(NetworkMode::Host),
+        "pod" => Some(NetworkMode::Pod),
+        other => {
+            let hint = Some(
+                "use `pod` (the app has its own localhost, as in Kubernetes) or `host`".into(),
+            );
+            checker.error(raw, format!("unknown network `{other}`"), hint);
+            None
+        }
+    }
+}
+
+/// `ports:` as `(host, pod)` pairs: `"8001:8000"`, or `"8001"` for the app's own port.
+fn host_ports(checker: &mut Checker, app: &AppWire) -> Vec<(u16, u16)> {
+    let mut pairs = Vec::new();
+    for raw in &app.ports {
+        let parse = |text: &str| text.trim().parse::<u16>().ok().filter(|p| *p != 0);
+        let pair = match raw.value.split_once(':') {
+            Some((host, pod)) => parse(host).zip(parse(pod)),
+            None => parse(&raw.value).zip(app.port.as_ref().map(|p| p.value)),
+        };
+        match pair {
+            Some(pair) => pairs.push(pair),
+            None => {
+                let hint = match app.port {
+                    None if !raw.value.contains(':') => {
+                        "a lone host port needs the app's `port:`; or write `HOST:POD`, e.g. `\"8001:8000\"`"
+                    }
+                    _ => "write `HOST:POD`, e.g. `\"8001:8000\"`, ports 1 to 65535",
+                };
+                checker.error(
+                    raw,
+                    format!("invalid port mapping `{}`", raw.value),
+                    Some(hint.into()),
+                );
+            }
+        }
+    }
+    pairs
 }
 
 fn reload_mode(checker: &mut Checker, raw: Option<&At<String>>) -> ReloadMode {

@@ -20,9 +20,9 @@ use std::path::Path;
 
 pub use error::{Diagnostic, ManifestError};
 pub use model::{
-    AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, ProcessSpec,
-    RedisConfig, RedisProvider, ReloadMode, ReloadSpec, RestartPolicy, RuntimeChoice, SidecarSpec,
-    Supervision, WatchSpec,
+    AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, NetworkMode,
+    NetworkSpec, ProcessSpec, RedisConfig, RedisProvider, ReloadMode, ReloadSpec, RestartPolicy,
+    RuntimeChoice, SidecarSpec, Supervision, WatchSpec,
 };
 pub use validate::{DEFAULT_REDIS_IMAGE, default_name};
 pub use wire::EnvValue;

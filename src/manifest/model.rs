@@ -103,6 +103,7 @@ pub struct AppSpec {
     pub sidecar: SidecarSpec,
     pub watch: WatchSpec,
     pub reload: ReloadSpec,
+    pub network: NetworkSpec,
 }
 
 /// What the app's process is made of: a change means a new process.
@@ -135,6 +136,22 @@ pub struct Supervision {
     pub grace_period: Duration,
     /// How long dependents wait for it to be ready.
     pub startup_timeout: Duration,
+}
+
+/// Where the app's network is: the machine's localhost, or a pod of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    #[default]
+    Host,
+    Pod,
+}
+
+/// The app's network: its mode, and for a pod the host ports that lead into it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkSpec {
+    pub mode: NetworkMode,
+    /// `(host, pod)` port pairs given by `ports:`.
+    pub ports: Vec<(u16, u16)>,
 }
 
 /// The app's sidecar. Its ports reach the process as `DAPR_HTTP_PORT`/`DAPR_GRPC_PORT`, so

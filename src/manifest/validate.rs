@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::app::app_spec;
 use super::error::Diagnostic;
-use super::model::{AppSpec, Manifest, RedisConfig, RedisProvider};
+use super::model::{AppSpec, Manifest, NetworkMode, RedisConfig, RedisProvider};
 use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -88,6 +88,11 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
     let startup = checker.duration(wire.startup_timeout.as_ref(), DEFAULT_STARTUP_TIMEOUT);
     let runtime =
         super::container::runtime_choice(&mut checker, wire.runtime.as_ref()).unwrap_or_default();
+    let network = wire
+        .network
+        .as_ref()
+        .and_then(|raw| super::app::network_mode(&mut checker, raw))
+        .unwrap_or_default();
     if wire.apps.is_empty() {
         checker.out.push(
             Diagnostic::at(1, 1, "the manifest has no apps")
@@ -111,12 +116,12 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
             continue;
         }
         ids.insert(app.value.id.value.clone(), app);
-        let defaults = (grace, startup, runtime);
+        let defaults = (grace, startup, runtime, network);
         if let Some(spec) = app_spec(&mut checker, app, defaults) {
             apps.push(spec);
         }
     }
-    check_ports(&mut checker, &wire.apps);
+    check_ports(&mut checker, &wire.apps, network);
     check_dependencies(&mut checker, &wire.apps);
     if !checker.out.is_empty() {
         return Err(checker.out);
@@ -182,12 +187,50 @@ fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig 
 }
 
 /// Two listeners on one port cannot both start: app ports and explicit sidecar ports must differ.
-fn check_ports(checker: &mut Checker, apps: &[At<AppWire>]) {
+/// Ports of the machine used twice. An app in a pod listens on its `port` in its own pod, so
+/// only what it takes on the machine counts: its sidecar ports and `ports:`' host ports.
+fn check_ports(checker: &mut Checker, apps: &[At<AppWire>], network: NetworkMode) {
     let mut seen: HashMap<u16, (String, &str)> = HashMap::new();
     for app in apps {
         let app = &app.value;
+        let in_pod = match app.network.as_ref().map(|n| n.value.as_str()) {
+            Some("pod") => true,
+            Some(_) => false,
+            None => network == NetworkMode::Pod,
+        };
+        let own = match in_pod {
+            true => &None,
+            false => &app.port,
+        };
+        if !in_pod && let Some(first) = app.ports.first() {
+            let hint = Some("add `network: pod` to this app, or remove `ports:`".into());
+            checker.error(
+                first,
+                "`ports` maps host ports into a pod: this app has none",
+                hint,
+            );
+        }
+        for mapping in app.ports.iter().filter(|_| in_pod) {
+            let host = mapping
+                .value
+                .split(':')
+                .next()
+                .and_then(|h| h.trim().parse::<u16>().ok());
+            let Some(host) = host else { continue };
+            if let Some((owner, owner_field)) = seen.get(&host) {
+                let message =
+                    format!("host port {host} is used twice: `{owner}` has it as `{owner_field}`");
+                checker.error(
+                    mapping,
+                    message,
+                    Some("give each app its own host port".into()),
+                );
+            } else {
+                seen.insert(host, (app.id.value.clone(), "ports"));
+            }
+        }
         let ports = [
-            (&app.port, "port"),
+            (own, "port"),
             (&app.dapr_http_port, "dapr_http_port"),
             (&app.dapr_grpc_port, "dapr_grpc_port"),
         ];

@@ -62,6 +62,10 @@ pub struct ManifestWire {
     /// Where apps with `build:` or `image:` run: `auto` (default: in a container when a Docker
     /// engine answers, else as host processes), `docker` or `process`. Each app may override it.
     pub runtime: Option<At<String>>,
+    /// `host` (default): apps share the machine's localhost, each sidecar on ports of its own;
+    /// `pod`: each app has its own localhost, as a Kubernetes pod (Linux; see `network` on an
+    /// app). Each app may override it.
+    pub network: Option<At<String>>,
     /// The apps to run, each with its own Dapr sidecar.
     #[serde(default)]
     pub apps: Vec<At<AppWire>>,
@@ -147,6 +151,14 @@ pub struct AppWire {
     pub reload_grace: Option<At<String>>,
     /// Also restart the apps that depend on this one when it reloads (default false).
     pub restart_dependents: Option<bool>,
+    /// `host` or `pod`: overrides the project's `network`. In a pod the app has its own
+    /// localhost: its sidecar is at `localhost:3500` and `localhost:50001` (the SDKs'
+    /// defaults), and its `port` is its own, so several apps may all listen on 8000.
+    pub network: Option<At<String>>,
+    /// Host ports for an app in a pod, as Compose writes them: `"8001:8000"` (host:pod) or
+    /// `"8001"` (for the app's `port`). Default: the app's own port when free, else the next.
+    #[serde(default)]
+    pub ports: Vec<At<String>>,
 }
 
 /// How an app's image is built, as Compose's `build:`.

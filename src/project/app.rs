@@ -40,6 +40,9 @@ pub(super) struct AppEntry {
     /// The reload driver's view of the spec (a daca.yaml edit may change it).
     driver_spec: watch::Sender<Arc<AppSpec>>,
     reloads: Arc<ReloadStats>,
+    /// Its pod, when it has one (ended after its process), and how its unit runs in it.
+    pod: Option<Arc<crate::pod::Pod>>,
+    in_pod: Option<super::launch::InPod>,
     token: CancellationToken,
     tasks: TaskTracker,
 }
@@ -52,32 +55,34 @@ impl AppEntry {
         spec: AppSpec,
         listeners: Listeners,
         reloads: Arc<ReloadStats>,
+        peers: &[(String, Option<u16>)],
     ) -> Result<AppEntry, Problem> {
         let Listeners {
             ports,
             http: listener,
             grpc: grpc_listener,
+            host,
         } = listeners;
         let id = spec.id.to_string();
+        let place = match ctx.in_pod(&spec) {
+            true => Some(super::pod::PodPlace::open(ctx, &spec, host, peers).await?),
+            false => None,
+        };
+        let in_pod = place.as_ref().map(|p| p.in_pod.clone());
         let spec = Arc::new(spec);
-        let handle = ctx.supervisor.spawn((ctx.make_unit(ports))(&spec));
-        let channel = AppChannel::supervised(
-            &id,
-            spec.process.port,
-            ctx.app_token.clone(),
-            handle.watch(),
-        )
-        .with_protocol(spec.process.protocol);
+        let handle = ctx
+            .supervisor
+            .spawn((ctx.make_unit(ports, in_pod.clone()))(&spec));
+        let reach = match &in_pod {
+            Some(pod) => pod.host_port,
+            None => spec.process.port,
+        };
+        let channel = AppChannel::supervised(&id, reach, ctx.app_token.clone(), handle.watch())
+            .with_protocol(spec.process.protocol);
         let token = ctx.token.child_token();
         let tasks = TaskTracker::new();
-        let mut sidecar = SidecarState::new(&id, ctx.shared.clone(), spec.sidecar.max_body_size);
-        let (stopper, stopping) = (handle.clone(), tasks.clone());
-        sidecar.on_shutdown = Some(Box::new(move || {
-            let handle = stopper.clone();
-            stopping.spawn(async move { handle.stop().await });
-        }));
+        let sidecar = new_sidecar(ctx, &spec, &handle, &tasks);
         let subscriptions = sidecar.subscriptions.clone();
-        let sidecar = Arc::new(sidecar);
         tasks.spawn(crate::sidecar::serve(
             listener,
             sidecar.clone(),
@@ -88,12 +93,16 @@ impl AppEntry {
             sidecar.clone(),
             token.clone(),
         ));
+        let pod = place.as_ref().map(|p| p.pod.clone());
+        if let Some(place) = place {
+            place.serve(&sidecar, &ctx.peers, &tasks, &token);
+        }
         let (changes, inbox) = mpsc::unbounded_channel();
         let (driver_spec, spec_rx) = watch::channel(spec.clone());
         let driver = reload::Driver {
             spec: spec_rx,
             handle: handle.clone(),
-            make_unit: ctx.make_unit(ports),
+            make_unit: ctx.make_unit(ports, in_pod.clone()),
             stats: reloads.clone(),
             events: ctx.parts.events.clone(),
             containers: ctx.containers.clone(),
@@ -115,6 +124,8 @@ impl AppEntry {
             changes,
             driver_spec,
             reloads,
+            pod,
+            in_pod,
             token,
             tasks,
         };
@@ -148,9 +159,18 @@ impl AppEntry {
     pub async fn update(&mut self, ctx: &Context, spec: AppSpec) {
         self.sidecar.set_max_body_size(spec.sidecar.max_body_size);
         let spec = Arc::new(spec);
-        self.handle.update((ctx.make_unit(self.ports))(&spec)).await;
+        let unit = ctx.make_unit(self.ports, self.in_pod.clone());
+        self.handle.update(unit(&spec)).await;
         self.driver_spec.send_replace(spec.clone());
         self.spec = spec;
+    }
+
+    /// Where the app and its sidecar are reached on the machine.
+    pub fn reach(&self) -> super::pod::Reach {
+        super::pod::Reach {
+            app: self.channel.port,
+            sidecar: self.ports,
+        }
     }
 
     pub fn reloads(&self) -> Arc<ReloadStats> {
@@ -164,6 +184,7 @@ impl AppEntry {
             ports: self.ports,
             subscriptions: self.subscriptions.clone(),
             reloads: self.reloads.clone(),
+            pod_host_port: self.in_pod.as_ref().map(|p| p.host_port),
         }
     }
 
@@ -180,14 +201,39 @@ impl AppEntry {
         self.token.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(pod) = self.pod.and_then(|pod| Arc::try_unwrap(pod).ok()) {
+            pod.close().await;
+        }
     }
 }
 
-/// An app's sidecar ports, already listening.
+/// The app's sidecar state; `POST /v1.0/shutdown` stops the app (on its tracker).
+fn new_sidecar(
+    ctx: &Context,
+    spec: &AppSpec,
+    handle: &AppHandle,
+    tasks: &TaskTracker,
+) -> Arc<SidecarState> {
+    let mut sidecar = SidecarState::new(
+        spec.id.as_str(),
+        ctx.shared.clone(),
+        spec.sidecar.max_body_size,
+    );
+    let (stopper, stopping) = (handle.clone(), tasks.clone());
+    sidecar.on_shutdown = Some(Box::new(move || {
+        let handle = stopper.clone();
+        stopping.spawn(async move { handle.stop().await });
+    }));
+    Arc::new(sidecar)
+}
+
+/// An app's sidecar ports, already listening; and for an app in a pod, the host ports that
+/// lead into it (the first to its `port`).
 pub(super) struct Listeners {
     pub ports: SidecarPorts,
     http: TcpListener,
     grpc: TcpListener,
+    pub host: Vec<(TcpListener, u16)>,
 }
 
 impl Listeners {
@@ -199,12 +245,11 @@ impl Listeners {
         picker: &mut PortPicker,
         app: &AppSpec,
         kept: Option<SidecarPorts>,
+        in_pod: bool,
     ) -> Result<Listeners, Problem> {
-        let fixed = [
-            app.process.port,
-            app.sidecar.http_port,
-            app.sidecar.grpc_port,
-        ];
+        // In a pod the app's port is its own; on the machine it takes what `host_ports` binds.
+        let own = app.process.port.filter(|_| !in_pod);
+        let fixed = [own, app.sidecar.http_port, app.sidecar.grpc_port];
         for port in fixed.into_iter().flatten() {
             picker.reserve(port);
         }
@@ -213,12 +258,19 @@ impl Listeners {
             Some(ports) => (Some(ports.http), Some(ports.grpc)),
             None => (app.sidecar.http_port, app.sidecar.grpc_port),
         };
-        let http = listen(id, http_fixed, || picker.pick(3500), "", "dapr_http_port").await?;
+        let http = listen(
+            id,
+            http_fixed,
+            || picker.pick(3500),
+            "sidecar",
+            "dapr_http_port",
+        )
+        .await?;
         let grpc = listen(
             id,
             grpc_fixed,
             || picker.pick(50001),
-            " gRPC",
+            "sidecar gRPC",
             "dapr_grpc_port",
         )
         .await?;
@@ -226,8 +278,44 @@ impl Listeners {
             http: port_of(&http),
             grpc: port_of(&grpc),
         };
-        Ok(Listeners { ports, http, grpc })
+        let host = match in_pod {
+            true => host_ports(picker, app).await?,
+            false => Vec::new(),
+        };
+        Ok(Listeners {
+            ports,
+            http,
+            grpc,
+            host,
+        })
     }
+}
+
+/// The host ports of an app in a pod: those `ports:` gives, and for its `port` (when `ports:`
+/// does not map it) that same port when free, else the next free one.
+async fn host_ports(
+    picker: &mut PortPicker,
+    app: &AppSpec,
+) -> Result<Vec<(TcpListener, u16)>, Problem> {
+    let id = app.id.as_str();
+    let mut pairs: Vec<(Option<u16>, u16)> = app
+        .network
+        .ports
+        .iter()
+        .map(|(host, pod)| (Some(*host), *pod))
+        .collect();
+    if let Some(port) = app.process.port {
+        match pairs.iter().position(|(_, pod)| *pod == port) {
+            Some(index) => pairs.swap(0, index),
+            None => pairs.insert(0, (None, port)),
+        }
+    }
+    let mut bound = Vec::with_capacity(pairs.len());
+    for (host, pod) in pairs {
+        let listener = listen(id, host, || picker.pick(pod), "host", "ports").await?;
+        bound.push((listener, pod));
+    }
+    Ok(bound)
 }
 
 /// How many chosen ports may turn out busy in a row before we give up.
@@ -255,7 +343,7 @@ async fn listen(
             }
             Err(err) => {
                 return Err(Problem::new(format!(
-                    "{id}: cannot listen on sidecar{what} port {port}: {err}"
+                    "{id}: cannot listen on {what} port {port}: {err}"
                 ))
                 .hint(format!("free the port or set `{field}:` for this app")));
             }
@@ -276,11 +364,11 @@ mod tests {
         let busy = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let taken = busy.local_addr().unwrap().port();
         let mut choices = vec![0, taken];
-        let listener = listen("web", None, || choices.pop().unwrap(), "", "f")
+        let listener = listen("web", None, || choices.pop().unwrap(), "sidecar", "f")
             .await
             .unwrap();
         assert_ne!(port_of(&listener), taken);
-        let fixed = listen("web", Some(taken), || 0, "", "dapr_http_port").await;
+        let fixed = listen("web", Some(taken), || 0, "sidecar", "dapr_http_port").await;
         let problem = fixed.err().unwrap().to_string();
         assert!(
             problem.contains("cannot listen on sidecar port"),

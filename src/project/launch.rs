@@ -10,12 +10,28 @@ use crate::runtime::process::resolve_program;
 use crate::runtime::{LaunchSpec, ProcessLaunch};
 use crate::supervisor::{Probe, Unit, UnitSpec};
 
+/// Where an app's process runs when it has a pod: through `daca __pod-exec HOLDER --`, with
+/// its sidecar at the pod's own 3500/50001, reached from the host at `host_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InPod {
+    pub exe: String,
+    pub holder: u32,
+    pub host_port: Option<u16>,
+}
+
+/// The sidecar's ports inside every pod: the SDKs' defaults.
+pub const POD_SIDECAR: SidecarPorts = SidecarPorts {
+    http: 3500,
+    grpc: 50001,
+};
+
 /// The unit that runs one app; in a container when it has an image and `containers` (an
-/// engine) is there, or when it asks for one.
+/// engine) is there, or when it asks for one; in its pod when it has one.
 pub fn app_unit(
     app: &AppSpec,
     ports: SidecarPorts,
     containers: Option<&ContainerPlan>,
+    in_pod: Option<&InPod>,
 ) -> UnitSpec {
     let launch = match containers.filter(|plan| plan.runs(app)) {
         Some(plan) => LaunchSpec::Container(plan.app_launch(app, ports)),
@@ -24,16 +40,36 @@ pub fn app_unit(
                 Some((program, args)) => (program.clone(), args.to_vec()),
                 None => (String::new(), Vec::new()),
             };
-            LaunchSpec::Process(ProcessLaunch {
-                program,
-                args,
-                dir: app.dir.clone(),
-                env: env::for_app(app, ports, std::env::vars()),
-                warm: app.reload.mode == ReloadMode::Restart,
-            })
+            match in_pod {
+                None => LaunchSpec::Process(ProcessLaunch {
+                    program,
+                    args,
+                    dir: app.dir.clone(),
+                    env: env::for_app(app, ports, std::env::vars()),
+                    warm: app.reload.mode == ReloadMode::Restart,
+                }),
+                Some(pod) => {
+                    let mut wrapped =
+                        vec!["__pod-exec".into(), pod.holder.to_string(), "--".into()];
+                    wrapped.push(program);
+                    wrapped.extend(args);
+                    LaunchSpec::Process(ProcessLaunch {
+                        program: pod.exe.clone(),
+                        args: wrapped,
+                        dir: app.dir.clone(),
+                        env: env::for_app(app, POD_SIDECAR, std::env::vars()),
+                        // Warm parents do not run in pods yet.
+                        warm: false,
+                    })
+                }
+            }
         }
     };
-    let probe = match (app.process.port, &app.supervision.health) {
+    let port = match in_pod {
+        Some(pod) => pod.host_port,
+        None => app.process.port,
+    };
+    let probe = match (port, &app.supervision.health) {
         (Some(port), Some(path)) => Probe::Http {
             port,
             path: path.clone(),
@@ -99,7 +135,7 @@ pub fn preflight(manifest: &Manifest, containers: Option<&ContainerPlan>) -> Res
     let mut problems = Vec::new();
     for app in &manifest.apps {
         problems.extend(check_port(app, &manifest.file).err());
-        let unit = app_unit(app, unused, containers);
+        let unit = app_unit(app, unused, containers, None);
         problems.extend(check_launch(app, &unit, &manifest.file).err());
     }
     match problems.len() {

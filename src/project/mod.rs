@@ -18,6 +18,7 @@ mod app;
 mod containers;
 mod launch;
 mod owner;
+mod pod;
 pub mod reconcile;
 mod record;
 mod start;
@@ -69,13 +70,33 @@ pub(crate) struct Context {
     dependents: mpsc::UnboundedSender<AppId>,
     /// The Python apps' warm parents.
     warm: Option<Arc<crate::warm::WarmPool>>,
+    /// Where each app is reached on the machine, for the pods' cluster names; the owner
+    /// publishes it with the registry.
+    peers: pod::Peers,
 }
 
 impl Context {
     /// How an app with these sidecar ports is made into a unit.
-    fn make_unit(&self, ports: SidecarPorts) -> UnitMaker {
+    fn make_unit(&self, ports: SidecarPorts, in_pod: Option<launch::InPod>) -> UnitMaker {
         let containers = self.containers.clone();
-        Arc::new(move |spec| launch::app_unit(spec, ports, containers.as_deref()))
+        Arc::new(move |spec| launch::app_unit(spec, ports, containers.as_deref(), in_pod.as_ref()))
+    }
+
+    /// Whether the app runs in a pod: it asks for one and runs as a process (containers get
+    /// their network from the engine).
+    fn in_pod(&self, app: &crate::manifest::AppSpec) -> bool {
+        let container = self
+            .containers
+            .as_deref()
+            .is_some_and(|plan| plan.runs(app));
+        app.network.mode == crate::manifest::NetworkMode::Pod && !container
+    }
+
+    /// The port of daca's Redis on the machine, which a pod reaches at its own localhost.
+    fn redis_port(&self) -> Option<u16> {
+        let url = self.redis_plan.url()?;
+        let rest = url.strip_prefix("redis://127.0.0.1:")?;
+        rest.split(['/', '?']).next()?.parse().ok()
     }
 }
 

@@ -77,6 +77,12 @@ impl Owner {
             .map(|(id, entry)| (id.to_string(), entry.channel.clone()))
             .collect();
         self.ctx.shared.set_apps(channels);
+        let reach = self
+            .apps
+            .iter()
+            .map(|(id, entry)| (id.to_string(), entry.reach()))
+            .collect();
+        *self.ctx.peers.write() = reach;
         self.publish.send_replace(Arc::new(Snapshot {
             apps,
             redis: self.redis.clone(),
@@ -93,8 +99,17 @@ impl Owner {
         ports: Option<SidecarPorts>,
         reloads: Arc<ReloadStats>,
     ) -> Result<(), Problem> {
-        let listeners = Listeners::bind(&mut self.picker, app, ports).await?;
-        let entry = AppEntry::open(&self.ctx, app.clone(), listeners, reloads).await?;
+        let in_pod = self.ctx.in_pod(app);
+        let listeners = Listeners::bind(&mut self.picker, app, ports, in_pod).await?;
+        // The names its pod resolves: every app of the project but itself.
+        let peers: Vec<(String, Option<u16>)> = self
+            .manifest
+            .apps
+            .iter()
+            .filter(|other| other.id != app.id)
+            .map(|other| (other.id.to_string(), other.process.port))
+            .collect();
+        let entry = AppEntry::open(&self.ctx, app.clone(), listeners, reloads, &peers).await?;
         self.apps.insert(app.id.clone(), entry);
         self.publish();
         Ok(())
@@ -196,7 +211,7 @@ impl Owner {
             if !self.apps.contains_key(id) {
                 problems.extend(launch::check_port(app, &next.file).err());
             }
-            let unit = launch::app_unit(app, unused, self.ctx.containers.as_deref());
+            let unit = launch::app_unit(app, unused, self.ctx.containers.as_deref(), None);
             problems.extend(launch::check_launch(app, &unit, &next.file).err());
         }
         match problems.is_empty() {

@@ -38,14 +38,25 @@ pub(super) fn announce(
         redis_plan.describe()
     );
     for app in &snapshot.apps {
-        let port = app
-            .spec
-            .process
-            .port
-            .map(|p| format!("app :{p} · "))
-            .unwrap_or_default();
+        let port = app.spec.process.port;
+        let Some(host_port) = app.pod_host_port else {
+            let port = port.map(|p| format!("app :{p} · ")).unwrap_or_default();
+            tracing::info!(
+                "{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
+                app.spec.id,
+                app.ports.http,
+                app.ports.grpc
+            );
+            continue;
+        };
+        let port = match (port, host_port) {
+            (Some(port), Some(host)) => {
+                format!("app :{port} in its pod, :{host} on this machine · ")
+            }
+            _ => String::new(),
+        };
         tracing::info!(
-            "{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
+            "{}: pod · {port}sidecar localhost:3500/50001 in the pod, :{}/:{} on this machine",
             app.spec.id,
             app.ports.http,
             app.ports.grpc

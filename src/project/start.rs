@@ -303,6 +303,7 @@ impl Running {
             tasks: self.tasks.clone(),
             dependents: dependents_tx,
             warm,
+            peers: Default::default(),
         };
         let (commands_tx, commands) = mpsc::channel(4);
         let owner = Owner {

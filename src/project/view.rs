@@ -27,6 +27,8 @@ pub struct AppView {
     /// The subscriptions running for it now.
     pub subscriptions: Arc<RwLock<Vec<Subscription>>>,
     pub reloads: Arc<ReloadStats>,
+    /// In a pod: the host port that leads to its `port` (None: it shares the machine's).
+    pub pod_host_port: Option<Option<u16>>,
 }
 
 /// The project at one moment.

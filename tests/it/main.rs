@@ -19,6 +19,7 @@ mod export;
 mod first_run;
 mod grpc;
 mod manifest;
+mod pods;
 mod process;
 mod project;
 mod pubsub;

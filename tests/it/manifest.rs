@@ -161,3 +161,32 @@ fn container_fields_become_the_model() {
         }
     );
 }
+
+#[test]
+fn network_and_host_ports_are_checked_where_written() {
+    insta::assert_snapshot!(rendered_error("network.yaml"));
+}
+
+#[test]
+fn apps_in_pods_may_share_a_port_and_get_host_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let path = dir.path().join("daca.yaml");
+    let app = |id: &str, extra: &str| {
+        format!("  - {{ id: {id}, dir: app, command: [python3, main.py], port: 8000{extra} }}\n")
+    };
+    let text = format!(
+        "name: pods\nnetwork: pod\napps:\n{}{}",
+        app("one", ""),
+        app("two", ", ports: [\"8001:8000\", \"9090:9000\"]")
+    );
+    std::fs::write(&path, text).unwrap();
+    let loaded = manifest::load(&path).unwrap();
+    assert_eq!(loaded.apps[0].network.mode, manifest::NetworkMode::Pod);
+    assert_eq!(loaded.apps[1].network.ports, [(8001, 8000), (9090, 9000)]);
+    // On the machine's own network two apps on 8000 still collide.
+    let text = format!("name: hosts\napps:\n{}{}", app("one", ""), app("two", ""));
+    std::fs::write(&path, text).unwrap();
+    let err = manifest::load(&path).unwrap_err().to_string();
+    assert!(err.contains("port 8000 is used twice"), "{err}");
+}

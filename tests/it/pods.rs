@@ -1,0 +1,212 @@
+//! Pods (src/pod): an app's own network namespace with its own /etc/hosts, made rootless with
+//! a user namespace and pasta, with daca's sockets inside it.
+
+use std::time::Duration;
+
+use crate::common::{have, repo};
+
+/// daca's own listener inside a pod answers the pod's process at 127.0.0.1:3500 (the same
+/// port daca may use on the host), the pod resolves names from its own /etc/hosts, reaches a
+/// host port it was given, and is gone with its holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_has_its_own_localhost_hosts_file_and_way_out() {
+    if !have("pasta") {
+        return;
+    }
+    // SAFETY of the test: only this test sets it, before any pod is made.
+    unsafe { std::env::set_var("DACA_EXE", repo().join("target/debug/daca")) };
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n127.0.1.7 other.default.svc.cluster.local\n",
+    )
+    .unwrap();
+    let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let outside_port = outside.local_addr().unwrap().port();
+    let pod = daca::pod::Pod::create(&hosts, &[outside_port])
+        .await
+        .unwrap();
+    let inside = pod.listen("127.0.0.1:3500".parse().unwrap()).unwrap();
+    let script = format!(
+        "import socket, urllib.request\n\
+         print(socket.gethostbyname('other.default.svc.cluster.local'))\n\
+         s = socket.create_connection(('127.0.0.1', 3500)); print(s.recv(100).decode())\n\
+         t = socket.create_connection(('127.0.0.1', {outside_port})); print(t.recv(100).decode())\n"
+    );
+    let (program, args) = pod.wrap("python3", &["-c".to_string(), script]);
+    let run = tokio::process::Command::new(program).args(args).output();
+    let serve = async {
+        let (mut conn, _) = inside.accept().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut conn, b"daca in the pod")
+            .await
+            .unwrap();
+        let (mut conn, _) = outside.accept().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut conn, b"the host")
+            .await
+            .unwrap();
+    };
+    let (output, ()) = tokio::join!(run, serve);
+    let output = output.unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["127.0.1.7", "daca in the pod", "the host"],
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pid = pod.pid();
+    pod.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the holder is gone"
+    );
+}
+
+/// Whether any pod helper of this run is still alive (`__pod` holders, `pasta`).
+fn pod_processes(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .collect()
+}
+
+/// The pids of the processes whose command line contains `needle`.
+fn pids_of(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline)
+            .replace('\0', " ")
+            .contains(needle)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// examples/pods: four FastAPI apps on port 8000, each in its own pod, each finding its own
+/// sidecar at localhost:3500 (hard-coded, and the SDK's defaults), calling another by its
+/// cluster name and its sidecar by `<app>-dapr`, reaching a service on the machine, and
+/// publishing to each other; the host reaches them at 8000-8003. A SIGKILLed daca and
+/// `daca down` leave no process, pod or port behind.
+#[test]
+fn four_apps_on_port_8000_each_in_its_own_pod() {
+    if !have("pasta") || !have("python3") {
+        return;
+    }
+    let Some(python) = crate::actors::sdk("1.15.0") else {
+        return;
+    };
+    let _serial = crate::common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::copy(
+        repo().join("examples/pods/app/main.py"),
+        app.join("main.py"),
+    )
+    .unwrap();
+    let apps: String = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| {
+            format!(
+                "  - {{ id: {id}, dir: ./app, command: [\"{}\", -m, uvicorn, \"main:app\", --port, \"8000\"], port: 8000, health: /healthz }}\n",
+                python.display()
+            )
+        })
+        .collect();
+    let manifest =
+        format!("name: pods\nnetwork: pod\nredis: {{ provider: embedded }}\napps:\n{apps}");
+    std::fs::write(dir.path().join("daca.yaml"), manifest).unwrap();
+    let mut up = crate::up::Up::start(dir.path(), None);
+    up.wait_output("all 4 app(s) ready", Duration::from_secs(60));
+    let get = |port: u16, path: &str| -> serde_json::Value {
+        let (status, body) = crate::common::http_get(port, path).unwrap_or_default();
+        assert_eq!(status, 200, "{port}{path}: {body}\n{}", up.output());
+        serde_json::from_str(&body).unwrap()
+    };
+    for (port, id) in [(8000, "a"), (8001, "b"), (8002, "c"), (8003, "d")] {
+        let me = get(port, "/whoami");
+        assert_eq!(
+            me,
+            serde_json::json!({"http": id, "sdk": id, "state": id, "port": "3500"}),
+            "{}",
+            up.output()
+        );
+    }
+    assert_eq!(
+        get(8001, "/call/a"),
+        serde_json::json!({"service": "a", "sidecar": "a"})
+    );
+    assert_eq!(get(8003, "/call/c")["service"], "c");
+    let machine = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let machine_port = machine.local_addr().unwrap().port();
+    let serve = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = machine.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = conn.read(&mut request);
+        let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\nthe internet");
+    });
+    assert_eq!(
+        get(8002, &format!("/fetch?port={machine_port}"))["body"],
+        "the internet"
+    );
+    serve.join().unwrap();
+    let (status, _) = crate::common::http_request(8003, "POST", "/publish/hello", "").unwrap();
+    assert_eq!(status, 200);
+    let heard = || {
+        (8000..=8002).all(|port| {
+            get(port, "/received")
+                .to_string()
+                .contains("\"from\":\"d\"")
+        })
+    };
+    assert!(
+        crate::common::wait_until(Duration::from_secs(10), heard),
+        "{}",
+        up.output()
+    );
+    let ps = up.ps();
+    assert_eq!(ps["apps"][1]["pod"]["host_port"], 8001, "{ps}");
+    // This daca's holders: `daca __pod /tmp/daca-pods-<daca's pid>/<app>.hosts`.
+    let holders = pids_of(&format!("__pod /tmp/daca-pods-{}/", up.pid()));
+    assert_eq!(holders.len(), 4, "one holder per pod: {holders:?}");
+    // pasta and its keeper name the holder last.
+    let pastas: Vec<u32> = holders
+        .iter()
+        .flat_map(|holder| {
+            pids_of(&format!(
+                "--config-net --quiet -t none -u none -U none -T none {holder}"
+            ))
+        })
+        .collect();
+    assert_eq!(
+        pastas.len(),
+        8,
+        "a pasta and its keeper per pod: {pastas:?}"
+    );
+    // SIGKILLed, daca leaves the apps (as without pods); `daca down` ends them, and the pods go.
+    up.signal(nix::sys::signal::Signal::SIGKILL);
+    up.wait_exit(Duration::from_secs(5));
+    let down = crate::cli::run(&["down", "-d", dir.path().to_str().unwrap()]);
+    assert!(down.status.success(), "{}", crate::cli::text(&down.stderr));
+    let gone = || pod_processes(&holders).is_empty() && pod_processes(&pastas).is_empty();
+    let started = std::time::Instant::now();
+    assert!(
+        crate::common::wait_until(Duration::from_secs(20), gone),
+        "{:?} {:?}",
+        pod_processes(&holders),
+        pod_processes(&pastas)
+    );
+    eprintln!("pods gone {:?} after down", started.elapsed());
+    for port in 8000..=8003 {
+        assert!(crate::common::port_is_free(port), "{port} is still bound");
+    }
+}
