@@ -237,6 +237,7 @@ impl RedisPlan {
                 dir: data_dir.clone(),
                 env: inherited_env,
                 warm: false,
+                pod: None,
             }),
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,

@@ -88,6 +88,9 @@ pub enum Command {
     /// Internal: holds a pod's namespaces until daca goes (see `pod`).
     #[command(name = "__pod", hide = true)]
     Pod { hosts: PathBuf },
+    /// Internal: exits 0 when this machine lets daca make pods.
+    #[command(name = "__pod-probe", hide = true)]
+    PodProbe,
     /// Internal: keeps pasta running for the pod that process PID holds, until daca goes.
     #[command(name = "__pasta", hide = true)]
     Pasta {
@@ -176,6 +179,10 @@ pub fn run_single_threaded(cli: &Cli) -> Option<crate::Result<()>> {
             crate::pod::inside::hold(hosts)
                 .map_err(|e| crate::error::Problem::new(format!("pod: {e}")).into()),
         ),
+        Command::PodProbe => Some(
+            crate::pod::inside::probe()
+                .map_err(|e| crate::error::Problem::new(format!("pod: {e}")).into()),
+        ),
         Command::Pasta { pid, command } => Some(
             crate::pod::inside::keep_pasta(*pid, command)
                 .map_err(|e| crate::error::Problem::new(format!("pod: {e}")).into()),
@@ -221,10 +228,13 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
             Ok(())
         }
         // Run by `main` before the async runtime starts (`run_single_threaded`).
-        Command::Pod { .. } | Command::Pasta { .. } | Command::PodExec { .. } => Err(
-            crate::error::Problem::new("internal: pod commands run before the async runtime")
-                .into(),
-        ),
+        Command::Pod { .. }
+        | Command::PodProbe
+        | Command::Pasta { .. }
+        | Command::PodExec { .. } => Err(crate::error::Problem::new(
+            "internal: pod commands run before the async runtime",
+        )
+        .into()),
         Command::Reap {
             host,
             project,

@@ -169,11 +169,12 @@ fn app_protocol(
 /// `host` or `pod`; anything else is reported where it is written.
 pub(super) fn network_mode(checker: &mut Checker, raw: &At<String>) -> Option<NetworkMode> {
     match raw.value.as_str() {
+        "auto" => Some(NetworkMode::Auto),
         "host" => Some(NetworkMode::Host),
         "pod" => Some(NetworkMode::Pod),
         other => {
             let hint = Some(
-                "use `pod` (the app has its own localhost, as in Kubernetes) or `host`".into(),
+                "use `pod` (the app has its own localhost, as in Kubernetes), `host`, or `auto` (a pod where the machine allows it)".into(),
             );
             checker.error(raw, format!("unknown network `{other}`"), hint);
             None

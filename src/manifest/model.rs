@@ -141,7 +141,9 @@ pub struct Supervision {
 /// Where the app's network is: the machine's localhost, or a pod of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NetworkMode {
+    /// A pod where the machine allows it (Linux, user namespaces, pasta), else the host's.
     #[default]
+    Auto,
     Host,
     Pod,
 }

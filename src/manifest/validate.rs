@@ -193,16 +193,21 @@ fn check_ports(checker: &mut Checker, apps: &[At<AppWire>], network: NetworkMode
     let mut seen: HashMap<u16, (String, &str)> = HashMap::new();
     for app in apps {
         let app = &app.value;
+        // `auto` may become a pod: its port is not the machine's to check here.
         let in_pod = match app.network.as_ref().map(|n| n.value.as_str()) {
-            Some("pod") => true,
-            Some(_) => false,
-            None => network == NetworkMode::Pod,
+            Some("host") => false,
+            Some(_) => true,
+            None => network != NetworkMode::Host,
         };
         let own = match in_pod {
             true => &None,
             false => &app.port,
         };
-        if !in_pod && let Some(first) = app.ports.first() {
+        let host_only = match app.network.as_ref().map(|n| n.value.as_str()) {
+            Some(mode) => mode == "host",
+            None => network == NetworkMode::Host,
+        };
+        if host_only && let Some(first) = app.ports.first() {
             let hint = Some("add `network: pod` to this app, or remove `ports:`".into());
             checker.error(
                 first,

@@ -62,9 +62,10 @@ pub struct ManifestWire {
     /// Where apps with `build:` or `image:` run: `auto` (default: in a container when a Docker
     /// engine answers, else as host processes), `docker` or `process`. Each app may override it.
     pub runtime: Option<At<String>>,
-    /// `host` (default): apps share the machine's localhost, each sidecar on ports of its own;
-    /// `pod`: each app has its own localhost, as a Kubernetes pod (Linux; see `network` on an
-    /// app). Each app may override it.
+    /// `auto` (default): each app in a pod of its own where the machine allows it (Linux with
+    /// user namespaces and `pasta`), else `host`; `pod`: each app has its own localhost, as a
+    /// Kubernetes pod (see `network` on an app); `host`: apps share the machine's localhost,
+    /// each sidecar on ports of its own. Each app may override it.
     pub network: Option<At<String>>,
     /// The apps to run, each with its own Dapr sidecar.
     #[serde(default)]
@@ -151,7 +152,7 @@ pub struct AppWire {
     pub reload_grace: Option<At<String>>,
     /// Also restart the apps that depend on this one when it reloads (default false).
     pub restart_dependents: Option<bool>,
-    /// `host` or `pod`: overrides the project's `network`. In a pod the app has its own
+    /// `auto`, `host` or `pod`: overrides the project's `network`. In a pod the app has its own
     /// localhost: its sidecar is at `localhost:3500` and `localhost:50001` (the SDKs'
     /// defaults), and its `port` is its own, so several apps may all listen on 8000.
     pub network: Option<At<String>>,

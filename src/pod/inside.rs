@@ -37,6 +37,20 @@ pub enum InsideError {
     },
 }
 
+/// Whether this machine lets daca make pods: a user namespace, and a network and mount
+/// namespace in it (`daca __pod-probe`, a process that exits at once).
+pub fn probe() -> Result<(), InsideError> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(InsideError::UserNamespace)?;
+    let write = |file: &'static str, text: String| {
+        std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| InsideError::Map(file, e))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{uid} {uid} 1\n"))?;
+    write("gid_map", format!("{gid} {gid} 1\n"))?;
+    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(InsideError::Namespaces)
+}
+
 /// The holder: makes a user namespace (the caller's own uid and gid mapped to themselves, so
 /// the app sees who it is), a network and a mount namespace in it, and a bind mount of `hosts`
 /// over /etc/hosts; says `ready` on stdout, then waits for stdin to close (daca stopped, or

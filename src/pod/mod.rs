@@ -36,6 +36,36 @@ pub enum PodError {
     Socket(std::io::Error),
 }
 
+/// Whether pods can be made here; if not, why, in one line with what to do. Asked once.
+pub fn available() -> Result<(), String> {
+    static ANSWER: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    ANSWER.get_or_init(check_available).clone()
+}
+
+fn check_available() -> Result<(), String> {
+    if !cfg!(target_os = "linux") {
+        return Err("pods need Linux's namespaces".into());
+    }
+    if which::which("pasta").is_err() {
+        return Err("pods need `pasta`: install Debian's `passt` package".into());
+    }
+    let exe = daca_exe().map_err(|e| e.to_string())?;
+    let probe = std::process::Command::new(exe)
+        .arg("__pod-probe")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start daca's pod probe: {e}"))?;
+    match probe.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "the kernel refused a user namespace ({}); allow them with `sysctl user.max_user_namespaces=15000` (and on Ubuntu `sysctl kernel.apparmor_restrict_unprivileged_userns=0`)",
+            String::from_utf8_lossy(&probe.stderr)
+                .trim()
+                .trim_start_matches("pod: ")
+        )),
+    }
+}
+
 /// A request to the thread that lives in the pod's network namespace.
 enum Request {
     Listen(SocketAddr, mpsc::Sender<std::io::Result<TcpListener>>),
@@ -178,7 +208,7 @@ async fn ready(holder: &mut tokio::process::Child) -> Result<(), String> {
             if let Some(stderr) = holder.stderr.take() {
                 let mut lines = tokio::io::BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    said.push_str(&line);
+                    said.push_str(line.trim_start_matches("pod: "));
                 }
             }
             Err(said)

@@ -14,8 +14,7 @@ use crate::supervisor::{Probe, Unit, UnitSpec};
 /// its sidecar at the pod's own 3500/50001, reached from the host at `host_port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InPod {
-    pub exe: String,
-    pub holder: u32,
+    pub join: crate::runtime::InPod,
     pub host_port: Option<u16>,
 }
 
@@ -40,29 +39,18 @@ pub fn app_unit(
                 Some((program, args)) => (program.clone(), args.to_vec()),
                 None => (String::new(), Vec::new()),
             };
-            match in_pod {
-                None => LaunchSpec::Process(ProcessLaunch {
-                    program,
-                    args,
-                    dir: app.dir.clone(),
-                    env: env::for_app(app, ports, std::env::vars()),
-                    warm: app.reload.mode == ReloadMode::Restart,
-                }),
-                Some(pod) => {
-                    let mut wrapped =
-                        vec!["__pod-exec".into(), pod.holder.to_string(), "--".into()];
-                    wrapped.push(program);
-                    wrapped.extend(args);
-                    LaunchSpec::Process(ProcessLaunch {
-                        program: pod.exe.clone(),
-                        args: wrapped,
-                        dir: app.dir.clone(),
-                        env: env::for_app(app, POD_SIDECAR, std::env::vars()),
-                        // Warm parents do not run in pods yet.
-                        warm: false,
-                    })
-                }
-            }
+            let (ports, pod) = match in_pod {
+                None => (ports, None),
+                Some(pod) => (POD_SIDECAR, Some(pod.join.clone())),
+            };
+            LaunchSpec::Process(ProcessLaunch {
+                program,
+                args,
+                dir: app.dir.clone(),
+                env: env::for_app(app, ports, std::env::vars()),
+                warm: app.reload.mode == ReloadMode::Restart,
+                pod,
+            })
         }
     };
     let port = match in_pod {
@@ -74,7 +62,13 @@ pub fn app_unit(
             port,
             path: path.clone(),
         },
-        (Some(port), None) => Probe::Tcp(port),
+        (Some(port), None) => match (in_pod, app.process.port) {
+            (Some(pod), Some(inside)) => Probe::PodTcp {
+                holder: pod.join.holder,
+                port: inside,
+            },
+            _ => Probe::Tcp(port),
+        },
         (None, _) => Probe::None,
     };
     UnitSpec {

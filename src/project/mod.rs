@@ -85,11 +85,24 @@ impl Context {
     /// Whether the app runs in a pod: it asks for one and runs as a process (containers get
     /// their network from the engine).
     fn in_pod(&self, app: &crate::manifest::AppSpec) -> bool {
+        use crate::manifest::NetworkMode;
         let container = self
             .containers
             .as_deref()
             .is_some_and(|plan| plan.runs(app));
-        app.network.mode == crate::manifest::NetworkMode::Pod && !container
+        match app.network.mode {
+            NetworkMode::Host => false,
+            NetworkMode::Pod => !container,
+            NetworkMode::Auto if container => false,
+            NetworkMode::Auto => match crate::pod::available() {
+                Ok(()) => true,
+                Err(why) => {
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| tracing::info!("network: host for the apps ({why})"));
+                    false
+                }
+            },
+        }
     }
 
     /// The port of daca's Redis on the machine, which a pod reaches at its own localhost.

@@ -97,8 +97,10 @@ impl PodPlace {
             .and_then(|(l, _)| l.local_addr().ok())
             .map(|a| a.port());
         let in_pod = InPod {
-            exe,
-            holder: pod.pid(),
+            join: crate::runtime::InPod {
+                exe,
+                holder: pod.pid(),
+            },
             host_port,
         };
         Ok(PodPlace {

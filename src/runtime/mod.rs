@@ -35,6 +35,15 @@ pub struct ProcessLaunch {
     pub env: Vec<(String, String)>,
     /// Whether it may be forked from a warm parent (a Python app with `reload: restart`).
     pub warm: bool,
+    /// The pod it runs in (see `crate::pod`), if any.
+    pub pod: Option<InPod>,
+}
+
+/// A pod a process joins: through `EXE __pod-exec HOLDER -- <the command>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InPod {
+    pub exe: String,
+    pub holder: u32,
 }
 
 /// How a process was started, when that can differ (see `crate::warm`).

@@ -127,8 +127,18 @@ pub fn spawn(
     logs: &Arc<LogBus>,
 ) -> Result<Launched, LaunchError> {
     let program = resolve_program(spec)?;
+    // In a pod, daca's own wrapper joins it and then becomes the program (same pid).
+    let (program, args) = match &spec.pod {
+        None => (program, spec.args.clone()),
+        Some(pod) => {
+            let mut args = vec!["__pod-exec".into(), pod.holder.to_string(), "--".into()];
+            args.push(program.display().to_string());
+            args.extend(spec.args.iter().cloned());
+            (std::path::PathBuf::from(&pod.exe), args)
+        }
+    };
     let mut command = CommandWrap::with_new(&program, |cmd| {
-        cmd.args(&spec.args)
+        cmd.args(&args)
             .current_dir(&spec.dir)
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))

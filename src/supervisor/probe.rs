@@ -17,6 +17,9 @@ pub enum Probe {
     Http { port: u16, path: String },
     /// Ready when Redis on 127.0.0.1:port answers PING.
     Redis(u16),
+    /// Ready when 127.0.0.1:port accepts a connection inside the pod that process `holder`
+    /// holds (from the machine, daca's own forwarder would always accept).
+    PodTcp { holder: u32, port: u16 },
 }
 
 const ATTEMPT: Duration = Duration::from_millis(500);
@@ -30,6 +33,15 @@ impl Probe {
                 Probe::Tcp(port) => TcpStream::connect(("127.0.0.1", *port)).await.is_ok(),
                 Probe::Http { port, path } => http_ok(*port, path).await.unwrap_or(false),
                 Probe::Redis(port) => redis_pong(*port).await.unwrap_or(false),
+                Probe::PodTcp { holder, port } => {
+                    let (holder, port) = (*holder, *port);
+                    // A thread of its own: entering the pod's network moves only it, and it ends.
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    std::thread::spawn(move || {
+                        let _ = tx.send(connect_in_pod(holder, port));
+                    });
+                    rx.await.unwrap_or(false)
+                }
             }
         };
         timeout(ATTEMPT, attempt).await.unwrap_or(false)
@@ -44,8 +56,22 @@ impl Probe {
                 format!("a 2xx answer from http://127.0.0.1:{port}{path}")
             }
             Probe::Redis(port) => format!("Redis PING on 127.0.0.1:{port}"),
+            Probe::PodTcp { port, .. } => {
+                format!("a TCP connection to 127.0.0.1:{port} in its pod")
+            }
         }
     }
+}
+
+fn connect_in_pod(holder: u32, port: u16) -> bool {
+    let Ok(netns) = std::fs::File::open(format!("/proc/{holder}/ns/net")) else {
+        return false;
+    };
+    if nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+        return false;
+    }
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    std::net::TcpStream::connect_timeout(&address, ATTEMPT).is_ok()
 }
 
 // A hand-written request keeps probes free of client set-up cost; we only need the status line.

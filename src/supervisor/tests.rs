@@ -19,6 +19,7 @@ fn unit(name: &str) -> UnitSpec {
             dir: "/".into(),
             env: vec![],
             warm: false,
+            pod: None,
         }),
         probe: Probe::None,
         restart: RestartPolicy::OnFailure,

@@ -176,16 +176,21 @@ fn apps_in_pods_may_share_a_port_and_get_host_ports() {
         format!("  - {{ id: {id}, dir: app, command: [python3, main.py], port: 8000{extra} }}\n")
     };
     let text = format!(
-        "name: pods\nnetwork: pod\napps:\n{}{}",
+        "name: pods\napps:\n{}{}",
         app("one", ""),
         app("two", ", ports: [\"8001:8000\", \"9090:9000\"]")
     );
     std::fs::write(&path, text).unwrap();
     let loaded = manifest::load(&path).unwrap();
-    assert_eq!(loaded.apps[0].network.mode, manifest::NetworkMode::Pod);
+    // Not said: a pod where the machine allows it.
+    assert_eq!(loaded.apps[0].network.mode, manifest::NetworkMode::Auto);
     assert_eq!(loaded.apps[1].network.ports, [(8001, 8000), (9090, 9000)]);
     // On the machine's own network two apps on 8000 still collide.
-    let text = format!("name: hosts\napps:\n{}{}", app("one", ""), app("two", ""));
+    let text = format!(
+        "name: hosts\nnetwork: host\napps:\n{}{}",
+        app("one", ""),
+        app("two", "")
+    );
     std::fs::write(&path, text).unwrap();
     let err = manifest::load(&path).unwrap_err().to_string();
     assert!(err.contains("port 8000 is used twice"), "{err}");

@@ -210,3 +210,66 @@ fn four_apps_on_port_8000_each_in_its_own_pod() {
         assert!(crate::common::port_is_free(port), "{port} is still bound");
     }
 }
+
+/// Where the kernel refuses user namespaces, apps run on the machine's network, and daca says
+/// so in one line with the fix; an app that asks for a pod is refused clearly. Simulated with a
+/// limit of 0 inside a user namespace of the test's (the machine's own setting is untouched).
+#[test]
+fn without_user_namespaces_apps_fall_back_to_the_host_network_and_say_why() {
+    if !have("pasta") || !have("unshare") || !have("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("web")).unwrap();
+    let port = crate::common::free_port();
+    std::fs::write(
+        dir.path().join("web/main.py"),
+        format!(
+            "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(os.environ['DAPR_HTTP_PORT'].encode())\nhttp.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+        ),
+    )
+    .unwrap();
+    let sidecar = crate::common::free_port();
+    let manifest = |network: &str| {
+        format!(
+            "name: nopods\nredis: {{ provider: embedded }}\n{network}apps:\n  - {{ id: web, dir: ./web, command: [python3, main.py], port: {port}, dapr_http_port: {sidecar}, dapr_grpc_port: {} }}\n",
+            crate::common::free_port()
+        )
+    };
+    std::fs::write(dir.path().join("daca.yaml"), manifest("")).unwrap();
+    let limited = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",
+        "sh",
+    ];
+    let mut up = crate::up::Up::start_wrapped(dir.path(), &limited);
+    up.wait_output("app(s) ready", Duration::from_secs(30));
+    let output = up.output();
+    assert!(
+        output.contains("network: host for the apps (the kernel refused a user namespace")
+            && output.contains("sysctl user.max_user_namespaces"),
+        "{output}"
+    );
+    // On the machine's network, the app's sidecar is its own host port.
+    let answer = crate::common::http_get(port, "/").map(|(_, body)| body);
+    assert_eq!(answer, Some(sidecar.to_string()));
+    up.stop_cleanly();
+    std::fs::write(dir.path().join("daca.yaml"), manifest("network: pod\n")).unwrap();
+    let mut up = crate::up::Up::start_wrapped(dir.path(), &limited);
+    assert_eq!(
+        up.wait_exit(Duration::from_secs(30)),
+        Some(1),
+        "{}",
+        up.output()
+    );
+    let output = up.output();
+    assert!(
+        output.contains("web: cannot make its pod: the kernel refused the pod's namespaces")
+            && output.contains("hint: install `passt` (for pasta), or set `network: host`"),
+        "{output}"
+    );
+}

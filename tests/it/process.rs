@@ -22,6 +22,7 @@ fn shell(name: &str, script: &str) -> UnitSpec {
             dir: std::env::temp_dir(),
             env: std::env::vars().collect(),
             warm: false,
+            pod: None,
         }),
         probe: Probe::None,
         restart: RestartPolicy::OnFailure,

@@ -61,6 +61,22 @@ impl Up {
         Up::launch(Up::spawn_command(dir, path_env, global_args, up_args))
     }
 
+    /// `daca up` run by `wrapper` (a command that ends by running its arguments).
+    pub(crate) fn start_wrapped(dir: &Path, wrapper: &[&str]) -> Up {
+        let (dir, inner, logs) = Up::spawn_command(dir, None, &[], &[]);
+        let mut command = std::process::Command::new(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env("NO_COLOR", "1")
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(logs.path().join("out")).unwrap())
+            .stderr(std::fs::File::create(logs.path().join("err")).unwrap());
+        Up::launch((dir, command, logs))
+    }
+
     fn launch((dir, mut command, logs): (PathBuf, std::process::Command, tempfile::TempDir)) -> Up {
         let ports = crate::common::shared_ports();
         Up {
