@@ -32,7 +32,8 @@ async function refreshApps() {
     row.cells[1].textContent = app.state + (app.message ? ` — ${app.message}` : "");
     row.cells[2].textContent = app.container ? `container ${app.container}` : app.pid ? `pid ${app.pid}` : "-";
     row.cells[2].dataset.pid = app.pid || "";
-    row.cells[3].textContent = app.port ?? "-";
+    // In a pod: the machine's port, then the app's own inside (as `ports:` writes it).
+    row.cells[3].textContent = app.pod ? `${app.pod.host_port ?? app.port}:${app.port} (pod)` : app.port ?? "-";
     row.cells[4].textContent = `${app.sidecar.http} / ${app.sidecar.grpc}`;
     row.cells[5].textContent = app.restarts;
     const up = app.started_at_ms && ["starting", "ready", "stopping"].includes(app.state);
