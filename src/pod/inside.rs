@@ -40,6 +40,12 @@ pub enum InsideError {
 /// Whether this machine lets daca make pods: a user namespace, and a network and mount
 /// namespace in it (`daca __pod-probe`, a process that exits at once).
 pub fn probe() -> Result<(), InsideError> {
+    own_namespaces()
+}
+
+/// A user namespace of the caller's own (its uid and gid mapped to themselves, so an app sees
+/// who it is), and a network and a mount namespace in it, for this process.
+fn own_namespaces() -> Result<(), InsideError> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     unshare(CloneFlags::CLONE_NEWUSER).map_err(InsideError::UserNamespace)?;
     let write = |file: &'static str, text: String| {
@@ -51,20 +57,28 @@ pub fn probe() -> Result<(), InsideError> {
     unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(InsideError::Namespaces)
 }
 
+/// Says `ready` on stdout, then waits until stdin closes (daca stopped, or died: a pipe closes
+/// even under SIGKILL).
+fn ready_until_daca_goes() {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "ready");
+    let _ = stdout.flush();
+    let mut line = String::new();
+    while std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .is_ok_and(|n| n > 0)
+    {
+        line.clear();
+    }
+}
+
 /// The holder: makes a user namespace (the caller's own uid and gid mapped to themselves, so
 /// the app sees who it is), a network and a mount namespace in it, and a bind mount of `hosts`
 /// over /etc/hosts; says `ready` on stdout, then waits for stdin to close (daca stopped, or
 /// died: a pipe closes even under SIGKILL) and exits, which ends the pod once its apps are gone.
 pub fn hold(hosts: &Path) -> Result<(), InsideError> {
-    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    unshare(CloneFlags::CLONE_NEWUSER).map_err(InsideError::UserNamespace)?;
-    let write = |file: &'static str, text: String| {
-        std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| InsideError::Map(file, e))
-    };
-    write("setgroups", "deny".into())?;
-    write("uid_map", format!("{uid} {uid} 1\n"))?;
-    write("gid_map", format!("{gid} {gid} 1\n"))?;
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(InsideError::Namespaces)?;
+    own_namespaces()?;
     // Private, so the bind mount below stays in this pod.
     mount(
         None::<&str>,
@@ -82,18 +96,7 @@ pub fn hold(hosts: &Path) -> Result<(), InsideError> {
         None::<&str>,
     )
     .map_err(InsideError::Hosts)?;
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "ready");
-    let _ = stdout.flush();
-    // Until daca goes.
-    let mut line = String::new();
-    while std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .is_ok_and(|n| n > 0)
-    {
-        line.clear();
-    }
+    ready_until_daca_goes();
     Ok(())
 }
 
@@ -129,17 +132,7 @@ pub fn keep_pasta(holder: u32, pasta: &[String]) -> Result<(), InsideError> {
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "ready");
-    let _ = stdout.flush();
-    let mut line = String::new();
-    while std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .is_ok_and(|n| n > 0)
-    {
-        line.clear();
-    }
+    ready_until_daca_goes();
     let _ = child.kill();
     let _ = child.wait();
     Ok(())

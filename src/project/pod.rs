@@ -149,6 +149,22 @@ impl PodPlace {
 
 /// Copies each connection to the host `listener` to `port` inside the pod, until `token`.
 async fn forward(listener: TcpListener, pod: Arc<Pod>, port: u16, token: CancellationToken) {
+    let dial = move || {
+        // Nothing listening there yet (the app is starting): the caller sees the connection
+        // closed, as it would see it refused without a pod.
+        let inside = pod.connect(loopback(port)).ok();
+        async move { inside }
+    };
+    relay(listener, token, dial).await;
+}
+
+/// Accepts on `listener` until `token`, and copies each connection both ways to what `dial`
+/// connects it to (one it cannot place is closed).
+async fn relay<F, Fut>(listener: TcpListener, token: CancellationToken, dial: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<tokio::net::TcpStream>> + Send + 'static,
+{
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -156,21 +172,16 @@ async fn forward(listener: TcpListener, pod: Arc<Pod>, port: u16, token: Cancell
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
-        let Ok((mut outside, _)) = accepted else {
+        let Ok((mut from, _)) = accepted else {
             continue;
         };
-        let _ = outside.set_nodelay(true);
-        match pod.connect(loopback(port)) {
-            Ok(mut inside) => {
-                let _ = inside.set_nodelay(true);
-                connections.spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
-                });
+        let to = dial();
+        connections.spawn(async move {
+            if let Some(mut to) = to.await {
+                let _ = (from.set_nodelay(true), to.set_nodelay(true));
+                let _ = tokio::io::copy_bidirectional(&mut from, &mut to).await;
             }
-            // Nothing listens there yet (the app is starting): the caller sees a refused
-            // connection, as it would without a pod.
-            Err(_) => drop(outside),
-        }
+        });
     }
     connections.shutdown().await;
 }
@@ -240,31 +251,14 @@ async fn to_peer(
     target: Target,
     token: CancellationToken,
 ) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = token.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((mut inside, _)) = accepted else {
-            continue;
-        };
+    let dial = move || {
         let reach = peers.read().get(&peer).copied();
         let port = reach.and_then(|r| match target {
             Target::App => r.app,
             Target::SidecarHttp => Some(r.sidecar.http),
             Target::SidecarGrpc => Some(r.sidecar.grpc),
         });
-        let Some(port) = port else {
-            continue;
-        };
-        connections.spawn(async move {
-            if let Ok(mut outside) = tokio::net::TcpStream::connect(loopback(port)).await {
-                let _ = (inside.set_nodelay(true), outside.set_nodelay(true));
-                let _ = tokio::io::copy_bidirectional(&mut inside, &mut outside).await;
-            }
-        });
-    }
-    connections.shutdown().await;
+        async move { tokio::net::TcpStream::connect(loopback(port?)).await.ok() }
+    };
+    relay(listener, token, dial).await;
 }
