@@ -79,7 +79,8 @@ pub struct Pod {
     keeper: tokio::process::Child,
     pid: u32,
     sockets: mpsc::Sender<Request>,
-    _hosts: PathBuf,
+    /// The pod's /etc/hosts (daca's file), removed with the pod.
+    hosts: PathBuf,
 }
 
 impl Pod {
@@ -125,7 +126,7 @@ impl Pod {
             keeper,
             pid,
             sockets,
-            _hosts: hosts.to_path_buf(),
+            hosts: hosts.to_path_buf(),
         })
     }
 
@@ -178,6 +179,11 @@ impl Pod {
             {
                 let _ = child.kill().await;
             }
+        }
+        let _ = std::fs::remove_file(&self.hosts);
+        // The folder goes with the last pod of this daca.
+        if let Some(folder) = self.hosts.parent() {
+            let _ = std::fs::remove_dir(folder);
         }
     }
 }

@@ -56,12 +56,14 @@ async fn a_pod_has_its_own_localhost_hosts_file_and_way_out() {
         String::from_utf8_lossy(&output.stderr)
     );
     let pid = pod.pid();
+    // pasta and its keeper name the holder last.
+    let pasta = pids_of(&format!("-T {outside_port} {pid}"));
+    assert_eq!(pasta.len(), 2, "pasta and its keeper: {pasta:?}");
     pod.close().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "the holder is gone"
-    );
+    assert!(pod_processes(&[pid]).is_empty(), "the holder is gone");
+    assert!(pod_processes(&pasta).is_empty(), "pasta is gone");
+    assert!(!hosts.exists(), "its /etc/hosts file is gone");
 }
 
 /// Whether any pod helper of this run is still alive (`__pod` holders, `pasta`).
