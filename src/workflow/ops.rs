@@ -297,6 +297,43 @@ impl Workflows {
         Ok(count + 1)
     }
 
+    /// One page of an app's instance ids, in order, after `after` (the last of the previous
+    /// page); and the last id of this page when more follow.
+    pub async fn instance_ids(
+        &self,
+        app: &str,
+        after: Option<&str>,
+        page: Option<usize>,
+    ) -> Result<(Vec<String>, Option<String>), WorkflowError> {
+        let mut ids = store::instance_ids(&self.store()?, app).await?;
+        ids.sort();
+        let start = after.map_or(0, |after| ids.partition_point(|id| id.as_str() <= after));
+        let rest = &ids[start.min(ids.len())..];
+        let taken: Vec<String> = rest
+            .iter()
+            .take(page.unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        let more = taken.len() < rest.len();
+        let next = taken.last().cloned().filter(|_| more);
+        Ok((taken, next))
+    }
+
+    /// An instance's history events, oldest first.
+    pub async fn events(
+        &self,
+        app: &str,
+        instance: &str,
+    ) -> Result<Vec<HistoryEvent>, WorkflowError> {
+        let slot = self.slot(app, instance);
+        let guard = self.locked(&slot).await?;
+        let state = guard
+            .as_ref()
+            .filter(|s| s.exists)
+            .ok_or(WorkflowError::NotFound)?;
+        Ok(state.history.clone())
+    }
+
     /// The summaries of the apps' stored instances, newest first.
     pub async fn list(&self, apps: &[String]) -> Result<Vec<Snapshot>, WorkflowError> {
         let store = self.store()?;

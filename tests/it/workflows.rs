@@ -554,6 +554,47 @@ fn redis_keys(project: &Project) {
     assert_eq!(metadata, [0x10, 6, 0x18, 1]);
 }
 
+/// The newest SDK's management calls: the app's instance ids page by page, one's history.
+fn management(project: &Project) {
+    let (_, listed) = project.get(project.port, "/list?page=2");
+    let ids: Vec<&str> = listed["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "{listed}");
+    assert!(
+        ids.contains(&"keys1") && ids.contains(&"h1") && ids.len() >= 4,
+        "{listed}"
+    );
+    let (_, history) = project.get(project.port, "/history/keys1");
+    let kinds: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    // The hello workflow's two steps, as the SDK names the events.
+    let steps = [
+        "WORKFLOW_STARTED",
+        "EXECUTION_STARTED",
+        "TASK_SCHEDULED",
+        "WORKFLOW_STARTED",
+        "TASK_COMPLETED",
+        "EXECUTION_COMPLETED",
+    ];
+    assert_eq!(kinds, steps, "{history}");
+    let (status, missing) = project.get(project.port, "/history/nobody");
+    assert_eq!(status, 404, "{missing}");
+    assert!(
+        missing["error"].as_str().unwrap().contains("NOT_FOUND"),
+        "{missing}"
+    );
+}
+
 fn inspector(project: &Project) {
     let dir = project.dir.path().to_str().unwrap();
     let list = crate::cli::run(&["workflows", "-d", dir]);
@@ -600,6 +641,7 @@ fn the_http_api_the_redis_keys_and_the_inspector() {
     let mut up = project.up();
     http_api(&project);
     redis_keys(&project);
+    management(&project);
     inspector(&project);
     up.stop_cleanly();
 }

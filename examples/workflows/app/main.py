@@ -214,6 +214,27 @@ async def start(name: str, request: Request, id: str | None = None):
     return {"id": instance}
 
 
+@app.get("/list")
+def list_instances(page: int = 2):
+    # The newest SDK's management calls (Dapr 1.17 and later): every id, a page at a time.
+    ids, token = [], None
+    while True:
+        got = client().list_workflow_instance_ids(page_size=page, continuation_token=token)
+        ids.extend(got.instance_ids)
+        token = got.continuation_token
+        if token is None:
+            return {"ids": ids}
+
+
+@app.get("/history/{instance}")
+def history(instance: str):
+    try:
+        events = client().get_workflow_history(instance)
+    except Exception as err:  # NOT_FOUND for an unknown instance
+        return JSONResponse({"error": str(err)}, status_code=404)
+    return {"events": [e.event_type.name for e in events]}
+
+
 @app.post("/dapr-client/{name}")
 async def start_with_dapr_client(name: str, request: Request, id: str):
     # The older path: DaprClient's workflow methods (gRPC StartWorkflowBeta1, SDK 1.15).

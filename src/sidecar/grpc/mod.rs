@@ -265,6 +265,8 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
         "PurgeInstances" => workflow::purge_instances,
         "CompleteOrchestratorTask" | "CompleteWorkflowTask" => workflow::complete_orchestrator_task,
         "CompleteActivityTask" => workflow::complete_activity_task,
+        "ListInstanceIDs" => workflow::list_instance_ids,
+        "GetInstanceHistory" => workflow::get_instance_history,
     }
 }
 

@@ -194,6 +194,34 @@ pub async fn purge_instances(
     })
 }
 
+/// The app's instance ids a page at a time (the token is the last id of the page before).
+pub async fn list_instance_ids(
+    s: Arc<SidecarState>,
+    r: pb::ListInstanceIDsRequest,
+) -> Result<pb::ListInstanceIDsResponse> {
+    let page = r.page_size.map(|n| n as usize).filter(|n| *n > 0);
+    let (instance_ids, continuation_token) = engine(&s)
+        .instance_ids(&s.app_id, r.continuation_token.as_deref(), page)
+        .await
+        .map_err(status)?;
+    Ok(pb::ListInstanceIDsResponse {
+        instance_ids,
+        continuation_token,
+    })
+}
+
+/// An instance's history; an unknown (or purged) one is `NOT_FOUND`, as daprd answers.
+pub async fn get_instance_history(
+    s: Arc<SidecarState>,
+    r: pb::GetInstanceHistoryRequest,
+) -> Result<pb::GetInstanceHistoryResponse> {
+    match engine(&s).events(&s.app_id, &r.instance_id).await {
+        Ok(events) => Ok(pb::GetInstanceHistoryResponse { events }),
+        Err(WorkflowError::NotFound) => Err(Status::not_found(WorkflowError::NotFound.to_string())),
+        Err(err) => Err(status(err)),
+    }
+}
+
 pub async fn complete_orchestrator_task(
     s: Arc<SidecarState>,
     r: pb::WorkflowResponse,
