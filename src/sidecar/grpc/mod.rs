@@ -184,21 +184,25 @@ fn grpc_response(answer: Answer) -> Response<Answer> {
     response
 }
 
+/// Why a call is refused: `DAPR_API_TOKEN` is set and the call does not carry it.
+fn refused(sidecar: &SidecarState, headers: &HeaderMap) -> Option<Status> {
+    let token = sidecar.shared.api_token.as_ref()?;
+    let given = headers.get("dapr-api-token").and_then(|v| v.to_str().ok());
+    if given == Some(token.as_str()) {
+        return None;
+    }
+    let message = match given {
+        None => "missing api token in request metadata",
+        Some(_) => "authentication error: api token mismatch",
+    };
+    Some(Status::new(Code::Unauthenticated, message))
+}
+
 /// The Dapr gRPC service of one app's sidecar: routes by the method's name.
 fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> Answering {
     let (parts, body) = request.into_parts();
-    if let Some(token) = &sidecar.shared.api_token {
-        let given = parts
-            .headers
-            .get("dapr-api-token")
-            .and_then(|v| v.to_str().ok());
-        if given != Some(token.as_str()) {
-            let message = match given {
-                None => "missing api token in request metadata",
-                Some(_) => "authentication error: api token mismatch",
-            };
-            return status_answer(Status::new(Code::Unauthenticated, message));
-        }
+    if let Some(refused) = refused(sidecar, &parts.headers) {
+        return status_answer(refused);
     }
     let limit = sidecar.max_body_size();
     let s = sidecar.clone();
