@@ -11,7 +11,7 @@ use super::state::State;
 use super::step;
 use super::view::{self, Line, Snapshot};
 use super::workers::{ItemKey, Reply};
-use super::{START_PREFIX, Until, WorkflowError, Workflows, store};
+use super::{START_PREFIX, Slot, Until, WorkflowError, Workflows, store};
 use crate::scheduler::Job;
 
 /// A start as the client asks for it.
@@ -33,35 +33,20 @@ impl Workflows {
         let slot = self.slot(app, &start.instance);
         slot.arrived();
         let mut status = slot.status.subscribe();
+        let mut started = step::start_event(
+            self.clock.now(),
+            app,
+            &start.instance,
+            &start.name,
+            start.input,
+            None,
+        );
+        if let (Some(EventType::ExecutionStarted(s)), Some(at)) =
+            (&mut started.event_type, start.at_ns)
         {
-            let mut guard = self.locked(&slot).await?;
-            let state = guard.get_or_insert_with(State::default);
-            if state.exists && !state.is_terminal() {
-                return Err(WorkflowError::AlreadyExists(start.instance));
-            }
-            if state.exists {
-                state.reset();
-                self.drop_timers(app, &start.instance);
-            } else {
-                // Dapr counts generations from 1.
-                state.generation = 1;
-            }
-            let mut started = step::start_event(
-                self.clock.now(),
-                app,
-                &start.instance,
-                &start.name,
-                start.input,
-                None,
-            );
-            if let (Some(EventType::ExecutionStarted(s)), Some(at)) =
-                (&mut started.event_type, start.at_ns)
-            {
-                s.scheduled_start_timestamp = Some(events::timestamp_of_ns(at.into()));
-            }
-            state.inbox.push(started);
-            self.save(&slot, state).await?;
+            s.scheduled_start_timestamp = Some(events::timestamp_of_ns(at.into()));
         }
+        self.begin(&slot, started).await?;
         if let Some(at) = start.at_ns.filter(|at| *at > crate::scheduler::now_ns()) {
             let job = Job {
                 key: format!("{START_PREFIX}{app}||{}", start.instance),
@@ -93,22 +78,29 @@ impl Workflows {
         started: HistoryEvent,
     ) -> Result<(), WorkflowError> {
         let slot = self.slot(app, instance);
-        {
-            let mut guard = self.locked(&slot).await?;
-            let state = guard.get_or_insert_with(State::default);
-            if state.exists && !state.is_terminal() {
-                return Err(WorkflowError::AlreadyExists(instance.to_string()));
-            }
-            if state.exists {
-                state.reset();
-            } else {
-                state.generation = 1;
-            }
-            state.inbox.push(started);
-            self.save(&slot, state).await?;
-        }
+        self.begin(&slot, started).await?;
         self.kick(&slot);
         Ok(())
+    }
+
+    /// A new execution of the slot's instance, from its `executionStarted` event: refused while
+    /// one runs; a finished one starts afresh (its history and timers go, the generation moves
+    /// on). Saved, not yet stepped.
+    async fn begin(&self, slot: &Slot, started: HistoryEvent) -> Result<(), WorkflowError> {
+        let mut guard = self.locked(slot).await?;
+        let state = guard.get_or_insert_with(State::default);
+        if state.exists && !state.is_terminal() {
+            return Err(WorkflowError::AlreadyExists(slot.instance.clone()));
+        }
+        if state.exists {
+            state.reset();
+            self.drop_timers(&slot.app, &slot.instance);
+        } else {
+            // Dapr counts generations from 1.
+            state.generation = 1;
+        }
+        state.inbox.push(started);
+        self.save(slot, state).await
     }
 
     /// Adds `event` to an instance's inbox; dropped if the instance has ended.
