@@ -63,6 +63,15 @@ pub fn for_app(
     )
 }
 
+/// The namespace Dapr's self-hosted mode runs in: `NAMESPACE`, else `default` (in workflow
+/// actor types and in the cluster names a pod resolves).
+pub fn namespace() -> String {
+    std::env::var("NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
 /// Reads `dir/.env` if present: `KEY=value` lines, `#` comments, optional `export `, and
 /// single or double quotes around the value.
 pub fn read_dot_env(dir: &Path) -> BTreeMap<String, String> {

@@ -186,15 +186,6 @@ where
     connections.shutdown().await;
 }
 
-/// The namespace in the cluster names (`<app>.<ns>.svc.cluster.local`), as Dapr's self-hosted
-/// mode takes it.
-fn namespace() -> String {
-    std::env::var("NAMESPACE")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into())
-}
-
 /// Where the `n`th other app's names lead inside a pod: its app at 127.0.1.n, its sidecar
 /// (`<app>-dapr`, Dapr's service) at 127.0.2.n; all loopback, so nothing leaves the pod but
 /// through daca.
@@ -204,7 +195,7 @@ fn peer_address(n: usize, sidecar: bool) -> Ipv4Addr {
 }
 
 fn hosts_file(id: &str, peers: &[(String, Option<u16>)]) -> String {
-    let ns = namespace();
+    let ns = crate::env::namespace();
     let mut text = format!("127.0.0.1 localhost {id}\n::1 localhost ip6-localhost ip6-loopback\n");
     for (n, (peer, _)) in peers.iter().enumerate() {
         for (name, sidecar) in [(peer.clone(), false), (format!("{peer}-dapr"), true)] {

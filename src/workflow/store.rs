@@ -10,17 +10,12 @@ use super::pb::{self, HistoryEvent};
 use super::state::State;
 use crate::state::{Delete, Op, StateStore, Write};
 
-/// The namespace in the actor type, as Dapr's self-hosted mode takes it.
-fn namespace() -> String {
-    std::env::var("NAMESPACE")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into())
-}
-
 /// The prefix of every key of an app's instances.
 pub fn app_prefix(app: &str) -> String {
-    format!("{app}||dapr.internal.{}.{app}.workflow||", namespace())
+    format!(
+        "{app}||dapr.internal.{}.{app}.workflow||",
+        crate::env::namespace()
+    )
 }
 
 fn key(app: &str, instance: &str, suffix: &str) -> String {
