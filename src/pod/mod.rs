@@ -15,7 +15,7 @@
 
 pub mod inside;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -69,7 +69,8 @@ fn check_available() -> Result<(), String> {
 /// A request to the thread that lives in the pod's network namespace.
 enum Request {
     Listen(SocketAddr, mpsc::Sender<std::io::Result<TcpListener>>),
-    Connect(SocketAddr, mpsc::Sender<std::io::Result<TcpStream>>),
+    /// A socket of the pod's, not yet connected: the caller connects it without blocking.
+    Socket(tokio::sync::oneshot::Sender<std::io::Result<tokio::net::TcpSocket>>),
 }
 
 /// A running pod: its holder, and the thread that makes sockets in it.
@@ -135,15 +136,15 @@ impl Pod {
         self.pid
     }
 
-    /// The command line that runs `program` in this pod.
-    pub fn wrap(&self, program: &str, args: &[String]) -> (String, Vec<String>) {
+    /// How a process joins this pod (`daca __pod-exec HOLDER -- …`).
+    pub fn join(&self) -> crate::runtime::InPod {
         let exe = daca_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "daca".into());
-        let mut all = vec!["__pod-exec".into(), self.pid.to_string(), "--".into()];
-        all.push(program.to_string());
-        all.extend(args.iter().cloned());
-        (exe, all)
+        crate::runtime::InPod {
+            exe,
+            holder: self.pid,
+        }
     }
 
     /// A listener at `address` inside the pod.
@@ -155,13 +156,12 @@ impl Pod {
         tokio::net::TcpListener::from_std(listener).map_err(PodError::Socket)
     }
 
-    /// A connection to `address` inside the pod (loopback: the connect does not wait).
-    pub fn connect(&self, address: SocketAddr) -> Result<tokio::net::TcpStream, PodError> {
-        let (reply, answer) = mpsc::channel();
-        self.ask(Request::Connect(address, reply))?;
-        let stream = answer.recv().map_err(gone)?.map_err(PodError::Socket)?;
-        stream.set_nonblocking(true).map_err(PodError::Socket)?;
-        tokio::net::TcpStream::from_std(stream).map_err(PodError::Socket)
+    /// A connection to `address` inside the pod.
+    pub async fn connect(&self, address: SocketAddr) -> Result<tokio::net::TcpStream, PodError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.ask(Request::Socket(reply))?;
+        let socket = answer.await.map_err(gone)?.map_err(PodError::Socket)?;
+        socket.connect(address).await.map_err(PodError::Socket)
     }
 
     fn ask(&self, request: Request) -> Result<(), PodError> {
@@ -307,8 +307,8 @@ fn socket_thread(pid: u32) -> Result<mpsc::Sender<Request>, PodError> {
                     Request::Listen(address, reply) => {
                         let _ = reply.send(TcpListener::bind(address));
                     }
-                    Request::Connect(address, reply) => {
-                        let _ = reply.send(TcpStream::connect(address));
+                    Request::Socket(reply) => {
+                        let _ = reply.send(tokio::net::TcpSocket::new_v4());
                     }
                 }
             }

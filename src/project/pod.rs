@@ -84,23 +84,12 @@ impl PodPlace {
         };
         let (http, grpc) = (listen(POD_SIDECAR.http)?, listen(POD_SIDECAR.grpc)?);
         let names = name_listeners(&pod, id, peers)?;
-        let exe = std::env::var("DACA_EXE")
-            .ok()
-            .or_else(|| {
-                std::env::current_exe()
-                    .ok()
-                    .map(|p| p.display().to_string())
-            })
-            .unwrap_or_else(|| "daca".into());
         let host_port = host
             .first()
             .and_then(|(l, _)| l.local_addr().ok())
             .map(|a| a.port());
         let in_pod = InPod {
-            join: crate::runtime::InPod {
-                exe,
-                holder: pod.pid(),
-            },
+            join: pod.join(),
             host_port,
         };
         Ok(PodPlace {
@@ -150,10 +139,10 @@ impl PodPlace {
 /// Copies each connection to the host `listener` to `port` inside the pod, until `token`.
 async fn forward(listener: TcpListener, pod: Arc<Pod>, port: u16, token: CancellationToken) {
     let dial = move || {
+        let pod = pod.clone();
         // Nothing listening there yet (the app is starting): the caller sees the connection
         // closed, as it would see it refused without a pod.
-        let inside = pod.connect(loopback(port)).ok();
-        async move { inside }
+        async move { pod.connect(loopback(port)).await.ok() }
     };
     relay(listener, token, dial).await;
 }

@@ -46,6 +46,16 @@ pub struct InPod {
     pub holder: u32,
 }
 
+impl InPod {
+    /// The command line that runs `program` in the pod (the wrapper becomes it: same pid).
+    pub fn command(&self, program: &str, args: &[String]) -> (std::path::PathBuf, Vec<String>) {
+        let mut all = vec!["__pod-exec".into(), self.holder.to_string(), "--".into()];
+        all.push(program.to_string());
+        all.extend(args.iter().cloned());
+        (std::path::PathBuf::from(&self.exe), all)
+    }
+}
+
 /// How a process was started, when that can differ (see `crate::warm`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {

@@ -130,12 +130,7 @@ pub fn spawn(
     // In a pod, daca's own wrapper joins it and then becomes the program (same pid).
     let (program, args) = match &spec.pod {
         None => (program, spec.args.clone()),
-        Some(pod) => {
-            let mut args = vec!["__pod-exec".into(), pod.holder.to_string(), "--".into()];
-            args.push(program.display().to_string());
-            args.extend(spec.args.iter().cloned());
-            (std::path::PathBuf::from(&pod.exe), args)
-        }
+        Some(pod) => pod.command(&program.display().to_string(), &spec.args),
     };
     let mut command = CommandWrap::with_new(&program, |cmd| {
         cmd.args(&args)

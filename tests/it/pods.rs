@@ -34,7 +34,7 @@ async fn a_pod_has_its_own_localhost_hosts_file_and_way_out() {
          s = socket.create_connection(('127.0.0.1', 3500)); print(s.recv(100).decode())\n\
          t = socket.create_connection(('127.0.0.1', {outside_port})); print(t.recv(100).decode())\n"
     );
-    let (program, args) = pod.wrap("python3", &["-c".to_string(), script]);
+    let (program, args) = pod.join().command("python3", &["-c".to_string(), script]);
     let run = tokio::process::Command::new(program).args(args).output();
     let serve = async {
         let (mut conn, _) = inside.accept().await.unwrap();
