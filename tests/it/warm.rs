@@ -404,20 +404,10 @@ fn python_file_fastapi_run_and_dev_gunicorn_and_hypercorn_reload_warm() {
         let port = free_port();
         let command = match id {
             "file" => vec![python.display().to_string(), "main.py".into()],
-            "fastapi" => [
-                tool("fastapi"),
-                "run".into(),
-                "main.py".into(),
-                "--host".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                port.to_string(),
-            ]
-            .to_vec(),
             // daca does the reloading: `fastapi dev` runs with --no-reload.
-            "fastapidev" => [
+            "fastapi" | "fastapidev" => [
                 tool("fastapi"),
-                "dev".into(),
+                if id == "fastapi" { "run" } else { "dev" }.into(),
                 "main.py".into(),
                 "--host".into(),
                 "127.0.0.1".into(),
