@@ -168,6 +168,19 @@ impl RedisPlan {
         }
     }
 
+    /// The port of this Redis on the machine's loopback, when it is there (what a pod reaches
+    /// at its own localhost).
+    pub fn loopback_port(&self) -> Option<u16> {
+        match self {
+            RedisPlan::Server { port, .. } | RedisPlan::Container { port, .. } => Some(*port),
+            RedisPlan::External { url } => {
+                let rest = url.strip_prefix("redis://127.0.0.1:")?;
+                rest.split(['/', '?']).next()?.parse().ok()
+            }
+            RedisPlan::Embedded { .. } => None,
+        }
+    }
+
     /// How Redis is provided, in one word (`daca ps`).
     pub fn mode(&self) -> &'static str {
         match self {

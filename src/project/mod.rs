@@ -104,13 +104,6 @@ impl Context {
             },
         }
     }
-
-    /// The port of daca's Redis on the machine, which a pod reaches at its own localhost.
-    fn redis_port(&self) -> Option<u16> {
-        let url = self.redis_plan.url()?;
-        let rest = url.strip_prefix("redis://127.0.0.1:")?;
-        rest.split(['/', '?']).next()?.parse().ok()
-    }
 }
 
 /// A running project.

@@ -74,7 +74,7 @@ impl PodPlace {
         std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
         let hosts = dir.join(format!("{id}.hosts"));
         std::fs::write(&hosts, hosts_file(id, peers)).map_err(|e| pod_problem(id, e))?;
-        let forward: Vec<u16> = ctx.redis_port().into_iter().collect();
+        let forward: Vec<u16> = ctx.redis_plan.loopback_port().into_iter().collect();
         let pod = Pod::create(&hosts, &forward)
             .await
             .map_err(|e| pod_problem(id, e))?;
