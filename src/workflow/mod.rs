@@ -32,7 +32,8 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 
 pub use dapr_durabletask_proto as pb;
-pub use events::{is_terminal, ns_of, status_name};
+pub use events::ns_of;
+use events::{is_terminal, status_name};
 pub use ops::Start;
 pub use view::Snapshot;
 

@@ -11,7 +11,7 @@ use super::state::State;
 use crate::state::{Delete, Op, StateStore, Write};
 
 /// The prefix of every key of an app's instances.
-pub fn app_prefix(app: &str) -> String {
+fn app_prefix(app: &str) -> String {
     format!(
         "{app}||dapr.internal.{}.{app}.workflow||",
         crate::env::namespace()
