@@ -307,6 +307,7 @@ impl RedisPlan {
                 volumes,
                 labels: owner.labels(&Unit::Redis),
                 warm: false,
+                network: None,
             }),
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,

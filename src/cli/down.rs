@@ -28,6 +28,7 @@ pub async fn run(args: &DownArgs) -> crate::Result<()> {
             );
         }
     }
+    crate::pod::remove_leftovers();
     // The project's name labels its containers; a manifest that no longer loads still has a
     // folder name, which is the default project name.
     let project = manifest::load(&file)

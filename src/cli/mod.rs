@@ -105,6 +105,13 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Internal: a container pod's relay (see `pod::relay`): listens at each ADDRESS=TARGET
+    /// in the pod and carries the connections to daca through SOCKET.
+    #[command(name = "__pod-relay", hide = true)]
+    PodRelay {
+        socket: PathBuf,
+        listens: Vec<String>,
+    },
     /// Internal: removes a run's containers once the daca that started it is gone.
     #[command(name = "__reap", hide = true)]
     Reap {
@@ -235,6 +242,9 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
             "internal: pod commands run before the async runtime",
         )
         .into()),
+        Command::PodRelay { socket, listens } => crate::pod::relay::run(&socket, &listens)
+            .await
+            .map_err(|e| crate::error::Problem::new(format!("pod relay: {e}")).into()),
         Command::Reap {
             host,
             project,

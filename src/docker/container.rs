@@ -205,7 +205,7 @@ async fn create(
         attach_stderr: Some(true),
         tty: Some(false),
         host_config: Some(HostConfig {
-            network_mode: Some("host".into()),
+            network_mode: Some(want.network.clone().unwrap_or_else(|| "host".into())),
             init: Some(true),
             binds: (!binds.is_empty()).then_some(binds),
             ..Default::default()

@@ -6,6 +6,7 @@ mod container;
 pub mod endpoint;
 pub mod image;
 pub mod plan;
+pub mod pod;
 pub mod sweep;
 
 use std::collections::{BTreeMap, HashMap};

@@ -55,6 +55,7 @@ impl ContainerPlan {
             volumes: Vec::new(),
             labels: self.owner.labels(&unit),
             warm: app.reload.mode == crate::manifest::ReloadMode::Restart,
+            network: None,
         }
     }
 

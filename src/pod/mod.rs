@@ -14,6 +14,7 @@
 //! the holder's stdin closes and it exits; `pasta` goes with the namespace.
 
 pub mod inside;
+pub mod relay;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -188,9 +189,32 @@ impl Pod {
     }
 }
 
+/// Removes the pod folders (`$TMPDIR/daca-pods-<pid>`: hosts files, relay sockets) of daca
+/// processes that are gone (a SIGKILLed daca cannot remove its own).
+pub fn remove_leftovers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("daca-pods-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Only "no such process" means gone (another user's daca answers EPERM).
+        let probe = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+        if probe == Err(nix::errno::Errno::ESRCH) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The daca binary that runs the pod's helpers: this one, or `DACA_EXE` when daca's library
 /// runs inside another program (its tests).
-fn daca_exe() -> std::io::Result<PathBuf> {
+pub fn daca_exe() -> std::io::Result<PathBuf> {
     match std::env::var_os("DACA_EXE") {
         Some(exe) => Ok(PathBuf::from(exe)),
         None => std::env::current_exe(),

@@ -41,7 +41,7 @@ pub(super) struct AppEntry {
     driver_spec: watch::Sender<Arc<AppSpec>>,
     reloads: Arc<ReloadStats>,
     /// Its pod, when it has one (ended after its process), and how its unit runs in it.
-    pod: Option<Arc<crate::pod::Pod>>,
+    pod: Option<Arc<super::pod::Inside>>,
     in_pod: Option<super::launch::InPod>,
     token: CancellationToken,
     tasks: TaskTracker,
@@ -93,9 +93,9 @@ impl AppEntry {
             sidecar.clone(),
             token.clone(),
         ));
-        let pod = place.as_ref().map(|p| p.pod.clone());
+        let pod = place.as_ref().map(|p| p.inside.clone());
         if let Some(place) = place {
-            place.serve(&sidecar, &ctx.peers, &tasks, &token);
+            place.serve(&sidecar, ports, &ctx.peers, &tasks, &token);
         }
         let (changes, inbox) = mpsc::unbounded_channel();
         let (driver_spec, spec_rx) = watch::channel(spec.clone());

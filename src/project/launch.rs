@@ -10,12 +10,25 @@ use crate::runtime::process::resolve_program;
 use crate::runtime::{LaunchSpec, ProcessLaunch};
 use crate::supervisor::{Probe, Unit, UnitSpec};
 
-/// Where an app's process runs when it has a pod: through `daca __pod-exec HOLDER --`, with
-/// its sidecar at the pod's own 3500/50001, reached from the host at `host_port`.
+/// Where an app's process runs when it has a pod, with its sidecar at the pod's own
+/// 3500/50001, reached from the host at `host_port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InPod {
-    pub join: crate::runtime::InPod,
+    pub join: PodJoin,
     pub host_port: Option<u16>,
+}
+
+/// How the app's process gets into its pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodJoin {
+    /// A host process: through `daca __pod-exec HOLDER --`.
+    Process(crate::runtime::InPod),
+    /// A container: on its pod container's network (`network`), probed through the pod's
+    /// relay `socket`.
+    Container {
+        network: String,
+        socket: std::path::PathBuf,
+    },
 }
 
 /// The sidecar's ports inside every pod: the SDKs' defaults.
@@ -33,15 +46,29 @@ pub fn app_unit(
     in_pod: Option<&InPod>,
 ) -> UnitSpec {
     let launch = match containers.filter(|plan| plan.runs(app)) {
-        Some(plan) => LaunchSpec::Container(plan.app_launch(app, ports)),
+        Some(plan) => {
+            let network = match in_pod.map(|pod| &pod.join) {
+                Some(PodJoin::Container { network, .. }) => Some(network.clone()),
+                _ => None,
+            };
+            let ports = if network.is_some() {
+                POD_SIDECAR
+            } else {
+                ports
+            };
+            LaunchSpec::Container(crate::runtime::ContainerLaunch {
+                network,
+                ..plan.app_launch(app, ports)
+            })
+        }
         None => {
             let (program, args) = match app.process.command.split_first() {
                 Some((program, args)) => (program.clone(), args.to_vec()),
                 None => (String::new(), Vec::new()),
             };
-            let (ports, pod) = match in_pod {
-                None => (ports, None),
-                Some(pod) => (POD_SIDECAR, Some(pod.join.clone())),
+            let (ports, pod) = match in_pod.map(|pod| &pod.join) {
+                Some(PodJoin::Process(join)) => (POD_SIDECAR, Some(join.clone())),
+                _ => (ports, None),
             };
             LaunchSpec::Process(ProcessLaunch {
                 program,
@@ -62,9 +89,13 @@ pub fn app_unit(
             port,
             path: path.clone(),
         },
-        (Some(port), None) => match (in_pod, app.process.port) {
-            (Some(pod), Some(inside)) => Probe::PodTcp {
-                holder: pod.join.holder,
+        (Some(port), None) => match (in_pod.map(|pod| &pod.join), app.process.port) {
+            (Some(PodJoin::Process(join)), Some(inside)) => Probe::PodTcp {
+                holder: join.holder,
+                port: inside,
+            },
+            (Some(PodJoin::Container { socket, .. }), Some(inside)) => Probe::Relay {
+                socket: socket.clone(),
                 port: inside,
             },
             _ => Probe::Tcp(port),

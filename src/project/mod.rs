@@ -19,6 +19,7 @@ mod containers;
 mod launch;
 mod owner;
 mod pod;
+mod pod_container;
 pub mod reconcile;
 mod record;
 mod start;
@@ -82,26 +83,27 @@ impl Context {
         Arc::new(move |spec| launch::app_unit(spec, ports, containers.as_deref(), in_pod.as_ref()))
     }
 
-    /// Whether the app runs in a pod: it asks for one and runs as a process (containers get
-    /// their network from the engine).
+    /// Whether the app runs in a pod: it asks for one (`auto`: where this machine allows it).
+    /// A host process's pod is daca's own; a container's is the engine's.
     fn in_pod(&self, app: &crate::manifest::AppSpec) -> bool {
         use crate::manifest::NetworkMode;
-        let container = self
-            .containers
-            .as_deref()
-            .is_some_and(|plan| plan.runs(app));
-        match app.network.mode {
-            NetworkMode::Host => false,
-            NetworkMode::Pod => !container,
-            NetworkMode::Auto if container => false,
-            NetworkMode::Auto => match crate::pod::available() {
-                Ok(()) => true,
-                Err(why) => {
-                    static SAID: std::sync::Once = std::sync::Once::new();
-                    SAID.call_once(|| tracing::info!("network: host for the apps ({why})"));
-                    false
+        let plan = self.containers.as_deref().filter(|plan| plan.runs(app));
+        let (available, what) = match plan {
+            Some(plan) => (plan.pods_available(), "containers"),
+            None => (crate::pod::available(), "apps"),
+        };
+        match (app.network.mode, available) {
+            (NetworkMode::Host, _) => false,
+            (NetworkMode::Pod, _) | (NetworkMode::Auto, Ok(())) => true,
+            (NetworkMode::Auto, Err(why)) => {
+                static SAID: crate::sync::Mutex<Vec<&str>> = crate::sync::Mutex::new(Vec::new());
+                let mut said = SAID.lock();
+                if !said.contains(&what) {
+                    said.push(what);
+                    tracing::info!("network: host for the {what} ({why})");
                 }
-            },
+                false
+            }
         }
     }
 }

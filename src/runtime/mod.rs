@@ -74,8 +74,8 @@ impl fmt::Display for Start {
     }
 }
 
-/// A container to run (on the host's network, so the app finds its sidecar and Redis on
-/// localhost as in a pod; see docs/containers.md).
+/// A container to run: on the host's network, or in its pod's (either way the app finds its
+/// sidecar and Redis on localhost, as in a Kubernetes pod; see docs/containers.md).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ContainerLaunch {
     /// Container name, derived from project and app.
@@ -93,6 +93,9 @@ pub struct ContainerLaunch {
     pub labels: BTreeMap<String, String>,
     /// Whether it may be forked from a warm parent in a container of its own image.
     pub warm: bool,
+    /// The engine's network mode: `None` is the host's network, `container:<pod>` the app's
+    /// pod container's (see `crate::pod::relay`).
+    pub network: Option<String>,
 }
 
 /// How a process ended.

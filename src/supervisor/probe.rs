@@ -20,6 +20,12 @@ pub enum Probe {
     /// Ready when 127.0.0.1:port accepts a connection inside the pod that process `holder`
     /// holds (from the machine, daca's own forwarder would always accept).
     PodTcp { holder: u32, port: u16 },
+    /// Ready when 127.0.0.1:port accepts a connection inside a container's pod, asked through
+    /// the pod's relay socket (`crate::pod::relay`).
+    Relay {
+        socket: std::path::PathBuf,
+        port: u16,
+    },
 }
 
 const ATTEMPT: Duration = Duration::from_millis(500);
@@ -42,6 +48,7 @@ impl Probe {
                     });
                     rx.await.unwrap_or(false)
                 }
+                Probe::Relay { socket, port } => crate::pod::relay::probe(socket, *port).await,
             }
         };
         timeout(ATTEMPT, attempt).await.unwrap_or(false)
@@ -56,7 +63,7 @@ impl Probe {
                 format!("a 2xx answer from http://127.0.0.1:{port}{path}")
             }
             Probe::Redis(port) => format!("Redis PING on 127.0.0.1:{port}"),
-            Probe::PodTcp { port, .. } => {
+            Probe::PodTcp { port, .. } | Probe::Relay { port, .. } => {
                 format!("a TCP connection to 127.0.0.1:{port} in its pod")
             }
         }

@@ -42,13 +42,25 @@ pub(crate) fn engine_ready() -> bool {
     false
 }
 
+/// Whether a further test image is there (as [`engine_ready`]: skip, or fail under `.ci/run`).
+pub(crate) fn image_ready(image: &str) -> bool {
+    let ready = Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready && std::env::var_os("DACA_TEST_REQUIRE_ALL").is_some() {
+        panic!("the test image {image} is missing; scripts/test-images builds it");
+    }
+    ready
+}
+
 pub(crate) fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().unwrap();
     text(&output.stdout).trim().to_string()
 }
 
 /// Names of the containers labelled for `project` (any folder).
-fn containers_of(project: &str) -> Vec<String> {
+pub(crate) fn containers_of(project: &str) -> Vec<String> {
     let filter = format!("label=dev.daca.project={project}");
     let names = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
     let mut names: Vec<String> = names.lines().map(String::from).collect();
@@ -149,9 +161,14 @@ fn an_app_and_redis_run_as_containers_reload_without_rebuild_and_are_removed() {
         .into_iter()
         .filter(|n| !n.ends_with("-warm")) // the app's warm parent (tested below)
         .collect();
+    // The app in its pod (tests/it/pods.rs), Redis on the machine's network.
     assert_eq!(
         apps,
-        ["daca-dacatest-main-hello-api", "daca-dacatest-main-redis"]
+        [
+            "daca-dacatest-main-hello-api",
+            "daca-dacatest-main-hello-api-pod",
+            "daca-dacatest-main-redis"
+        ]
     );
     let ps = up.ps();
     assert_eq!(ps["redis"]["mode"], "container");
@@ -397,7 +414,7 @@ fn a_killed_daca_leaves_no_containers_and_never_touches_others() {
     assert!(down.status.success(), "{}", text(&down.stderr));
     assert!(
         text(&down.stdout)
-            .contains("removed containers: daca-dacatest-kill-hello-api, daca-dacatest-kill-redis"),
+            .contains("removed containers: daca-dacatest-kill-hello-api, daca-dacatest-kill-hello-api-pod, daca-dacatest-kill-redis"),
         "{}",
         text(&down.stdout)
     );

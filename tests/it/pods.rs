@@ -275,3 +275,127 @@ fn without_user_namespaces_apps_fall_back_to_the_host_network_and_say_why() {
         "{output}"
     );
 }
+
+/// Container apps in the engine's pods (named `docker::` so the quick tier, which has no
+/// engine, skips it).
+mod docker {
+    use std::time::Duration;
+
+    use crate::common::repo;
+
+    /// Container apps get their pods from the engine: two containers of examples/pods' app, both
+    /// on port 8000, each finding its own sidecar at localhost:3500 (hard-coded and the SDK's
+    /// defaults) through the relay in its pod container, calling the other by its cluster name and
+    /// its sidecar by `<app>-dapr`, publishing to each other; the host reaches them at 8000 and
+    /// 8001; a save reloads them in their pods. A SIGKILLed daca leaves no container (the pod
+    /// containers included) and no pod files.
+    #[test]
+    fn two_containers_on_port_8000_each_in_its_own_pod() {
+        if !crate::docker::engine_ready() || !crate::docker::image_ready(SDK_IMAGE) {
+            return;
+        }
+        let _serial = crate::common::serial();
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::copy(
+            repo().join("examples/pods/app/main.py"),
+            app.join("main.py"),
+        )
+        .unwrap();
+        let apps: String = ["a", "b"]
+            .iter()
+            .map(|id| {
+                format!(
+                    "  - {{ id: {id}, dir: ./app, image: \"{SDK_IMAGE}\", mount: /app, command: [python3, -m, uvicorn, \"main:app\", --app-dir, /app, --port, \"8000\"], port: 8000, health: /healthz }}\n"
+                )
+            })
+            .collect();
+        let manifest =
+            format!("name: dacatest-cpods\nredis: {{ provider: embedded }}\napps:\n{apps}");
+        std::fs::write(dir.path().join("daca.yaml"), manifest).unwrap();
+        let mut up = crate::up::Up::start(dir.path(), None);
+        up.wait_output("all 2 app(s) ready", Duration::from_secs(90));
+        let get = |port: u16, path: &str| -> serde_json::Value {
+            let (status, body) = crate::common::http_get(port, path).unwrap_or_default();
+            assert_eq!(status, 200, "{port}{path}: {body}\n{}", up.output());
+            serde_json::from_str(&body).unwrap()
+        };
+        for (port, id) in [(8000, "a"), (8001, "b")] {
+            assert_eq!(
+                get(port, "/whoami"),
+                serde_json::json!({"http": id, "sdk": id, "state": id, "port": "3500"}),
+                "{}",
+                up.output()
+            );
+        }
+        assert_eq!(
+            get(8001, "/call/a"),
+            serde_json::json!({"service": "a", "sidecar": "a"})
+        );
+        let (status, _) = crate::common::http_request(8001, "POST", "/publish/hello", "").unwrap();
+        assert_eq!(status, 200);
+        let heard = || {
+            get(8000, "/received")
+                .to_string()
+                .contains("\"from\":\"b\"")
+        };
+        assert!(
+            crate::common::wait_until(Duration::from_secs(10), heard),
+            "{}",
+            up.output()
+        );
+        let names = crate::docker::docker(&[
+            "ps",
+            "--filter",
+            "label=dev.daca.project=dacatest-cpods",
+            "--format",
+            "{{.Names}}",
+        ]);
+        assert!(names.contains("daca-dacatest-cpods-a-pod"), "{names}");
+        let mode = crate::docker::docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.NetworkMode}}",
+            "daca-dacatest-cpods-a",
+        ]);
+        let pod = crate::docker::docker(&["inspect", "-f", "{{.Id}}", "daca-dacatest-cpods-a-pod"]);
+        assert_eq!(mode, format!("container:{pod}"));
+        assert_eq!(up.ps()["apps"][1]["pod"]["host_port"], 8001);
+        // A save reloads the app in its pod: the new code answers at the same host port.
+        let source = std::fs::read_to_string(app.join("main.py")).unwrap();
+        std::fs::write(
+            app.join("main.py"),
+            source.replace("return {\"ok\": True}", "return {\"ok\": \"edited\"}"),
+        )
+        .unwrap();
+        let edited = || {
+            (8000..=8001).all(|port| {
+                crate::common::http_get(port, "/healthz")
+                    .is_some_and(|(_, body)| body.contains("edited"))
+            })
+        };
+        assert!(
+            crate::common::wait_until(Duration::from_secs(30), edited),
+            "{}",
+            up.output()
+        );
+        assert_eq!(get(8001, "/whoami")["http"], "b");
+        let pods = std::path::PathBuf::from(format!("/tmp/daca-pods-{}", up.pid()));
+        up.signal(nix::sys::signal::Signal::SIGKILL);
+        up.wait_exit(Duration::from_secs(5));
+        let left = || crate::docker::containers_of("dacatest-cpods").is_empty();
+        assert!(
+            crate::common::wait_until(Duration::from_secs(30), left),
+            "{:?}",
+            crate::docker::containers_of("dacatest-cpods")
+        );
+        // The next daca clears what a killed one left in /tmp.
+        let down = crate::cli::run(&["down", "-d", dir.path().to_str().unwrap()]);
+        assert!(down.status.success(), "{}", crate::cli::text(&down.stderr));
+        assert!(!pods.exists(), "{} is left", pods.display());
+    }
+
+    /// The image with the Dapr Python SDK (scripts/test-images).
+    const SDK_IMAGE: &str = "daca-test/python-dapr:3.11";
+}

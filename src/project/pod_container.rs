@@ -1,0 +1,127 @@
+//! A container app's pod (see `crate::pod::relay`): the engine makes its network namespace (the
+//! pod container, which the app's container joins), and daca's relay in it serves the sidecar's
+//! 3500/50001, the other apps' cluster names and Redis at the pod's own localhost.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::launch::POD_SIDECAR;
+use super::pod::{cluster_names, peer_address, pod_problem, pods_dir};
+use crate::docker::ContainerPlan;
+use crate::docker::pod::PodContainer;
+use crate::error::Problem;
+use crate::manifest::AppSpec;
+use crate::pod::relay::{Hub, IN_POD, runtime_files};
+
+/// How long the relay may take to connect once its container started.
+const CONNECT: Duration = Duration::from_secs(15);
+
+/// A container's pod while it runs.
+pub(super) struct ContainerPod {
+    pub hub: Arc<Hub>,
+    plan: Arc<ContainerPlan>,
+    spec: AppSpec,
+    dir: PathBuf,
+    token: CancellationToken,
+}
+
+impl ContainerPod {
+    /// Starts the pod container and waits for its relay; returns the pod and the network
+    /// mode its app's container joins it with.
+    pub async fn open(
+        ctx: &Context,
+        plan: &Arc<ContainerPlan>,
+        spec: &AppSpec,
+        peers: &[(String, Option<u16>)],
+    ) -> Result<(ContainerPod, String), Problem> {
+        let id = spec.id.as_str();
+        let dir = pods_dir().join(id);
+        std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
+        let (hub, listener) = Hub::bind(&dir.join("relay.sock")).map_err(|e| pod_problem(id, e))?;
+        let token = ctx.token.child_token();
+        ctx.tasks.spawn(hub.clone().serve(listener, token.clone()));
+        let pod = ContainerPod {
+            hub,
+            plan: plan.clone(),
+            spec: spec.clone(),
+            dir,
+            token,
+        };
+        let want = pod.container(ctx, peers)?;
+        if let Err(err) = plan.start_pod(spec, &want).await {
+            pod.close().await;
+            return Err(
+                Problem::new(format!("{id}: cannot start its pod container: {err}"))
+                    .hint("set `network: host` for this app"),
+            );
+        }
+        if !pod.hub.wait_connected(CONNECT).await {
+            let said = plan.pod_output(spec).await;
+            pod.close().await;
+            return Err(Problem::new(format!(
+                "{id}: the relay in its pod container did not reach daca within {CONNECT:?}{}",
+                match said.is_empty() {
+                    true => String::new(),
+                    false => format!(" (it said: {said})"),
+                }
+            ))
+            .hint("an engine in a virtual machine cannot reach daca's socket: set `network: host` for this app"));
+        }
+        Ok((pod, format!("container:{}", plan.pod_name(spec))))
+    }
+
+    /// The pod container: the relay with what it listens for, and the cluster names.
+    fn container(
+        &self,
+        ctx: &Context,
+        peers: &[(String, Option<u16>)],
+    ) -> Result<PodContainer, Problem> {
+        let id = self.spec.id.as_str();
+        let exe = crate::pod::daca_exe().map_err(|e| pod_problem(id, e))?;
+        let (mut binds, mut command) = runtime_files(&exe).map_err(|e| pod_problem(id, e))?;
+        binds.push((self.dir.display().to_string(), format!("{IN_POD}/run")));
+        command.extend(["__pod-relay".into(), format!("{IN_POD}/run/relay.sock")]);
+        let mut listens = vec![
+            format!("127.0.0.1:{}=sidecar:http", POD_SIDECAR.http),
+            format!("127.0.0.1:{}=sidecar:grpc", POD_SIDECAR.grpc),
+        ];
+        for (n, (peer, port)) in peers.iter().enumerate() {
+            let sidecar = peer_address(n, true);
+            listens.push(format!("{sidecar}:{}=http:{peer}", POD_SIDECAR.http));
+            listens.push(format!("{sidecar}:{}=grpc:{peer}", POD_SIDECAR.grpc));
+            if let Some(port) = port {
+                listens.push(format!("{}:{port}=app:{peer}", peer_address(n, false)));
+            }
+        }
+        if let Some(port) = ctx.redis_plan.loopback_port() {
+            listens.push(format!("127.0.0.1:{port}=host:{port}"));
+        }
+        command.extend(listens);
+        let hosts = cluster_names(peers)
+            .into_iter()
+            .flat_map(|(names, address)| names.into_iter().map(move |n| (n, address)))
+            .collect();
+        Ok(PodContainer {
+            binds,
+            command,
+            hosts,
+        })
+    }
+
+    /// Removes the pod container and the relay's socket.
+    pub async fn close(self) {
+        if let Err(err) = self.plan.remove_pod(&self.spec).await {
+            tracing::warn!(
+                "{}: could not remove its pod container: {err}",
+                self.spec.id
+            );
+        }
+        self.token.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir(pods_dir());
+    }
+}
