@@ -1,6 +1,7 @@
 //! Apps (and Redis) as containers. A container is started with the engine's init (so signals
-//! reach the app and zombies are reaped), on the host's network (so `localhost:$DAPR_HTTP_PORT`
-//! is the sidecar, as in a pod), attached before it starts (so no output line is lost).
+//! reach the app and zombies are reaped), in its pod's network or the host's (either way
+//! `localhost:$DAPR_HTTP_PORT` is the sidecar), attached before it starts (so no output line is
+//! lost).
 //!
 //! A reload starts the same container again instead of creating a new one, when nothing it was
 //! created from changed (image id, command, env, mounts): that saves the create and remove
@@ -186,14 +187,22 @@ async fn create(
     let mut labels: HashMap<String, String> = want.labels.clone().into_iter().collect();
     labels.insert(LABEL_CONFIG.into(), config.to_string());
     let mut binds: Vec<String> = want.binds.iter().map(|(h, c)| format!("{h}:{c}")).collect();
+    // A container joined to another's network has no hosts file of its own, but the engine
+    // mounts the user's.
+    binds.extend(
+        want.network
+            .iter()
+            .map(|n| format!("{}:/etc/hosts:ro", n.hosts)),
+    );
     binds.extend(want.volumes.iter().map(|(v, c)| format!("{v}:{c}")));
     // The image's virtualenv (uv and venv put it in `<project>/.venv`) would be hidden by the
-    // source mount, and the host's own .venv does not run in the container: an anonymous
+    // source mount (the first), and the host's own .venv does not run in the container: an anonymous
     // volume over it keeps the image's.
     let masks: Vec<String> = want
         .binds
-        .iter()
+        .first()
         .map(|(_, c)| format!("{}/.venv", c.trim_end_matches('/')))
+        .into_iter()
         .collect();
     let body = ContainerCreateBody {
         image: Some(want.image.clone()),
@@ -205,7 +214,10 @@ async fn create(
         attach_stderr: Some(true),
         tty: Some(false),
         host_config: Some(HostConfig {
-            network_mode: Some(want.network.clone().unwrap_or_else(|| "host".into())),
+            network_mode: Some(match &want.network {
+                Some(pod) => pod.mode.clone(),
+                None => "host".into(),
+            }),
             init: Some(true),
             binds: (!binds.is_empty()).then_some(binds),
             ..Default::default()

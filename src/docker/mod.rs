@@ -1,6 +1,6 @@
 //! Containers through the Docker Engine API (bollard): finding and connecting to the engine,
 //! ownership labels and names, images (pull, build), running apps as containers, and removing
-//! what daca created. See docs/containers.md for the design (host networking, source mounts).
+//! what daca created. See docs/containers.md for the design (pods, source mounts).
 
 mod container;
 pub mod endpoint;

@@ -1,9 +1,8 @@
 //! An app's pod container (see `crate::pod::relay`): the engine's own network namespace for the
-//! app's container to join (`network_mode: container:<pod>`), with the cluster names in its
-//! /etc/hosts (the joined container shares it) and daca's relay as its only process.
+//! app's container to join (`network_mode: container:<pod>`), with daca's relay as its only
+//! process. Its /etc/hosts, like the app container's, is daca's file of the cluster names.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
@@ -20,8 +19,6 @@ pub struct PodContainer {
     pub binds: Vec<(String, String)>,
     /// The relay's command line.
     pub command: Vec<String>,
-    /// `/etc/hosts` entries.
-    pub hosts: Vec<(String, Ipv4Addr)>,
 }
 
 impl ContainerPlan {
@@ -62,9 +59,6 @@ impl ContainerPlan {
             .labels(&Unit::App(app.id.clone()))
             .into_iter()
             .collect();
-        let mut hosts: Vec<String> = want.hosts.iter().map(|(n, a)| format!("{n}:{a}")).collect();
-        // As Docker Desktop names the machine; on Linux the engine's bridge gateway.
-        hosts.push("host.docker.internal:host-gateway".into());
         let body = ContainerCreateBody {
             image: Some(self.image_of(app)),
             entrypoint: Some(want.command.clone()),
@@ -73,7 +67,6 @@ impl ContainerPlan {
             hostname: Some(app.id.to_string()),
             labels: Some(labels),
             host_config: Some(HostConfig {
-                extra_hosts: Some(hosts),
                 binds: Some(
                     want.binds
                         .iter()

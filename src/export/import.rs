@@ -31,8 +31,13 @@ pub fn import(dir: &Path) -> Result<Imported, ExportError> {
         .filter_map(|(_, d)| Some((d.path_str(&["metadata", "name"])?, d.get("data")?)))
         .collect();
     let secrets = secret_envs(dir, &docs);
+    let services: Vec<&Node> = by_kind("Service").map(|(_, d)| d).collect();
     let mut apps: Vec<App> = by_kind("Deployment")
-        .filter_map(|(_, d)| App::from_deployment(d))
+        .filter_map(|(_, d)| {
+            let mut app = App::from_deployment(d)?;
+            app.host_ports = super::services::host_ports(d, &services);
+            Some(app)
+        })
         .collect();
     if apps.is_empty() {
         return Err(failed(
@@ -129,6 +134,8 @@ struct App {
     secret_refs: Vec<String>,
     grace: Option<i64>,
     body_mb: Option<String>,
+    /// From NodePort/LoadBalancer Services: (host port, pod port).
+    host_ports: Vec<(i64, i64)>,
 }
 
 impl App {
@@ -208,6 +215,7 @@ impl App {
                 _ => None,
             },
             body_mb: annotation("http-max-request-size"),
+            host_ports: Vec::new(),
         })
     }
 
@@ -227,6 +235,14 @@ impl App {
         }
         if let Some(protocol) = &self.protocol {
             out.push_str(&format!("    app_protocol: {}\n", scalar(protocol)));
+        }
+        if !self.host_ports.is_empty() {
+            let ports: Vec<String> = self
+                .host_ports
+                .iter()
+                .map(|(host, pod)| format!("\"{host}:{pod}\""))
+                .collect();
+            out.push_str(&format!("    ports: [{}]\n", ports.join(", ")));
         }
         if let Some(path) = &self.health {
             out.push_str(&format!("    health: {}\n", scalar(path)));

@@ -10,6 +10,7 @@ mod dapr;
 pub mod import;
 mod node;
 mod redis;
+mod services;
 pub mod write;
 
 use std::collections::BTreeMap;

@@ -81,7 +81,7 @@ pub struct Pod {
     keeper: tokio::process::Child,
     pid: u32,
     sockets: mpsc::Sender<Request>,
-    /// The pod's /etc/hosts (daca's file), removed with the pod.
+    /// The pod's /etc/hosts (daca's file, which it may rewrite in place), removed with the pod.
     hosts: PathBuf,
 }
 
@@ -113,15 +113,6 @@ impl Pod {
                 return Err(err);
             }
         };
-        // pasta maps the pod's gateway to the host's loopback: the name Docker and Podman give
-        // it, so an app reaches a service on the machine as it would from a container.
-        if let Some(gateway) = gateway(pid) {
-            let names = format!("{gateway} host.docker.internal host.containers.internal\n");
-            let mut text = std::fs::read_to_string(hosts).unwrap_or_default();
-            text.push_str(&names);
-            // In place: the pod sees this very file.
-            let _ = std::fs::write(hosts, text);
-        }
         let sockets = socket_thread(pid)?;
         Ok(Pod {
             holder,

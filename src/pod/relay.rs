@@ -9,8 +9,9 @@
 //! ports, the sidecar's channel, readiness probes) go the other way, on daca's request.
 //!
 //! On the socket, every connection starts with one line, then carries the bytes as they are:
-//! - `control` (relay → daca, first): daca writes `dial N PORT` lines on it; end of file there
-//!   means daca is gone, and the relay exits (its container with it).
+//! - `control` (relay → daca, first): daca writes `dial N PORT` and `listen ADDRESS=TARGET`
+//!   (an app joined the project) lines on it; end of file there means daca is gone, and the
+//!   relay exits (its container with it).
 //! - `to TARGET` (relay → daca): a connection accepted in the pod for TARGET, which daca places.
 //! - `back N ok` / `back N refused` (relay → daca): the answer to `dial N PORT`, followed by that
 //!   connection to 127.0.0.1:PORT in the pod.
@@ -178,6 +179,17 @@ impl Hub {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Asks the relay to listen at `spec` (`ADDRESS=TARGET`) too.
+    pub async fn listen(&self, spec: &str) -> std::io::Result<()> {
+        let mut control = self.control.lock().await;
+        let control = control
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the pod's relay is not connected"))?;
+        control
+            .write_all(format!("listen {spec}\n").as_bytes())
+            .await
+    }
+
     /// A connection to 127.0.0.1:`port` inside the pod.
     pub async fn connect(&self, port: u16) -> std::io::Result<UnixStream> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -223,14 +235,7 @@ pub async fn probe(socket: &Path, port: u16) -> bool {
 pub async fn run(socket: &Path, listens: &[String]) -> std::io::Result<()> {
     let mut listeners = Vec::new();
     for listen in listens {
-        let (address, target) = listen
-            .split_once('=')
-            .ok_or_else(|| std::io::Error::other(format!("not ADDRESS=TARGET: {listen}")))?;
-        let address: SocketAddr = address.parse().map_err(std::io::Error::other)?;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{address}: {e}")))?;
-        listeners.push((listener, target.to_string()));
+        listeners.push(bind(listen).await?);
     }
     let socket = socket.to_path_buf();
     for (listener, target) in listeners {
@@ -244,10 +249,31 @@ pub async fn run(socket: &Path, listens: &[String]) -> std::io::Result<()> {
             // daca has gone.
             Err(_) => return Ok(()),
         };
-        if let ["dial", n, port] = line.split(' ').collect::<Vec<_>>()[..] {
-            tokio::spawn(dial(socket.clone(), n.to_string(), port.to_string()));
+        match line.split(' ').collect::<Vec<_>>()[..] {
+            ["dial", n, port] => {
+                tokio::spawn(dial(socket.clone(), n.to_string(), port.to_string()));
+            }
+            ["listen", spec] => match bind(spec).await {
+                Ok((listener, target)) => {
+                    tokio::spawn(accept(listener, target, socket.clone()));
+                }
+                Err(err) => eprintln!("pod relay: cannot listen: {err}"),
+            },
+            _ => eprintln!("pod relay: unknown request {line:?}"),
         }
     }
+}
+
+/// A listener for `ADDRESS=TARGET`, and the target.
+async fn bind(spec: &str) -> std::io::Result<(TcpListener, String)> {
+    let (address, target) = spec
+        .split_once('=')
+        .ok_or_else(|| std::io::Error::other(format!("not ADDRESS=TARGET: {spec}")))?;
+    let address: SocketAddr = address.parse().map_err(std::io::Error::other)?;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{address}: {e}")))?;
+    Ok((listener, target.to_string()))
 }
 
 async fn accept(listener: TcpListener, target: String, socket: PathBuf) {

@@ -165,6 +165,14 @@ impl AppEntry {
         self.spec = spec;
     }
 
+    /// Makes an app that joined the project known by its names in this app's pod, if any.
+    pub async fn add_peer(&self, ctx: &Context, peer: &str, port: Option<u16>) {
+        if let Some(pod) = &self.pod {
+            pod.add_peer(peer, port, &ctx.peers, &self.tasks, &self.token)
+                .await;
+        }
+    }
+
     /// Where the app and its sidecar are reached on the machine.
     pub fn reach(&self) -> super::pod::Reach {
         super::pod::Reach {

@@ -28,6 +28,7 @@ pub enum PodJoin {
     Container {
         network: String,
         socket: std::path::PathBuf,
+        hosts: std::path::PathBuf,
     },
 }
 
@@ -47,19 +48,18 @@ pub fn app_unit(
 ) -> UnitSpec {
     let launch = match containers.filter(|plan| plan.runs(app)) {
         Some(plan) => {
-            let network = match in_pod.map(|pod| &pod.join) {
-                Some(PodJoin::Container { network, .. }) => Some(network.clone()),
-                _ => None,
+            let launch = match in_pod.map(|pod| &pod.join) {
+                Some(PodJoin::Container { network, hosts, .. }) => {
+                    let mut launch = plan.app_launch(app, POD_SIDECAR);
+                    launch.network = Some(crate::runtime::PodNetwork {
+                        mode: network.clone(),
+                        hosts: hosts.display().to_string(),
+                    });
+                    launch
+                }
+                _ => plan.app_launch(app, ports),
             };
-            let ports = if network.is_some() {
-                POD_SIDECAR
-            } else {
-                ports
-            };
-            LaunchSpec::Container(crate::runtime::ContainerLaunch {
-                network,
-                ..plan.app_launch(app, ports)
-            })
+            LaunchSpec::Container(launch)
         }
         None => {
             let (program, args) = match app.process.command.split_first() {
@@ -159,7 +159,10 @@ pub fn preflight(manifest: &Manifest, containers: Option<&ContainerPlan>) -> Res
     let unused = SidecarPorts { http: 0, grpc: 0 };
     let mut problems = Vec::new();
     for app in &manifest.apps {
-        problems.extend(check_port(app, &manifest.file).err());
+        // An app in a pod has its port to itself (its host port is chosen).
+        if !super::in_pod(app, containers) {
+            problems.extend(check_port(app, &manifest.file).err());
+        }
         let unit = app_unit(app, unused, containers, None);
         problems.extend(check_launch(app, &unit, &manifest.file).err());
     }

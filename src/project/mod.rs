@@ -20,6 +20,8 @@ mod launch;
 mod owner;
 mod pod;
 mod pod_container;
+mod pod_links;
+mod pod_names;
 pub mod reconcile;
 mod record;
 mod start;
@@ -74,6 +76,8 @@ pub(crate) struct Context {
     /// Where each app is reached on the machine, for the pods' cluster names; the owner
     /// publishes it with the registry.
     peers: pod::Peers,
+    /// Pods made before their apps are added (the first start makes them all at once).
+    ahead: Arc<pod::Ahead>,
 }
 
 impl Context {
@@ -86,24 +90,33 @@ impl Context {
     /// Whether the app runs in a pod: it asks for one (`auto`: where this machine allows it).
     /// A host process's pod is daca's own; a container's is the engine's.
     fn in_pod(&self, app: &crate::manifest::AppSpec) -> bool {
-        use crate::manifest::NetworkMode;
-        let plan = self.containers.as_deref().filter(|plan| plan.runs(app));
-        let (available, what) = match plan {
-            Some(plan) => (plan.pods_available(), "containers"),
-            None => (crate::pod::available(), "apps"),
-        };
-        match (app.network.mode, available) {
-            (NetworkMode::Host, _) => false,
-            (NetworkMode::Pod, _) | (NetworkMode::Auto, Ok(())) => true,
-            (NetworkMode::Auto, Err(why)) => {
-                static SAID: crate::sync::Mutex<Vec<&str>> = crate::sync::Mutex::new(Vec::new());
-                let mut said = SAID.lock();
-                if !said.contains(&what) {
-                    said.push(what);
-                    tracing::info!("network: host for the {what} ({why})");
-                }
-                false
+        in_pod(app, self.containers.as_deref())
+    }
+}
+
+/// Whether `app` runs in a pod (see [`Context::in_pod`]); `containers` is the engine's plan.
+fn in_pod(app: &crate::manifest::AppSpec, containers: Option<&ContainerPlan>) -> bool {
+    use crate::manifest::NetworkMode;
+    let plan = containers.filter(|plan| plan.runs(app));
+    match app.network.mode {
+        NetworkMode::Host => return false,
+        NetworkMode::Pod => return true,
+        NetworkMode::Auto => {}
+    }
+    let (available, what) = match plan {
+        Some(plan) => (plan.pods_available(), "containers"),
+        None => (crate::pod::available(), "apps"),
+    };
+    match available {
+        Ok(()) => true,
+        Err(why) => {
+            static SAID: crate::sync::Mutex<Vec<&str>> = crate::sync::Mutex::new(Vec::new());
+            let mut said = SAID.lock();
+            if !said.contains(&what) {
+                said.push(what);
+                tracing::info!("network: host for the {what} ({why})");
             }
+            false
         }
     }
 }

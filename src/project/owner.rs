@@ -101,18 +101,42 @@ impl Owner {
     ) -> Result<(), Problem> {
         let in_pod = self.ctx.in_pod(app);
         let listeners = Listeners::bind(&mut self.picker, app, ports, in_pod).await?;
-        // The names its pod resolves: every app of the project but itself.
-        let peers: Vec<(String, Option<u16>)> = self
-            .manifest
+        let peers = self.peers_of(app);
+        let entry = AppEntry::open(&self.ctx, app.clone(), listeners, reloads, &peers).await?;
+        // Pods made before it (it joined by a daca.yaml edit) learn its names.
+        for other in self.apps.values() {
+            other
+                .add_peer(&self.ctx, app.id.as_str(), app.process.port)
+                .await;
+        }
+        self.apps.insert(app.id.clone(), entry);
+        self.publish();
+        Ok(())
+    }
+
+    /// The names an app's pod resolves: every app of the project but itself.
+    fn peers_of(&self, app: &AppSpec) -> Vec<(String, Option<u16>)> {
+        self.manifest
             .apps
             .iter()
             .filter(|other| other.id != app.id)
             .map(|other| (other.id.to_string(), other.process.port))
+            .collect()
+    }
+
+    /// Makes the pods of the apps that run as host processes in one, all at once.
+    pub async fn make_pods_ahead(&self) {
+        let plan = self.ctx.containers.as_deref();
+        let apps: Vec<_> = self
+            .manifest
+            .apps
+            .iter()
+            .filter(|app| self.ctx.in_pod(app) && !plan.is_some_and(|p| p.runs(app)))
+            .map(|app| (app, self.peers_of(app)))
             .collect();
-        let entry = AppEntry::open(&self.ctx, app.clone(), listeners, reloads, &peers).await?;
-        self.apps.insert(app.id.clone(), entry);
-        self.publish();
-        Ok(())
+        if !apps.is_empty() {
+            super::pod::make_ahead(&self.ctx, &apps).await;
+        }
     }
 
     /// Starts an app once Redis and its dependencies are ready.
@@ -208,7 +232,8 @@ impl Owner {
             let Some(app) = next.app(id.as_str()) else {
                 continue;
             };
-            if !self.apps.contains_key(id) {
+            // An app in a pod has its port to itself (its host port is chosen).
+            if !self.apps.contains_key(id) && !self.ctx.in_pod(app) {
                 problems.extend(launch::check_port(app, &next.file).err());
             }
             let unit = launch::app_unit(app, unused, self.ctx.containers.as_deref(), None);

@@ -1,7 +1,9 @@
 //! An app's pod as the project runs it (see `crate::pod`): made before the app's process, with
 //! the app's sidecar listening inside it at 127.0.0.1:3500 and :50001 (served like the host's,
 //! by the same sidecar), the host ports that lead to the app's ports inside, and daca's Redis
-//! reachable at the pod's own localhost. Ended after the app's process, by `AppEntry::close`.
+//! reachable at the pod's own localhost. A host process's pod is daca's own (`crate::pod`); a
+//! container's is the engine's, served through its relay (`pod_container.rs`). Ended after the
+//! app's process, by `AppEntry::close`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use std::collections::BTreeMap;
 
 use super::Context;
 use super::launch::{InPod, POD_SIDECAR, PodJoin};
+use super::pod_links::{forward, place, to_peer};
+use super::pod_names::{Names, PeerList, Target, wanted};
 use crate::env::SidecarPorts;
 use crate::error::Problem;
 use crate::manifest::AppSpec;
@@ -31,41 +35,86 @@ pub struct Reach {
 /// Every app's [`Reach`], by app-id.
 pub(super) type Peers = Arc<crate::sync::RwLock<BTreeMap<String, Reach>>>;
 
-/// What a pod's name for another app leads to.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    App,
-    SidecarHttp,
-    SidecarGrpc,
-}
-
-/// What is in an app's pod, and how daca reaches into it.
-pub(super) enum Inside {
+/// What kind of pod it is, and how daca reaches into it.
+pub(super) enum Kind {
     /// A host process's pod: daca makes sockets in it.
     Process(Pod),
     /// A container's pod: the engine's, reached through its relay.
     Container(super::pod_container::ContainerPod),
 }
 
+/// An app's pod: its kind and the other apps' names in it.
+pub(super) struct Inside {
+    kind: Kind,
+    names: Names,
+}
+
 impl Inside {
     /// A connection to 127.0.0.1:`port` in the pod.
-    async fn connect(&self, port: u16) -> Option<Either<TcpStream, tokio::net::UnixStream>> {
-        match self {
-            Inside::Process(pod) => {
+    pub(super) async fn connect(
+        &self,
+        port: u16,
+    ) -> Option<Either<TcpStream, tokio::net::UnixStream>> {
+        match &self.kind {
+            Kind::Process(pod) => {
                 let stream = pod.connect(loopback(port)).await.ok()?;
                 let _ = stream.set_nodelay(true);
                 Some(Either::Left(stream))
             }
-            Inside::Container(pod) => pod.hub.connect(port).await.ok().map(Either::Right),
+            Kind::Container(pod) => pod.hub.connect(port).await.ok().map(Either::Right),
         }
     }
 
-    /// Ends the pod (its app has stopped).
-    pub async fn close(self) {
-        match self {
-            Inside::Process(pod) => pod.close().await,
-            Inside::Container(pod) => pod.close().await,
+    /// Makes an app that joined the project (a daca.yaml edit) known in the pod: its names in
+    /// the hosts file, daca listening for them.
+    pub async fn add_peer(
+        &self,
+        peer: &str,
+        port: Option<u16>,
+        peers: &Peers,
+        tasks: &TaskTracker,
+        token: &CancellationToken,
+    ) {
+        let Some(wanted) = self.names.add(peer, port) else {
+            return;
+        };
+        for (address, target) in wanted {
+            let listened = match &self.kind {
+                Kind::Process(pod) => pod
+                    .listen(address)
+                    .map(|listener| {
+                        let peer = peer.to_string();
+                        tasks.spawn(to_peer(
+                            listener,
+                            peers.clone(),
+                            peer,
+                            target,
+                            token.clone(),
+                        ));
+                    })
+                    .map_err(|e| e.to_string()),
+                Kind::Container(pod) => pod
+                    .hub
+                    .listen(&format!("{address}={}", target.relay(peer)))
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(err) = listened {
+                tracing::warn!("cannot listen for `{peer}` at {address} in a pod: {err}");
+            }
         }
+    }
+
+    /// Ends the pod (its app has stopped), and removes its files.
+    pub async fn close(self) {
+        match self.kind {
+            Kind::Process(pod) => pod.close().await,
+            Kind::Container(pod) => pod.close().await,
+        }
+        if let Some(dir) = self.names.hosts().parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let _ = std::fs::remove_dir(pods_dir());
     }
 }
 
@@ -114,6 +163,48 @@ fn first_port(host: &[(TcpListener, u16)]) -> Option<u16> {
         .map(|a| a.port())
 }
 
+/// Host processes' pods made ahead, all at once (at the first start), by app-id.
+pub(super) type Ahead = crate::sync::Mutex<BTreeMap<String, (Names, Pod)>>;
+
+/// A host process's pod, with its hosts file.
+async fn process_pod(
+    ctx: &Context,
+    spec: &AppSpec,
+    peers: &[(String, Option<u16>)],
+) -> Result<(Names, Pod), Problem> {
+    let id = spec.id.as_str();
+    let dir = pods_dir().join(id);
+    std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
+    let names = Names::new(id, &dir.join("hosts"), peers).map_err(|e| pod_problem(id, e))?;
+    let forward: Vec<u16> = ctx.redis_plan.loopback_port().into_iter().collect();
+    let pod = Pod::create(names.hosts(), &forward)
+        .await
+        .map_err(|e| pod_problem(id, e))?;
+    // pasta maps the pod's gateway to the host's loopback: the name Docker and Podman give
+    // it, so an app reaches a service on the machine as it would from a container.
+    if let Some(gateway) = crate::pod::gateway(pod.pid()) {
+        let line = format!("{gateway} host.docker.internal host.containers.internal");
+        names.extra(&line).map_err(|e| pod_problem(id, e))?;
+    }
+    Ok((names, pod))
+}
+
+/// Makes the pods of `apps` (host processes, each with its peers) at once: each takes a few
+/// process starts, which need not wait for one another. What fails here is made (and
+/// reported) again by [`PodPlace::open`].
+pub(super) async fn make_ahead(ctx: &Context, apps: &[(&AppSpec, PeerList)]) {
+    let made = futures_util::future::join_all(apps.iter().map(|(spec, peers)| async move {
+        (spec.id.to_string(), process_pod(ctx, spec, peers).await)
+    }))
+    .await;
+    let mut ahead = ctx.ahead.lock();
+    for (id, pod) in made {
+        if let Ok(pod) = pod {
+            ahead.insert(id, pod);
+        }
+    }
+}
+
 impl PodPlace {
     /// Makes the pod, with its /etc/hosts, and binds what serves inside it: a pod of daca's
     /// own for a host process, the engine's for a container. `host` are the host listeners
@@ -124,46 +215,58 @@ impl PodPlace {
         host: Vec<(TcpListener, u16)>,
         peers: &[(String, Option<u16>)],
     ) -> Result<PodPlace, Problem> {
+        let id = spec.id.as_str();
         if let Some(plan) = ctx.containers.as_ref().filter(|plan| plan.runs(spec)) {
+            let dir = pods_dir().join(id);
+            std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
+            let names =
+                Names::new(id, &dir.join("hosts"), peers).map_err(|e| pod_problem(id, e))?;
             let (pod, network) =
-                super::pod_container::ContainerPod::open(ctx, plan, spec, peers).await?;
+                super::pod_container::ContainerPod::open(ctx, plan, spec, &dir, &names).await?;
             let in_pod = InPod {
                 join: PodJoin::Container {
                     network,
                     socket: pod.hub.socket().to_path_buf(),
+                    hosts: names.hosts().to_path_buf(),
                 },
                 host_port: first_port(&host),
             };
             return Ok(PodPlace {
                 serving: Serving::Container(pod.hub.clone()),
-                inside: Arc::new(Inside::Container(pod)),
+                inside: Arc::new(Inside {
+                    kind: Kind::Container(pod),
+                    names,
+                }),
                 in_pod,
                 host,
             });
         }
-        let id = spec.id.as_str();
-        let dir = pods_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
-        let hosts = dir.join(format!("{id}.hosts"));
-        std::fs::write(&hosts, hosts_file(id, peers)).map_err(|e| pod_problem(id, e))?;
-        let forward: Vec<u16> = ctx.redis_plan.loopback_port().into_iter().collect();
-        let pod = Pod::create(&hosts, &forward)
-            .await
-            .map_err(|e| pod_problem(id, e))?;
+        let ahead = ctx.ahead.lock().remove(id);
+        let (names, pod) = match ahead {
+            Some(made) => made,
+            None => process_pod(ctx, spec, peers).await?,
+        };
         let listen = |port: u16| {
             pod.listen(loopback(port))
                 .map_err(|e| Problem::new(format!("{id}: cannot listen on {port} in its pod: {e}")))
         };
         let (http, grpc) = (listen(POD_SIDECAR.http)?, listen(POD_SIDECAR.grpc)?);
-        let names = name_listeners(&pod, id, peers)?;
+        let listeners = name_listeners(&pod, id, &names)?;
         let in_pod = InPod {
             join: PodJoin::Process(pod.join()),
             host_port: first_port(&host),
         };
         Ok(PodPlace {
-            inside: Arc::new(Inside::Process(pod)),
+            inside: Arc::new(Inside {
+                kind: Kind::Process(pod),
+                names,
+            }),
             in_pod,
-            serving: Serving::Process { http, grpc, names },
+            serving: Serving::Process {
+                http,
+                grpc,
+                names: listeners,
+            },
             host,
         })
     }
@@ -205,150 +308,20 @@ impl PodPlace {
     }
 }
 
-/// Where a container pod's relay connections go: `sidecar:http|grpc` (the app's own),
-/// `app|http|grpc:<peer>` (another app's names), `host:<port>` (Redis on the machine).
-fn place(own: SidecarPorts, peers: Peers) -> crate::pod::relay::Place {
-    Arc::new(move |target: String| {
-        let port = match target.split_once(':') {
-            Some(("sidecar", "http")) => Some(own.http),
-            Some(("sidecar", "grpc")) => Some(own.grpc),
-            Some(("host", port)) => port.parse().ok(),
-            Some((kind, peer)) => {
-                let reach = peers.read().get(peer).copied();
-                reach.and_then(|r| match kind {
-                    "app" => r.app,
-                    "http" => Some(r.sidecar.http),
-                    "grpc" => Some(r.sidecar.grpc),
-                    _ => None,
-                })
-            }
-            None => None,
-        };
-        Box::pin(async move { TcpStream::connect(loopback(port?)).await.ok() })
-    })
-}
-
-/// Copies each connection to the host `listener` to `port` inside the pod, until `token`.
-async fn forward(listener: TcpListener, inside: Arc<Inside>, port: u16, token: CancellationToken) {
-    let dial = move || {
-        let inside = inside.clone();
-        // Nothing listening there yet (the app is starting): the caller sees the connection
-        // closed, as it would see it refused without a pod.
-        async move { inside.connect(port).await }
-    };
-    relay(listener, token, dial).await;
-}
-
-/// Accepts on `listener` until `token`, and copies each connection both ways to what `dial`
-/// connects it to (one it cannot place is closed).
-async fn relay<F, Fut, S>(listener: TcpListener, token: CancellationToken, dial: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<S>> + Send + 'static,
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = token.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((mut from, _)) = accepted else {
-            continue;
-        };
-        let to = dial();
-        connections.spawn(async move {
-            if let Some(mut to) = to.await {
-                let _ = from.set_nodelay(true);
-                let _ = tokio::io::copy_bidirectional(&mut from, &mut to).await;
-            }
-        });
-    }
-    connections.shutdown().await;
-}
-
-/// Where the `n`th other app's names lead inside a pod: its app at 127.0.1.n, its sidecar
-/// (`<app>-dapr`, Dapr's service) at 127.0.2.n; all loopback, so nothing leaves the pod but
-/// through daca.
-pub(super) fn peer_address(n: usize, sidecar: bool) -> Ipv4Addr {
-    let index = (n + 1).min(254) as u8;
-    Ipv4Addr::new(127, if sidecar { 2 } else { 1 }, 0, index)
-}
-
-/// Every name a pod resolves for the other apps, and its address: `<app>`, `<app>.<ns>`,
-/// `<app>.<ns>.svc`, `<app>.<ns>.svc.cluster.local`, and the same for `<app>-dapr`.
-pub(super) fn cluster_names(peers: &[(String, Option<u16>)]) -> Vec<(Vec<String>, Ipv4Addr)> {
-    let ns = crate::env::namespace();
-    let mut names = Vec::new();
-    for (n, (peer, _)) in peers.iter().enumerate() {
-        for (name, sidecar) in [(peer.clone(), false), (format!("{peer}-dapr"), true)] {
-            let all = vec![
-                format!("{name}"),
-                format!("{name}.{ns}"),
-                format!("{name}.{ns}.svc"),
-                format!("{name}.{ns}.svc.cluster.local"),
-            ];
-            names.push((all, peer_address(n, sidecar)));
-        }
-    }
-    names
-}
-
-fn hosts_file(id: &str, peers: &[(String, Option<u16>)]) -> String {
-    let mut text = format!("127.0.0.1 localhost {id}\n::1 localhost ip6-localhost ip6-loopback\n");
-    for (names, address) in cluster_names(peers) {
-        text.push_str(&format!("{address} {}\n", names.join(" ")));
-    }
-    text
-}
-
 /// Listeners in the pod for every other app's names: its port, and its sidecar's 3500/50001.
 fn name_listeners(
     pod: &Pod,
     id: &str,
-    peers: &[(String, Option<u16>)],
+    names: &Names,
 ) -> Result<Vec<(TcpListener, String, Target)>, Problem> {
     let mut listeners = Vec::new();
-    for (n, (peer, port)) in peers.iter().enumerate() {
-        let mut wanted = vec![
-            (peer_address(n, true), POD_SIDECAR.http, Target::SidecarHttp),
-            (peer_address(n, true), POD_SIDECAR.grpc, Target::SidecarGrpc),
-        ];
-        if let Some(port) = port {
-            wanted.push((peer_address(n, false), *port, Target::App));
-        }
-        for (address, port, target) in wanted {
-            let listener = pod.listen(SocketAddr::from((address, port))).map_err(|e| {
+    for (n, peer, port) in names.initial() {
+        for (address, target) in wanted(n, port) {
+            let listener = pod.listen(address).map_err(|e| {
                 Problem::new(format!("{id}: cannot listen for `{peer}` in its pod: {e}"))
             })?;
             listeners.push((listener, peer.clone(), target));
         }
     }
     Ok(listeners)
-}
-
-/// Copies each connection to a pod's name for `peer` to where `peer` is on the machine now
-/// (it may have moved: a restart picks its ports again).
-async fn to_peer(
-    listener: TcpListener,
-    peers: Peers,
-    peer: String,
-    target: Target,
-    token: CancellationToken,
-) {
-    let dial = move || {
-        let reach = peers.read().get(&peer).copied();
-        let port = reach.and_then(|r| match target {
-            Target::App => r.app,
-            Target::SidecarHttp => Some(r.sidecar.http),
-            Target::SidecarGrpc => Some(r.sidecar.grpc),
-        });
-        async move {
-            let stream = TcpStream::connect(loopback(port?)).await.ok()?;
-            let _ = stream.set_nodelay(true);
-            Some(stream)
-        }
-    };
-    relay(listener, token, dial).await;
 }

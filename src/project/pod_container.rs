@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use super::launch::POD_SIDECAR;
-use super::pod::{cluster_names, peer_address, pod_problem, pods_dir};
+use super::pod::{pod_problem, pods_dir};
+use super::pod_names::{Names, wanted};
 use crate::docker::ContainerPlan;
 use crate::docker::pod::PodContainer;
 use crate::error::Problem;
@@ -36,11 +37,10 @@ impl ContainerPod {
         ctx: &Context,
         plan: &Arc<ContainerPlan>,
         spec: &AppSpec,
-        peers: &[(String, Option<u16>)],
+        dir: &std::path::Path,
+        names: &Names,
     ) -> Result<(ContainerPod, String), Problem> {
         let id = spec.id.as_str();
-        let dir = pods_dir().join(id);
-        std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
         let (hub, listener) = Hub::bind(&dir.join("relay.sock")).map_err(|e| pod_problem(id, e))?;
         let token = ctx.token.child_token();
         ctx.tasks.spawn(hub.clone().serve(listener, token.clone()));
@@ -48,10 +48,10 @@ impl ContainerPod {
             hub,
             plan: plan.clone(),
             spec: spec.clone(),
-            dir,
+            dir: dir.to_path_buf(),
             token,
         };
-        let want = pod.container(ctx, peers)?;
+        let want = pod.container(ctx, names)?;
         if let Err(err) = plan.start_pod(spec, &want).await {
             pod.close().await;
             return Err(
@@ -74,42 +74,28 @@ impl ContainerPod {
         Ok((pod, format!("container:{}", plan.pod_name(spec))))
     }
 
-    /// The pod container: the relay with what it listens for, and the cluster names.
-    fn container(
-        &self,
-        ctx: &Context,
-        peers: &[(String, Option<u16>)],
-    ) -> Result<PodContainer, Problem> {
+    /// The pod container: the relay with what it listens for, and the pod's hosts file.
+    fn container(&self, ctx: &Context, names: &Names) -> Result<PodContainer, Problem> {
         let id = self.spec.id.as_str();
         let exe = crate::pod::daca_exe().map_err(|e| pod_problem(id, e))?;
         let (mut binds, mut command) = runtime_files(&exe).map_err(|e| pod_problem(id, e))?;
         binds.push((self.dir.display().to_string(), format!("{IN_POD}/run")));
+        binds.push((names.hosts().display().to_string(), "/etc/hosts".into()));
         command.extend(["__pod-relay".into(), format!("{IN_POD}/run/relay.sock")]);
         let mut listens = vec![
             format!("127.0.0.1:{}=sidecar:http", POD_SIDECAR.http),
             format!("127.0.0.1:{}=sidecar:grpc", POD_SIDECAR.grpc),
         ];
-        for (n, (peer, port)) in peers.iter().enumerate() {
-            let sidecar = peer_address(n, true);
-            listens.push(format!("{sidecar}:{}=http:{peer}", POD_SIDECAR.http));
-            listens.push(format!("{sidecar}:{}=grpc:{peer}", POD_SIDECAR.grpc));
-            if let Some(port) = port {
-                listens.push(format!("{}:{port}=app:{peer}", peer_address(n, false)));
+        for (n, peer, port) in names.initial() {
+            for (address, target) in wanted(n, port) {
+                listens.push(format!("{address}={}", target.relay(&peer)));
             }
         }
         if let Some(port) = ctx.redis_plan.loopback_port() {
             listens.push(format!("127.0.0.1:{port}=host:{port}"));
         }
         command.extend(listens);
-        let hosts = cluster_names(peers)
-            .into_iter()
-            .flat_map(|(names, address)| names.into_iter().map(move |n| (n, address)))
-            .collect();
-        Ok(PodContainer {
-            binds,
-            command,
-            hosts,
-        })
+        Ok(PodContainer { binds, command })
     }
 
     /// Removes the pod container and the relay's socket.

@@ -209,6 +209,7 @@ impl Running {
             tracing::info!("{notice}");
         }
         let (mut owner, view, commands) = self.owner(loaded);
+        owner.make_pods_ahead().await;
         // Sidecars listen before any app starts, and stay up while apps restart.
         for app in &self.manifest.apps {
             if let Err(problem) = owner.add_app(app, None, Arc::default()).await {
@@ -304,6 +305,7 @@ impl Running {
             dependents: dependents_tx,
             warm,
             peers: Default::default(),
+            ahead: Default::default(),
         };
         let (commands_tx, commands) = mpsc::channel(4);
         let owner = Owner {

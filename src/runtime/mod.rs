@@ -93,9 +93,17 @@ pub struct ContainerLaunch {
     pub labels: BTreeMap<String, String>,
     /// Whether it may be forked from a warm parent in a container of its own image.
     pub warm: bool,
-    /// The engine's network mode: `None` is the host's network, `container:<pod>` the app's
-    /// pod container's (see `crate::pod::relay`).
-    pub network: Option<String>,
+    /// The app's pod (see `crate::pod::relay`), or `None` for the host's network.
+    pub network: Option<PodNetwork>,
+}
+
+/// A container's place in its pod.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PodNetwork {
+    /// The engine's network mode: `container:<pod container's id>`.
+    pub mode: String,
+    /// The pod's hosts file (daca's), mounted at /etc/hosts.
+    pub hosts: String,
 }
 
 /// How a process ended.

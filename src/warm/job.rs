@@ -1,7 +1,7 @@
 //! What the pool starts, on either kind of runtime: the app's command as it is (a plain
 //! start), through parent.py's `run` mode (a start that reports its imports), or as a warm
 //! parent. A container's parent is a second container of the app's image (`NAME-warm`, the
-//! same mounts and environment, on the host's network but serving no port) into which daca's
+//! same mounts, environment and network, serving no port) into which daca's
 //! folder is mounted at [`IN_CONTAINER`]; once a reload forks there, the app runs in it.
 
 use std::path::Path;

@@ -463,9 +463,16 @@ fn a_hand_written_tutorial_folder_runs_under_daca_up() {
         "{manifest}"
     );
     assert!(manifest.contains("GREETING: hi"), "{manifest}");
+    // The NodePort Service (targetPort by the container port's name) is the app's host port.
+    assert!(manifest.contains("ports: [\"30080:8089\"]"), "{manifest}");
     let mut up = Up::start(project.path(), None);
     up.wait_output("all 1 app(s) ready", Duration::from_secs(60));
-    assert_eq!(http_get(8089, "/").map(|r| r.0), Some(200));
+    assert_eq!(
+        http_get(30080, "/").map(|r| r.0),
+        Some(200),
+        "{}",
+        up.output()
+    );
     // The tutorial's component (redisHost: redis-master:6379) is served by daca's Redis.
     let sidecar = up.ps()["apps"][0]["sidecar"]["http"].as_u64().unwrap() as u16;
     let saved = http_request(

@@ -175,11 +175,20 @@ fn four_apps_on_port_8000_each_in_its_own_pod() {
         "{}",
         up.output()
     );
+    // An app added to daca.yaml is known by its names in the running pods.
+    let manifest = std::fs::read_to_string(dir.path().join("daca.yaml")).unwrap();
+    let e = manifest.lines().last().unwrap().replace("id: d", "id: e");
+    std::fs::write(dir.path().join("daca.yaml"), format!("{manifest}{e}\n")).unwrap();
+    up.wait_output("e ready", Duration::from_secs(60));
+    assert_eq!(
+        get(8000, "/call/e"),
+        serde_json::json!({"service": "e", "sidecar": "e"})
+    );
     let ps = up.ps();
     assert_eq!(ps["apps"][1]["pod"]["host_port"], 8001, "{ps}");
     // This daca's holders: `daca __pod /tmp/daca-pods-<daca's pid>/<app>.hosts`.
     let holders = pids_of(&format!("__pod /tmp/daca-pods-{}/", up.pid()));
-    assert_eq!(holders.len(), 4, "one holder per pod: {holders:?}");
+    assert_eq!(holders.len(), 5, "one holder per pod: {holders:?}");
     // pasta and its keeper name the holder last.
     let pastas: Vec<u32> = holders
         .iter()
@@ -191,7 +200,7 @@ fn four_apps_on_port_8000_each_in_its_own_pod() {
         .collect();
     assert_eq!(
         pastas.len(),
-        8,
+        10,
         "a pasta and its keeper per pod: {pastas:?}"
     );
     // SIGKILLed, daca leaves the apps (as without pods); `daca down` ends them, and the pods go.
@@ -208,7 +217,7 @@ fn four_apps_on_port_8000_each_in_its_own_pod() {
         pod_processes(&pastas)
     );
     eprintln!("pods gone {:?} after down", started.elapsed());
-    for port in 8000..=8003 {
+    for port in 8000..=8004 {
         assert!(crate::common::port_is_free(port), "{port} is still bound");
     }
 }
@@ -381,6 +390,15 @@ mod docker {
             up.output()
         );
         assert_eq!(get(8001, "/whoami")["http"], "b");
+        // An app added to daca.yaml is known by its names in the running pods.
+        let manifest = std::fs::read_to_string(dir.path().join("daca.yaml")).unwrap();
+        let c = manifest.lines().last().unwrap().replace("id: b", "id: c");
+        std::fs::write(dir.path().join("daca.yaml"), format!("{manifest}{c}\n")).unwrap();
+        up.wait_output("c ready", Duration::from_secs(60));
+        assert_eq!(
+            get(8000, "/call/c"),
+            serde_json::json!({"service": "c", "sidecar": "c"})
+        );
         let pods = std::path::PathBuf::from(format!("/tmp/daca-pods-{}", up.pid()));
         up.signal(nix::sys::signal::Signal::SIGKILL);
         up.wait_exit(Duration::from_secs(5));

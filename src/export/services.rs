@@ -1,0 +1,69 @@
+//! What a folder's Services say about an app on the machine: a `NodePort` (or `LoadBalancer`)
+//! Service that selects a Deployment's pods gives that app a host port, as the cluster's node
+//! would (30080 stays 30080), leading to the Service's `targetPort` in the app's pod.
+
+use super::Node;
+
+/// `(host port, pod port)` for each port of each NodePort/LoadBalancer Service that selects
+/// `deployment`'s pods.
+pub fn host_ports(deployment: &Node, services: &[&Node]) -> Vec<(i64, i64)> {
+    let Some(template) = deployment.get("spec").and_then(|s| s.get("template")) else {
+        return Vec::new();
+    };
+    let labels = template.get("metadata").and_then(|m| m.get("labels"));
+    let mut ports = Vec::new();
+    for service in services {
+        let Some(spec) = service.get("spec") else {
+            continue;
+        };
+        let kind = spec.path_str(&["type"]).unwrap_or("ClusterIP");
+        if !matches!(kind, "NodePort" | "LoadBalancer") || !selects(spec.get("selector"), labels) {
+            continue;
+        }
+        for port in spec.get("ports").map(Node::as_list).unwrap_or_default() {
+            let service_port = int(port.get("port"));
+            // A LoadBalancer without a nodePort is reached at its own port.
+            let Some(host) = int(port.get("nodePort")).or(service_port) else {
+                continue;
+            };
+            let target = match port.get("targetPort") {
+                Some(Node::Str(name)) => named_port(template, name),
+                other => int(other).or(service_port),
+            };
+            if let Some(target) = target {
+                ports.push((host, target));
+            }
+        }
+    }
+    ports
+}
+
+fn int(node: Option<&Node>) -> Option<i64> {
+    match node? {
+        Node::Int(n) => Some(*n),
+        Node::Str(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A selector matches when every one of its labels is on the pods (an empty one selects none
+/// here: such a Service has its endpoints set by hand).
+fn selects(selector: Option<&Node>, labels: Option<&Node>) -> bool {
+    let (Some(Node::Map(selector)), Some(labels)) = (selector, labels) else {
+        return false;
+    };
+    !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(key, value)| labels.get(key) == Some(value))
+}
+
+/// The `containerPort` that a container of the pod names `name`.
+fn named_port(template: &Node, name: &str) -> Option<i64> {
+    let containers = template.get("spec")?.get("containers")?.as_list();
+    containers
+        .iter()
+        .flat_map(|c| c.get("ports").map(Node::as_list).unwrap_or_default())
+        .find(|p| p.path_str(&["name"]) == Some(name))
+        .and_then(|p| int(p.get("containerPort")))
+}

@@ -1,0 +1,148 @@
+//! The other apps' names inside a pod, as a cluster has them: `<app>`, `<app>.<ns>`,
+//! `<app>.<ns>.svc`, `<app>.<ns>.svc.cluster.local` and the same for `<app>-dapr` (Dapr's
+//! sidecar service), in the pod's own /etc/hosts (a file of daca's, rewritten in place when an
+//! app joins the project), each leading to a loopback address of the pod where daca listens.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use super::launch::POD_SIDECAR;
+
+/// What a pod's name for another app leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    App,
+    SidecarHttp,
+    SidecarGrpc,
+}
+
+impl Target {
+    /// How a container pod's relay names it (see `pod::place`).
+    pub fn relay(self, peer: &str) -> String {
+        match self {
+            Target::App => format!("app:{peer}"),
+            Target::SidecarHttp => format!("http:{peer}"),
+            Target::SidecarGrpc => format!("grpc:{peer}"),
+        }
+    }
+}
+
+/// Where the `n`th other app's names lead inside a pod: its app at 127.0.1.n, its sidecar
+/// (`<app>-dapr`, Dapr's service) at 127.0.2.n; all loopback, so nothing leaves the pod but
+/// through daca.
+fn peer_address(n: usize, sidecar: bool) -> Ipv4Addr {
+    let index = (n + 1).min(254) as u8;
+    Ipv4Addr::new(127, if sidecar { 2 } else { 1 }, 0, index)
+}
+
+/// The addresses in the pod that the `n`th peer (app port `port`) needs listened on.
+pub(super) fn wanted(n: usize, port: Option<u16>) -> Vec<(SocketAddr, Target)> {
+    let sidecar = peer_address(n, true);
+    let mut wanted = vec![
+        (
+            SocketAddr::from((sidecar, POD_SIDECAR.http)),
+            Target::SidecarHttp,
+        ),
+        (
+            SocketAddr::from((sidecar, POD_SIDECAR.grpc)),
+            Target::SidecarGrpc,
+        ),
+    ];
+    if let Some(port) = port {
+        wanted.push((
+            SocketAddr::from((peer_address(n, false), port)),
+            Target::App,
+        ));
+    }
+    wanted
+}
+
+/// The other apps of a pod, with their app ports.
+pub(super) type PeerList = Vec<(String, Option<u16>)>;
+
+/// A pod's names: the peers it knows (the index is the peer's `n`) and its hosts file.
+pub(super) struct Names {
+    id: String,
+    hosts: PathBuf,
+    known: crate::sync::Mutex<Vec<(String, Option<u16>)>>,
+    /// Lines of the pod's own (the machine's name), kept on rewrites.
+    extra: crate::sync::Mutex<String>,
+}
+
+impl Names {
+    /// Writes `hosts` for an app `id` whose peers are `peers`.
+    pub fn new(id: &str, hosts: &Path, peers: &[(String, Option<u16>)]) -> std::io::Result<Names> {
+        let names = Names {
+            id: id.to_string(),
+            hosts: hosts.to_path_buf(),
+            known: crate::sync::Mutex::new(peers.to_vec()),
+            extra: Default::default(),
+        };
+        names.write()?;
+        Ok(names)
+    }
+
+    pub fn hosts(&self) -> &Path {
+        &self.hosts
+    }
+
+    /// The peers known when the pod was made, with their `n`.
+    pub fn initial(&self) -> Vec<(usize, String, Option<u16>)> {
+        let known = self.known.lock();
+        known
+            .iter()
+            .enumerate()
+            .map(|(n, (peer, port))| (n, peer.clone(), *port))
+            .collect()
+    }
+
+    /// Adds a line of the pod's own.
+    pub fn extra(&self, line: &str) -> std::io::Result<()> {
+        self.extra.lock().push_str(&format!("{line}\n"));
+        self.write()
+    }
+
+    /// An app that joined (or came back with another port): its `n` and what to listen on
+    /// for it; `None` when the pod knows it already.
+    pub fn add(&self, peer: &str, port: Option<u16>) -> Option<Vec<(SocketAddr, Target)>> {
+        let wanted = {
+            let mut known = self.known.lock();
+            match known.iter().position(|(p, _)| p == peer) {
+                Some(n) if known[n].1 == port || port.is_none() => return None,
+                Some(n) => {
+                    known[n].1 = port;
+                    wanted(n, port)
+                        .into_iter()
+                        .filter(|(_, t)| *t == Target::App)
+                        .collect()
+                }
+                None => {
+                    known.push((peer.to_string(), port));
+                    wanted(known.len() - 1, port)
+                }
+            }
+        };
+        if let Err(err) = self.write() {
+            tracing::warn!("{}: cannot write its pod's hosts file: {err}", self.id);
+        }
+        Some(wanted)
+    }
+
+    /// Rewrites the file in place: the pod sees this very file (a bind mount of it).
+    fn write(&self) -> std::io::Result<()> {
+        let ns = crate::env::namespace();
+        let id = &self.id;
+        let mut text =
+            format!("127.0.0.1 localhost {id}\n::1 localhost ip6-localhost ip6-loopback\n");
+        for (n, (peer, _)) in self.known.lock().iter().enumerate() {
+            for (name, sidecar) in [(peer.clone(), false), (format!("{peer}-dapr"), true)] {
+                text.push_str(&format!(
+                    "{} {name} {name}.{ns} {name}.{ns}.svc {name}.{ns}.svc.cluster.local\n",
+                    peer_address(n, sidecar)
+                ));
+            }
+        }
+        text.push_str(&self.extra.lock());
+        std::fs::write(&self.hosts, text)
+    }
+}
