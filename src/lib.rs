@@ -38,6 +38,7 @@ pub mod sidecar;
 pub mod state;
 pub mod supervisor;
 pub mod sync;
+pub mod tilt;
 pub mod timespec;
 pub mod tools;
 pub mod warm;

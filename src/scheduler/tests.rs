@@ -160,10 +160,13 @@ async fn jobs_survive_a_restart_and_a_missed_tick_fires_once() {
     let token = running(&again);
     assert!(until(Duration::from_secs(2), || target.count("t||kept") >= 1).await);
     tokio::time::sleep(every / 2).await;
-    assert_eq!(
-        target.count("t||kept"),
-        1,
-        "the missed ticks are not replayed"
+    // Ten ticks were missed; replayed, they would fire at once. The next tick keeps the job's
+    // phase, so it may come at any time within a period of the first (a slow machine sees it
+    // within the half period waited here): at most that one.
+    let fired = target.count("t||kept");
+    assert!(
+        fired <= 2,
+        "the missed ticks are not replayed: {fired} fires"
     );
     assert!(until(Duration::from_secs(2), || target.count("t||kept") >= 3).await);
     token.cancel();
