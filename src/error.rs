@@ -76,6 +76,8 @@ pub enum Error {
     Export(#[from] crate::export::ExportError),
     #[error(transparent)]
     Docker(#[from] crate::docker::DockerError),
+    #[error(transparent)]
+    Tilt(#[from] crate::tilt::TiltError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]

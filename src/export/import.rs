@@ -15,14 +15,63 @@ pub struct Imported {
     pub apps: Vec<String>,
 }
 
+/// What a Tiltfile adds to an app found in the manifests (see `crate::tilt::project`).
+#[derive(Debug, Clone, Default)]
+pub struct FromTilt {
+    /// The image is built from this folder (`dir:`) and Dockerfile (relative to it).
+    pub build: Option<(String, Option<String>)>,
+    /// Where live_update syncs the folder to (`mount:`).
+    pub mount: Option<String>,
+    /// `k8s_resource(port_forwards=…)`: host port → pod port.
+    pub ports: Vec<(i64, i64)>,
+    /// `k8s_resource(resource_deps=…)` that are apps.
+    pub depends_on: Vec<String>,
+}
+
+/// What a Tiltfile says about the apps, by image (builds) and by workload name (resources).
+#[derive(Debug, Default)]
+pub struct TiltParts {
+    pub builds: BTreeMap<String, TiltBuild>,
+    pub resources: BTreeMap<String, TiltResource>,
+}
+
+/// An image a Tiltfile builds.
+#[derive(Debug, Clone)]
+pub struct TiltBuild {
+    /// The build folder (`dir:`), relative to the Tiltfile.
+    pub dir: String,
+    /// Its Dockerfile, relative to the folder, when not `Dockerfile`.
+    pub dockerfile: Option<String>,
+    /// Where `live_update` syncs the folder to.
+    pub mount: Option<String>,
+}
+
+/// A Tiltfile's `k8s_resource`.
+#[derive(Debug, Clone, Default)]
+pub struct TiltResource {
+    /// Host port → pod port.
+    pub ports: Vec<(i64, i64)>,
+    pub deps: Vec<String>,
+}
+
 /// Reads `dir` (recursively) and builds the project.
 pub fn import(dir: &Path) -> Result<Imported, ExportError> {
+    let command = format!("daca init --from-k8s {}", dir.display());
+    import_documents(dir, read_all(dir)?, &TiltParts::default(), &command)
+}
+
+/// Builds the project from `docs` (read from `dir`), with what a Tiltfile adds.
+pub fn import_documents(
+    dir: &Path,
+    docs: Vec<(PathBuf, Node)>,
+    tilt: &TiltParts,
+    command: &str,
+) -> Result<Imported, ExportError> {
     let failed = |message: String, hint: &str| ExportError::Import {
         dir: dir.display().to_string(),
         message,
         hint: hint.to_string(),
     };
-    let docs = read_all(dir)?;
     let by_kind = |kind: &'static str| {
         docs.iter()
             .filter(move |(_, d)| d.path_str(&["kind"]) == Some(kind))
@@ -36,6 +85,8 @@ pub fn import(dir: &Path) -> Result<Imported, ExportError> {
         .filter_map(|(_, d)| {
             let mut app = App::from_deployment(d)?;
             app.host_ports = super::services::host_ports(d, &services);
+            let name = d.path_str(&["metadata", "name"]).unwrap_or_default();
+            app.tilt = tilt.for_app(&app.image, name, &app.id);
             Some(app)
         })
         .collect();
@@ -47,17 +98,18 @@ pub fn import(dir: &Path) -> Result<Imported, ExportError> {
         ));
     }
     apps.sort_by(|a, b| a.id.cmp(&b.id));
+    // A Tiltfile's resource_deps may name what daca provides (Redis): only apps are waited for.
+    let ids: Vec<String> = apps.iter().map(|a| a.id.clone()).collect();
+    for app in &mut apps {
+        app.tilt.depends_on.retain(|d| ids.contains(d));
+    }
     let project = project_name(dir, by_kind("Deployment").map(|(_, d)| d));
     let redis_image = by_kind("StatefulSet")
         .find(|(_, d)| d.path_str(&["metadata", "name"]) == Some(super::redis::NAME_REDIS))
         .and_then(|(_, d)| first_container(d)?.path_str(&["image"]).map(String::from));
     let mut files = Vec::new();
     let resources = dapr_resources(&docs);
-    let mut manifest = format!(
-        "# Imported by `daca init --from-k8s {}`.\nname: {}\n",
-        dir.display(),
-        scalar(&project)
-    );
+    let mut manifest = format!("# Imported by `{command}`.\nname: {}\n", scalar(&project));
     if !resources.is_empty() {
         manifest.push_str("resources: ./resources\n");
     }
@@ -136,6 +188,27 @@ struct App {
     body_mb: Option<String>,
     /// From NodePort/LoadBalancer Services: (host port, pod port).
     host_ports: Vec<(i64, i64)>,
+    tilt: FromTilt,
+}
+
+impl TiltParts {
+    /// What the Tiltfile says about the app whose image is `image` and whose workload is
+    /// `workload` (or its app-id).
+    fn for_app(&self, image: &str, workload: &str, id: &str) -> FromTilt {
+        // Tilt matches an image by its name, whatever tag the manifest has.
+        let name = image.rsplit_once(':').map_or(image, |(n, _)| n);
+        let build = self.builds.get(image).or_else(|| self.builds.get(name));
+        let resource = self
+            .resources
+            .get(workload)
+            .or_else(|| self.resources.get(id));
+        FromTilt {
+            build: build.map(|b| (b.dir.clone(), b.dockerfile.clone())),
+            mount: build.and_then(|b| b.mount.clone()),
+            ports: resource.map(|r| r.ports.clone()).unwrap_or_default(),
+            depends_on: resource.map(|r| r.deps.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 impl App {
@@ -216,16 +289,36 @@ impl App {
             },
             body_mb: annotation("http-max-request-size"),
             host_ports: Vec::new(),
+            tilt: FromTilt::default(),
         })
     }
 
     fn yaml(&self, config_maps: &BTreeMap<&str, &Node>) -> String {
-        let mut out = format!(
-            "  - id: {}\n    dir: ./{}\n    image: {}\n",
-            scalar(&self.id),
-            self.id,
-            scalar(&self.image)
-        );
+        let mut out = match &self.tilt.build {
+            Some((dir, dockerfile)) => {
+                let mut out = format!("  - id: {}\n    dir: {}\n", scalar(&self.id), scalar(dir));
+                match dockerfile {
+                    Some(file) => {
+                        out.push_str(&format!("    build: {{ dockerfile: {} }}\n", scalar(file)))
+                    }
+                    None => out.push_str("    build: {}\n"),
+                }
+                if let Some(mount) = &self.tilt.mount {
+                    out.push_str(&format!("    mount: {}\n", scalar(mount)));
+                }
+                out
+            }
+            None => format!(
+                "  - id: {}\n    dir: ./{}\n    image: {}\n",
+                scalar(&self.id),
+                self.id,
+                scalar(&self.image)
+            ),
+        };
+        if !self.tilt.depends_on.is_empty() {
+            let deps: Vec<String> = self.tilt.depends_on.iter().map(|d| scalar(d)).collect();
+            out.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
+        }
         if !self.args.is_empty() {
             let items: Vec<String> = self.args.iter().map(|a| scalar(a)).collect();
             out.push_str(&format!("    command: [{}]\n", items.join(", ")));
@@ -236,9 +329,14 @@ impl App {
         if let Some(protocol) = &self.protocol {
             out.push_str(&format!("    app_protocol: {}\n", scalar(protocol)));
         }
-        if !self.host_ports.is_empty() {
-            let ports: Vec<String> = self
-                .host_ports
+        let mut host_ports = self.host_ports.clone();
+        for forward in &self.tilt.ports {
+            if !host_ports.contains(forward) {
+                host_ports.push(*forward);
+            }
+        }
+        if !host_ports.is_empty() {
+            let ports: Vec<String> = host_ports
                 .iter()
                 .map(|(host, pod)| format!("\"{host}:{pod}\""))
                 .collect();

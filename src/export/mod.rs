@@ -8,7 +8,7 @@
 mod apps;
 mod dapr;
 pub mod import;
-mod node;
+pub mod node;
 mod redis;
 mod services;
 pub mod write;

@@ -76,7 +76,15 @@ pub fn read_documents(file: &std::path::Path) -> Result<Vec<Node>, super::Export
         message,
     };
     let text = std::fs::read_to_string(file).map_err(|e| failed(e.to_string()))?;
+    parse_documents(&text, &file.display().to_string())
+}
+
+/// The YAML documents of `text` (what `name` calls it, for errors).
+pub fn parse_documents(text: &str, name: &str) -> Result<Vec<Node>, super::ExportError> {
     let parsed: Vec<Node> =
-        serde_saphyr::from_str_multiple(&text).map_err(|e| failed(e.to_string()))?;
+        serde_saphyr::from_str_multiple(text).map_err(|e| super::ExportError::Read {
+            file: name.to_string(),
+            message: e.to_string(),
+        })?;
     Ok(parsed.into_iter().filter(|d| *d != Node::Null).collect())
 }

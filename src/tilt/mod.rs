@@ -7,6 +7,7 @@
 mod builtins;
 mod call;
 mod local;
+pub mod project;
 
 /// Helm charts whose part daca plays itself: the Dapr control plane (daca's sidecars), Dapr's
 /// dashboard (daca's), Redis (daca's managed Redis).
@@ -35,6 +36,8 @@ pub enum TiltError {
         file: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Yaml(#[from] crate::export::ExportError),
     #[error("{file}:{}:{}: {message}\n  hint: {hint}", at.line, at.column)]
     At {
         file: String,

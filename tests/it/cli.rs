@@ -70,13 +70,15 @@ fn ps_and_logs_without_a_running_daca_are_user_errors() {
 }
 
 #[test]
+/// (On the machine's network: an app in a pod has its port to itself, and its host port is
+/// the next free one; tests/it/pods.rs.)
 fn a_busy_app_port_and_a_missing_program_are_reported_before_anything_starts() {
     let _serial = serial();
     let project = tempfile::tempdir().unwrap();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let manifest = format!(
-        "redis: {{ provider: embedded }}\napps:\n  - id: web\n    command: [\"python3\"]\n    port: {port}\n  - id: tool\n    command: [\"no-such-tool-daca\"]\n"
+        "redis: {{ provider: embedded }}\napps:\n  - id: web\n    network: host\n    command: [\"python3\"]\n    port: {port}\n  - id: tool\n    command: [\"no-such-tool-daca\"]\n"
     );
     std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
     let output = run(&["up", "-d", project.path().to_str().unwrap()]);

@@ -28,6 +28,7 @@ mod reliability;
 mod reload;
 mod sidecar;
 mod state_props;
+mod tilt;
 mod up;
 mod warm;
 mod workflows;

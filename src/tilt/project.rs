@@ -1,0 +1,198 @@
+//! What a Tiltfile's calls mean for a daca project: the Kubernetes documents `k8s_yaml` gave
+//! (read as `daca init --from-k8s` reads a folder), the images its builds make (an app whose
+//! manifest runs that image is built from that folder, its source mounted where `live_update`
+//! syncs it), `k8s_resource`'s port forwards and dependencies, and the Helm charts daca plays
+//! itself. A call daca cannot carry out is an error at its `Tiltfile:line:col`.
+
+use std::path::{Path, PathBuf};
+
+use super::{Call, TiltError, Tiltfile};
+use crate::export::import::{TiltBuild, TiltParts, TiltResource};
+use crate::export::node::{Node, parse_documents, read_documents};
+
+/// The project a Tiltfile describes, ready for the manifests' reader.
+#[derive(Debug)]
+pub struct Read {
+    pub documents: Vec<(PathBuf, Node)>,
+    pub parts: TiltParts,
+    /// One line each: what daca provides instead of a chart, what the Tiltfile printed.
+    pub notes: Vec<String>,
+}
+
+/// Reads the Tiltfile of `dir`.
+pub fn read(dir: &Path) -> Result<Read, TiltError> {
+    let tilt = super::evaluate(&dir.join("Tiltfile"))?;
+    let mut read = Read {
+        documents: Vec::new(),
+        parts: TiltParts::default(),
+        notes: tilt
+            .printed
+            .iter()
+            .map(|p| format!("Tiltfile: {p}"))
+            .collect(),
+    };
+    let mut provided = Vec::new();
+    for call in &tilt.calls {
+        match call.function.as_str() {
+            "k8s_yaml" => read.documents.extend(documents(&tilt, call, dir)?),
+            "helm_remote" => provided.push(provided_chart(&tilt, call)?),
+            "helm" => {} // rendered (or provided) while evaluating; its YAML came to k8s_yaml
+            "docker_build" | "nerdctl_build" | "custom_build" => build(&tilt, call, &mut read)?,
+            "k8s_resource" => resource(&tilt, call, &mut read)?,
+            // How Tilt itself runs: nothing for daca to do.
+            "update_settings"
+            | "watch_file"
+            | "allow_k8s_contexts"
+            | "local"
+            | "read_file"
+            | "config.define_string"
+            | "config.define_string_list"
+            | "config.define_bool"
+            | "config.set_enabled_resources" => {}
+            other => {
+                return Err(tilt.error(
+                    call.at,
+                    format!("daca does not run `{other}` yet"),
+                    "write a daca.yaml for this part (`daca init` makes one to start from)",
+                ));
+            }
+        }
+    }
+    if !provided.is_empty() {
+        read.notes.push(format!(
+            "Helm charts {} provided by daca",
+            provided.join(", ")
+        ));
+    }
+    Ok(read)
+}
+
+/// `k8s_yaml`'s documents: from files (relative to the Tiltfile), or YAML text.
+fn documents(tilt: &Tiltfile, call: &Call, dir: &Path) -> Result<Vec<(PathBuf, Node)>, TiltError> {
+    let mut out = Vec::new();
+    for item in call.strings("yaml") {
+        // Text from local()/read_file()/blob() has lines; a path has none.
+        if item.contains('\n') || item.is_empty() {
+            let name = format!("{}:{} (k8s_yaml)", tilt.path.display(), call.at.line);
+            let docs = parse_documents(&item, &name)?;
+            out.extend(docs.into_iter().map(|d| (tilt.path.clone(), d)));
+            continue;
+        }
+        let file = dir.join(&item);
+        if !file.is_file() {
+            return Err(tilt.error(
+                call.at,
+                format!("k8s_yaml: {} is not a file", file.display()),
+                "fix the path (relative to the Tiltfile)",
+            ));
+        }
+        out.extend(
+            read_documents(&file)?
+                .into_iter()
+                .map(|d| (file.clone(), d)),
+        );
+    }
+    Ok(out)
+}
+
+/// A remote chart daca plays itself, or the error naming it.
+fn provided_chart(tilt: &Tiltfile, call: &Call) -> Result<String, TiltError> {
+    let chart = call.str("chart").unwrap_or_default().to_string();
+    let name = chart.rsplit('/').next().unwrap_or_default();
+    match super::PROVIDED_CHARTS.contains(&name) {
+        true => Ok(name.to_string()),
+        false => Err(tilt.error(
+            call.at,
+            format!("helm_remote('{chart}'): daca provides only the charts {}", super::PROVIDED_CHARTS.join(", ")),
+            "run that service as an app in a daca.yaml, or render the chart into a YAML file for k8s_yaml",
+        )),
+    }
+}
+
+/// An image build: the folder the app is built from, its Dockerfile, where it is synced.
+fn build(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), TiltError> {
+    let image = call.str("ref").unwrap_or_default().to_string();
+    let context = match call.function.as_str() {
+        "custom_build" => call.strings("deps").first().cloned(),
+        _ => call.str("context").map(String::from),
+    };
+    let Some(context) = context else {
+        return Err(tilt.error(
+            call.at,
+            format!("{}('{image}'): no context", call.function),
+            "give the build its folder",
+        ));
+    };
+    let context = context.trim_end_matches('/').to_string();
+    let context = if context.is_empty() || context == "." {
+        ".".to_string()
+    } else {
+        context
+    };
+    let mount = call.args.get("live_update").and_then(|steps| {
+        steps.as_array()?.iter().find_map(|step| {
+            let local = step.get("local_path")?.as_str()?.trim_end_matches('/');
+            let same = local == context || (local == "." && context == ".");
+            same.then(|| step.get("remote_path")?.as_str().map(String::from))?
+        })
+    });
+    let dockerfile = call.str("dockerfile").map(|file| {
+        // Tilt's is relative to the Tiltfile; daca's to the build folder.
+        let full = Path::new(file);
+        full.strip_prefix(&context)
+            .unwrap_or(full)
+            .display()
+            .to_string()
+    });
+    let dir = if context == "." {
+        "./".to_string()
+    } else {
+        format!("./{}", context.trim_start_matches("./"))
+    };
+    let build = TiltBuild {
+        dir,
+        dockerfile: dockerfile.filter(|d| d != "Dockerfile"),
+        mount,
+    };
+    read.parts.builds.insert(image, build);
+    Ok(())
+}
+
+/// `k8s_resource`'s port forwards and dependencies.
+fn resource(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), TiltError> {
+    let workload = call.str("workload").unwrap_or_default().to_string();
+    let mut ports = Vec::new();
+    let forwards = match call.args.get("port_forwards") {
+        Some(serde_json::Value::Number(n)) => vec![n.to_string()],
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect(),
+        _ => call.strings("port_forwards"),
+    };
+    for forward in forwards {
+        let (host, pod) = forward.split_once(':').unwrap_or((&forward, &forward));
+        match (host.trim().parse::<i64>(), pod.trim().parse::<i64>()) {
+            (Ok(host), Ok(pod)) => ports.push((host, pod)),
+            _ => {
+                return Err(tilt.error(
+                    call.at,
+                    format!(
+                        "k8s_resource('{workload}'): port_forwards `{forward}` is not HOST:POD"
+                    ),
+                    "write it as '8000:8000' or 8000",
+                ));
+            }
+        }
+    }
+    let resource = TiltResource {
+        ports,
+        deps: call.strings("resource_deps"),
+    };
+    read.parts.resources.insert(workload, resource);
+    Ok(())
+}
