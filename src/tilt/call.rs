@@ -116,13 +116,7 @@ pub fn record<'v>(
     }
     let at = eval
         .call_stack_top_location()
-        .map(|span| {
-            let begin = span.resolve_span().begin;
-            At {
-                line: begin.line + 1,
-                column: begin.column + 1,
-            }
-        })
+        .map(|span| At::of(&span))
         .unwrap_or_default();
     let call = Call {
         function: function.to_string(),

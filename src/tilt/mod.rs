@@ -28,6 +28,17 @@ pub struct At {
     pub column: usize,
 }
 
+impl At {
+    /// Where `span` begins.
+    pub fn of(span: &starlark::codemap::FileSpan) -> At {
+        let begin = span.resolve_span().begin;
+        At {
+            line: begin.line + 1,
+            column: begin.column + 1,
+        }
+    }
+}
+
 /// Why a Tiltfile could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TiltError {
@@ -109,16 +120,7 @@ pub fn evaluate_text(path: &Path, text: &str) -> Result<Tiltfile, TiltError> {
 
 /// A starlark error as `file:line:col: message`, with a hint for the usual causes.
 fn located(file: &str, err: starlark::Error) -> TiltError {
-    let at = err
-        .span()
-        .map(|span| {
-            let begin = span.resolve_span().begin;
-            At {
-                line: begin.line + 1,
-                column: begin.column + 1,
-            }
-        })
-        .unwrap_or_default();
+    let at = err.span().map(At::of).unwrap_or_default();
     let message = err.without_diagnostic().to_string();
     let message = message
         .lines()
