@@ -63,9 +63,22 @@ pub fn for_app(
     )
 }
 
-/// The namespace Dapr's self-hosted mode runs in: `NAMESPACE`, else `default` (in workflow
-/// actor types and in the cluster names a pod resolves).
+/// The project's `namespace:`, set once when it starts (a daca process runs one project).
+static NAMESPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the namespace of the project this process runs; the first call wins (a daca.yaml edit
+/// that changes it is reported as not applied).
+pub fn set_namespace(namespace: &str) {
+    let _ = NAMESPACE.set(namespace.to_string());
+}
+
+/// The namespace the apps run in (in workflow actor types and in the cluster names a pod
+/// resolves): the project's `namespace:`, else `NAMESPACE` as in Dapr's self-hosted mode,
+/// else `default`.
 pub fn namespace() -> String {
+    if let Some(namespace) = NAMESPACE.get() {
+        return namespace.clone();
+    }
     std::env::var("NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())

@@ -23,6 +23,7 @@ pub mod env;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod folder;
 pub mod logs;
 pub mod manifest;
 pub mod pod;

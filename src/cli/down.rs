@@ -31,8 +31,8 @@ pub async fn run(args: &DownArgs) -> crate::Result<()> {
     crate::pod::remove_leftovers();
     // The project's name labels its containers; a manifest that no longer loads still has a
     // folder name, which is the default project name.
-    let project = manifest::load(&file)
-        .map(|m| m.name)
+    let project = crate::folder::load(&file)
+        .map(|loaded| loaded.manifest.name)
         .unwrap_or_else(|_| manifest::default_name(&root));
     let owner = Owner::new(&project, &root, "");
     if let Ok(engine) = Engine::connect().await {

@@ -9,7 +9,7 @@ use super::ProjectArgs;
 use crate::docker::{ContainerPlan, Engine, Owner, image, run_id};
 use crate::export::{self, Options, RedisChoice};
 use crate::logs::{LogBus, LogFormat, Printer};
-use crate::manifest::{self, ImageSource, Manifest};
+use crate::manifest::{ImageSource, Manifest};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -69,7 +69,7 @@ pub struct BuildArgs {
 pub async fn run(args: &ExportArgs) -> crate::Result<()> {
     let ExportTarget::K8s(k8s) = &args.target;
     let (file, _) = k8s.project.locate();
-    let manifest = manifest::load(&file)?;
+    let manifest = crate::folder::load(&file)?.manifest;
     if k8s.build {
         build_images(&manifest, &k8s.images).await?;
     }
@@ -98,7 +98,7 @@ pub async fn run(args: &ExportArgs) -> crate::Result<()> {
 
 pub async fn build(args: &BuildArgs) -> crate::Result<()> {
     let (file, _) = args.project.locate();
-    let manifest = manifest::load(&file)?;
+    let manifest = crate::folder::load(&file)?.manifest;
     build_images(&manifest, &args.images).await
 }
 

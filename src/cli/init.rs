@@ -98,9 +98,13 @@ fn from_tilt(
     // The project is named after the folder (`.` has no name of its own).
     let folder = std::path::absolute(source)?;
     let command = format!("daca init --from-tilt {}", source.display());
-    let imported =
-        crate::export::import::import_documents(&folder, read.documents, &read.parts, &command)?;
-    for note in &read.notes {
+    let imported = crate::export::import::import_documents(
+        &folder,
+        read.documents.clone(),
+        &read.parts,
+        &command,
+    )?;
+    for note in read.notes.iter().chain(&read.provided_line()) {
         println!("{note}");
     }
     write_imported(&imported, source, force)?;

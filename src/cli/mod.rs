@@ -168,11 +168,16 @@ impl ProjectArgs {
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join(manifest::FILE_NAME),
         };
+        // No daca.yaml: the folder's Tiltfile, or the folder itself (its manifests).
+        let file = crate::folder::locate(&file, self.file.is_some());
         let absolute = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
-        let root = absolute
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let root = match absolute.is_dir() {
+            true => absolute,
+            false => absolute
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        };
         (file, root)
     }
 }
@@ -225,7 +230,7 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
         Command::Build(args) => export::build(&args).await,
         Command::ExplainWatch { project, paths } => {
             let (file, _) = project.locate();
-            let manifest = manifest::load(&file)?;
+            let manifest = crate::folder::load(&file)?.manifest;
             for path in paths {
                 println!("{}", path.display());
                 for line in crate::watch::explain(&manifest, &path) {
@@ -264,7 +269,7 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
 
 fn validate(project: &ProjectArgs) -> crate::Result<()> {
     let (file, _) = project.locate();
-    let manifest = manifest::load(&file)?;
+    let manifest = crate::folder::load(&file)?.manifest;
     let ids: Vec<&str> = manifest.apps.iter().map(|a| a.id.as_str()).collect();
     println!(
         "{} is valid: project `{}`, {} app(s) in start order: {}",

@@ -4,12 +4,15 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::UpArgs;
 use crate::logs::LogFormat;
-use crate::manifest;
 use crate::project::{Options, Project};
 
 pub async fn run(args: &UpArgs, log_format: LogFormat) -> crate::Result<()> {
     let (file, _) = args.project.locate();
-    let manifest = manifest::load(&file)?;
+    let loaded = crate::folder::load(&file)?;
+    for line in loaded.notes.iter().chain(&loaded.summary) {
+        tracing::info!("{line}");
+    }
+    let manifest = loaded.manifest;
     let options = Options {
         watch: !args.no_watch,
         log_format,

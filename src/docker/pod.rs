@@ -83,6 +83,22 @@ impl ContainerPlan {
         Ok(created.id)
     }
 
+    /// The gateway of `app`'s pod container's network: the engine's `host-gateway`, which
+    /// Docker Desktop calls `host.docker.internal`.
+    pub async fn pod_gateway(&self, app: &AppSpec) -> Option<String> {
+        let inspect = self
+            .engine
+            .docker
+            .inspect_container(&self.pod_name(app), None)
+            .await
+            .ok()?;
+        let networks = inspect.network_settings?.networks?;
+        networks
+            .into_values()
+            .filter_map(|n| n.gateway)
+            .find(|g| !g.is_empty())
+    }
+
     /// The last lines the pod container wrote (why its relay did not connect).
     pub async fn pod_output(&self, app: &AppSpec) -> String {
         let options = LogsOptionsBuilder::default()

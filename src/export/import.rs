@@ -7,12 +7,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::workload::{self, App};
 use super::{ExportError, Node, PART_OF};
 
-/// What to write: relative path → text (daca.yaml first).
+/// What to write: relative path → text (daca.yaml first), and what `daca up` says it read.
 pub struct Imported {
     pub files: Vec<(String, String)>,
     pub apps: Vec<String>,
+    /// How many Dapr resources the project has.
+    pub resources: usize,
 }
 
 /// What a Tiltfile adds to an app found in the manifests (see `crate::tilt::project`).
@@ -26,6 +29,9 @@ pub struct FromTilt {
     pub ports: Vec<(i64, i64)>,
     /// `k8s_resource(resource_deps=…)` that are apps.
     pub depends_on: Vec<String>,
+    /// The build's Dockerfile's command, without its own reloader (when the Deployment gives
+    /// none): what the app runs as a process.
+    pub command: Vec<String>,
 }
 
 /// What a Tiltfile says about the apps, by image (builds) and by workload name (resources).
@@ -54,10 +60,59 @@ pub struct TiltResource {
     pub deps: Vec<String>,
 }
 
+/// The resources folder the project names (its files are `resources/<kind>-<name>.yaml`).
+pub const RESOURCES: &str = "./resources";
+
 /// Reads `dir` (recursively) and builds the project.
 pub fn import(dir: &Path) -> Result<Imported, ExportError> {
     let command = format!("daca init --from-k8s {}", dir.display());
     import_documents(dir, read_all(dir)?, &TiltParts::default(), &command)
+}
+
+/// For `daca up` in a folder of manifests: the documents under `dir` (with the files they are
+/// in), and the builds of the images whose folder is there: a folder named as the image, the
+/// Deployment or the app-id, with a Dockerfile, builds that image (as `docker build` of it
+/// would), its source mounted at the Dockerfile's `WORKDIR`.
+pub fn read_in_place(dir: &Path) -> Result<(Vec<(PathBuf, Node)>, TiltParts), ExportError> {
+    let docs = read_all(dir)?;
+    let mut parts = TiltParts::default();
+    for (_, doc) in docs
+        .iter()
+        .filter(|(_, d)| d.path_str(&["kind"]) == Some("Deployment"))
+    {
+        let Some(image) = workload::first_container(doc).and_then(|c| c.path_str(&["image"]))
+        else {
+            continue;
+        };
+        let name = image.rsplit_once(':').map_or(image, |(n, _)| n);
+        let short = name.rsplit('/').next().unwrap_or(name);
+        let candidates = [
+            Some(short),
+            doc.path_str(&["metadata", "name"]),
+            doc.path_str(&[
+                "spec",
+                "template",
+                "metadata",
+                "annotations",
+                "dapr.io/app-id",
+            ]),
+        ];
+        let found = candidates
+            .into_iter()
+            .flatten()
+            .find(|c| !c.contains("..") && dir.join(c).join("Dockerfile").is_file());
+        if let Some(folder) = found {
+            let text = std::fs::read_to_string(dir.join(folder).join("Dockerfile"));
+            let mount = text.ok().and_then(|t| super::dockerfile::parse(&t).workdir);
+            let build = TiltBuild {
+                dir: format!("./{folder}"),
+                dockerfile: None,
+                mount,
+            };
+            parts.builds.insert(name.to_string(), build);
+        }
+    }
+    Ok((docs, parts))
 }
 
 /// Builds the project from `docs` (read from `dir`), with what a Tiltfile adds.
@@ -86,7 +141,7 @@ pub fn import_documents(
             let mut app = App::from_deployment(d)?;
             app.host_ports = super::services::host_ports(d, &services);
             let name = d.path_str(&["metadata", "name"]).unwrap_or_default();
-            app.tilt = tilt.for_app(&app.image, name, &app.id);
+            app.tilt = tilt.for_app(&app.image, name, &app.id, dir);
             Some(app)
         })
         .collect();
@@ -106,12 +161,20 @@ pub fn import_documents(
     let project = project_name(dir, by_kind("Deployment").map(|(_, d)| d));
     let redis_image = by_kind("StatefulSet")
         .find(|(_, d)| d.path_str(&["metadata", "name"]) == Some(super::redis::NAME_REDIS))
-        .and_then(|(_, d)| first_container(d)?.path_str(&["image"]).map(String::from));
+        .and_then(|(_, d)| {
+            workload::first_container(d)?
+                .path_str(&["image"])
+                .map(String::from)
+        });
     let mut files = Vec::new();
     let resources = dapr_resources(&docs);
+    let resources_count = resources.len();
     let mut manifest = format!("# Imported by `{command}`.\nname: {}\n", scalar(&project));
+    if let Some(namespace) = apps.iter().find_map(|a| a.namespace.as_deref()) {
+        manifest.push_str(&format!("namespace: {}\n", scalar(namespace)));
+    }
     if !resources.is_empty() {
-        manifest.push_str("resources: ./resources\n");
+        manifest.push_str(&format!("resources: {RESOURCES}\n"));
     }
     if let Some(image) = redis_image {
         manifest.push_str(&format!("redis:\n  image: {}\n", scalar(&image)));
@@ -119,14 +182,10 @@ pub fn import_documents(
     manifest.push_str("apps:\n");
     for app in &apps {
         manifest.push_str(&app.yaml(&config_maps));
-        let env = app
-            .secret_refs
-            .iter()
-            .filter_map(|name| secrets.get(name))
-            .cloned()
-            .collect::<String>();
+        let env = app.secret_env(&secrets);
         if !env.is_empty() {
-            files.push((format!("{}/.env", app.id), env));
+            let dir = app.dir();
+            files.push((format!("{}/.env", dir.trim_end_matches('/')), env));
         }
     }
     files.insert(0, ("daca.yaml".into(), manifest));
@@ -138,6 +197,7 @@ pub fn import_documents(
     Ok(Imported {
         files,
         apps: apps.into_iter().map(|a| a.id).collect(),
+        resources: resources_count,
     })
 }
 
@@ -173,28 +233,10 @@ fn dapr_resources<T>(docs: &[(T, Node)]) -> Vec<(String, &Node)> {
     resources
 }
 
-/// One app, as its Deployment describes it.
-struct App {
-    id: String,
-    image: String,
-    args: Vec<String>,
-    port: Option<String>,
-    protocol: Option<String>,
-    health: Option<String>,
-    env: BTreeMap<String, String>,
-    config_refs: Vec<String>,
-    secret_refs: Vec<String>,
-    grace: Option<i64>,
-    body_mb: Option<String>,
-    /// From NodePort/LoadBalancer Services: (host port, pod port).
-    host_ports: Vec<(i64, i64)>,
-    tilt: FromTilt,
-}
-
 impl TiltParts {
     /// What the Tiltfile says about the app whose image is `image` and whose workload is
     /// `workload` (or its app-id).
-    fn for_app(&self, image: &str, workload: &str, id: &str) -> FromTilt {
+    fn for_app(&self, image: &str, workload: &str, id: &str, dir: &Path) -> FromTilt {
         // Tilt matches an image by its name, whatever tag the manifest has.
         let name = image.rsplit_once(':').map_or(image, |(n, _)| n);
         let build = self.builds.get(image).or_else(|| self.builds.get(name));
@@ -202,7 +244,15 @@ impl TiltParts {
             .resources
             .get(workload)
             .or_else(|| self.resources.get(id));
+        let command = build
+            .and_then(|b| {
+                let file = b.dockerfile.as_deref().unwrap_or("Dockerfile");
+                std::fs::read_to_string(dir.join(&b.dir).join(file)).ok()
+            })
+            .map(|text| super::dockerfile::without_reload(super::dockerfile::parse(&text).command))
+            .unwrap_or_default();
         FromTilt {
+            command,
             build: build.map(|b| (b.dir.clone(), b.dockerfile.clone())),
             mount: build.and_then(|b| b.mount.clone()),
             ports: resource.map(|r| r.ports.clone()).unwrap_or_default(),
@@ -211,180 +261,10 @@ impl TiltParts {
     }
 }
 
-impl App {
-    fn from_deployment(deployment: &Node) -> Option<App> {
-        let template = deployment.get("spec")?.get("template")?;
-        let annotation = |key: &str| {
-            template
-                .path_str(&["metadata", "annotations", &format!("dapr.io/{key}")])
-                .map(String::from)
-        };
-        if annotation("enabled").as_deref() != Some("true") {
-            return None;
-        }
-        let container = first_container(deployment)?;
-        let env_from = container
-            .get("envFrom")
-            .map(Node::as_list)
-            .unwrap_or_default();
-        let refs = |key: &str| {
-            env_from
-                .iter()
-                .filter_map(|e| e.path_str(&[key, "name"]).map(String::from))
-                .collect()
-        };
-        let mut command: Vec<String> = Vec::new();
-        for key in ["command", "args"] {
-            command.extend(
-                container
-                    .get(key)
-                    .map(Node::as_list)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|a| a.as_str().map(String::from)),
-            );
-        }
-        let env = container
-            .get("env")
-            .map(Node::as_list)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| {
-                Some((
-                    e.path_str(&["name"])?.to_string(),
-                    e.path_str(&["value"])?.to_string(),
-                ))
-            })
-            .collect();
-        let port = annotation("app-port").or_else(|| {
-            match container
-                .get("ports")?
-                .as_list()
-                .first()?
-                .get("containerPort")?
-            {
-                Node::Int(port) => Some(port.to_string()),
-                _ => None,
-            }
-        });
-        let health = annotation("app-health-check-path").or_else(|| {
-            container
-                .path_str(&["readinessProbe", "httpGet", "path"])
-                .map(String::from)
-        });
-        Some(App {
-            id: annotation("app-id")
-                .or_else(|| deployment.path_str(&["metadata", "name"]).map(String::from))?,
-            image: container.path_str(&["image"])?.to_string(),
-            args: command,
-            port,
-            protocol: annotation("app-protocol").filter(|p| p != "http"),
-            health,
-            env,
-            config_refs: refs("configMapRef"),
-            secret_refs: refs("secretRef"),
-            grace: match template.get("spec")?.get("terminationGracePeriodSeconds") {
-                Some(Node::Int(seconds)) => Some(*seconds),
-                _ => None,
-            },
-            body_mb: annotation("http-max-request-size"),
-            host_ports: Vec::new(),
-            tilt: FromTilt::default(),
-        })
-    }
-
-    fn yaml(&self, config_maps: &BTreeMap<&str, &Node>) -> String {
-        let mut out = match &self.tilt.build {
-            Some((dir, dockerfile)) => {
-                let mut out = format!("  - id: {}\n    dir: {}\n", scalar(&self.id), scalar(dir));
-                match dockerfile {
-                    Some(file) => {
-                        out.push_str(&format!("    build: {{ dockerfile: {} }}\n", scalar(file)))
-                    }
-                    None => out.push_str("    build: {}\n"),
-                }
-                if let Some(mount) = &self.tilt.mount {
-                    out.push_str(&format!("    mount: {}\n", scalar(mount)));
-                }
-                out
-            }
-            None => format!(
-                "  - id: {}\n    dir: ./{}\n    image: {}\n",
-                scalar(&self.id),
-                self.id,
-                scalar(&self.image)
-            ),
-        };
-        if !self.tilt.depends_on.is_empty() {
-            let deps: Vec<String> = self.tilt.depends_on.iter().map(|d| scalar(d)).collect();
-            out.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
-        }
-        if !self.args.is_empty() {
-            let items: Vec<String> = self.args.iter().map(|a| scalar(a)).collect();
-            out.push_str(&format!("    command: [{}]\n", items.join(", ")));
-        }
-        if let Some(port) = &self.port {
-            out.push_str(&format!("    port: {port}\n"));
-        }
-        if let Some(protocol) = &self.protocol {
-            out.push_str(&format!("    app_protocol: {}\n", scalar(protocol)));
-        }
-        let mut host_ports = self.host_ports.clone();
-        for forward in &self.tilt.ports {
-            if !host_ports.contains(forward) {
-                host_ports.push(*forward);
-            }
-        }
-        if !host_ports.is_empty() {
-            let ports: Vec<String> = host_ports
-                .iter()
-                .map(|(host, pod)| format!("\"{host}:{pod}\""))
-                .collect();
-            out.push_str(&format!("    ports: [{}]\n", ports.join(", ")));
-        }
-        if let Some(path) = &self.health {
-            out.push_str(&format!("    health: {}\n", scalar(path)));
-        }
-        if let Some(seconds) = self.grace {
-            out.push_str(&format!("    grace_period: {seconds}s\n"));
-        }
-        if let Some(mb) = &self.body_mb {
-            out.push_str(&format!("    max_body_size: {}Mi\n", mb.trim()));
-        }
-        let mut env = BTreeMap::new();
-        for name in &self.config_refs {
-            if let Some(Node::Map(data)) = config_maps.get(name.as_str()) {
-                env.extend(
-                    data.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
-                );
-            }
-        }
-        env.extend(self.env.clone());
-        if !env.is_empty() {
-            out.push_str("    env:\n");
-            for (key, value) in env {
-                out.push_str(&format!("      {}: {}\n", scalar(&key), scalar(&value)));
-            }
-        }
-        out
-    }
-}
-
-fn first_container(workload: &Node) -> Option<&Node> {
-    workload
-        .get("spec")?
-        .get("template")?
-        .get("spec")?
-        .get("containers")?
-        .as_list()
-        .first()
-}
-
-/// Secret name → `KEY=value` lines: Secret objects (`stringData`, or base64 `data`) and the env
+/// Secret name → key → value: Secret objects (`stringData`, or base64 `data`) and the env
 /// files of kustomize's secretGenerator.
-fn secret_envs(dir: &Path, docs: &[(PathBuf, Node)]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+fn secret_envs(dir: &Path, docs: &[(PathBuf, Node)]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (_, doc) in docs
         .iter()
         .filter(|(_, d)| d.path_str(&["kind"]) == Some("Secret"))
@@ -392,19 +272,18 @@ fn secret_envs(dir: &Path, docs: &[(PathBuf, Node)]) -> BTreeMap<String, String>
         let Some(name) = doc.path_str(&["metadata", "name"]) else {
             continue;
         };
-        let mut lines = String::new();
+        let keys = out.entry(name.to_string()).or_default();
         if let Some(Node::Map(data)) = doc.get("stringData") {
             for (k, v) in data {
-                lines.push_str(&format!("{k}={}\n", v.as_str().unwrap_or_default()));
+                keys.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
             }
         }
         if let Some(Node::Map(data)) = doc.get("data") {
             for (k, v) in data {
                 let decoded = v.as_str().and_then(base64_decode).unwrap_or_default();
-                lines.push_str(&format!("{k}={decoded}\n"));
+                keys.insert(k.clone(), decoded);
             }
         }
-        out.insert(name.to_string(), lines);
     }
     for (_, doc) in docs
         .iter()
@@ -423,7 +302,7 @@ fn secret_envs(dir: &Path, docs: &[(PathBuf, Node)]) -> BTreeMap<String, String>
                 .iter()
                 .filter_map(|f| std::fs::read_to_string(dir.join(f.as_str()?)).ok())
                 .collect();
-            out.insert(name.to_string(), text);
+            out.insert(name.to_string(), crate::env::parse_dot_env(&text));
         }
     }
     out
@@ -434,8 +313,22 @@ fn base64_decode(text: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// Every YAML document under `dir` (recursively), with its file.
-fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Node)>, ExportError> {
+/// Whether `dir` has a YAML file (under it, as [`read_in_place`] looks) with a Deployment.
+pub fn has_deployments(dir: &Path) -> bool {
+    let Ok(files) = yaml_files(dir) else {
+        return false;
+    };
+    files.iter().any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|text| {
+            text.lines()
+                .any(|l| l.trim_start().trim_start_matches("- ") == "kind: Deployment")
+        })
+    })
+}
+
+/// The YAML files under `dir`, without the folders no manifest is in: hidden ones (`.git`,
+/// `.daca`, `.venv`), virtual environments and package caches.
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(folder) = pending.pop() {
@@ -444,8 +337,15 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Node)>, ExportError> {
             message: e.to_string(),
         })?;
         for path in entries.flatten().map(|e| e.path()) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
             if path.is_dir() {
-                pending.push(path);
+                let skipped = name.starts_with('.')
+                    || ["node_modules", "__pycache__", "site-packages", "target"]
+                        .contains(&name.as_ref())
+                    || path.join("pyvenv.cfg").exists();
+                if !skipped {
+                    pending.push(path);
+                }
             } else if matches!(
                 path.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
@@ -455,6 +355,12 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Node)>, ExportError> {
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Every YAML document under `dir` (recursively), with its file.
+fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Node)>, ExportError> {
+    let files = yaml_files(dir)?;
     let mut docs = Vec::new();
     for file in files {
         let parsed = super::node::read_documents(&file)?;
@@ -464,7 +370,7 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Node)>, ExportError> {
 }
 
 /// A string as a YAML scalar, quoted when YAML (or Kubernetes) would read it otherwise.
-fn scalar(text: &str) -> String {
+pub(super) fn scalar(text: &str) -> String {
     serde_saphyr::to_string(&text)
         .map(|s| s.trim_end().to_string())
         .unwrap_or_else(|_| format!("{text:?}"))

@@ -7,10 +7,12 @@
 
 mod apps;
 mod dapr;
+pub mod dockerfile;
 pub mod import;
 pub mod node;
 mod redis;
 mod services;
+mod workload;
 pub mod write;
 
 use std::collections::BTreeMap;

@@ -9,12 +9,18 @@ use std::time::Duration;
 /// A project ready to run.
 #[derive(Debug, Clone)]
 pub struct Manifest {
-    /// Absolute path of the manifest file.
+    /// Absolute path of the manifest file (for a project read from a Tiltfile or a folder of
+    /// Kubernetes manifests: that Tiltfile or folder).
     pub file: PathBuf,
     /// The folder holding it: relative paths and `.daca/` live here.
     pub root: PathBuf,
+    /// What the project was read from: daca.yaml, or a Tiltfile and the files it names, or a
+    /// folder's Kubernetes manifests (see `crate::folder`). A change to one reconciles.
+    pub read_from: Vec<PathBuf>,
     /// Project name.
     pub name: String,
+    /// The Kubernetes namespace the apps are in (`namespace:`), when given.
+    pub namespace: Option<String>,
     /// Folder of Dapr resource YAMLs, if any.
     pub resources: Option<PathBuf>,
     /// Where Redis comes from.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::app::app_spec;
 use super::error::Diagnostic;
-use super::model::{AppSpec, Manifest, NetworkMode, RedisConfig, RedisProvider};
+use super::model::{AppId, AppSpec, Manifest, NetworkMode, RedisConfig, RedisProvider};
 use super::wire::{AppWire, At, ManifestWire, RedisWire};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -79,6 +79,13 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
         Some(name) => name.value.clone(),
         None => default_name(&root),
     };
+    let namespace = wire.namespace.as_ref().map(|raw| {
+        if let Err(message) = AppId::parse(&raw.value) {
+            let message = message.replace("app-id", "namespace");
+            checker.error(raw, message, Some("for example `daca`".into()));
+        }
+        raw.value.clone()
+    });
     let resources = wire
         .resources
         .as_ref()
@@ -130,7 +137,9 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
     Ok(Manifest {
         file: file.to_path_buf(),
         root,
+        read_from: vec![file.to_path_buf()],
         name,
+        namespace,
         resources,
         redis,
         apps,

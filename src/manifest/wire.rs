@@ -51,6 +51,10 @@ impl<T: JsonSchema> JsonSchema for At<T> {
 pub struct ManifestWire {
     /// Project name, shown in logs and used to label what daca creates.
     pub name: Option<At<String>>,
+    /// The Kubernetes namespace the apps are in, as Dapr sees it (`NAMESPACE`): inside a pod,
+    /// `<app>.<namespace>.svc.cluster.local` names an app; workflows' actor types carry it.
+    /// Default: `$NAMESPACE`, else `default`.
+    pub namespace: Option<At<String>>,
     /// Folder of Dapr Component / Subscription / Resiliency YAMLs, relative to this file.
     pub resources: Option<At<String>>,
     /// Managed Redis settings; omitted means the managed default.

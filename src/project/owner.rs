@@ -15,7 +15,7 @@ use super::view::Snapshot;
 use super::{Context, launch};
 use crate::env::SidecarPorts;
 use crate::error::Problem;
-use crate::manifest::{self, AppId, AppSpec, Manifest};
+use crate::manifest::{AppId, AppSpec, Manifest};
 use crate::ports::PortPicker;
 use crate::reload::ReloadStats;
 use crate::supervisor::AppHandle;
@@ -193,8 +193,8 @@ impl Owner {
 
     /// Applies an edited daca.yaml; an invalid or unstartable edit changes nothing.
     pub async fn reconcile(&mut self) {
-        let next = match manifest::load(&self.manifest.file) {
-            Ok(next) => next,
+        let next = match crate::folder::load(&self.manifest.file) {
+            Ok(next) => next.manifest,
             Err(err) => return not_applied(&err.to_string()),
         };
         let actions = reconcile::diff(&self.manifest, &next);

@@ -52,13 +52,16 @@ impl ContainerPod {
             token,
         };
         let want = pod.container(ctx, names)?;
-        if let Err(err) = plan.start_pod(spec, &want).await {
-            pod.close().await;
-            return Err(
-                Problem::new(format!("{id}: cannot start its pod container: {err}"))
-                    .hint("set `network: host` for this app"),
-            );
-        }
+        let container = match plan.start_pod(spec, &want).await {
+            Ok(container) => container,
+            Err(err) => {
+                pod.close().await;
+                return Err(
+                    Problem::new(format!("{id}: cannot start its pod container: {err}"))
+                        .hint("set `network: host` for this app"),
+                );
+            }
+        };
         if !pod.hub.wait_connected(CONNECT).await {
             let said = plan.pod_output(spec).await;
             pod.close().await;
@@ -71,7 +74,16 @@ impl ContainerPod {
             ))
             .hint("an engine in a virtual machine cannot reach daca's socket: set `network: host` for this app"));
         }
-        Ok((pod, format!("container:{}", plan.pod_name(spec))))
+        // As from a container on the engine's network, the machine is `host.docker.internal`.
+        if let Some(gateway) = plan.pod_gateway(spec).await {
+            let line = format!("{gateway} host.docker.internal host.containers.internal");
+            if let Err(err) = names.extra(&line) {
+                tracing::warn!("{id}: cannot write its pod's hosts file: {err}");
+            }
+        }
+        // The id, not the name: the engine resolves a name once, so an app container made for
+        // an earlier pod container must be seen to differ from one made for this one.
+        Ok((pod, format!("container:{container}")))
     }
 
     /// The pod container: the relay with what it listens for, and the pod's hosts file.

@@ -39,6 +39,11 @@ pub fn diff(current: &Manifest, next: &Manifest) -> Vec<Action> {
             current.name, next.name
         )));
     }
+    if current.namespace != next.namespace {
+        actions.push(Action::Unapplied(
+            "`namespace:` changes apply at the next `daca up`".into(),
+        ));
+    }
     if current.redis != next.redis {
         actions.push(Action::Unapplied(
             "`redis:` changes apply at the next `daca up` (the running apps keep their Redis)"

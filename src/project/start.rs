@@ -41,6 +41,9 @@ impl Project {
     /// Starts `manifest`'s project: returns once every app has been asked to start (they
     /// become ready on their own; the log says when).
     pub async fn start(manifest: Manifest, options: Options) -> Result<Project, Error> {
+        if let Some(namespace) = &manifest.namespace {
+            crate::env::set_namespace(namespace);
+        }
         let state = super::StateDir::new(&manifest.root);
         let reaped = state.reap_orphans().map_err(|err| {
             Problem::new(err.to_string()).hint("use that one, or stop it with `daca down`")

@@ -15,8 +15,20 @@ use crate::export::node::{Node, parse_documents, read_documents};
 pub struct Read {
     pub documents: Vec<(PathBuf, Node)>,
     pub parts: TiltParts,
-    /// One line each: what daca provides instead of a chart, what the Tiltfile printed.
+    /// One line each: what the Tiltfile printed.
     pub notes: Vec<String>,
+    /// The Helm charts daca plays itself (its sidecars, dashboard and Redis).
+    pub provided: Vec<String>,
+    /// The files it read: the Tiltfile, then `k8s_yaml`'s files (a change to one reconciles).
+    pub files: Vec<PathBuf>,
+}
+
+impl Read {
+    /// The line saying which charts daca provides, if any.
+    pub fn provided_line(&self) -> Option<String> {
+        (!self.provided.is_empty())
+            .then(|| format!("Helm charts {} provided by daca", self.provided.join(", ")))
+    }
 }
 
 /// Reads the Tiltfile of `dir`.
@@ -30,12 +42,13 @@ pub fn read(dir: &Path) -> Result<Read, TiltError> {
             .iter()
             .map(|p| format!("Tiltfile: {p}"))
             .collect(),
+        provided: Vec::new(),
+        files: vec![dir.join("Tiltfile")],
     };
-    let mut provided = Vec::new();
     for call in &tilt.calls {
         match call.function.as_str() {
             "k8s_yaml" => read.documents.extend(documents(&tilt, call, dir)?),
-            "helm_remote" => provided.push(provided_chart(&tilt, call)?),
+            "helm_remote" => read.provided.push(provided_chart(&tilt, call)?),
             "helm" => {} // rendered (or provided) while evaluating; its YAML came to k8s_yaml
             "docker_build" | "nerdctl_build" | "custom_build" => build(&tilt, call, &mut read)?,
             "k8s_resource" => resource(&tilt, call, &mut read)?,
@@ -58,11 +71,10 @@ pub fn read(dir: &Path) -> Result<Read, TiltError> {
             }
         }
     }
-    if !provided.is_empty() {
-        read.notes.push(format!(
-            "Helm charts {} provided by daca",
-            provided.join(", ")
-        ));
+    for (file, _) in &read.documents {
+        if !read.files.contains(file) {
+            read.files.push(file.clone());
+        }
     }
     Ok(read)
 }

@@ -329,13 +329,22 @@ pub fn own_outputs() -> Vec<PathBuf> {
 pub fn targets(manifest: &Manifest, outputs: &[PathBuf]) -> Vec<Watched> {
     let file = normalize(&manifest.file);
     let own_reload = "a file with its own reload (not the app's)";
-    let mut excluded = vec![
-        (file.clone(), own_reload.to_string()),
-        (
-            manifest.root.join(".daca"),
-            "daca's state folder".to_string(),
-        ),
-    ];
+    // A Tiltfile and the manifests it names (or a folder's manifests) reconcile the project,
+    // as daca.yaml does: they never reload the app whose folder they are in.
+    let sources: Vec<PathBuf> = match manifest.file.is_dir() {
+        true => manifest.read_from.iter().map(|f| normalize(f)).collect(),
+        false => std::iter::once(file.clone())
+            .chain(manifest.read_from.iter().map(|f| normalize(f)))
+            .collect(),
+    };
+    let mut excluded: Vec<(PathBuf, String)> = sources
+        .iter()
+        .map(|f| (f.clone(), own_reload.to_string()))
+        .collect();
+    excluded.push((
+        manifest.root.join(".daca"),
+        "daca's state folder".to_string(),
+    ));
     if let Some(resources) = &manifest.resources {
         excluded.push((
             resources.clone(),
@@ -360,10 +369,16 @@ pub fn targets(manifest: &Manifest, outputs: &[PathBuf]) -> Vec<Watched> {
             )),
         })
         .collect();
-    targets.push(Watched {
-        target: Target::Manifest,
-        scope: Scope::File(file),
-    });
+    let mut seen = Vec::new();
+    for source in sources {
+        if !seen.contains(&source) {
+            seen.push(source.clone());
+            targets.push(Watched {
+                target: Target::Manifest,
+                scope: Scope::File(source),
+            });
+        }
+    }
     if let Some(resources) = &manifest.resources {
         targets.push(Watched {
             target: Target::Resources,

@@ -118,13 +118,25 @@ pub async fn wait_until_async(limit: Duration, mut check: impl FnMut() -> bool) 
     check()
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and never one this test run handed out before: the
+/// kernel may give the same ephemeral port to two binds in a row once the first is closed, and
+/// a test that asks for two ports must get two.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn port_is_free(port: u16) -> bool {

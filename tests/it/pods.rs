@@ -370,6 +370,9 @@ mod docker {
         ]);
         let pod = crate::docker::docker(&["inspect", "-f", "{{.Id}}", "daca-dacatest-cpods-a-pod"]);
         assert_eq!(mode, format!("container:{pod}"));
+        // The machine is `host.docker.internal` in a container's pod, as on the engine's network.
+        let hosts = crate::docker::docker(&["exec", "daca-dacatest-cpods-a", "cat", "/etc/hosts"]);
+        assert!(hosts.contains(" host.docker.internal"), "{hosts}");
         assert_eq!(up.ps()["apps"][1]["pod"]["host_port"], 8001);
         // A save reloads the app in its pod: the new code answers at the same host port.
         let source = std::fs::read_to_string(app.join("main.py")).unwrap();
@@ -399,6 +402,25 @@ mod docker {
             get(8000, "/call/c"),
             serde_json::json!({"service": "c", "sidecar": "c"})
         );
+        // Only `ports:` changed: the pod container is new, and so must the app's container be
+        // (it joined the old one's namespace).
+        let host_port = crate::common::free_port();
+        let manifest = std::fs::read_to_string(dir.path().join("daca.yaml")).unwrap();
+        let moved = manifest.replacen(
+            "port: 8000,",
+            &format!("port: 8000, ports: [\"{host_port}:8000\"],"),
+            1,
+        );
+        std::fs::write(dir.path().join("daca.yaml"), moved).unwrap();
+        let answers = || {
+            crate::common::http_get(host_port, "/whoami").is_some_and(|(_, b)| b.contains("\"a\""))
+        };
+        assert!(
+            crate::common::wait_until(Duration::from_secs(60), answers),
+            "{}",
+            up.output()
+        );
+        assert_eq!(get(host_port, "/call/c")["service"], "c");
         let pods = std::path::PathBuf::from(format!("/tmp/daca-pods-{}", up.pid()));
         up.signal(nix::sys::signal::Signal::SIGKILL);
         up.wait_exit(Duration::from_secs(5));

@@ -1,8 +1,10 @@
 //! Tiltfiles (src/tilt): `daca init --from-tilt` on a single-app lab in the course's shape, and
 //! located errors.
 
+use std::time::Duration;
+
 use crate::cli::{run, text};
-use crate::common::repo;
+use crate::common::{http_get, http_request, repo, wait_until};
 
 fn copy_fixture(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -95,4 +97,53 @@ fn a_tiltfile_daca_cannot_run_is_a_located_error() {
         assert!(stderr.contains(says), "{text_of}: {stderr}");
         assert!(stderr.contains("hint:"), "{text_of}: {stderr}");
     }
+}
+
+/// `daca up` in the lab itself (no daca.yaml): one line says what it read, the app is built
+/// from its Dockerfile and serves on its port forward, a save reloads it, its state lands in
+/// daca's Redis in Dapr's layout, and what daca made of the lab is written under `.daca/`.
+#[test]
+fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
+    if !crate::docker::engine_ready() {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let lab = copy_fixture("single");
+    let mut up = crate::up::Up::start(lab.path(), None);
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(120));
+    assert!(
+        up.output().contains(
+            "read Tiltfile: 1 app, 1 Dapr resource, Helm charts dapr, dapr-dashboard, redis provided by daca"
+        ),
+        "{}",
+        up.output()
+    );
+    let (status, body) = http_get(8000, "/").unwrap_or_default();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"hello":"from the Tiltfile"}"#)
+    );
+    let saved = http_request(8000, "POST", "/remember/lab/kept", "");
+    assert_eq!(saved.map(|r| r.0), Some(200), "{}", up.output());
+    let redis_cli = std::process::Command::new("redis-cli")
+        .args(["-p", "6379", "HGET", "daca-agent||lab", "data"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&redis_cli.stdout), "\"kept\"\n");
+    let main = lab.path().join("main.py");
+    let source = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, source.replace("from the Tiltfile", "edited")).unwrap();
+    let edited = || http_get(8000, "/").is_some_and(|(_, b)| b.contains("edited"));
+    assert!(
+        wait_until(Duration::from_secs(30), edited),
+        "{}",
+        up.output()
+    );
+    up.stop_cleanly();
+    // What daca made of the Tiltfile is under .daca/, not beside the user's files.
+    for written in ["daca.yaml", "resources"] {
+        assert!(!lab.path().join(written).exists(), "{written} was written");
+    }
+    let made = std::fs::read_to_string(lab.path().join(".daca/imported/daca.yaml")).unwrap();
+    assert!(made.contains("# Imported by `daca up -d "), "{made}");
 }

@@ -1,0 +1,132 @@
+//! What a Dockerfile says about how its app runs, for an app that runs as a process where no
+//! engine answers: the command (`ENTRYPOINT` + `CMD`, exec or shell form) and the `WORKDIR`
+//! the source is copied to (where a container of it gets the source mounted).
+
+/// The last `WORKDIR` and the command of a Dockerfile's final stage.
+#[derive(Debug, Default, PartialEq)]
+pub struct Dockerfile {
+    pub workdir: Option<String>,
+    pub command: Vec<String>,
+}
+
+/// Reads `text` (a Dockerfile). Instructions are case-insensitive, `\` continues a line, `#`
+/// starts a comment line; a new `FROM` starts a stage that forgets the previous one's command.
+pub fn parse(text: &str) -> Dockerfile {
+    let mut out = Dockerfile::default();
+    let (mut entrypoint, mut cmd) = (Vec::new(), Vec::new());
+    for line in logical_lines(text) {
+        let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((&line, ""));
+        let rest = rest.trim();
+        match word.to_ascii_uppercase().as_str() {
+            "FROM" => {
+                (entrypoint, cmd) = (Vec::new(), Vec::new());
+                out.workdir = None;
+            }
+            "WORKDIR" => {
+                let dir = rest.trim_matches('"');
+                out.workdir = Some(match (&out.workdir, dir.starts_with('/')) {
+                    (Some(base), false) => format!("{}/{dir}", base.trim_end_matches('/')),
+                    _ => dir.to_string(),
+                });
+            }
+            // A new ENTRYPOINT resets CMD, as Docker does.
+            "ENTRYPOINT" => (entrypoint, cmd) = (words(rest), Vec::new()),
+            "CMD" => cmd = words(rest),
+            _ => {}
+        }
+    }
+    out.command = entrypoint.into_iter().chain(cmd).collect();
+    out
+}
+
+/// `command` without uvicorn's (and similar servers') own reloader: daca reloads the app itself,
+/// and two reloaders would each restart it.
+pub fn without_reload(command: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for word in command {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        match word.as_str() {
+            "--reload" => {}
+            "--reload-dir" | "--reload-include" | "--reload-exclude" | "--reload-delay" => {
+                skip_value = true
+            }
+            w if w.starts_with("--reload-") && w.contains('=') => {}
+            _ => out.push(word),
+        }
+    }
+    out
+}
+
+/// The instruction lines: continuations joined, comments and blank lines dropped.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for raw in text.lines() {
+        let trimmed = raw.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                lines.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.trim().is_empty() {
+        lines.push(current);
+    }
+    lines
+}
+
+/// An exec form (`["a", "b"]`) or a shell form, which runs under `/bin/sh -c` as Docker runs it.
+fn words(rest: &str) -> Vec<String> {
+    if rest.starts_with('[')
+        && let Ok(list) = serde_json::from_str::<Vec<String>>(rest)
+    {
+        return list;
+    }
+    match rest.is_empty() {
+        true => Vec::new(),
+        false => vec!["/bin/sh".into(), "-c".into(), rest.to_string()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_and_shell_forms_stages_and_workdirs() {
+        let file = parse(
+            "FROM python:3.13 AS build\nCMD [\"no\"]\n\n# the app\nfrom base\nWORKDIR /code\nworkdir app\nCOPY . .\nCMD [\"uv\", \"run\", \"uvicorn\", \"main:app\", \\\n  \"--host\", \"0.0.0.0\", \"--reload\"]\n",
+        );
+        assert_eq!(file.workdir.as_deref(), Some("/code/app"));
+        assert_eq!(
+            without_reload(file.command),
+            ["uv", "run", "uvicorn", "main:app", "--host", "0.0.0.0"]
+        );
+        let shell = parse("FROM x\nENTRYPOINT [\"tini\", \"--\"]\nCMD python main.py\n");
+        assert_eq!(
+            shell.command,
+            ["tini", "--", "/bin/sh", "-c", "python main.py"]
+        );
+        let reset = parse("FROM x\nCMD [\"a\"]\nENTRYPOINT [\"b\"]\n");
+        assert_eq!(reset.command, ["b"]);
+        assert_eq!(
+            without_reload(
+                ["u", "--reload-dir", "src", "--reload-include=*.py", "x"]
+                    .map(String::from)
+                    .to_vec()
+            ),
+            ["u", "x"]
+        );
+    }
+}
