@@ -54,11 +54,12 @@ pub fn load(file: &Path) -> crate::Result<Loaded> {
             &imported,
             None,
         );
+        let notes = imported.notes.clone();
         let manifest = in_memory(&root, &root, files, imported)?;
         return Ok(Loaded {
             manifest,
             summary: Some(summary),
-            notes: Vec::new(),
+            notes,
         });
     }
     if file.file_name().is_some_and(|n| n == "Tiltfile") {
@@ -69,11 +70,13 @@ pub fn load(file: &Path) -> crate::Result<Loaded> {
         let imported =
             import::import_documents(&root, read.documents.clone(), &read.parts, &command)?;
         let summary = summary("Tiltfile", &imported, read.provided_line());
+        let mut notes = read.notes;
+        notes.extend(imported.notes.iter().cloned());
         let manifest = in_memory(&tiltfile, &root, read.files.clone(), imported)?;
         return Ok(Loaded {
             manifest,
             summary: Some(summary),
-            notes: read.notes,
+            notes,
         });
     }
     Ok(Loaded {

@@ -104,7 +104,8 @@ fn from_tilt(
         &read.parts,
         &command,
     )?;
-    for note in read.notes.iter().chain(&read.provided_line()) {
+    let provided = read.provided_line();
+    for note in read.notes.iter().chain(&provided).chain(&imported.notes) {
         println!("{note}");
     }
     write_imported(&imported, source, force)?;
@@ -144,6 +145,9 @@ fn write_imported(
 /// `daca init --from-k8s DIR`.
 fn from_k8s(source: &std::path::Path, root: &std::path::Path, force: bool) -> crate::Result<()> {
     let imported = crate::export::import::import(source)?;
+    for note in &imported.notes {
+        println!("{note}");
+    }
     if root.join("daca.yaml").exists() && !force {
         return write_imported(&imported, root, force);
     }

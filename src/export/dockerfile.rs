@@ -39,9 +39,23 @@ pub fn parse(text: &str) -> Dockerfile {
     out
 }
 
-/// `command` without uvicorn's (and similar servers') own reloader: daca reloads the app itself,
-/// and two reloaders would each restart it.
-pub fn without_reload(command: Vec<String>) -> Vec<String> {
+/// `command` as daca runs it: without uvicorn's (and similar servers') own reloader, since daca
+/// reloads the app itself and two reloaders would each restart it; and on the loopback
+/// address where it said every address (`--host 0.0.0.0`, `--bind 0.0.0.0:8000`). In a pod,
+/// daca reaches the app at 127.0.0.1 and the other apps' names are other loopback addresses
+/// on the same port, which a wildcard bind would take; on the host network, 0.0.0.0 would
+/// open the app to the whole network. A shell form (`sh -c "…"`) is rewritten word by word.
+pub fn for_daca(command: Vec<String>) -> Vec<String> {
+    match command.as_slice() {
+        [shell, c, line] if c == "-c" && shell.ends_with("sh") => {
+            let words = line.split_whitespace().map(String::from).collect();
+            vec![shell.clone(), c.clone(), rewrite(words).join(" ")]
+        }
+        _ => rewrite(command),
+    }
+}
+
+fn rewrite(command: Vec<String>) -> Vec<String> {
     let mut out = Vec::new();
     let mut skip_value = false;
     for word in command {
@@ -54,10 +68,22 @@ pub fn without_reload(command: Vec<String>) -> Vec<String> {
                 skip_value = true
             }
             w if w.starts_with("--reload-") && w.contains('=') => {}
-            _ => out.push(word),
+            _ => out.push(loopback(&word)),
         }
     }
     out
+}
+
+/// `0.0.0.0` (alone, with a port, or after `--host=`/`--bind=`) as `127.0.0.1`.
+fn loopback(word: &str) -> String {
+    let (flag, value) = match word.split_once('=') {
+        Some((flag, value)) if flag.starts_with('-') => (format!("{flag}="), value),
+        _ => (String::new(), word),
+    };
+    match value.strip_prefix("0.0.0.0") {
+        Some(rest) if rest.is_empty() || rest.starts_with(':') => format!("{flag}127.0.0.1{rest}"),
+        _ => word.to_string(),
+    }
 }
 
 /// The instruction lines: continuations joined, comments and blank lines dropped.
@@ -110,8 +136,8 @@ mod tests {
         );
         assert_eq!(file.workdir.as_deref(), Some("/code/app"));
         assert_eq!(
-            without_reload(file.command),
-            ["uv", "run", "uvicorn", "main:app", "--host", "0.0.0.0"]
+            for_daca(file.command),
+            ["uv", "run", "uvicorn", "main:app", "--host", "127.0.0.1"]
         );
         let shell = parse("FROM x\nENTRYPOINT [\"tini\", \"--\"]\nCMD python main.py\n");
         assert_eq!(
@@ -120,13 +146,40 @@ mod tests {
         );
         let reset = parse("FROM x\nCMD [\"a\"]\nENTRYPOINT [\"b\"]\n");
         assert_eq!(reset.command, ["b"]);
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            without_reload(
-                ["u", "--reload-dir", "src", "--reload-include=*.py", "x"]
-                    .map(String::from)
-                    .to_vec()
-            ),
+            for_daca(words(&[
+                "u",
+                "--reload-dir",
+                "src",
+                "--reload-include=*.py",
+                "x"
+            ])),
             ["u", "x"]
+        );
+        assert_eq!(
+            for_daca(words(&[
+                "gunicorn",
+                "-b",
+                "0.0.0.0:8000",
+                "--bind=0.0.0.0:9",
+                "0.0.0.01"
+            ])),
+            [
+                "gunicorn",
+                "-b",
+                "127.0.0.1:8000",
+                "--bind=127.0.0.1:9",
+                "0.0.0.01"
+            ]
+        );
+        assert_eq!(
+            for_daca(words(&[
+                "/bin/sh",
+                "-c",
+                "uvicorn m:app --host 0.0.0.0  --reload"
+            ])),
+            ["/bin/sh", "-c", "uvicorn m:app --host 127.0.0.1"]
         );
     }
 }

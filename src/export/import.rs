@@ -16,6 +16,8 @@ pub struct Imported {
     pub apps: Vec<String>,
     /// How many Dapr resources the project has.
     pub resources: usize,
+    /// What the manifests ask for that daca does not do, one line each.
+    pub notes: Vec<String>,
 }
 
 /// What a Tiltfile adds to an app found in the manifests (see `crate::tilt::project`).
@@ -198,6 +200,7 @@ pub fn import_documents(
         files,
         apps: apps.into_iter().map(|a| a.id).collect(),
         resources: resources_count,
+        notes: super::unsupported::notes(&docs),
     })
 }
 
@@ -249,7 +252,7 @@ impl TiltParts {
                 let file = b.dockerfile.as_deref().unwrap_or("Dockerfile");
                 std::fs::read_to_string(dir.join(&b.dir).join(file)).ok()
             })
-            .map(|text| super::dockerfile::without_reload(super::dockerfile::parse(&text).command))
+            .map(|text| super::dockerfile::for_daca(super::dockerfile::parse(&text).command))
             .unwrap_or_default();
         FromTilt {
             command,

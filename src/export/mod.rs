@@ -12,6 +12,7 @@ pub mod import;
 pub mod node;
 mod redis;
 mod services;
+mod unsupported;
 mod workload;
 pub mod write;
 
@@ -99,6 +100,8 @@ pub enum ExportError {
     Resources(#[from] crate::components::ComponentsError),
     #[error("cannot read {file}: {message}")]
     Read { file: String, message: String },
+    #[error("{at}: {message}\n  hint: fix the YAML there")]
+    Yaml { at: String, message: String },
     #[error("cannot write {file}: {source}")]
     Write {
         file: String,

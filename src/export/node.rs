@@ -81,10 +81,22 @@ pub fn read_documents(file: &std::path::Path) -> Result<Vec<Node>, super::Export
 
 /// The YAML documents of `text` (what `name` calls it, for errors).
 pub fn parse_documents(text: &str, name: &str) -> Result<Vec<Node>, super::ExportError> {
-    let parsed: Vec<Node> =
-        serde_saphyr::from_str_multiple(text).map_err(|e| super::ExportError::Read {
-            file: name.to_string(),
-            message: e.to_string(),
-        })?;
+    let parsed: Vec<Node> = serde_saphyr::from_str_multiple(text).map_err(|e| {
+        let at = match e.location() {
+            Some(l) => format!("{name}:{}:{}", l.line(), l.column()),
+            None => name.to_string(),
+        };
+        // The first line, without the position it starts with (`at` has it).
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        let message = match first.split_once(" column ") {
+            Some((_, rest)) => rest.split_once(": ").map_or(rest, |(_, m)| m),
+            None => first.trim_start_matches("error: "),
+        };
+        super::ExportError::Yaml {
+            at,
+            message: message.to_string(),
+        }
+    })?;
     Ok(parsed.into_iter().filter(|d| *d != Node::Null).collect())
 }

@@ -162,7 +162,7 @@ impl App {
         }
         let command = match self.args.is_empty() {
             true => &self.tilt.command,
-            false => &self.args,
+            false => &super::dockerfile::for_daca(self.args.clone()),
         };
         if !command.is_empty() {
             let items: Vec<String> = command.iter().map(|a| scalar(a)).collect();
@@ -235,6 +235,8 @@ impl App {
             }
         }
         env.extend(self.env.clone());
+        // The sidecar's ports are daca's to give (3500/50001 in a pod, others on the host).
+        env.retain(|key, _| !matches!(key.as_str(), "DAPR_HTTP_PORT" | "DAPR_GRPC_PORT"));
         env
     }
 }

@@ -94,6 +94,8 @@ fn runs_differently(old: &AppSpec, next: &AppSpec) -> bool {
         || old.process != next.process
         || old.sidecar.http_port != next.sidecar.http_port
         || old.sidecar.grpc_port != next.sidecar.grpc_port
+        // A pod's host ports are its pod's: a new pod, so a new app container in it.
+        || old.network != next.network
 }
 
 fn watches_differently(current: &Manifest, next: &Manifest) -> bool {
@@ -137,6 +139,21 @@ mod tests {
     fn a_new_command_restarts_only_that_app() {
         let actions = edited("[python3, web.py]", "[python3, -u, web.py]");
         assert_eq!(actions, [Action::Stop(id("web")), Action::Start(id("web"))]);
+    }
+
+    #[test]
+    fn new_host_ports_or_network_restart_only_that_app() {
+        for edit in [
+            "    port: 9002\n    ports: [\"18002:9002\"]\n",
+            "    port: 9002\n    network: host\n",
+        ] {
+            let actions = edited("    port: 9002\n", edit);
+            assert_eq!(
+                actions,
+                [Action::Stop(id("web")), Action::Start(id("web"))],
+                "{edit}"
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod docker;
 mod export;
 mod first_run;
 mod grpc;
+mod k8s_folder;
 mod manifest;
 mod pods;
 mod process;

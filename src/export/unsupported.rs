@@ -1,0 +1,122 @@
+//! What a folder of manifests asks for that daca does not do, said once at start-up (never a
+//! silent skip, never an error): workloads it does not run, volumes it does not mount, replicas
+//! it runs once, and the fields and kinds a single machine has no use for.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::Node;
+
+/// Kinds daca reads: workloads, Services, ConfigMaps, Secrets, Namespaces, kustomize's file.
+const READ: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "Service",
+    "ConfigMap",
+    "Secret",
+    "Namespace",
+    "Kustomization",
+];
+
+/// Pod and container fields that only mean something to a cluster's scheduler.
+const CLUSTER_FIELDS: &[&str] = &[
+    "affinity",
+    "nodeSelector",
+    "tolerations",
+    "serviceAccountName",
+    "priorityClassName",
+    "imagePullSecrets",
+    "securityContext",
+];
+const CONTAINER_FIELDS: &[&str] = &["resources", "imagePullPolicy", "securityContext"];
+
+/// One line per thing not done, then one line of what was ignored.
+pub(super) fn notes(docs: &[(PathBuf, Node)]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut ignored = BTreeSet::new();
+    for (_, doc) in docs {
+        let kind = doc.path_str(&["kind"]).unwrap_or_default();
+        let name = doc.path_str(&["metadata", "name"]).unwrap_or_default();
+        let dapr = doc
+            .path_str(&["apiVersion"])
+            .is_some_and(|v| v.starts_with("dapr.io/"));
+        match kind {
+            "Deployment" | "StatefulSet" => workload(doc, kind, name, &mut notes, &mut ignored),
+            "DaemonSet" | "Job" | "CronJob" | "Pod" | "ReplicaSet" => {
+                notes.push(format!("not run: {kind} `{name}` (daca runs Deployments and StatefulSets with Dapr annotations)"));
+            }
+            _ if dapr || READ.contains(&kind) => {}
+            "" => {}
+            other => {
+                ignored.insert(format!("{other} `{name}`"));
+            }
+        }
+    }
+    if !ignored.is_empty() {
+        let list: Vec<String> = ignored.into_iter().collect();
+        notes.push(format!("ignored on one machine: {}", list.join(", ")));
+    }
+    notes
+}
+
+fn workload(
+    doc: &Node,
+    kind: &str,
+    name: &str,
+    notes: &mut Vec<String>,
+    ignored: &mut BTreeSet<String>,
+) {
+    let Some(template) = doc.get("spec").and_then(|s| s.get("template")) else {
+        return;
+    };
+    let enabled = template.path_str(&["metadata", "annotations", "dapr.io/enabled"]);
+    // The Redis StatefulSet `daca export` writes is daca's own Redis.
+    if enabled != Some("true") {
+        if name != super::redis::NAME_REDIS {
+            notes.push(format!(
+                "not run: {kind} `{name}` has no Dapr annotations (daca does not run plain containers from manifests yet; add it to a daca.yaml as an app with `image:`)"
+            ));
+        }
+        return;
+    }
+    if let Some(Node::Int(replicas)) = doc.get("spec").and_then(|s| s.get("replicas"))
+        && *replicas > 1
+    {
+        notes.push(format!(
+            "`{name}`: replicas: {replicas} runs as 1 instance (daca does not run replicas yet)"
+        ));
+    }
+    let Some(spec) = template.get("spec") else {
+        return;
+    };
+    for volume in spec.get("volumes").map(Node::as_list).unwrap_or_default() {
+        let volume_name = volume.path_str(&["name"]).unwrap_or_default();
+        let source = ["configMap", "secret", "persistentVolumeClaim", "emptyDir"]
+            .into_iter()
+            .find(|s| volume.get(s).is_some())
+            .unwrap_or("volume");
+        notes.push(format!(
+            "`{name}`: its {source} volume `{volume_name}` is not mounted (daca does not mount volumes from manifests yet)"
+        ));
+    }
+    for field in CLUSTER_FIELDS.iter().filter(|f| spec.get(f).is_some()) {
+        ignored.insert(format!("`{name}` {field}"));
+    }
+    let containers = spec
+        .get("containers")
+        .map(Node::as_list)
+        .unwrap_or_default();
+    if containers.len() > 1 {
+        notes.push(format!(
+            "`{name}`: only its first container runs (daca runs one container per app)"
+        ));
+    }
+    for container in containers {
+        for field in CONTAINER_FIELDS
+            .iter()
+            .filter(|f| container.get(f).is_some())
+        {
+            ignored.insert(format!("`{name}` {field}"));
+        }
+    }
+}

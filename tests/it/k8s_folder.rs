@@ -1,0 +1,82 @@
+//! `daca up` in a folder that has only Kubernetes manifests (no daca.yaml, no Tiltfile): the
+//! course's two-app shape (tests/fixtures/k8s/two), with its namespace, cluster names, a
+//! Secret through `secretKeyRef` and a NodePort.
+
+use std::time::Duration;
+
+use crate::cli::{run, text};
+use crate::common::{http_get, repo};
+
+fn copy_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = repo().join("tests/fixtures/k8s/two");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", from.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+/// Both apps are built from the folders named as their images and run in pods: the frontend
+/// reaches the memory service as `memory.daca.svc.cluster.local` and through its sidecar, gets
+/// the Secret's key and its sidecar at 3500, and answers on NodePort 30080. What daca does not
+/// run (the plain Jaeger Deployment) and ignores (the frontend's `resources`) is said at start-up.
+#[test]
+fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
+    if !crate::docker::engine_ready() {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let project = copy_fixture();
+    let mut up = crate::up::Up::start(project.path(), None);
+    up.wait_output("all 2 app(s) ready", Duration::from_secs(180));
+    let output = up.output();
+    let read = format!(
+        "read Kubernetes manifests in {}: 2 apps, 1 Dapr resource",
+        project.path().display()
+    );
+    for said in [
+        read.as_str(),
+        "not run: Deployment `jaeger` has no Dapr annotations",
+        "ignored on one machine: `frontend` imagePullPolicy, `frontend` resources",
+    ] {
+        assert!(output.contains(said), "{said} in\n{output}");
+    }
+    let get = |path: &str| -> serde_json::Value {
+        let (status, body) = http_get(30080, path).unwrap_or_default();
+        assert_eq!(status, 200, "{path}: {body}\n{}", up.output());
+        serde_json::from_str(&body).unwrap()
+    };
+    assert_eq!(
+        get("/env"),
+        serde_json::json!({"DAPR_HTTP_PORT": "3500", "OPENAI_API_KEY": "sk-not-a-real-key"})
+    );
+    assert_eq!(
+        get("/call"),
+        serde_json::json!({"by_name": {"app": "memory"}, "by_dapr": {"app": "memory"}})
+    );
+    // The Secret's value is in the app's env only: not in what daca wrote.
+    let made = std::fs::read_to_string(project.path().join(".daca/imported/daca.yaml")).unwrap();
+    assert!(!made.contains("sk-not-a-real-key"), "{made}");
+    assert!(!output.contains("sk-not-a-real-key"), "{output}");
+    up.stop_cleanly();
+}
+
+/// Malformed YAML in the folder is `file:line:col`, with a hint.
+#[test]
+fn bad_yaml_in_a_kubernetes_folder_is_a_located_error() {
+    let project = copy_fixture();
+    let bad = project.path().join("kubernetes/bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: ConfigMap\ndata: [\n").unwrap();
+    let out = run(&["validate", "-d", project.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:3:7: unclosed bracket", bad.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
