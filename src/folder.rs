@@ -112,9 +112,16 @@ fn in_memory(
     imported: Imported,
 ) -> crate::Result<Manifest> {
     let out = root.join(IMPORTED);
-    // What an earlier read wrote may name resources that are gone.
+    // What an earlier read wrote may name resources that are gone. The volumes' files are
+    // rewritten in place instead: a running container sees its folder's new content.
     let _ = std::fs::remove_dir_all(out.join("resources"));
-    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(out.join("volumes"))?;
+    // Secrets' keys are files there: for this user only (containers see them through their
+    // own mounts).
+    std::fs::set_permissions(
+        out.join("volumes"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
     let mut text = String::new();
     let mut secrets = Vec::new();
     for (path, content) in &imported.files {
@@ -130,10 +137,15 @@ fn in_memory(
             }
         }
     }
-    let text = text.replace(
-        &format!("resources: {}\n", import::RESOURCES),
-        &format!("resources: ./{IMPORTED}/resources\n"),
-    );
+    let text = text
+        .replace(
+            &format!("resources: {}\n", import::RESOURCES),
+            &format!("resources: ./{IMPORTED}/resources\n"),
+        )
+        .replace(
+            &format!("\"{}/", crate::export::volumes::VOLUMES),
+            &format!("\"./{IMPORTED}/volumes/"),
+        );
     std::fs::write(out.join("daca.yaml"), &text)?;
     let mut manifest = manifest::parse(&root.join(manifest::FILE_NAME), &text).map_err(|err| {
         let first = err.to_string().lines().next().unwrap_or_default().to_string();

@@ -42,10 +42,17 @@ impl ContainerPlan {
     pub fn app_launch(&self, app: &AppSpec, ports: SidecarPorts) -> ContainerLaunch {
         let env = env::for_app(app, ports, std::iter::empty());
         let unit = Unit::App(app.id.clone());
-        let binds = self
+        let mut binds: Vec<(String, String)> = self
             .mount_point(app)
             .map(|target| vec![(app.dir.display().to_string(), target)])
             .unwrap_or_default();
+        binds.extend(app.process.volumes.iter().map(|v| {
+            let target = match v.read_only {
+                true => format!("{}:ro", v.target),
+                false => v.target.clone(),
+            };
+            (v.host.display().to_string(), target)
+        }));
         ContainerLaunch {
             name: self.owner.container_name(&unit),
             image: self.image_of(app),

@@ -183,7 +183,10 @@ pub fn import_documents(
     }
     manifest.push_str("apps:\n");
     for app in &apps {
-        manifest.push_str(&app.yaml(&config_maps));
+        let (volume_files, volumes) =
+            super::volumes::files(&app.id, &app.mounts, &config_maps, &secrets);
+        files.extend(volume_files);
+        manifest.push_str(&app.yaml(&config_maps, &volumes));
         let env = app.secret_env(&secrets);
         if !env.is_empty() {
             let dir = app.dir();

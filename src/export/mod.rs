@@ -13,6 +13,7 @@ pub mod node;
 mod redis;
 mod services;
 mod unsupported;
+pub mod volumes;
 mod workload;
 pub mod write;
 

@@ -91,12 +91,16 @@ fn workload(
     };
     for volume in spec.get("volumes").map(Node::as_list).unwrap_or_default() {
         let volume_name = volume.path_str(&["name"]).unwrap_or_default();
-        let source = ["configMap", "secret", "persistentVolumeClaim", "emptyDir"]
+        // ConfigMaps and Secrets are mounted (super::volumes).
+        if volume.get("configMap").is_some() || volume.get("secret").is_some() {
+            continue;
+        }
+        let source = ["persistentVolumeClaim", "emptyDir", "hostPath"]
             .into_iter()
             .find(|s| volume.get(s).is_some())
             .unwrap_or("volume");
         notes.push(format!(
-            "`{name}`: its {source} volume `{volume_name}` is not mounted (daca does not mount volumes from manifests yet)"
+            "`{name}`: its {source} volume `{volume_name}` is not mounted (daca mounts ConfigMap and Secret volumes only)"
         ));
     }
     for field in CLUSTER_FIELDS.iter().filter(|f| spec.get(f).is_some()) {

@@ -28,6 +28,8 @@ pub(super) struct App {
     pub namespace: Option<String>,
     /// From NodePort/LoadBalancer Services: (host port, pod port).
     pub host_ports: Vec<(i64, i64)>,
+    /// Its ConfigMap and Secret volumes.
+    pub mounts: Vec<super::volumes::Mount>,
     pub tilt: FromTilt,
 }
 
@@ -106,6 +108,7 @@ impl App {
                 .path_str(&["metadata", "namespace"])
                 .map(String::from),
             host_ports: Vec::new(),
+            mounts: super::volumes::mounts(template.get("spec")?, container),
             tilt: FromTilt::default(),
         })
     }
@@ -134,7 +137,8 @@ impl App {
         env
     }
 
-    pub fn yaml(&self, config_maps: &BTreeMap<&str, &Node>) -> String {
+    /// Its daca.yaml entry; `volumes` are its `volumes:` (see `super::volumes::files`).
+    pub fn yaml(&self, config_maps: &BTreeMap<&str, &Node>, volumes: &[String]) -> String {
         let mut out = match &self.tilt.build {
             Some((dir, dockerfile)) => {
                 let mut out = format!("  - id: {}\n    dir: {}\n", scalar(&self.id), scalar(dir));
@@ -183,6 +187,10 @@ impl App {
         }
         if let Some(mb) = &self.body_mb {
             out.push_str(&format!("    max_body_size: {}Mi\n", mb.trim()));
+        }
+        if !volumes.is_empty() {
+            let items: Vec<String> = volumes.iter().map(|v| format!("\"{v}\"")).collect();
+            out.push_str(&format!("    volumes: [{}]\n", items.join(", ")));
         }
         let env = self.plain_env(config_maps);
         if !env.is_empty() {

@@ -104,6 +104,7 @@ fn process_spec(
             .map(|(k, v)| (k.clone(), v.to_env_string()))
             .collect::<BTreeMap<String, String>>(),
         protocol: app_protocol(c, app.app_protocol.as_ref(), app.health.as_ref()),
+        volumes: super::container::volumes(c, &app.volumes),
     }
 }
 

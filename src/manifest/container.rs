@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::model::{BuildSpec, ImageSource, MountChoice, RuntimeChoice};
+use super::model::{BuildSpec, ImageSource, MountChoice, RuntimeChoice, Volume};
 use super::validate::Checker;
 use super::wire::{AppWire, At, BuildWire};
 
@@ -147,4 +147,55 @@ fn build_spec(c: &mut Checker, raw: &At<BuildWire>, dir: &Path) -> Option<BuildS
             .collect(),
         target: build.target.as_ref().map(|t| t.value.clone()),
     })
+}
+
+/// `volumes:`: `HOST:CONTAINER[:ro|rw]`, the host path relative to the manifest and present,
+/// the container path absolute.
+pub(super) fn volumes(c: &mut Checker, raw: &[At<String>]) -> Vec<Volume> {
+    let mut out = Vec::new();
+    for entry in raw {
+        let parts: Vec<&str> = entry.value.split(':').collect();
+        let (host, target, read_only) = match parts.as_slice() {
+            [host, target] => (*host, *target, false),
+            [host, target, "ro"] => (*host, *target, true),
+            [host, target, "rw"] => (*host, *target, false),
+            _ => {
+                let hint = Some("for example `./config:/etc/config:ro`".to_string());
+                c.error(
+                    entry,
+                    format!("volume `{}` is not HOST:CONTAINER[:ro]", entry.value),
+                    hint,
+                );
+                continue;
+            }
+        };
+        let host = c.root.join(host);
+        if !host.exists() {
+            let hint = Some(format!(
+                "paths are relative to the manifest's folder, {}",
+                c.root.display()
+            ));
+            c.error(
+                entry,
+                format!("volume source `{}` does not exist", host.display()),
+                hint,
+            );
+            continue;
+        }
+        if !target.starts_with('/') {
+            let hint = Some(format!("write `/{target}`"));
+            c.error(
+                entry,
+                format!("volume target `{target}` must be an absolute path"),
+                hint,
+            );
+            continue;
+        }
+        out.push(Volume {
+            host,
+            target: target.to_string(),
+            read_only,
+        });
+    }
+    out
 }

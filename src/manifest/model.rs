@@ -129,6 +129,18 @@ pub struct ProcessSpec {
     pub env: BTreeMap<String, String>,
     /// How the sidecar talks to it (`APP_PROTOCOL`).
     pub protocol: AppProtocol,
+    /// `volumes:`, for its container.
+    pub volumes: Vec<Volume>,
+}
+
+/// A host file or folder mounted into an app's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// Absolute.
+    pub host: PathBuf,
+    /// Absolute, in the container.
+    pub target: String,
+    pub read_only: bool,
 }
 
 /// How daca supervises the process: read at each start, so a change restarts nothing.

@@ -112,6 +112,11 @@ pub struct AppWire {
     /// Where the app's folder is mounted in its container, so a reload needs no rebuild
     /// (default: the Dockerfile's last `WORKDIR`); `none` mounts nothing.
     pub mount: Option<At<String>>,
+    /// Files or folders mounted into the app's container, as Compose writes them:
+    /// `./config:/etc/config:ro` (the host path relative to this file; `:ro` or `:rw`, default
+    /// `rw`). A process app sees none of them: daca says so when it starts one.
+    #[serde(default)]
+    pub volumes: Vec<At<String>>,
     /// `auto`, `docker` or `process`: overrides the project's `runtime` for this app.
     pub runtime: Option<At<String>>,
     /// The port the app listens on: readiness and the sidecar's channel to the app.

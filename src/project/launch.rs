@@ -165,6 +165,20 @@ pub fn preflight(manifest: &Manifest, containers: Option<&ContainerPlan>) -> Res
         }
         let unit = app_unit(app, unused, containers, None);
         problems.extend(check_launch(app, &unit, &manifest.file).err());
+        let in_container = containers.is_some_and(|plan| plan.runs(app));
+        if !in_container && !app.process.volumes.is_empty() {
+            let targets: Vec<&str> = app
+                .process
+                .volumes
+                .iter()
+                .map(|v| v.target.as_str())
+                .collect();
+            tracing::warn!(
+                "{}: runs as a process, so its volumes are not mounted ({}): it reads the files where they are on this machine",
+                app.id,
+                targets.join(", ")
+            );
+        }
     }
     match problems.len() {
         0 => Ok(()),

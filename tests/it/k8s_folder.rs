@@ -22,7 +22,8 @@ fn copy_fixture() -> tempfile::TempDir {
 
 /// Both apps are built from the folders named as their images and run in pods: the frontend
 /// reaches the memory service as `memory.daca.svc.cluster.local` and through its sidecar, gets
-/// the Secret's key and its sidecar at 3500, and answers on NodePort 30080. What daca does not
+/// the Secret's key and its sidecar at 3500, reads a ConfigMap and a Secret mounted as volumes,
+/// and answers on NodePort 30080. What daca does not
 /// run (the plain Jaeger Deployment) and ignores (the frontend's `resources`) is said at start-up.
 #[test]
 fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
@@ -58,7 +59,12 @@ fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
         get("/call"),
         serde_json::json!({"by_name": {"app": "memory"}, "by_dapr": {"app": "memory"}})
     );
-    // The Secret's value is in the app's env only: not in what daca wrote.
+    // ConfigMap and Secret volumes are mounted where the Deployment says.
+    assert_eq!(
+        get("/files"),
+        serde_json::json!({"config": "greeting: hello from a ConfigMap\n", "secret": "sk-not-a-real-key"})
+    );
+    // The Secret's value is in the app's env and its volume only: not in what daca wrote.
     let made = std::fs::read_to_string(project.path().join(".daca/imported/daca.yaml")).unwrap();
     assert!(!made.contains("sk-not-a-real-key"), "{made}");
     assert!(!output.contains("sk-not-a-real-key"), "{output}");

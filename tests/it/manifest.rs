@@ -195,3 +195,48 @@ fn apps_in_pods_may_share_a_port_and_get_host_ports() {
     let err = manifest::load(&path).unwrap_err().to_string();
     assert!(err.contains("port 8000 is used twice"), "{err}");
 }
+
+#[test]
+fn volumes_and_namespace_are_checked_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app/config")).unwrap();
+    let path = dir.path().join("daca.yaml");
+    let with = |namespace: &str, volumes: &str| {
+        format!(
+            "name: v\nnamespace: {namespace}\napps:\n  - id: a\n    dir: app\n    image: x\n    volumes: [{volumes}]\n"
+        )
+    };
+    std::fs::write(
+        &path,
+        with("daca", "\"app/config:/etc/config:ro\", \"app:/code\""),
+    )
+    .unwrap();
+    let loaded = manifest::load(&path).unwrap();
+    assert_eq!(loaded.namespace.as_deref(), Some("daca"));
+    let volumes = &loaded.apps[0].process.volumes;
+    assert_eq!(volumes[0].host, dir.path().join("app/config"));
+    assert_eq!(
+        (volumes[0].target.as_str(), volumes[0].read_only),
+        ("/etc/config", true)
+    );
+    assert_eq!(
+        (volumes[1].target.as_str(), volumes[1].read_only),
+        ("/code", false)
+    );
+    std::fs::write(
+        &path,
+        with("Bad_NS", "\"gone:/x\", \"app:rel\", \"a:b:c:d\""),
+    )
+    .unwrap();
+    let err = manifest::load(&path).unwrap_err().to_string();
+    for said in [
+        "namespace `Bad_NS` must be lowercase",
+        "daca.yaml:2:12",
+        "volume source",
+        "does not exist",
+        "volume target `rel` must be an absolute path",
+        "volume `a:b:c:d` is not HOST:CONTAINER[:ro]",
+    ] {
+        assert!(err.contains(said), "{said} in\n{err}");
+    }
+}
