@@ -142,6 +142,8 @@ pub fn import_documents(
         .filter_map(|(_, d)| {
             let mut app = App::from_deployment(d)?;
             app.host_ports = super::services::host_ports(d, &services);
+            app.names = super::services::names(d, &services);
+            app.names.retain(|n| *n != app.id);
             let name = d.path_str(&["metadata", "name"]).unwrap_or_default();
             app.tilt = tilt.for_app(&app.image, name, &app.id, dir);
             Some(app)

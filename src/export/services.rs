@@ -4,6 +4,20 @@
 
 use super::Node;
 
+/// The names of the Services that select `deployment`'s pods: what other apps call it by.
+pub fn names(deployment: &Node, services: &[&Node]) -> Vec<String> {
+    let labels = deployment
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .and_then(|t| t.get("metadata"))
+        .and_then(|m| m.get("labels"));
+    services
+        .iter()
+        .filter(|s| selects(s.get("spec").and_then(|s| s.get("selector")), labels))
+        .filter_map(|s| s.path_str(&["metadata", "name"]).map(String::from))
+        .collect()
+}
+
 /// `(host port, pod port)` for each port of each NodePort/LoadBalancer Service that selects
 /// `deployment`'s pods.
 pub fn host_ports(deployment: &Node, services: &[&Node]) -> Vec<(i64, i64)> {

@@ -28,6 +28,8 @@ pub(super) struct App {
     pub namespace: Option<String>,
     /// From NodePort/LoadBalancer Services: (host port, pod port).
     pub host_ports: Vec<(i64, i64)>,
+    /// The Services that select it, by name (the app-id itself left out).
+    pub names: Vec<String>,
     /// Its ConfigMap and Secret volumes.
     pub mounts: Vec<super::volumes::Mount>,
     pub tilt: FromTilt,
@@ -108,6 +110,7 @@ impl App {
                 .path_str(&["metadata", "namespace"])
                 .map(String::from),
             host_ports: Vec::new(),
+            names: Vec::new(),
             mounts: super::volumes::mounts(template.get("spec")?, container),
             tilt: FromTilt::default(),
         })
@@ -179,6 +182,10 @@ impl App {
             out.push_str(&format!("    app_protocol: {}\n", scalar(protocol)));
         }
         self.ports_yaml(&mut out);
+        if !self.names.is_empty() {
+            let names: Vec<String> = self.names.iter().map(|n| scalar(n)).collect();
+            out.push_str(&format!("    names: [{}]\n", names.join(", ")));
+        }
         if let Some(path) = &self.health {
             out.push_str(&format!("    health: {}\n", scalar(path)));
         }

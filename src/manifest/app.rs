@@ -60,6 +60,18 @@ pub(super) fn app_spec(
             .and_then(|raw| network_mode(c, raw))
             .unwrap_or(network),
         ports: host_ports(c, app),
+        names: app
+            .names
+            .iter()
+            .filter_map(|raw| match AppId::parse(&raw.value) {
+                Ok(name) => Some(name.as_str().to_string()),
+                Err(message) => {
+                    let hint = Some("a Service name, such as `agent-memory-service`".into());
+                    c.error(raw, message.replace("app-id", "name"), hint);
+                    None
+                }
+            })
+            .collect(),
     };
     Some(AppSpec {
         id: id?,

@@ -172,6 +172,8 @@ pub struct NetworkSpec {
     pub mode: NetworkMode,
     /// `(host, pod)` port pairs given by `ports:`.
     pub ports: Vec<(u16, u16)>,
+    /// `names:`: what else the app is called in the pods.
+    pub names: Vec<String>,
 }
 
 /// The app's sidecar. Its ports reach the process as `DAPR_HTTP_PORT`/`DAPR_GRPC_PORT`, so

@@ -128,6 +128,7 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
             apps.push(spec);
         }
     }
+    check_names(&mut checker, &wire.apps);
     check_ports(&mut checker, &wire.apps, network);
     check_dependencies(&mut checker, &wire.apps);
     if !checker.out.is_empty() {
@@ -369,4 +370,24 @@ fn start_order(mut pending: Vec<AppSpec>) -> Vec<AppSpec> {
         ordered.push(pending.remove(ready));
     }
     ordered
+}
+
+/// A name (`names:`) belongs to one app: it may not be another's app-id or name.
+fn check_names(checker: &mut Checker, apps: &[At<AppWire>]) {
+    let mut owners: HashMap<&str, &str> = apps
+        .iter()
+        .map(|a| (a.value.id.value.as_str(), a.value.id.value.as_str()))
+        .collect();
+    for app in apps {
+        let id = app.value.id.value.as_str();
+        for name in &app.value.names {
+            match owners.insert(name.value.as_str(), id) {
+                Some(owner) if owner != id || name.value == id => {
+                    let hint = Some(format!("`{}` is already `{owner}`'s", name.value));
+                    checker.error(name, format!("name `{}` is taken", name.value), hint);
+                }
+                _ => {}
+            }
+        }
+    }
 }

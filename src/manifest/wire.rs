@@ -169,6 +169,11 @@ pub struct AppWire {
     /// `"8001"` (for the app's `port`). Default: the app's own port when free, else the next.
     #[serde(default)]
     pub ports: Vec<At<String>>,
+    /// Other names the app answers to inside pods, as Kubernetes Services give it
+    /// (`agent-memory-service`): each resolves as the app-id does, also as
+    /// `<name>.<namespace>` and `<name>.<namespace>.svc.cluster.local`.
+    #[serde(default)]
+    pub names: Vec<At<String>>,
 }
 
 /// How an app's image is built, as Compose's `build:`.

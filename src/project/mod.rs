@@ -76,6 +76,8 @@ pub(crate) struct Context {
     /// Where each app is reached on the machine, for the pods' cluster names; the owner
     /// publishes it with the registry.
     peers: pod::Peers,
+    /// The apps' other names in the pods; the owner publishes them with each manifest.
+    aliases: pod_names::Aliases,
     /// Pods made before their apps are added (the first start makes them all at once).
     ahead: Arc<pod::Ahead>,
 }

@@ -202,6 +202,8 @@ impl Owner {
             return not_applied(&problem.to_string());
         }
         let current = std::mem::replace(&mut self.manifest, next.clone());
+        // Pods made from now on, and the hosts files rewritten for a new peer, have them.
+        *self.ctx.aliases.write() = super::pod_names::aliases_of(&next);
         let mut kept: BTreeMap<AppId, (SidecarPorts, Arc<ReloadStats>)> = BTreeMap::new();
         for action in actions {
             match action {

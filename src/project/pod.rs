@@ -175,7 +175,8 @@ async fn process_pod(
     let id = spec.id.as_str();
     let dir = pods_dir().join(id);
     std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
-    let names = Names::new(id, &dir.join("hosts"), peers).map_err(|e| pod_problem(id, e))?;
+    let names =
+        Names::new(id, &dir.join("hosts"), peers, &ctx.aliases).map_err(|e| pod_problem(id, e))?;
     let forward: Vec<u16> = ctx.redis_plan.loopback_port().into_iter().collect();
     let pod = Pod::create(names.hosts(), &forward)
         .await
@@ -219,8 +220,8 @@ impl PodPlace {
         if let Some(plan) = ctx.containers.as_ref().filter(|plan| plan.runs(spec)) {
             let dir = pods_dir().join(id);
             std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
-            let names =
-                Names::new(id, &dir.join("hosts"), peers).map_err(|e| pod_problem(id, e))?;
+            let names = Names::new(id, &dir.join("hosts"), peers, &ctx.aliases)
+                .map_err(|e| pod_problem(id, e))?;
             let (pod, network) =
                 super::pod_container::ContainerPod::open(ctx, plan, spec, &dir, &names).await?;
             let in_pod = InPod {

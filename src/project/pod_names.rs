@@ -3,6 +3,7 @@
 //! sidecar service), in the pod's own /etc/hosts (a file of daca's, rewritten in place when an
 //! app joins the project), each leading to a loopback address of the pod where daca listens.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -60,6 +61,20 @@ pub(super) fn wanted(n: usize, port: Option<u16>) -> Vec<(SocketAddr, Target)> {
 /// The other apps of a pod, with their app ports.
 pub(super) type PeerList = Vec<(String, Option<u16>)>;
 
+/// Every app's other names (`names:`, a Kubernetes Service's), by app-id: the owner publishes
+/// them with each manifest; a pod's hosts file gives each the app's addresses.
+pub(super) type Aliases = std::sync::Arc<crate::sync::RwLock<BTreeMap<String, Vec<String>>>>;
+
+/// The apps' `names:` in `manifest`, for [`Aliases`].
+pub(super) fn aliases_of(manifest: &crate::manifest::Manifest) -> BTreeMap<String, Vec<String>> {
+    manifest
+        .apps
+        .iter()
+        .filter(|a| !a.network.names.is_empty())
+        .map(|a| (a.id.to_string(), a.network.names.clone()))
+        .collect()
+}
+
 /// A pod's names: the peers it knows (the index is the peer's `n`) and its hosts file.
 pub(super) struct Names {
     id: String,
@@ -67,16 +82,23 @@ pub(super) struct Names {
     known: crate::sync::Mutex<Vec<(String, Option<u16>)>>,
     /// Lines of the pod's own (the machine's name), kept on rewrites.
     extra: crate::sync::Mutex<String>,
+    aliases: Aliases,
 }
 
 impl Names {
     /// Writes `hosts` for an app `id` whose peers are `peers`.
-    pub fn new(id: &str, hosts: &Path, peers: &[(String, Option<u16>)]) -> std::io::Result<Names> {
+    pub fn new(
+        id: &str,
+        hosts: &Path,
+        peers: &[(String, Option<u16>)],
+        aliases: &Aliases,
+    ) -> std::io::Result<Names> {
         let names = Names {
             id: id.to_string(),
             hosts: hosts.to_path_buf(),
             known: crate::sync::Mutex::new(peers.to_vec()),
             extra: Default::default(),
+            aliases: aliases.clone(),
         };
         names.write()?;
         Ok(names)
@@ -132,15 +154,31 @@ impl Names {
     fn write(&self) -> std::io::Result<()> {
         let ns = crate::env::namespace();
         let id = &self.id;
-        let mut text =
-            format!("127.0.0.1 localhost {id}\n::1 localhost ip6-localhost ip6-loopback\n");
+        let aliases = self.aliases.read();
+        let cluster = |name: &str| {
+            format!("{name} {name}.{ns} {name}.{ns}.svc {name}.{ns}.svc.cluster.local")
+        };
+        let also = |app: &str| -> String {
+            let names = aliases.get(app).map(Vec::as_slice).unwrap_or_default();
+            names.iter().map(|a| format!(" {}", cluster(a))).collect()
+        };
+        let mut text = format!(
+            "127.0.0.1 localhost {id}{}\n::1 localhost ip6-localhost ip6-loopback\n",
+            also(id)
+        );
         for (n, (peer, _)) in self.known.lock().iter().enumerate() {
-            for (name, sidecar) in [(peer.clone(), false), (format!("{peer}-dapr"), true)] {
-                text.push_str(&format!(
-                    "{} {name} {name}.{ns} {name}.{ns}.svc {name}.{ns}.svc.cluster.local\n",
-                    peer_address(n, sidecar)
-                ));
-            }
+            text.push_str(&format!(
+                "{} {}{}\n",
+                peer_address(n, false),
+                cluster(peer),
+                also(peer)
+            ));
+            let sidecar = format!("{peer}-dapr");
+            text.push_str(&format!(
+                "{} {}\n",
+                peer_address(n, true),
+                cluster(&sidecar)
+            ));
         }
         text.push_str(&self.extra.lock());
         std::fs::write(&self.hosts, text)

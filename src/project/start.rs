@@ -308,6 +308,9 @@ impl Running {
             dependents: dependents_tx,
             warm,
             peers: Default::default(),
+            aliases: std::sync::Arc::new(crate::sync::RwLock::new(super::pod_names::aliases_of(
+                &self.manifest,
+            ))),
             ahead: Default::default(),
         };
         let (commands_tx, commands) = mpsc::channel(4);

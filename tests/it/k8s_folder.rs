@@ -21,7 +21,8 @@ fn copy_fixture() -> tempfile::TempDir {
 }
 
 /// Both apps are built from the folders named as their images and run in pods: the frontend
-/// reaches the memory service as `memory.daca.svc.cluster.local` and through its sidecar, gets
+/// reaches the memory service by its Service, `memory-service.daca.svc.cluster.local`, and
+/// through its sidecar, gets
 /// the Secret's key and its sidecar at 3500, reads a ConfigMap and a Secret mounted as volumes,
 /// and answers on NodePort 30080. What daca does not
 /// run (the plain Jaeger Deployment) and ignores (the frontend's `resources`) is said at start-up.
