@@ -137,18 +137,7 @@ pub fn import_documents(
         .filter_map(|(_, d)| Some((d.path_str(&["metadata", "name"])?, d.get("data")?)))
         .collect();
     let secrets = secret_envs(dir, &docs);
-    let services: Vec<&Node> = by_kind("Service").map(|(_, d)| d).collect();
-    let mut apps: Vec<App> = by_kind("Deployment")
-        .filter_map(|(_, d)| {
-            let mut app = App::from_deployment(d)?;
-            app.host_ports = super::services::host_ports(d, &services);
-            app.names = super::services::names(d, &services);
-            app.names.retain(|n| *n != app.id);
-            let name = d.path_str(&["metadata", "name"]).unwrap_or_default();
-            app.tilt = tilt.for_app(&app.image, name, &app.id, dir);
-            Some(app)
-        })
-        .collect();
+    let mut apps = apps_of(dir, &docs, tilt);
     if apps.is_empty() {
         return Err(failed(
             "no Deployment with the annotation dapr.io/enabled: \"true\" on its pod template"
@@ -207,6 +196,27 @@ pub fn import_documents(
         resources: resources_count,
         notes: super::unsupported::notes(&docs),
     })
+}
+
+/// The apps: Deployments with Dapr annotations, with what their Services and the Tiltfile add.
+fn apps_of(dir: &Path, docs: &[(PathBuf, Node)], tilt: &TiltParts) -> Vec<App> {
+    let of_kind = |kind: &'static str| {
+        docs.iter()
+            .filter(move |(_, d)| d.path_str(&["kind"]) == Some(kind))
+            .map(|(_, d)| d)
+    };
+    let services: Vec<&Node> = of_kind("Service").collect();
+    of_kind("Deployment")
+        .filter_map(|d| {
+            let mut app = App::from_deployment(d)?;
+            app.host_ports = super::services::host_ports(d, &services);
+            app.names = super::services::names(d, &services);
+            app.names.retain(|n| *n != app.id);
+            let name = d.path_str(&["metadata", "name"]).unwrap_or_default();
+            app.tilt = tilt.for_app(&app.image, name, &app.id, dir);
+            Some(app)
+        })
+        .collect()
 }
 
 /// The `app.kubernetes.io/part-of` of the Deployments, else the folder's name.
