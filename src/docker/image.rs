@@ -215,6 +215,11 @@ pub fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, DockerEr
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let always =
                 relative == Path::new(dockerfile) || relative == Path::new(".dockerignore");
+            // daca's own state (its Redis's files, logs, what it imported) is no part of the
+            // app, and it changes on every run: sent, it would defeat the build cache.
+            if is_dir && entry.file_name() == ".daca" {
+                continue;
+            }
             if !always
                 && ignore
                     .matched_path_or_any_parents(relative, is_dir)
@@ -352,6 +357,7 @@ mod tests {
             ".venv/bin/python",
             "keep/x.log",
             "a.log",
+            ".daca/redis/appendonly.aof",
         ] {
             std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
             std::fs::write(root.join(file), "x").unwrap();
@@ -370,7 +376,8 @@ mod tests {
             .filter(|n| !n.ends_with('/'))
             .collect();
         names.sort();
-        // Root-anchored: `notes.md` leaves sub/notes.md in; the Dockerfile is always sent.
+        // Root-anchored: `notes.md` leaves sub/notes.md in; the Dockerfile is always sent;
+        // daca's state is never.
         assert_eq!(
             names,
             [
