@@ -149,6 +149,20 @@ pub fn group_alive(pgid: u32) -> bool {
     daca::runtime::process::group_has_live_member(pgid as i32)
 }
 
+/// A copy of `tests/fixtures/<name>` in a new temporary folder.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = repo().join("tests/fixtures").join(name);
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", from.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
 /// The repository's root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -5,27 +5,17 @@
 use std::time::Duration;
 
 use crate::cli::{run, text};
-use crate::common::{http_get, repo};
+use crate::common::http_get;
 
 fn copy_fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let from = repo().join("tests/fixtures/k8s/two");
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", from.display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    dir
+    crate::common::copy_fixture("k8s/two")
 }
 
 /// Both apps are built from the folders named as their images and run in pods: the frontend
 /// reaches the memory service by its Service, `memory-service.daca.svc.cluster.local`, and
-/// through its sidecar, gets
-/// the Secret's key and its sidecar at 3500, reads a ConfigMap and a Secret mounted as volumes,
-/// and answers on NodePort 30080. What daca does not
-/// run (the plain Jaeger Deployment) and ignores (the frontend's `resources`) is said at start-up.
+/// through its sidecar, gets the Secret's key and its sidecar at 3500, reads a ConfigMap and a
+/// Secret mounted as volumes, and answers on NodePort 30080. What daca does not run (the plain
+/// Jaeger Deployment) and ignores (the frontend's `resources`) is said at start-up.
 #[test]
 fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
     if !crate::docker::engine_ready() {

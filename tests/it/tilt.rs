@@ -4,19 +4,10 @@
 use std::time::Duration;
 
 use crate::cli::{run, text};
-use crate::common::{http_get, http_request, repo, wait_until};
+use crate::common::{http_get, http_request, wait_until};
 
 fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let from = repo().join("tests/fixtures/tilt").join(name);
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", from.display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    dir
+    crate::common::copy_fixture(&format!("tilt/{name}"))
 }
 
 #[test]
