@@ -1,42 +1,23 @@
 //! What a Dockerfile says about how its app runs, for an app that runs as a process where no
-//! engine answers: the command (`ENTRYPOINT` + `CMD`, exec or shell form) and the `WORKDIR`
-//! the source is copied to (where a container of it gets the source mounted).
+//! engine answers: the command (`ENTRYPOINT` + `CMD`, exec or shell form). Its `WORKDIR` is
+//! `crate::docker::image::dockerfile_workdir`'s.
 
-/// The last `WORKDIR` and the command of a Dockerfile's final stage.
-#[derive(Debug, Default, PartialEq)]
-pub struct Dockerfile {
-    pub workdir: Option<String>,
-    pub command: Vec<String>,
-}
-
-/// Reads `text` (a Dockerfile). Instructions are case-insensitive, `\` continues a line, `#`
-/// starts a comment line; a new `FROM` starts a stage that forgets the previous one's command.
-pub fn parse(text: &str) -> Dockerfile {
-    let mut out = Dockerfile::default();
+/// The command of a Dockerfile's final stage.
+pub fn command(text: &str) -> Vec<String> {
     let (mut entrypoint, mut cmd) = (Vec::new(), Vec::new());
     for line in logical_lines(text) {
         let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((&line, ""));
         let rest = rest.trim();
         match word.to_ascii_uppercase().as_str() {
-            "FROM" => {
-                (entrypoint, cmd) = (Vec::new(), Vec::new());
-                out.workdir = None;
-            }
-            "WORKDIR" => {
-                let dir = rest.trim_matches('"');
-                out.workdir = Some(match (&out.workdir, dir.starts_with('/')) {
-                    (Some(base), false) => format!("{}/{dir}", base.trim_end_matches('/')),
-                    _ => dir.to_string(),
-                });
-            }
+            // A new stage forgets the previous one's command.
+            "FROM" => (entrypoint, cmd) = (Vec::new(), Vec::new()),
             // A new ENTRYPOINT resets CMD, as Docker does.
             "ENTRYPOINT" => (entrypoint, cmd) = (words(rest), Vec::new()),
             "CMD" => cmd = words(rest),
             _ => {}
         }
     }
-    out.command = entrypoint.into_iter().chain(cmd).collect();
-    out
+    entrypoint.into_iter().chain(cmd).collect()
 }
 
 /// `command` as daca runs it: without uvicorn's (and similar servers') own reloader, since daca
@@ -130,22 +111,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exec_and_shell_forms_stages_and_workdirs() {
-        let file = parse(
-            "FROM python:3.13 AS build\nCMD [\"no\"]\n\n# the app\nfrom base\nWORKDIR /code\nworkdir app\nCOPY . .\nCMD [\"uv\", \"run\", \"uvicorn\", \"main:app\", \\\n  \"--host\", \"0.0.0.0\", \"--reload\"]\n",
-        );
-        assert_eq!(file.workdir.as_deref(), Some("/code/app"));
+    fn exec_and_shell_forms_and_stages() {
+        let text = "FROM python:3.13 AS build\nCMD [\"no\"]\n\n# the app\nfrom base\nWORKDIR /code\nworkdir app\nCOPY . .\nCMD [\"uv\", \"run\", \"uvicorn\", \"main:app\", \\\n  \"--host\", \"0.0.0.0\", \"--reload\"]\n";
+        // The mount's default, read where containers read it.
         assert_eq!(
-            for_daca(file.command),
+            crate::docker::image::dockerfile_workdir(text, None).as_deref(),
+            Some("/code/app")
+        );
+        assert_eq!(
+            for_daca(command(text)),
             ["uv", "run", "uvicorn", "main:app", "--host", "127.0.0.1"]
         );
-        let shell = parse("FROM x\nENTRYPOINT [\"tini\", \"--\"]\nCMD python main.py\n");
-        assert_eq!(
-            shell.command,
-            ["tini", "--", "/bin/sh", "-c", "python main.py"]
-        );
-        let reset = parse("FROM x\nCMD [\"a\"]\nENTRYPOINT [\"b\"]\n");
-        assert_eq!(reset.command, ["b"]);
+        let shell = command("FROM x\nENTRYPOINT [\"tini\", \"--\"]\nCMD python main.py\n");
+        assert_eq!(shell, ["tini", "--", "/bin/sh", "-c", "python main.py"]);
+        let reset = command("FROM x\nCMD [\"a\"]\nENTRYPOINT [\"b\"]\n");
+        assert_eq!(reset, ["b"]);
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             for_daca(words(&[

@@ -74,7 +74,7 @@ pub fn import(dir: &Path) -> Result<Imported, ExportError> {
 /// For `daca up` in a folder of manifests: the documents under `dir` (with the files they are
 /// in), and the builds of the images whose folder is there: a folder named as the image, the
 /// Deployment or the app-id, with a Dockerfile, builds that image (as `docker build` of it
-/// would), its source mounted at the Dockerfile's `WORKDIR`.
+/// would), its source mounted at the Dockerfile's `WORKDIR` (daca.yaml's default `mount:`).
 pub fn read_in_place(dir: &Path) -> Result<(Vec<(PathBuf, Node)>, TiltParts), ExportError> {
     let docs = read_all(dir)?;
     let mut parts = TiltParts::default();
@@ -104,12 +104,11 @@ pub fn read_in_place(dir: &Path) -> Result<(Vec<(PathBuf, Node)>, TiltParts), Ex
             .flatten()
             .find(|c| !c.contains("..") && dir.join(c).join("Dockerfile").is_file());
         if let Some(folder) = found {
-            let text = std::fs::read_to_string(dir.join(folder).join("Dockerfile"));
-            let mount = text.ok().and_then(|t| super::dockerfile::parse(&t).workdir);
+            // No `mount:`: daca's default is the Dockerfile's last WORKDIR already.
             let build = TiltBuild {
                 dir: format!("./{folder}"),
                 dockerfile: None,
-                mount,
+                mount: None,
             };
             parts.builds.insert(name.to_string(), build);
         }
@@ -267,7 +266,7 @@ impl TiltParts {
                 let file = b.dockerfile.as_deref().unwrap_or("Dockerfile");
                 std::fs::read_to_string(dir.join(&b.dir).join(file)).ok()
             })
-            .map(|text| super::dockerfile::for_daca(super::dockerfile::parse(&text).command))
+            .map(|text| super::dockerfile::for_daca(super::dockerfile::command(&text)))
             .unwrap_or_default();
         FromTilt {
             command,
