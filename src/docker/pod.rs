@@ -73,6 +73,16 @@ impl ContainerPlan {
                         .map(|(h, c)| format!("{h}:{c}:ro"))
                         .collect(),
                 ),
+                // The relay routes the pod's IPv6 prefix for the other apps' names to the
+                // loopback (`crate::pod::peer_net`): the engine turns IPv6 off in a
+                // container whose network has none, and routes need NET_ADMIN (the relay's
+                // alone: the app's container joins the network, not these capabilities).
+                cap_add: Some(vec!["NET_ADMIN".into()]),
+                sysctls: crate::pod::peer_net::v6().then(|| {
+                    ["all", "lo"]
+                        .map(|c| (format!("net.ipv6.conf.{c}.disable_ipv6"), "0".to_string()))
+                        .into()
+                }),
                 ..Default::default()
             }),
             ..Default::default()

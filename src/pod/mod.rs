@@ -14,6 +14,7 @@
 //! the holder's stdin closes and it exits; `pasta` goes with the namespace.
 
 pub mod inside;
+pub mod peer_net;
 pub mod relay;
 
 use std::net::{SocketAddr, TcpListener};
@@ -315,12 +316,15 @@ fn socket_thread(pid: u32) -> Result<mpsc::Sender<Request>, PodError> {
         .name(format!("pod-{pid}"))
         .spawn(move || {
             // setns moves only this thread.
-            let moved = nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET);
-            let _ = entered.send(moved.map_err(std::io::Error::from));
+            let moved = nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+                // pasta has brought the pod's loopback up by now.
+                .and_then(|()| peer_net::route_prefix());
+            let _ = entered.send(moved);
             for request in inbox {
                 match request {
                     Request::Listen(address, reply) => {
-                        let _ = reply.send(TcpListener::bind(address));
+                        let _ = reply.send(peer_net::listen(address));
                     }
                     Request::Socket(reply) => {
                         let _ = reply.send(tokio::net::TcpSocket::new_v4());

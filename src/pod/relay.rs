@@ -233,6 +233,10 @@ pub async fn probe(socket: &Path, port: u16) -> bool {
 /// The relay itself, in the pod container: listens at every `address=TARGET` of `listens`,
 /// and serves daca's dials, until daca closes the control connection.
 pub async fn run(socket: &Path, listens: &[String]) -> std::io::Result<()> {
+    // The other apps' names lead to the pod's own IPv6 prefix (see `peer_net`).
+    if let Err(err) = super::peer_net::route_prefix() {
+        eprintln!("pod relay: cannot route the peers' addresses to the loopback: {err}");
+    }
     let mut listeners = Vec::new();
     for listen in listens {
         listeners.push(bind(listen).await?);
@@ -270,8 +274,11 @@ async fn bind(spec: &str) -> std::io::Result<(TcpListener, String)> {
         .split_once('=')
         .ok_or_else(|| std::io::Error::other(format!("not ADDRESS=TARGET: {spec}")))?;
     let address: SocketAddr = address.parse().map_err(std::io::Error::other)?;
-    let listener = TcpListener::bind(address)
-        .await
+    let listener = super::peer_net::listen(address)
+        .and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)
+        })
         .map_err(|e| std::io::Error::new(e.kind(), format!("{address}: {e}")))?;
     Ok((listener, target.to_string()))
 }

@@ -4,7 +4,7 @@
 //! app joins the project), each leading to a loopback address of the pod where daca listens.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::launch::POD_SIDECAR;
@@ -28,12 +28,11 @@ impl Target {
     }
 }
 
-/// Where the `n`th other app's names lead inside a pod: its app at 127.0.1.n, its sidecar
-/// (`<app>-dapr`, Dapr's service) at 127.0.2.n; all loopback, so nothing leaves the pod but
-/// through daca.
-fn peer_address(n: usize, sidecar: bool) -> Ipv4Addr {
-    let index = (n + 1).min(254) as u8;
-    Ipv4Addr::new(127, if sidecar { 2 } else { 1 }, 0, index)
+/// Where the `n`th other app's names lead inside a pod: its app, and its sidecar
+/// (`<app>-dapr`, Dapr's service), each an address of the pod's own loopback (see
+/// `crate::pod::peer_net`), so nothing leaves the pod but through daca.
+fn peer_address(n: usize, sidecar: bool) -> IpAddr {
+    crate::pod::peer_net::peer_address(n, sidecar)
 }
 
 /// The addresses in the pod that the `n`th peer (app port `port`) needs listened on.

@@ -28,11 +28,17 @@ async fn a_pod_has_its_own_localhost_hosts_file_and_way_out() {
         .await
         .unwrap();
     let inside = pod.listen("127.0.0.1:3500".parse().unwrap()).unwrap();
+    // Where a peer's name leads: its port is the same as the app's own, which the app binds
+    // on every address (`--host 0.0.0.0`), as the course's apps do.
+    let peer = daca::pod::peer_net::peer_address(0, false);
+    let at_peer = pod.listen((peer, 8000).into()).unwrap();
     let script = format!(
         "import socket, urllib.request\n\
          print(socket.gethostbyname('other.default.svc.cluster.local'))\n\
          s = socket.create_connection(('127.0.0.1', 3500)); print(s.recv(100).decode())\n\
-         t = socket.create_connection(('127.0.0.1', {outside_port})); print(t.recv(100).decode())\n"
+         t = socket.create_connection(('127.0.0.1', {outside_port})); print(t.recv(100).decode())\n\
+         own = socket.socket(); own.bind(('0.0.0.0', 8000)); own.listen()\n\
+         u = socket.create_connection(('{peer}', 8000)); print(u.recv(100).decode())\n"
     );
     let (program, args) = pod.join().command("python3", &["-c".to_string(), script]);
     let run = tokio::process::Command::new(program).args(args).output();
@@ -45,13 +51,17 @@ async fn a_pod_has_its_own_localhost_hosts_file_and_way_out() {
         tokio::io::AsyncWriteExt::write_all(&mut conn, b"the host")
             .await
             .unwrap();
+        let (mut conn, _) = at_peer.accept().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut conn, b"a peer")
+            .await
+            .unwrap();
     };
     let (output, ()) = tokio::join!(run, serve);
     let output = output.unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
-        ["127.0.1.7", "daca in the pod", "the host"],
+        ["127.0.1.7", "daca in the pod", "the host", "a peer"],
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
@@ -92,7 +102,7 @@ fn pids_of(needle: &str) -> Vec<u32> {
     pids
 }
 
-/// examples/pods: four FastAPI apps on port 8000, each in its own pod, each finding its own
+/// examples/pods: four FastAPI apps on 0.0.0.0:8000, each in its own pod, each finding its own
 /// sidecar at localhost:3500 (hard-coded, and the SDK's defaults), calling another by its
 /// cluster name and its sidecar by `<app>-dapr`, reaching a service on the machine, and
 /// publishing to each other; the host reaches them at 8000-8003. A SIGKILLed daca and
@@ -118,7 +128,7 @@ fn four_apps_on_port_8000_each_in_its_own_pod() {
         .iter()
         .map(|id| {
             format!(
-                "  - {{ id: {id}, dir: ./app, command: [\"{}\", -m, uvicorn, \"main:app\", --port, \"8000\"], port: 8000, health: /healthz }}\n",
+                "  - {{ id: {id}, dir: ./app, command: [\"{}\", -m, uvicorn, \"main:app\", --host, 0.0.0.0, --port, \"8000\"], port: 8000, health: /healthz }}\n",
                 python.display()
             )
         })
@@ -316,7 +326,7 @@ mod docker {
             .iter()
             .map(|id| {
                 format!(
-                    "  - {{ id: {id}, dir: ./app, image: \"{SDK_IMAGE}\", mount: /app, command: [python3, -m, uvicorn, \"main:app\", --app-dir, /app, --port, \"8000\"], port: 8000, health: /healthz }}\n"
+                    "  - {{ id: {id}, dir: ./app, image: \"{SDK_IMAGE}\", mount: /app, command: [python3, -m, uvicorn, \"main:app\", --app-dir, /app, --host, 0.0.0.0, --port, \"8000\"], port: 8000, health: /healthz }}\n"
                 )
             })
             .collect();
