@@ -19,19 +19,22 @@ pub fn app_env(
     app_id: &str,
     app_port: Option<u16>,
     protocol: AppProtocol,
-    sidecar: SidecarPorts,
+    sidecar: Option<SidecarPorts>,
     dot_env: &BTreeMap<String, String>,
     manifest_env: &BTreeMap<String, String>,
 ) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = inherited.collect();
-    env.insert("APP_ID".into(), app_id.into());
-    if let Some(port) = app_port {
-        env.insert("APP_PORT".into(), port.to_string());
+    // An app without a sidecar (`dapr: false`) is told nothing of Dapr, as in Kubernetes.
+    if let Some(sidecar) = sidecar {
+        env.insert("APP_ID".into(), app_id.into());
+        if let Some(port) = app_port {
+            env.insert("APP_PORT".into(), port.to_string());
+        }
+        env.insert("APP_PROTOCOL".into(), protocol.as_str().into());
+        env.insert("APP_CHANNEL_ADDRESS".into(), "127.0.0.1".into());
+        env.insert("DAPR_HTTP_PORT".into(), sidecar.http.to_string());
+        env.insert("DAPR_GRPC_PORT".into(), sidecar.grpc.to_string());
     }
-    env.insert("APP_PROTOCOL".into(), protocol.as_str().into());
-    env.insert("APP_CHANNEL_ADDRESS".into(), "127.0.0.1".into());
-    env.insert("DAPR_HTTP_PORT".into(), sidecar.http.to_string());
-    env.insert("DAPR_GRPC_PORT".into(), sidecar.grpc.to_string());
     // Python block-buffers stdout into a pipe, so without this an app's prints show up late
     // or never in the log stream. A user's own value still wins below.
     env.entry("PYTHONUNBUFFERED".into())
@@ -57,7 +60,7 @@ pub fn for_app(
         app.id.as_str(),
         app.process.port,
         app.process.protocol,
-        ports,
+        app.sidecar.enabled.then_some(ports),
         &read_dot_env(&app.dir),
         &app.process.env,
     )
@@ -151,7 +154,7 @@ mod tests {
             "api",
             Some(8000),
             AppProtocol::Grpc,
-            ports,
+            Some(ports),
             &dot,
             &man,
         )
@@ -164,5 +167,22 @@ mod tests {
         assert_eq!(env["DAPR_GRPC_PORT"], "50001");
         assert_eq!(env["X"], "dot");
         assert_eq!(env["Y"], "manifest");
+        let plain: BTreeMap<_, _> = app_env(
+            std::iter::empty(),
+            "jaeger",
+            Some(16686),
+            AppProtocol::Http,
+            None,
+            &dot,
+            &man,
+        )
+        .into_iter()
+        .collect();
+        assert!(
+            !plain
+                .keys()
+                .any(|k| k.starts_with("DAPR_") || k.starts_with("APP_")),
+            "{plain:?}"
+        );
     }
 }

@@ -87,7 +87,12 @@ pub enum Command {
     Version,
     /// Internal: holds a pod's namespaces until daca goes (see `pod`).
     #[command(name = "__pod", hide = true)]
-    Pod { hosts: PathBuf },
+    Pod {
+        hosts: PathBuf,
+        /// `ro:TARGET=HOST` or `rw:TARGET=HOST`, mounted in the pod.
+        #[arg(long = "volume")]
+        volumes: Vec<String>,
+    },
     /// Internal: exits 0 when this machine lets daca make pods.
     #[command(name = "__pod-probe", hide = true)]
     PodProbe,
@@ -182,15 +187,25 @@ impl ProjectArgs {
     }
 }
 
+/// The pod holder (`daca __pod`), with its volumes.
+fn hold_pod(hosts: &std::path::Path, volumes: &[String]) -> crate::Result<()> {
+    let problem = |e: String| crate::error::Problem::new(format!("pod: {e}"));
+    let volumes = volumes
+        .iter()
+        .map(|v| {
+            crate::pod::mounts::PodVolume::parse(v)
+                .ok_or_else(|| problem(format!("bad volume {v}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::pod::inside::hold(hosts, &volumes).map_err(|e| problem(e.to_string()).into())
+}
+
 /// Runs a parsed command line.
 /// The commands that must run before any thread exists (a process with threads may not enter
 /// a user namespace): `None` for every other command, which [`run`] runs.
 pub fn run_single_threaded(cli: &Cli) -> Option<crate::Result<()>> {
     match &cli.command {
-        Command::Pod { hosts } => Some(
-            crate::pod::inside::hold(hosts)
-                .map_err(|e| crate::error::Problem::new(format!("pod: {e}")).into()),
-        ),
+        Command::Pod { hosts, volumes } => Some(hold_pod(hosts, volumes)),
         Command::PodProbe => Some(
             crate::pod::inside::probe()
                 .map_err(|e| crate::error::Problem::new(format!("pod: {e}")).into()),

@@ -85,8 +85,8 @@ fn row(app: &AppView) -> Vec<String> {
             (Some(pod), Some(port)) => format!("{}:{port} (pod)", pod.host_port.unwrap_or(port)),
             (_, port) => port.map(|p| p.to_string()).unwrap_or_else(dash),
         },
-        app.sidecar.http.to_string(),
-        app.sidecar.grpc.to_string(),
+        app.sidecar.map(|p| p.http.to_string()).unwrap_or_else(dash),
+        app.sidecar.map(|p| p.grpc.to_string()).unwrap_or_else(dash),
         s.restarts.to_string(),
         uptime,
         match (app.reload.last_ms, app.reload.median_ms) {

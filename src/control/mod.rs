@@ -46,7 +46,8 @@ pub struct AppView {
     #[serde(flatten)]
     pub status: AppStatus,
     pub port: Option<u16>,
-    pub sidecar: SidecarPorts,
+    /// None for an app without one (`dapr: false`).
+    pub sidecar: Option<SidecarPorts>,
     /// In a pod (`network: pod`): the host port that leads to `port` inside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodView>,

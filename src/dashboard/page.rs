@@ -63,15 +63,17 @@ fn apps(out: &mut String, view: &ProjectView) {
         };
         let _ = write!(
             out,
-            r#"<tr data-app="{name}"><th scope="row">{name}</th><td class="state state-{state}">{state}</td><td class="runtime">{runtime}</td><td>{port}</td><td>{http} / {grpc}</td><td class="restarts">{restarts}</td><td class="uptime">{uptime}</td><td class="reload">{reload}</td><td class="actions"></td></tr>"#,
+            r#"<tr data-app="{name}"><th scope="row">{name}</th><td class="state state-{state}">{state}</td><td class="runtime">{runtime}</td><td>{port}</td><td>{sidecar}</td><td class="restarts">{restarts}</td><td class="uptime">{uptime}</td><td class="reload">{reload}</td><td class="actions"></td></tr>"#,
             name = esc(&status.name),
             state = status.state.as_str(),
             port = match (app.pod_host_port, port) {
                 (Some(host), Some(port)) => format!("{}:{port} (pod)", host.unwrap_or(port)),
                 (_, port) => port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             },
-            http = sidecar.http,
-            grpc = sidecar.grpc,
+            sidecar = match app.spec.sidecar.enabled {
+                true => format!("{} / {}", sidecar.http, sidecar.grpc),
+                false => "none".into(),
+            },
             restarts = status.restarts,
         );
     }

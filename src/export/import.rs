@@ -137,7 +137,7 @@ pub fn import_documents(
         .collect();
     let secrets = secret_envs(dir, &docs);
     let mut apps = apps_of(dir, &docs, tilt);
-    if apps.is_empty() {
+    if !apps.iter().any(|a| a.dapr) {
         return Err(failed(
             "no Deployment with the annotation dapr.io/enabled: \"true\" on its pod template"
                 .into(),
@@ -197,7 +197,8 @@ pub fn import_documents(
     })
 }
 
-/// The apps: Deployments with Dapr annotations, with what their Services and the Tiltfile add.
+/// The apps: Deployments and StatefulSets (but a Redis: daca's own), those without Dapr
+/// annotations with no sidecar, with what their Services and the Tiltfile add.
 fn apps_of(dir: &Path, docs: &[(PathBuf, Node)], tilt: &TiltParts) -> Vec<App> {
     let of_kind = |kind: &'static str| {
         docs.iter()
@@ -206,6 +207,8 @@ fn apps_of(dir: &Path, docs: &[(PathBuf, Node)], tilt: &TiltParts) -> Vec<App> {
     };
     let services: Vec<&Node> = of_kind("Service").collect();
     of_kind("Deployment")
+        .chain(of_kind("StatefulSet"))
+        .filter(|d| !workload::is_daca_redis(d))
         .filter_map(|d| {
             let mut app = App::from_deployment(d)?;
             app.host_ports = super::services::host_ports(d, &services);

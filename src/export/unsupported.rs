@@ -34,6 +34,11 @@ const CONTAINER_FIELDS: &[&str] = &["resources", "imagePullPolicy", "securityCon
 pub(super) fn notes(docs: &[(PathBuf, Node)]) -> Vec<String> {
     let mut notes = Vec::new();
     let mut ignored = BTreeSet::new();
+    let configurations: Vec<&str> = docs
+        .iter()
+        .filter(|(_, d)| d.path_str(&["kind"]) == Some("Configuration"))
+        .filter_map(|(_, d)| d.path_str(&["metadata", "name"]))
+        .collect();
     for (_, doc) in docs {
         let kind = doc.path_str(&["kind"]).unwrap_or_default();
         let name = doc.path_str(&["metadata", "name"]).unwrap_or_default();
@@ -41,9 +46,14 @@ pub(super) fn notes(docs: &[(PathBuf, Node)]) -> Vec<String> {
             .path_str(&["apiVersion"])
             .is_some_and(|v| v.starts_with("dapr.io/"));
         match kind {
-            "Deployment" | "StatefulSet" => workload(doc, kind, name, &mut notes, &mut ignored),
+            "Deployment" | "StatefulSet" => {
+                let at = (kind, name);
+                workload(doc, at, &configurations, &mut notes, &mut ignored)
+            }
             "DaemonSet" | "Job" | "CronJob" | "Pod" | "ReplicaSet" => {
-                notes.push(format!("not run: {kind} `{name}` (daca runs Deployments and StatefulSets with Dapr annotations)"));
+                notes.push(format!(
+                    "not run: {kind} `{name}` (daca runs Deployments and StatefulSets)"
+                ));
             }
             _ if dapr || READ.contains(&kind) => {}
             "" => {}
@@ -61,23 +71,29 @@ pub(super) fn notes(docs: &[(PathBuf, Node)]) -> Vec<String> {
 
 fn workload(
     doc: &Node,
-    kind: &str,
-    name: &str,
+    (kind, name): (&str, &str),
+    configurations: &[&str],
     notes: &mut Vec<String>,
     ignored: &mut BTreeSet<String>,
 ) {
     let Some(template) = doc.get("spec").and_then(|s| s.get("template")) else {
         return;
     };
-    let enabled = template.path_str(&["metadata", "annotations", "dapr.io/enabled"]);
     // The Redis StatefulSet `daca export` writes is daca's own Redis.
-    if enabled != Some("true") {
+    if super::workload::is_daca_redis(doc) {
         if name != super::redis::NAME_REDIS {
             notes.push(format!(
-                "not run: {kind} `{name}` has no Dapr annotations (daca does not run plain containers from manifests yet; add it to a daca.yaml as an app with `image:`)"
+                "{kind} `{name}` is a Redis: daca provides its own, which the components' redisHost lead to"
             ));
         }
         return;
+    }
+    if let Some(config) = template.path_str(&["metadata", "annotations", "dapr.io/config"])
+        && !configurations.contains(&config)
+    {
+        notes.push(format!(
+            "`{name}`: its dapr.io/config `{config}` names no Configuration in these manifests (the sidecar runs with Dapr's defaults)"
+        ));
     }
     if let Some(Node::Int(replicas)) = doc.get("spec").and_then(|s| s.get("replicas"))
         && *replicas > 1

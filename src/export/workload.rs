@@ -9,6 +9,8 @@ use super::import::{FromTilt, scalar};
 /// One app, as its Deployment describes it.
 pub(super) struct App {
     pub id: String,
+    /// Its pod template has `dapr.io/enabled: "true"`; else it runs with no sidecar.
+    pub dapr: bool,
     pub image: String,
     /// The container's `command` + `args`; else its Dockerfile's, when daca builds it.
     pub args: Vec<String>,
@@ -46,9 +48,7 @@ impl App {
                 .path_str(&["metadata", "annotations", &format!("dapr.io/{key}")])
                 .map(String::from)
         };
-        if annotation("enabled").as_deref() != Some("true") {
-            return None;
-        }
+        let dapr = annotation("enabled").as_deref() == Some("true");
         let container = first_container(deployment)?;
         let env_from = container
             .get("envFrom")
@@ -90,7 +90,9 @@ impl App {
         });
         Some(App {
             id: annotation("app-id")
+                .filter(|_| dapr)
                 .or_else(|| deployment.path_str(&["metadata", "name"]).map(String::from))?,
+            dapr,
             image: container.path_str(&["image"])?.to_string(),
             args: command,
             port,
@@ -156,6 +158,12 @@ impl App {
                 }
                 out
             }
+            // A ready-made image needs no folder of its own (nothing of the project reaches it).
+            None if !self.dapr => format!(
+                "  - id: {}\n    image: {}\n    dapr: false\n",
+                scalar(&self.id),
+                scalar(&self.image)
+            ),
             None => format!(
                 "  - id: {}\n    dir: ./{}\n    image: {}\n",
                 scalar(&self.id),
@@ -296,6 +304,19 @@ fn quoted(value: &str) -> String {
         true => format!("'{value}'"),
         false => value.to_string(),
     }
+}
+
+/// Whether a workload is a Redis, which daca provides itself: the StatefulSet `daca export`
+/// writes, or any workload running a Redis image (the components' `redisHost` lead to
+/// daca's Redis whatever they name).
+pub(super) fn is_daca_redis(workload: &Node) -> bool {
+    let name = workload.path_str(&["metadata", "name"]);
+    let image = first_container(workload)
+        .and_then(|c| c.path_str(&["image"]))
+        .unwrap_or_default();
+    let repository = image.split([':', '@']).next().unwrap_or_default();
+    let last = repository.rsplit('/').next().unwrap_or_default();
+    name == Some(super::redis::NAME_REDIS) || last == "redis" || last == "redis-stack-server"
 }
 
 pub(super) fn first_container(workload: &Node) -> Option<&Node> {

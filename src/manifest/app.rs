@@ -39,6 +39,7 @@ pub(super) fn app_spec(
         startup_timeout: startup,
     };
     let sidecar = SidecarSpec {
+        enabled: sidecar_enabled(c, app),
         http_port: app.dapr_http_port.as_ref().map(|p| p.value),
         grpc_port: app.dapr_grpc_port.as_ref().map(|p| p.value),
         max_body_size: body_size(c, app.max_body_size.as_ref()),
@@ -118,6 +119,28 @@ fn process_spec(
         protocol: app_protocol(c, app.app_protocol.as_ref(), app.health.as_ref()),
         volumes: super::container::volumes(c, &app.volumes),
     }
+}
+
+/// `dapr:`, and that an app without a sidecar sets nothing of one.
+fn sidecar_enabled(c: &mut Checker, app: &AppWire) -> bool {
+    if app.dapr.as_ref().is_none_or(|d| d.value) {
+        return true;
+    }
+    let message = |field: &str| format!("`{field}` is a sidecar's; this app has `dapr: false`");
+    let hint = || Some("remove it, or the app's `dapr: false`".to_string());
+    if let Some(at) = &app.dapr_http_port {
+        c.error(at, message("dapr_http_port"), hint());
+    }
+    if let Some(at) = &app.dapr_grpc_port {
+        c.error(at, message("dapr_grpc_port"), hint());
+    }
+    if let Some(at) = &app.app_protocol {
+        c.error(at, message("app_protocol"), hint());
+    }
+    if let Some(at) = &app.max_body_size {
+        c.error(at, message("max_body_size"), hint());
+    }
+    false
 }
 
 fn check_health(c: &mut Checker, app: &AppWire) {

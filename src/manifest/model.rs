@@ -180,6 +180,8 @@ pub struct NetworkSpec {
 /// changing them restarts the app; the body limit is the sidecar's alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SidecarSpec {
+    /// Whether the app has one (`dapr: false` says not).
+    pub enabled: bool,
     pub http_port: Option<u16>,
     pub grpc_port: Option<u16>,
     /// Request body limit, in bytes.

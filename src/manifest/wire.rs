@@ -114,7 +114,8 @@ pub struct AppWire {
     pub mount: Option<At<String>>,
     /// Files or folders mounted into the app's container, as Compose writes them:
     /// `./config:/etc/config:ro` (the host path relative to this file; `:ro` or `:rw`, default
-    /// `rw`). A process app sees none of them: daca says so when it starts one.
+    /// `rw`). A process app in a pod has them at the same paths; one on the machine's network
+    /// cannot: daca says so when it starts one.
     #[serde(default)]
     pub volumes: Vec<At<String>>,
     /// `auto`, `docker` or `process`: overrides the project's `runtime` for this app.
@@ -131,6 +132,10 @@ pub struct AppWire {
     pub depends_on: Vec<At<String>>,
     /// `on-failure` (default), `always` or `never`.
     pub restart: Option<At<String>>,
+    /// `false`: no sidecar, as a Kubernetes Deployment without Dapr annotations (a tracing
+    /// backend, a database, nginx): no `DAPR_*` environment, no subscriptions or actors, still
+    /// in its pod with its cluster names. Default `true`.
+    pub dapr: Option<At<bool>>,
     /// Sidecar HTTP port (default: 3500 for the first app, else the next free port).
     pub dapr_http_port: Option<At<u16>>,
     /// Sidecar gRPC port (default: 50001 for the first app, else the next free port).

@@ -24,6 +24,8 @@ pub enum InsideError {
     Namespaces(nix::Error),
     #[error("cannot give the pod its own /etc/hosts: {0}")]
     Hosts(nix::Error),
+    #[error("cannot mount a volume in the pod: {0}")]
+    Volume(super::mounts::MountError),
     #[error("cannot join the pod of process {pid}: {what}: {source}")]
     Join {
         pid: u32,
@@ -77,7 +79,7 @@ fn ready_until_daca_goes() {
 /// the app sees who it is), a network and a mount namespace in it, and a bind mount of `hosts`
 /// over /etc/hosts; says `ready` on stdout, then waits for stdin to close (daca stopped, or
 /// died: a pipe closes even under SIGKILL) and exits, which ends the pod once its apps are gone.
-pub fn hold(hosts: &Path) -> Result<(), InsideError> {
+pub fn hold(hosts: &Path, volumes: &[super::mounts::PodVolume]) -> Result<(), InsideError> {
     own_namespaces()?;
     // Private, so the bind mount below stays in this pod.
     mount(
@@ -96,6 +98,9 @@ pub fn hold(hosts: &Path) -> Result<(), InsideError> {
         None::<&str>,
     )
     .map_err(InsideError::Hosts)?;
+    for volume in volumes {
+        super::mounts::mount_volume(volume).map_err(InsideError::Volume)?;
+    }
     ready_until_daca_goes();
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! the holder's stdin closes and it exits; `pasta` goes with the namespace.
 
 pub mod inside;
+pub mod mounts;
 pub mod peer_net;
 pub mod relay;
 
@@ -87,14 +88,24 @@ pub struct Pod {
 }
 
 impl Pod {
-    /// Makes a pod whose /etc/hosts is `hosts` (a file daca wrote), connected to the host by
-    /// pasta, with connections to `forward` ports of its loopback going to the host's.
-    pub async fn create(hosts: &Path, forward: &[u16]) -> Result<Pod, PodError> {
+    /// Makes a pod whose /etc/hosts is `hosts` (a file daca wrote), with `volumes` mounted in
+    /// it, connected to the host by pasta, with connections to `forward` ports of its loopback
+    /// going to the host's.
+    pub async fn create(
+        hosts: &Path,
+        volumes: &[mounts::PodVolume],
+        forward: &[u16],
+    ) -> Result<Pod, PodError> {
         let pasta = which::which("pasta").map_err(|_| PodError::NoPasta)?;
         let exe = daca_exe().map_err(PodError::Holder)?;
         let mut holder = tokio::process::Command::new(exe)
             .arg("__pod")
             .arg(hosts)
+            .args(
+                volumes
+                    .iter()
+                    .flat_map(|v| ["--volume".to_string(), v.arg()]),
+            )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

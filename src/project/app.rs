@@ -59,8 +59,7 @@ impl AppEntry {
     ) -> Result<AppEntry, Problem> {
         let Listeners {
             ports,
-            http: listener,
-            grpc: grpc_listener,
+            sidecar: listeners,
             host,
         } = listeners;
         let id = spec.id.to_string();
@@ -83,16 +82,14 @@ impl AppEntry {
         let tasks = TaskTracker::new();
         let sidecar = new_sidecar(ctx, &spec, &handle, &tasks);
         let subscriptions = sidecar.subscriptions.clone();
-        tasks.spawn(crate::sidecar::serve(
-            listener,
-            sidecar.clone(),
-            token.clone(),
-        ));
-        tasks.spawn(crate::sidecar::grpc::serve(
-            grpc_listener,
-            sidecar.clone(),
-            token.clone(),
-        ));
+        if let Some((http, grpc)) = listeners {
+            tasks.spawn(crate::sidecar::serve(http, sidecar.clone(), token.clone()));
+            tasks.spawn(crate::sidecar::grpc::serve(
+                grpc,
+                sidecar.clone(),
+                token.clone(),
+            ));
+        }
         let pod = place.as_ref().map(|p| p.inside.clone());
         if let Some(place) = place {
             place.serve(&sidecar, ports, &ctx.peers, &tasks, &token);
@@ -111,8 +108,14 @@ impl AppEntry {
             usual: Default::default(),
         };
         tasks.spawn(driver.run(inbox, token.clone()));
-        let host = crate::actors::follow(ctx.shared.actors.clone(), channel.clone(), token.clone());
-        tasks.spawn(host);
+        if spec.sidecar.enabled {
+            let actors = ctx.shared.actors.clone();
+            tasks.spawn(crate::actors::follow(
+                actors,
+                channel.clone(),
+                token.clone(),
+            ));
+        }
         let mut entry = AppEntry {
             spec,
             handle,
@@ -137,6 +140,10 @@ impl AppEntry {
     /// it had not acknowledged is delivered by the new one.
     pub fn subscribe(&mut self, ctx: &Context) {
         self.subscriber.cancel();
+        // Without a sidecar, nothing asks the app for its subscriptions.
+        if !self.spec.sidecar.enabled {
+            return;
+        }
         self.subscriber = self.token.child_token();
         let components = ctx.shared.components();
         let subscriber = Subscriber::new(
@@ -235,12 +242,12 @@ fn new_sidecar(
     Arc::new(sidecar)
 }
 
-/// An app's sidecar ports, already listening; and for an app in a pod, the host ports that
-/// lead into it (the first to its `port`).
+/// An app's sidecar ports, already listening (none for an app with `dapr: false`, whose
+/// ports are then 0); and for an app in a pod, the host ports that lead into it (the first
+/// to its `port`).
 pub(super) struct Listeners {
     pub ports: SidecarPorts,
-    http: TcpListener,
-    grpc: TcpListener,
+    sidecar: Option<(TcpListener, TcpListener)>,
     pub host: Vec<(TcpListener, u16)>,
 }
 
@@ -260,6 +267,18 @@ impl Listeners {
         let fixed = [own, app.sidecar.http_port, app.sidecar.grpc_port];
         for port in fixed.into_iter().flatten() {
             picker.reserve(port);
+        }
+        let host = match in_pod {
+            true => host_ports(picker, app).await?,
+            false => Vec::new(),
+        };
+        if !app.sidecar.enabled {
+            let ports = SidecarPorts { http: 0, grpc: 0 };
+            return Ok(Listeners {
+                ports,
+                sidecar: None,
+                host,
+            });
         }
         let id = app.id.as_str();
         let (http_fixed, grpc_fixed) = match kept {
@@ -286,14 +305,9 @@ impl Listeners {
             http: port_of(&http),
             grpc: port_of(&grpc),
         };
-        let host = match in_pod {
-            true => host_ports(picker, app).await?,
-            false => Vec::new(),
-        };
         Ok(Listeners {
             ports,
-            http,
-            grpc,
+            sidecar: Some((http, grpc)),
             host,
         })
     }

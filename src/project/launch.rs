@@ -165,8 +165,10 @@ pub fn preflight(manifest: &Manifest, containers: Option<&ContainerPlan>) -> Res
         }
         let unit = app_unit(app, unused, containers, None);
         problems.extend(check_launch(app, &unit, &manifest.file).err());
-        let in_container = containers.is_some_and(|plan| plan.runs(app));
-        if !in_container && !app.process.volumes.is_empty() {
+        // A container mounts them; so does a process's pod (`crate::pod::mounts`).
+        let mounted =
+            containers.is_some_and(|plan| plan.runs(app)) || super::in_pod(app, containers);
+        if !mounted && !app.process.volumes.is_empty() {
             let targets: Vec<&str> = app
                 .process
                 .volumes
@@ -174,7 +176,7 @@ pub fn preflight(manifest: &Manifest, containers: Option<&ContainerPlan>) -> Res
                 .map(|v| v.target.as_str())
                 .collect();
             tracing::warn!(
-                "{}: runs as a process, so its volumes are not mounted ({}): it reads the files where they are on this machine",
+                "{}: runs as a process on the machine's network (no pod), so its volumes are not mounted ({}): it reads the files where they are on this machine",
                 app.id,
                 targets.join(", ")
             );

@@ -270,7 +270,9 @@ impl Owner {
         }
         // The sidecar keeps its ports unless the edit changed them.
         let ports = kept.as_ref().map(|(ports, _)| *ports).filter(|ports| {
-            app.sidecar.http_port.is_none_or(|h| h == ports.http)
+            // An app that had no sidecar (`dapr: false`) had no ports to keep.
+            ports.http != 0
+                && app.sidecar.http_port.is_none_or(|h| h == ports.http)
                 && app.sidecar.grpc_port.is_none_or(|g| g == ports.grpc)
         });
         let reloads = kept.map(|(_, reloads)| reloads).unwrap_or_default();

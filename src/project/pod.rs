@@ -122,8 +122,8 @@ impl Inside {
 enum Serving {
     /// The sidecar's listeners in the pod, and those for the other apps' names.
     Process {
-        http: TcpListener,
-        grpc: TcpListener,
+        /// HTTP and gRPC; none for an app without a sidecar.
+        sidecar: Option<(TcpListener, TcpListener)>,
         names: Vec<(TcpListener, String, Target)>,
     },
     /// The relay places its connections.
@@ -178,7 +178,17 @@ async fn process_pod(
     let names =
         Names::new(id, &dir.join("hosts"), peers, &ctx.aliases).map_err(|e| pod_problem(id, e))?;
     let forward: Vec<u16> = ctx.redis_plan.loopback_port().into_iter().collect();
-    let pod = Pod::create(names.hosts(), &forward)
+    let volumes: Vec<crate::pod::mounts::PodVolume> = spec
+        .process
+        .volumes
+        .iter()
+        .map(|v| crate::pod::mounts::PodVolume {
+            host: v.host.clone(),
+            target: v.target.clone().into(),
+            read_only: v.read_only,
+        })
+        .collect();
+    let pod = Pod::create(names.hosts(), &volumes, &forward)
         .await
         .map_err(|e| pod_problem(id, e))?;
     // pasta maps the pod's gateway to the host's loopback: the name Docker and Podman give
@@ -251,7 +261,10 @@ impl PodPlace {
             pod.listen(loopback(port))
                 .map_err(|e| Problem::new(format!("{id}: cannot listen on {port} in its pod: {e}")))
         };
-        let (http, grpc) = (listen(POD_SIDECAR.http)?, listen(POD_SIDECAR.grpc)?);
+        let sidecar = match spec.sidecar.enabled {
+            true => Some((listen(POD_SIDECAR.http)?, listen(POD_SIDECAR.grpc)?)),
+            false => None,
+        };
         let listeners = name_listeners(&pod, id, &names)?;
         let in_pod = InPod {
             join: PodJoin::Process(pod.join()),
@@ -264,8 +277,7 @@ impl PodPlace {
             }),
             in_pod,
             serving: Serving::Process {
-                http,
-                grpc,
+                sidecar,
                 names: listeners,
             },
             host,
@@ -287,13 +299,18 @@ impl PodPlace {
             tasks.spawn(forward(listener, inside, port, token.clone()));
         }
         match self.serving {
-            Serving::Process { http, grpc, names } => {
-                tasks.spawn(crate::sidecar::serve(http, sidecar.clone(), token.clone()));
-                tasks.spawn(crate::sidecar::grpc::serve(
-                    grpc,
-                    sidecar.clone(),
-                    token.clone(),
-                ));
+            Serving::Process {
+                sidecar: listeners,
+                names,
+            } => {
+                if let Some((http, grpc)) = listeners {
+                    tasks.spawn(crate::sidecar::serve(http, sidecar.clone(), token.clone()));
+                    tasks.spawn(crate::sidecar::grpc::serve(
+                        grpc,
+                        sidecar.clone(),
+                        token.clone(),
+                    ));
+                }
                 for (listener, peer, target) in names {
                     tasks.spawn(to_peer(
                         listener,

@@ -94,10 +94,11 @@ impl ContainerPod {
         binds.push((self.dir.display().to_string(), format!("{IN_POD}/run")));
         binds.push((names.hosts().display().to_string(), "/etc/hosts".into()));
         command.extend(["__pod-relay".into(), format!("{IN_POD}/run/relay.sock")]);
-        let mut listens = vec![
-            format!("127.0.0.1:{}=sidecar:http", POD_SIDECAR.http),
-            format!("127.0.0.1:{}=sidecar:grpc", POD_SIDECAR.grpc),
-        ];
+        let mut listens = Vec::new();
+        if self.spec.sidecar.enabled {
+            listens.push(format!("127.0.0.1:{}=sidecar:http", POD_SIDECAR.http));
+            listens.push(format!("127.0.0.1:{}=sidecar:grpc", POD_SIDECAR.grpc));
+        }
         for (n, peer, port) in names.initial() {
             for (address, target) in wanted(n, port) {
                 listens.push(format!("{address}={}", target.relay(&peer)));

@@ -31,6 +31,7 @@ pub(super) fn announce(
     redis_plan: &RedisPlan,
     snapshot: &Snapshot,
     control: &str,
+    containers: Option<&crate::docker::ContainerPlan>,
 ) {
     tracing::info!(
         "project {} · redis: {} · dashboard: http://{control}/",
@@ -39,10 +40,27 @@ pub(super) fn announce(
     );
     for app in &snapshot.apps {
         let port = app.spec.process.port;
+        // How it runs, said once per app: an imported project's apps run as containers
+        // where an engine answers, else as processes.
+        let runs = match containers.is_some_and(|plan| plan.runs(&app.spec)) {
+            true => "container",
+            false => "process",
+        };
+        if !app.spec.sidecar.enabled {
+            let at = match (port, app.pod_host_port) {
+                (Some(port), Some(Some(host))) => {
+                    format!(" · app :{port} in its pod, :{host} on this machine")
+                }
+                (Some(port), _) => format!(" · app :{port}"),
+                (None, _) => String::new(),
+            };
+            tracing::info!("{}: {runs} · no sidecar (dapr: false){at}", app.spec.id);
+            continue;
+        }
         let Some(host_port) = app.pod_host_port else {
             let port = port.map(|p| format!("app :{p} · ")).unwrap_or_default();
             tracing::info!(
-                "{}: {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
+                "{}: {runs} · {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
                 app.spec.id,
                 app.ports.http,
                 app.ports.grpc
@@ -56,7 +74,7 @@ pub(super) fn announce(
             _ => String::new(),
         };
         tracing::info!(
-            "{}: pod · {port}sidecar localhost:3500/50001 in the pod, :{}/:{} on this machine",
+            "{}: {runs} in a pod · {port}sidecar localhost:3500/50001 in the pod, :{}/:{} on this machine",
             app.spec.id,
             app.ports.http,
             app.ports.grpc

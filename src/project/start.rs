@@ -335,7 +335,15 @@ impl Running {
     /// and the timeline; returns the control API's address.
     async fn publish(&self, owner: &Owner, view: &ProjectView) -> Result<String, Error> {
         let control = record::serve_control(view, &self.tasks, &self.token).await?;
-        record::announce(&self.manifest, &self.redis_plan, &view.snapshot(), &control);
+        let containers = self.plan.as_deref();
+        let snapshot = view.snapshot();
+        record::announce(
+            &self.manifest,
+            &self.redis_plan,
+            &snapshot,
+            &control,
+            containers,
+        );
         let runs = record::RunWriter::new(&self.manifest, &control);
         runs.write(&view.snapshot())?;
         let supervisor = &owner.ctx.supervisor;

@@ -324,6 +324,14 @@ pub fn own_outputs() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether nothing of the app's folder reaches its container: a ready-made image (a tracing
+/// backend, a database) with no mount. A save in the project has nothing to reload in it.
+fn runs_nothing_of_its_folder(app: &crate::manifest::AppSpec) -> bool {
+    use crate::manifest::{ImageSource, MountChoice};
+    matches!(app.process.image, Some(ImageSource::Image(_)))
+        && !matches!(app.process.mount, MountChoice::At(_))
+}
+
 /// What `daca up` watches in a project: every app's folder, the manifest, the resources
 /// folder. `outputs` are files daca itself writes (its redirected stdout and stderr).
 pub fn targets(manifest: &Manifest, outputs: &[PathBuf]) -> Vec<Watched> {
@@ -358,6 +366,7 @@ pub fn targets(manifest: &Manifest, outputs: &[PathBuf]) -> Vec<Watched> {
     let mut targets: Vec<Watched> = manifest
         .apps
         .iter()
+        .filter(|app| !runs_nothing_of_its_folder(app))
         .map(|app| Watched {
             target: Target::App(app.id.clone()),
             scope: Scope::Folder(Filter::new(

@@ -14,8 +14,9 @@ fn copy_fixture() -> tempfile::TempDir {
 /// Both apps are built from the folders named as their images and run in pods: the frontend
 /// reaches the memory service by its Service, `memory-service.daca.svc.cluster.local`, and
 /// through its sidecar, gets the Secret's key and its sidecar at 3500, reads a ConfigMap and a
-/// Secret mounted as volumes, and answers on NodePort 30080. What daca does not run (the plain
-/// Jaeger Deployment) and ignores (the frontend's `resources`) is said at start-up.
+/// Secret mounted as volumes, and answers on NodePort 30080. The plain Jaeger Deployment (no
+/// Dapr annotations) runs beside them as a container with no sidecar, reached by its Service's
+/// cluster name. How each app runs, and what daca ignores (`resources`), is said at start-up.
 #[test]
 fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
     if !crate::docker::engine_ready() {
@@ -24,16 +25,17 @@ fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
     let _serial = crate::common::serial();
     let project = copy_fixture();
     let mut up = crate::up::Up::start(project.path(), None);
-    up.wait_output("all 2 app(s) ready", Duration::from_secs(180));
+    up.wait_output("all 3 app(s) ready", Duration::from_secs(180));
     let output = up.output();
     let read = format!(
-        "read Kubernetes manifests in {}: 2 apps, 1 Dapr resource",
+        "read Kubernetes manifests in {}: 3 apps, 1 Dapr resource",
         project.path().display()
     );
     for said in [
         read.as_str(),
-        "not run: Deployment `jaeger` has no Dapr annotations",
-        "ignored on one machine: `frontend` imagePullPolicy, `frontend` resources",
+        "frontend: container in a pod · app :8000 in its pod",
+        "jaeger: container · no sidecar (dapr: false) · app :16686 in its pod",
+        "ignored on one machine: `frontend` imagePullPolicy, `frontend` resources, `jaeger` resources",
     ] {
         assert!(output.contains(said), "{said} in\n{output}");
     }
@@ -50,6 +52,23 @@ fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
         get("/call"),
         serde_json::json!({"by_name": {"app": "memory"}, "by_dapr": {"app": "memory"}})
     );
+    assert_eq!(get("/jaeger"), serde_json::json!({"status": 200}));
+    let ps = run(&["ps", "--json", "-d", project.path().to_str().unwrap()]);
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let jaeger = ps["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "jaeger")
+        .unwrap();
+    assert_eq!(jaeger["sidecar"], serde_json::Value::Null, "{ps}");
+    let env = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{json .Config.Env}}"])
+        .arg(jaeger["container"].as_str().unwrap())
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&env.stdout);
+    assert!(env.contains("PATH=") && !env.contains("DAPR_"), "{env}");
     // ConfigMap and Secret volumes are mounted where the Deployment says.
     assert_eq!(
         get("/files"),

@@ -47,6 +47,12 @@ fn all_semantic_problems_in_one_pass() {
     insta::assert_snapshot!(text);
 }
 
+/// An app without a sidecar (`dapr: false`) sets nothing of one.
+#[test]
+fn sidecar_fields_on_an_app_without_one_are_errors() {
+    insta::assert_snapshot!(rendered_error("no-sidecar.yaml"));
+}
+
 #[test]
 fn dependency_cycles_are_named_in_order() {
     insta::assert_snapshot!(rendered_error("cycle.yaml"));

@@ -24,7 +24,7 @@ async fn a_pod_has_its_own_localhost_hosts_file_and_way_out() {
     .unwrap();
     let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let outside_port = outside.local_addr().unwrap().port();
-    let pod = daca::pod::Pod::create(&hosts, &[outside_port])
+    let pod = daca::pod::Pod::create(&hosts, &[], &[outside_port])
         .await
         .unwrap();
     let inside = pod.listen("127.0.0.1:3500".parse().unwrap()).unwrap();

@@ -34,7 +34,7 @@ async function refreshApps() {
     row.cells[2].dataset.pid = app.pid || "";
     // In a pod: the machine's port, then the app's own inside (as `ports:` writes it).
     row.cells[3].textContent = app.pod ? `${app.pod.host_port ?? app.port}:${app.port} (pod)` : app.port ?? "-";
-    row.cells[4].textContent = `${app.sidecar.http} / ${app.sidecar.grpc}`;
+    row.cells[4].textContent = app.sidecar ? `${app.sidecar.http} / ${app.sidecar.grpc}` : 'none';
     row.cells[5].textContent = app.restarts;
     const up = app.started_at_ms && ["starting", "ready", "stopping"].includes(app.state);
     row.cells[6].textContent = up ? `${Math.round((Date.now() - app.started_at_ms) / 1000)} s` : "-";
