@@ -34,6 +34,8 @@ pub struct FromTilt {
     /// The build's Dockerfile's command, without its own reloader (when the Deployment gives
     /// none): what the app runs as a process.
     pub command: Vec<String>,
+    /// `live_update`'s `run` steps on dependency files (`setup:`).
+    pub setup: Option<String>,
 }
 
 /// What a Tiltfile says about the apps, by image (builds) and by workload name (resources).
@@ -52,6 +54,8 @@ pub struct TiltBuild {
     pub dockerfile: Option<String>,
     /// Where `live_update` syncs the folder to.
     pub mount: Option<String>,
+    /// `live_update`'s `run` steps on dependency files, as one shell command.
+    pub setup: Option<String>,
 }
 
 /// A Tiltfile's `k8s_resource`.
@@ -109,6 +113,7 @@ pub fn read_in_place(dir: &Path) -> Result<(Vec<(PathBuf, Node)>, TiltParts), Ex
                 dir: format!("./{folder}"),
                 dockerfile: None,
                 mount: None,
+                setup: None,
             };
             parts.builds.insert(name.to_string(), build);
         }
@@ -275,6 +280,7 @@ impl TiltParts {
             command,
             build: build.map(|b| (b.dir.clone(), b.dockerfile.clone())),
             mount: build.and_then(|b| b.mount.clone()),
+            setup: build.and_then(|b| b.setup.clone()),
             ports: resource.map(|r| r.ports.clone()).unwrap_or_default(),
             depends_on: resource.map(|r| r.deps.clone()).unwrap_or_default(),
         }

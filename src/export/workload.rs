@@ -186,6 +186,9 @@ impl App {
         if let Some(port) = &self.port {
             out.push_str(&format!("    port: {port}\n"));
         }
+        if let Some(setup) = &self.tilt.setup {
+            out.push_str(&format!("    setup: [sh, -c, {}]\n", scalar(setup)));
+        }
         if let Some(protocol) = &self.protocol {
             out.push_str(&format!("    app_protocol: {}\n", scalar(protocol)));
         }

@@ -161,13 +161,46 @@ fn build(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), TiltError>
     } else {
         format!("./{}", context.trim_start_matches("./"))
     };
+    let setup = run_steps(call, &image, &mut read.notes);
     let build = TiltBuild {
         dir,
         dockerfile: dockerfile.filter(|d| d != "Dockerfile"),
         mount,
+        setup,
     };
     read.parts.builds.insert(image, build);
     Ok(())
+}
+
+/// `live_update`'s `run` steps triggered by dependency files (`uv sync` on `pyproject.toml`):
+/// the app's `setup:`, which daca runs before a restart those files cause (a container's
+/// image is rebuilt instead, and its Dockerfile installs them). Any other `run` step is said.
+fn run_steps(call: &Call, image: &str, notes: &mut Vec<String>) -> Option<String> {
+    let steps = call.args.get("live_update")?.as_array()?;
+    let mut setup = Vec::new();
+    for step in steps
+        .iter()
+        .filter(|s| s.get("step").and_then(|v| v.as_str()) == Some("run"))
+    {
+        let cmd = step.get("cmd").and_then(|c| c.as_str()).unwrap_or_default();
+        let triggers: Vec<&str> = step
+            .get("trigger")
+            .and_then(|t| t.as_array())
+            .map(|t| t.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let dependencies = !triggers.is_empty()
+            && triggers
+                .iter()
+                .all(|t| crate::watch::is_dependency_file(Path::new(t)));
+        match dependencies {
+            true => setup.push(cmd.to_string()),
+            false => notes.push(format!(
+                "{}('{image}'): live_update run('{cmd}') is not run: daca runs a run() step when dependency files trigger it (pyproject.toml, uv.lock, requirements*.txt), and restarts the app on every other change",
+                call.function
+            )),
+        }
+    }
+    (!setup.is_empty()).then(|| setup.join(" && "))
 }
 
 /// `k8s_resource`'s port forwards and dependencies.

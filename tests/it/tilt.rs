@@ -39,11 +39,33 @@ fn init_from_tilt_writes_the_labs_daca_yaml_beside_its_tiltfile() {
         "mount: /code",
         "ports: [\"8000:8000\"]",
         "resources: ./resources",
+        // live_update's run('uv sync', trigger=['pyproject.toml']).
+        "setup: [sh, -c, uv sync]",
     ] {
         assert!(manifest.contains(wanted), "{wanted} in\n{manifest}");
     }
     // `resource_deps=['redis']` is daca's Redis, not an app to wait for.
     assert!(!manifest.contains("depends_on"), "{manifest}");
+    // A run() step on other files is said, never skipped silently.
+    let tiltfile = lab.path().join("Tiltfile");
+    let text_of = std::fs::read_to_string(&tiltfile).unwrap();
+    std::fs::write(
+        &tiltfile,
+        text_of.replace("run('uv sync',", "run('echo synced'), run('uv sync',"),
+    )
+    .unwrap();
+    let again = run(&[
+        "init",
+        "--force",
+        "--from-tilt",
+        lab.path().to_str().unwrap(),
+    ]);
+    assert!(
+        text(&again.stdout).contains("live_update run('echo synced') is not run"),
+        "{}{}",
+        text(&again.stdout),
+        text(&again.stderr)
+    );
     let validate = run(&["validate", "-d", lab.path().to_str().unwrap()]);
     assert!(validate.status.success(), "{}", text(&validate.stderr));
 }
