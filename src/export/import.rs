@@ -194,11 +194,13 @@ pub fn import_documents(
             .map_err(|e| failed(e.to_string(), "report this as a daca bug"))?;
         files.push((path, text));
     }
+    let mut notes = super::unsupported::notes(&docs);
+    notes.extend(apps.iter().flat_map(|a| a.service_port_notes()));
     Ok(Imported {
         files,
         apps: apps.into_iter().map(|a| a.id).collect(),
         resources: resources_count,
-        notes: super::unsupported::notes(&docs),
+        notes,
     })
 }
 
@@ -218,6 +220,7 @@ fn apps_of(dir: &Path, docs: &[(PathBuf, Node)], tilt: &TiltParts) -> Vec<App> {
             let mut app = App::from_deployment(d)?;
             app.host_ports = super::services::host_ports(d, &services);
             app.names = super::services::names(d, &services);
+            app.service_ports = super::services::service_ports(d, &services);
             app.names.retain(|n| *n != app.id);
             let name = d.path_str(&["metadata", "name"]).unwrap_or_default();
             app.tilt = tilt.for_app(&app.image, name, &app.id, dir);

@@ -52,6 +52,37 @@ pub fn host_ports(deployment: &Node, services: &[&Node]) -> Vec<(i64, i64)> {
     ports
 }
 
+/// `(service port, target port)` for each port of each Service that selects `deployment`'s
+/// pods where the two differ (`port: 80`, `targetPort: 8000`): inside the pods its names
+/// answer on the Service's port.
+pub fn service_ports(deployment: &Node, services: &[&Node]) -> Vec<(i64, i64)> {
+    let Some(template) = deployment.get("spec").and_then(|s| s.get("template")) else {
+        return Vec::new();
+    };
+    let labels = template.get("metadata").and_then(|m| m.get("labels"));
+    let mut ports = Vec::new();
+    for spec in services.iter().filter_map(|s| s.get("spec")) {
+        if !selects(spec.get("selector"), labels) {
+            continue;
+        }
+        for port in spec.get("ports").map(Node::as_list).unwrap_or_default() {
+            let Some(service) = int(port.get("port")) else {
+                continue;
+            };
+            let target = match port.get("targetPort") {
+                Some(Node::Str(name)) => named_port(template, name),
+                other => int(other).or(Some(service)),
+            };
+            if let Some(target) = target.filter(|t| *t != service)
+                && !ports.contains(&(service, target))
+            {
+                ports.push((service, target));
+            }
+        }
+    }
+    ports
+}
+
 fn int(node: Option<&Node>) -> Option<i64> {
     match node? {
         Node::Int(n) => Some(*n),

@@ -32,10 +32,15 @@ pub(super) struct App {
     pub host_ports: Vec<(i64, i64)>,
     /// The Services that select it, by name (the app-id itself left out).
     pub names: Vec<String>,
+    /// Its Services' (port, targetPort) where they differ.
+    pub service_ports: Vec<(i64, i64)>,
     /// Its ConfigMap and Secret volumes.
     pub mounts: Vec<super::volumes::Mount>,
     pub tilt: FromTilt,
 }
+
+/// A (Service port, target port) pair.
+type PortPair = (i64, i64);
 
 /// A `valueFrom` reference: (variable, object, key).
 type KeyRef = (String, String, String);
@@ -113,6 +118,7 @@ impl App {
                 .map(String::from),
             host_ports: Vec::new(),
             names: Vec::new(),
+            service_ports: Vec::new(),
             mounts: super::volumes::mounts(template.get("spec")?, container),
             tilt: FromTilt::default(),
         })
@@ -193,10 +199,7 @@ impl App {
             out.push_str(&format!("    app_protocol: {}\n", scalar(protocol)));
         }
         self.ports_yaml(&mut out);
-        if !self.names.is_empty() {
-            let names: Vec<String> = self.names.iter().map(|n| scalar(n)).collect();
-            out.push_str(&format!("    names: [{}]\n", names.join(", ")));
-        }
+        self.names_yaml(&mut out);
         if let Some(path) = &self.health {
             out.push_str(&format!("    health: {}\n", scalar(path)));
         }
@@ -218,6 +221,48 @@ impl App {
             }
         }
         out
+    }
+
+    /// Its Services' names, and their ports that lead to its port.
+    fn names_yaml(&self, out: &mut String) {
+        if !self.names.is_empty() {
+            let names: Vec<String> = self.names.iter().map(|n| scalar(n)).collect();
+            out.push_str(&format!("    names: [{}]\n", names.join(", ")));
+        }
+        let (leading, _) = self.split_service_ports();
+        if !leading.is_empty() {
+            let ports: Vec<String> = leading
+                .iter()
+                .map(|(s, t)| format!("\"{s}:{t}\""))
+                .collect();
+            out.push_str(&format!("    service_ports: [{}]\n", ports.join(", ")));
+        }
+    }
+
+    /// Its Services' other ports: those leading to its port (daca's `service_ports:`), and
+    /// those leading elsewhere, which daca cannot give it.
+    fn split_service_ports(&self) -> (Vec<PortPair>, Vec<PortPair>) {
+        let port = self
+            .port
+            .as_deref()
+            .and_then(|p| p.trim().parse::<i64>().ok());
+        self.service_ports
+            .iter()
+            .partition(|(_, target)| Some(*target) == port)
+    }
+
+    /// What daca cannot do of its Services' ports, one line each.
+    pub fn service_port_notes(&self) -> Vec<String> {
+        let (_, others) = self.split_service_ports();
+        others
+            .iter()
+            .map(|(service, target)| {
+                format!(
+                    "`{}`: its Service port {service} leads to {target}, not to its app port: inside the pods its names answer on its app port only",
+                    self.id
+                )
+            })
+            .collect()
     }
 
     /// NodePort/LoadBalancer Services' ports, then the Tiltfile's port forwards.

@@ -61,6 +61,7 @@ pub(super) fn app_spec(
             .and_then(|raw| network_mode(c, raw))
             .unwrap_or(network),
         ports: host_ports(c, app),
+        service_ports: service_ports(c, app),
         names: app
             .names
             .iter()
@@ -245,6 +246,36 @@ fn host_ports(checker: &mut Checker, app: &AppWire) -> Vec<(u16, u16)> {
         }
     }
     pairs
+}
+
+/// `service_ports:`: `"80:8000"`, where 8000 must be the app's `port` (what its names lead to).
+fn service_ports(checker: &mut Checker, app: &AppWire) -> Vec<u16> {
+    let own = app.port.as_ref().map(|p| p.value);
+    let mut ports = Vec::new();
+    for raw in &app.service_ports {
+        let parse = |text: &str| text.trim().parse::<u16>().ok().filter(|p| *p != 0);
+        let pair = raw
+            .value
+            .split_once(':')
+            .and_then(|(service, target)| parse(service).zip(parse(target)));
+        match (pair, own) {
+            (Some((service, target)), Some(port)) if target == port => ports.push(service),
+            (Some(_), _) => checker.error(
+                raw,
+                format!("`{}` does not lead to the app's `port`", raw.value),
+                Some(match own {
+                    Some(port) => format!("write `\"PORT:{port}\"`"),
+                    None => "give the app its `port:`".into(),
+                }),
+            ),
+            (None, _) => checker.error(
+                raw,
+                format!("invalid service port `{}`", raw.value),
+                Some("write `SERVICE:TARGET`, e.g. `\"80:8000\"`".into()),
+            ),
+        }
+    }
+    ports
 }
 
 fn reload_mode(checker: &mut Checker, raw: Option<&At<String>>) -> ReloadMode {

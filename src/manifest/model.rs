@@ -174,6 +174,8 @@ pub struct NetworkSpec {
     pub ports: Vec<(u16, u16)>,
     /// `names:`: what else the app is called in the pods.
     pub names: Vec<String>,
+    /// `service_ports:`: other ports its names lead to its `port` on, in the pods.
+    pub service_ports: Vec<u16>,
 }
 
 /// The app's sidecar. Its ports reach the process as `DAPR_HTTP_PORT`/`DAPR_GRPC_PORT`, so

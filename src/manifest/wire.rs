@@ -179,6 +179,10 @@ pub struct AppWire {
     /// `<name>.<namespace>` and `<name>.<namespace>.svc.cluster.local`.
     #[serde(default)]
     pub names: Vec<At<String>>,
+    /// Other ports its names answer on inside pods, as a Kubernetes Service's `port` leading
+    /// to its `targetPort`: `"80:8000"` (the target is the app's `port`).
+    #[serde(default)]
+    pub service_ports: Vec<At<String>>,
 }
 
 /// How an app's image is built, as Compose's `build:`.

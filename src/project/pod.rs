@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use super::Context;
 use super::launch::{InPod, POD_SIDECAR, PodJoin};
 use super::pod_links::{forward, place, to_peer};
-use super::pod_names::{Names, PeerList, Target, wanted};
+use super::pod_names::{Names, PeerList, Target};
 use crate::env::SidecarPorts;
 use crate::error::Problem;
 use crate::manifest::AppSpec;
@@ -333,8 +333,8 @@ fn name_listeners(
     names: &Names,
 ) -> Result<Vec<(TcpListener, String, Target)>, Problem> {
     let mut listeners = Vec::new();
-    for (n, peer, port) in names.initial() {
-        for (address, target) in wanted(n, port) {
+    for (peer, wanted) in names.initial() {
+        for (address, target) in wanted {
             let listener = pod.listen(address).map_err(|e| {
                 Problem::new(format!("{id}: cannot listen for `{peer}` in its pod: {e}"))
             })?;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use super::launch::POD_SIDECAR;
 use super::pod::{pod_problem, pods_dir};
-use super::pod_names::{Names, wanted};
+use super::pod_names::Names;
 use crate::docker::ContainerPlan;
 use crate::docker::pod::PodContainer;
 use crate::error::Problem;
@@ -99,8 +99,8 @@ impl ContainerPod {
             listens.push(format!("127.0.0.1:{}=sidecar:http", POD_SIDECAR.http));
             listens.push(format!("127.0.0.1:{}=sidecar:grpc", POD_SIDECAR.grpc));
         }
-        for (n, peer, port) in names.initial() {
-            for (address, target) in wanted(n, port) {
+        for (peer, wanted) in names.initial() {
+            for (address, target) in wanted {
                 listens.push(format!("{address}={}", target.relay(&peer)));
             }
         }

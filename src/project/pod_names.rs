@@ -35,8 +35,9 @@ fn peer_address(n: usize, sidecar: bool) -> IpAddr {
     crate::pod::peer_net::peer_address(n, sidecar)
 }
 
-/// The addresses in the pod that the `n`th peer (app port `port`) needs listened on.
-pub(super) fn wanted(n: usize, port: Option<u16>) -> Vec<(SocketAddr, Target)> {
+/// The addresses in the pod that the `n`th peer needs listened on: its sidecar's, and each
+/// of `ports` (its app port, then its Services' other ports), all leading to its app.
+pub(super) fn wanted(n: usize, ports: &[u16]) -> Vec<(SocketAddr, Target)> {
     let sidecar = peer_address(n, true);
     let mut wanted = vec![
         (
@@ -48,13 +49,20 @@ pub(super) fn wanted(n: usize, port: Option<u16>) -> Vec<(SocketAddr, Target)> {
             Target::SidecarGrpc,
         ),
     ];
-    if let Some(port) = port {
+    for port in ports {
         wanted.push((
-            SocketAddr::from((peer_address(n, false), port)),
+            SocketAddr::from((peer_address(n, false), *port)),
             Target::App,
         ));
     }
     wanted
+}
+
+/// What an app is also known by in the pods: its Services' names and their other ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Also {
+    pub names: Vec<String>,
+    pub ports: Vec<u16>,
 }
 
 /// The other apps of a pod, with their app ports.
@@ -62,15 +70,21 @@ pub(super) type PeerList = Vec<(String, Option<u16>)>;
 
 /// Every app's other names (`names:`, a Kubernetes Service's), by app-id: the owner publishes
 /// them with each manifest; a pod's hosts file gives each the app's addresses.
-pub(super) type Aliases = std::sync::Arc<crate::sync::RwLock<BTreeMap<String, Vec<String>>>>;
+pub(super) type Aliases = std::sync::Arc<crate::sync::RwLock<BTreeMap<String, Also>>>;
 
-/// The apps' `names:` in `manifest`, for [`Aliases`].
-pub(super) fn aliases_of(manifest: &crate::manifest::Manifest) -> BTreeMap<String, Vec<String>> {
+/// The apps' `names:` and `service_ports:` in `manifest`, for [`Aliases`].
+pub(super) fn aliases_of(manifest: &crate::manifest::Manifest) -> BTreeMap<String, Also> {
     manifest
         .apps
         .iter()
-        .filter(|a| !a.network.names.is_empty())
-        .map(|a| (a.id.to_string(), a.network.names.clone()))
+        .filter(|a| !a.network.names.is_empty() || !a.network.service_ports.is_empty())
+        .map(|a| {
+            let also = Also {
+                names: a.network.names.clone(),
+                ports: a.network.service_ports.clone(),
+            };
+            (a.id.to_string(), also)
+        })
         .collect()
 }
 
@@ -107,14 +121,29 @@ impl Names {
         &self.hosts
     }
 
-    /// The peers known when the pod was made, with their `n`.
-    pub fn initial(&self) -> Vec<(usize, String, Option<u16>)> {
-        let known = self.known.lock();
+    /// The peers known when the pod was made, with what to listen on for each.
+    pub fn initial(&self) -> Vec<(String, Vec<(SocketAddr, Target)>)> {
+        let known = self.known.lock().clone();
         known
             .iter()
             .enumerate()
-            .map(|(n, (peer, port))| (n, peer.clone(), *port))
+            .map(|(n, (peer, port))| (peer.clone(), wanted(n, &self.ports_of(peer, *port))))
             .collect()
+    }
+
+    /// The ports a peer's names lead to its app on: its own, then its Services' others.
+    fn ports_of(&self, peer: &str, port: Option<u16>) -> Vec<u16> {
+        let Some(port) = port else {
+            return Vec::new();
+        };
+        let aliases = self.aliases.read();
+        let others = aliases
+            .get(peer)
+            .map(|a| a.ports.as_slice())
+            .unwrap_or_default();
+        let mut ports = vec![port];
+        ports.extend(others.iter().filter(|p| **p != port));
+        ports
     }
 
     /// Adds a line of the pod's own.
@@ -126,20 +155,21 @@ impl Names {
     /// An app that joined (or came back with another port): its `n` and what to listen on
     /// for it; `None` when the pod knows it already.
     pub fn add(&self, peer: &str, port: Option<u16>) -> Option<Vec<(SocketAddr, Target)>> {
+        let ports = self.ports_of(peer, port);
         let wanted = {
             let mut known = self.known.lock();
             match known.iter().position(|(p, _)| p == peer) {
                 Some(n) if known[n].1 == port || port.is_none() => return None,
                 Some(n) => {
                     known[n].1 = port;
-                    wanted(n, port)
+                    wanted(n, &ports)
                         .into_iter()
                         .filter(|(_, t)| *t == Target::App)
                         .collect()
                 }
                 None => {
                     known.push((peer.to_string(), port));
-                    wanted(known.len() - 1, port)
+                    wanted(known.len() - 1, &ports)
                 }
             }
         };
@@ -158,7 +188,10 @@ impl Names {
             format!("{name} {name}.{ns} {name}.{ns}.svc {name}.{ns}.svc.cluster.local")
         };
         let also = |app: &str| -> String {
-            let names = aliases.get(app).map(Vec::as_slice).unwrap_or_default();
+            let names = aliases
+                .get(app)
+                .map(|a| a.names.as_slice())
+                .unwrap_or_default();
             names.iter().map(|a| format!(" {}", cluster(a))).collect()
         };
         let mut text = format!(

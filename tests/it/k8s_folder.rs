@@ -12,7 +12,8 @@ fn copy_fixture() -> tempfile::TempDir {
 }
 
 /// Both apps are built from the folders named as their images and run in pods: the frontend
-/// reaches the memory service by its Service, `memory-service.daca.svc.cluster.local`, and
+/// reaches the memory service by its Service, `memory-service.daca.svc.cluster.local` (the
+/// Service's port 80, leading to the app's 8000), and
 /// through its sidecar, gets the Secret's key and its sidecar at 3500, reads a ConfigMap and a
 /// Secret mounted as volumes, and answers on NodePort 30080. The plain Jaeger Deployment (no
 /// Dapr annotations) runs beside them as a container with no sidecar, reached by its Service's

@@ -53,6 +53,12 @@ fn sidecar_fields_on_an_app_without_one_are_errors() {
     insta::assert_snapshot!(rendered_error("no-sidecar.yaml"));
 }
 
+/// A Service port leads to the app's own port, or it is an error where it is written.
+#[test]
+fn service_ports_lead_to_the_apps_port() {
+    insta::assert_snapshot!(rendered_error("service-ports.yaml"));
+}
+
 #[test]
 fn dependency_cycles_are_named_in_order() {
     insta::assert_snapshot!(rendered_error("cycle.yaml"));
