@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::tilt_parts::app_id_of;
+pub use super::tilt_parts::{FromTilt, TiltBuild, TiltLocal, TiltParts, TiltResource};
 use super::workload::{self, App};
 use super::{ExportError, Node, PART_OF};
 
@@ -18,52 +20,6 @@ pub struct Imported {
     pub resources: usize,
     /// What the manifests ask for that daca does not do, one line each.
     pub notes: Vec<String>,
-}
-
-/// What a Tiltfile adds to an app found in the manifests (see `crate::tilt::project`).
-#[derive(Debug, Clone, Default)]
-pub struct FromTilt {
-    /// The image is built from this folder (`dir:`) and Dockerfile (relative to it).
-    pub build: Option<(String, Option<String>)>,
-    /// Where live_update syncs the folder to (`mount:`).
-    pub mount: Option<String>,
-    /// `k8s_resource(port_forwards=…)`: host port → pod port.
-    pub ports: Vec<(i64, i64)>,
-    /// `k8s_resource(resource_deps=…)` that are apps.
-    pub depends_on: Vec<String>,
-    /// The build's Dockerfile's command, without its own reloader (when the Deployment gives
-    /// none): what the app runs as a process.
-    pub command: Vec<String>,
-    /// `live_update`'s `run` steps on dependency files (`setup:`).
-    pub setup: Option<String>,
-}
-
-/// What a Tiltfile says about the apps, by image (builds) and by workload name (resources).
-#[derive(Debug, Default)]
-pub struct TiltParts {
-    pub builds: BTreeMap<String, TiltBuild>,
-    pub resources: BTreeMap<String, TiltResource>,
-}
-
-/// An image a Tiltfile builds.
-#[derive(Debug, Clone)]
-pub struct TiltBuild {
-    /// The build folder (`dir:`), relative to the Tiltfile.
-    pub dir: String,
-    /// Its Dockerfile, relative to the folder, when not `Dockerfile`.
-    pub dockerfile: Option<String>,
-    /// Where `live_update` syncs the folder to.
-    pub mount: Option<String>,
-    /// `live_update`'s `run` steps on dependency files, as one shell command.
-    pub setup: Option<String>,
-}
-
-/// A Tiltfile's `k8s_resource`.
-#[derive(Debug, Clone, Default)]
-pub struct TiltResource {
-    /// Host port → pod port.
-    pub ports: Vec<(i64, i64)>,
-    pub deps: Vec<String>,
 }
 
 /// The resources folder the project names (its files are `resources/<kind>-<name>.yaml`).
@@ -151,32 +107,27 @@ pub fn import_documents(
     }
     apps.sort_by(|a, b| a.id.cmp(&b.id));
     // A Tiltfile's resource_deps may name what daca provides (Redis): only apps are waited for.
-    let ids: Vec<String> = apps.iter().map(|a| a.id.clone()).collect();
+    let ids: Vec<String> = apps
+        .iter()
+        .map(|a| a.id.clone())
+        .chain(tilt.locals.iter().map(|l| app_id_of(&l.name)))
+        .collect();
     for app in &mut apps {
         app.tilt.depends_on.retain(|d| ids.contains(d));
     }
     let project = project_name(dir, by_kind("Deployment").map(|(_, d)| d));
-    let redis_image = by_kind("StatefulSet")
-        .find(|(_, d)| d.path_str(&["metadata", "name"]) == Some(super::redis::NAME_REDIS))
-        .and_then(|(_, d)| {
-            workload::first_container(d)?
-                .path_str(&["image"])
-                .map(String::from)
-        });
+    let redis_image = redis_image(&docs);
     let mut files = Vec::new();
     let resources = dapr_resources(&docs);
     let resources_count = resources.len();
-    let mut manifest = format!("# Imported by `{command}`.\nname: {}\n", scalar(&project));
-    if let Some(namespace) = apps.iter().find_map(|a| a.namespace.as_deref()) {
-        manifest.push_str(&format!("namespace: {}\n", scalar(namespace)));
-    }
-    if !resources.is_empty() {
-        manifest.push_str(&format!("resources: {RESOURCES}\n"));
-    }
-    if let Some(image) = redis_image {
-        manifest.push_str(&format!("redis:\n  image: {}\n", scalar(&image)));
-    }
-    manifest.push_str("apps:\n");
+    let namespace = apps.iter().find_map(|a| a.namespace.as_deref());
+    let mut manifest = header(
+        command,
+        &project,
+        namespace,
+        !resources.is_empty(),
+        redis_image,
+    );
     for app in &apps {
         let (volume_files, volumes) =
             super::volumes::files(&app.id, &app.mounts, &config_maps, &secrets);
@@ -188,6 +139,9 @@ pub fn import_documents(
             files.push((format!("{}/.env", dir.trim_end_matches('/')), env));
         }
     }
+    for local in &tilt.locals {
+        manifest.push_str(&local.yaml(&ids));
+    }
     files.insert(0, ("daca.yaml".into(), manifest));
     for (path, doc) in resources {
         let text = serde_saphyr::to_string(doc)
@@ -198,10 +152,48 @@ pub fn import_documents(
     notes.extend(apps.iter().flat_map(|a| a.service_port_notes()));
     Ok(Imported {
         files,
-        apps: apps.into_iter().map(|a| a.id).collect(),
+        apps: apps
+            .into_iter()
+            .map(|a| a.id)
+            .chain(tilt.locals.iter().map(|l| app_id_of(&l.name)))
+            .collect(),
         resources: resources_count,
         notes,
     })
+}
+
+/// The image of the Redis StatefulSet `daca export` writes, if the folder has one.
+fn redis_image(docs: &[(PathBuf, Node)]) -> Option<String> {
+    docs.iter()
+        .filter(|(_, d)| d.path_str(&["kind"]) == Some("StatefulSet"))
+        .find(|(_, d)| d.path_str(&["metadata", "name"]) == Some(super::redis::NAME_REDIS))
+        .and_then(|(_, d)| {
+            workload::first_container(d)?
+                .path_str(&["image"])
+                .map(String::from)
+        })
+}
+
+/// The daca.yaml's project keys, up to `apps:`.
+fn header(
+    command: &str,
+    project: &str,
+    namespace: Option<&str>,
+    resources: bool,
+    redis_image: Option<String>,
+) -> String {
+    let mut manifest = format!("# Imported by `{command}`.\nname: {}\n", scalar(project));
+    if let Some(namespace) = namespace {
+        manifest.push_str(&format!("namespace: {}\n", scalar(namespace)));
+    }
+    if resources {
+        manifest.push_str(&format!("resources: {RESOURCES}\n"));
+    }
+    if let Some(image) = redis_image {
+        manifest.push_str(&format!("redis:\n  image: {}\n", scalar(&image)));
+    }
+    manifest.push_str("apps:\n");
+    manifest
 }
 
 /// The apps: Deployments and StatefulSets (but a Redis: daca's own), those without Dapr
@@ -259,35 +251,6 @@ fn dapr_resources<T>(docs: &[(T, Node)]) -> Vec<(String, &Node)> {
         .collect();
     resources.sort_by(|a, b| a.0.cmp(&b.0));
     resources
-}
-
-impl TiltParts {
-    /// What the Tiltfile says about the app whose image is `image` and whose workload is
-    /// `workload` (or its app-id).
-    fn for_app(&self, image: &str, workload: &str, id: &str, dir: &Path) -> FromTilt {
-        // Tilt matches an image by its name, whatever tag the manifest has.
-        let name = image.rsplit_once(':').map_or(image, |(n, _)| n);
-        let build = self.builds.get(image).or_else(|| self.builds.get(name));
-        let resource = self
-            .resources
-            .get(workload)
-            .or_else(|| self.resources.get(id));
-        let command = build
-            .and_then(|b| {
-                let file = b.dockerfile.as_deref().unwrap_or("Dockerfile");
-                std::fs::read_to_string(dir.join(&b.dir).join(file)).ok()
-            })
-            .map(|text| super::dockerfile::for_daca(super::dockerfile::command(&text)))
-            .unwrap_or_default();
-        FromTilt {
-            command,
-            build: build.map(|b| (b.dir.clone(), b.dockerfile.clone())),
-            mount: build.and_then(|b| b.mount.clone()),
-            setup: build.and_then(|b| b.setup.clone()),
-            ports: resource.map(|r| r.ports.clone()).unwrap_or_default(),
-            depends_on: resource.map(|r| r.deps.clone()).unwrap_or_default(),
-        }
-    }
 }
 
 /// Secret name → key → value: Secret objects (`stringData`, or base64 `data`) and the env

@@ -12,6 +12,7 @@ pub mod import;
 pub mod node;
 mod redis;
 mod services;
+mod tilt_parts;
 mod unsupported;
 pub mod volumes;
 mod workload;

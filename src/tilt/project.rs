@@ -52,6 +52,7 @@ pub fn read(dir: &Path) -> Result<Read, TiltError> {
             "helm" => {} // rendered (or provided) while evaluating; its YAML came to k8s_yaml
             "docker_build" | "nerdctl_build" | "custom_build" => build(&tilt, call, &mut read)?,
             "k8s_resource" => resource(&tilt, call, &mut read)?,
+            "local_resource" => local_resource(&tilt, call, &mut read)?,
             // How Tilt itself runs: nothing for daca to do.
             "update_settings"
             | "watch_file"
@@ -201,6 +202,61 @@ fn run_steps(call: &Call, image: &str, notes: &mut Vec<String>) -> Option<String
         }
     }
     (!setup.is_empty()).then(|| setup.join(" && "))
+}
+
+/// A command as one shell line: a string as it is, a list quoted word by word.
+fn shell_line(call: &Call, name: &str) -> Option<String> {
+    match call.args.get(name)? {
+        serde_json::Value::String(line) if !line.trim().is_empty() => Some(line.clone()),
+        serde_json::Value::Array(words) if !words.is_empty() => Some(
+            words
+                .iter()
+                .filter_map(|w| w.as_str())
+                .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    }
+}
+
+/// `local_resource` with a `serve_cmd`: a process of the machine's (no sidecar, the machine's
+/// network, as Tilt runs it), its `cmd` run before each start, restarted when its `deps`
+/// change. One with a `cmd` alone is a one-shot step, which daca does not run.
+fn local_resource(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), TiltError> {
+    let name = call.str("name").unwrap_or_default().to_string();
+    let Some(serve) = shell_line(call, "serve_cmd") else {
+        return Err(tilt.error(
+            call.at,
+            format!("local_resource('{name}'): daca runs a local_resource that serves (`serve_cmd`); a one-shot `cmd` it does not run"),
+            "run the command yourself before `daca up`, or make it the `setup:` of an app in a daca.yaml",
+        ));
+    };
+    let command = match shell_line(call, "cmd") {
+        Some(cmd) => format!("{cmd} && exec {serve}"),
+        None => format!("exec {serve}"),
+    };
+    let env = match call.args.get("serve_env") {
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if call.args.contains_key("readiness_probe") {
+        read.notes.push(format!(
+            "local_resource('{name}'): its readiness_probe is not used (it is ready once started)"
+        ));
+    }
+    read.parts.locals.push(crate::export::import::TiltLocal {
+        name,
+        command,
+        dir: call.str("serve_dir").map(String::from),
+        deps: call.strings("deps"),
+        resource_deps: call.strings("resource_deps"),
+        env,
+    });
+    Ok(())
 }
 
 /// `k8s_resource`'s port forwards and dependencies.

@@ -95,6 +95,11 @@ fn a_tiltfile_daca_cannot_run_is_a_located_error() {
             "Tiltfile:1:1: ",
             "is not a file",
         ),
+        (
+            "local_resource('migrate', cmd='echo once')\n",
+            "Tiltfile:1:1: ",
+            "a one-shot `cmd` it does not run",
+        ),
     ];
     for (text_of, at, says) in cases {
         std::fs::write(&tiltfile, text_of).unwrap();
@@ -115,6 +120,8 @@ fn a_tiltfile_daca_cannot_run_is_a_located_error() {
 /// `daca up` in the lab itself (no daca.yaml): one line says what it read, the app is built
 /// from its Dockerfile and serves on its port forward, a save reloads it, its state lands in
 /// daca's Redis in Dapr's layout, and what daca made of the lab is written under `.daca/`.
+/// A `local_resource` with a `serve_cmd` runs beside it as a process of the machine's, its
+/// `cmd` first, and restarts when one of its `deps` changes.
 #[test]
 fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
     if !crate::docker::engine_ready() {
@@ -122,12 +129,46 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
     }
     let _serial = crate::common::serial();
     let lab = copy_fixture("single");
+    let docs = crate::common::free_port();
+    std::fs::create_dir_all(lab.path().join("docs")).unwrap();
+    let tiltfile = lab.path().join("Tiltfile");
+    let mut tilt = std::fs::read_to_string(&tiltfile).unwrap();
+    tilt.push_str(&format!(
+        "local_resource('docs_server', cmd='date +%s%N > built.txt', serve_cmd='python3 -m http.server {docs} --bind 127.0.0.1', serve_dir='docs', deps=['docs/index.md'])\n"
+    ));
+    std::fs::write(&tiltfile, tilt).unwrap();
     let mut up = crate::up::Up::start(lab.path(), None);
-    up.wait_output("all 1 app(s) ready", Duration::from_secs(120));
+    up.wait_output("all 2 app(s) ready", Duration::from_secs(120));
     assert!(
         up.output().contains(
-            "read Tiltfile: 1 app, 1 Dapr resource, Helm charts dapr, dapr-dashboard, redis provided by daca"
+            "read Tiltfile: 2 apps, 1 Dapr resource, Helm charts dapr, dapr-dashboard, redis provided by daca"
         ),
+        "{}",
+        up.output()
+    );
+    assert!(
+        up.output().contains("docs-server: process · no sidecar"),
+        "{}",
+        up.output()
+    );
+    let built = || std::fs::read_to_string(lab.path().join("docs/built.txt")).unwrap_or_default();
+    let first = built();
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(docs, "/built.txt")
+            .is_some_and(|(s, b)| s == 200 && b == first)),
+        "{}",
+        up.output()
+    );
+    std::fs::write(lab.path().join("docs/index.md"), "# changed\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || built() != first),
+        "its cmd ran again\n{}",
+        up.output()
+    );
+    // The save was in the agent's folder too (its sync is the lab's root): it reloads.
+    let serving = || http_get(8000, "/").is_some_and(|(s, _)| s == 200);
+    assert!(
+        wait_until(Duration::from_secs(30), serving),
         "{}",
         up.output()
     );
