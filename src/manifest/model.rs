@@ -30,6 +30,19 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// What the project was read from, as its log lines name it: `daca.yaml`, `Tiltfile`, or
+    /// `manifests` for a folder of Kubernetes YAML.
+    pub fn source_name(&self) -> String {
+        match self.file.is_dir() {
+            true => "manifests".into(),
+            false => self
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| super::FILE_NAME.into()),
+        }
+    }
+
     /// The app with this id.
     pub fn app(&self, id: &str) -> Option<&AppSpec> {
         self.apps.iter().find(|app| app.id.as_str() == id)

@@ -195,21 +195,22 @@ impl Owner {
     pub async fn reconcile(&mut self) {
         let next = match crate::folder::load(&self.manifest.file) {
             Ok(next) => next.manifest,
-            Err(err) => return not_applied(&err.to_string()),
+            Err(err) => return not_applied(&self.manifest, &err.to_string()),
         };
         let actions = reconcile::diff(&self.manifest, &next);
         if let Err(problem) = self.check_starts(&actions, &next) {
-            return not_applied(&problem.to_string());
+            return not_applied(&self.manifest, &problem.to_string());
         }
         let current = std::mem::replace(&mut self.manifest, next.clone());
         // Pods made from now on, and the hosts files rewritten for a new peer, have them.
         *self.ctx.aliases.write() = super::pod_names::aliases_of(&next);
         let mut kept: BTreeMap<AppId, (SidecarPorts, Arc<ReloadStats>)> = BTreeMap::new();
+        let source = next.source_name();
         for action in actions {
             match action {
-                Action::Unapplied(what) => tracing::warn!("daca.yaml: {what}"),
+                Action::Unapplied(what) => tracing::warn!("{source}: {what}"),
                 Action::Stop(id) => {
-                    tracing::info!("daca.yaml: stopping {id}");
+                    tracing::info!("{source}: stopping {id}");
                     if let Some(ports) = self.remove_app(&id).await {
                         kept.insert(id, ports);
                     }
@@ -262,7 +263,7 @@ impl Owner {
         } else {
             "starting"
         };
-        tracing::info!("daca.yaml: {verb} {id}");
+        tracing::info!("{}: {verb} {id}", self.manifest.source_name());
         if let Some(plan) = self.ctx.containers.as_deref().filter(|p| p.runs(app))
             && let Err(err) = plan.prepare(app).await
         {
@@ -284,7 +285,10 @@ impl Owner {
 
     async fn update_app(&mut self, next: &Manifest, id: &AppId) {
         if let (Some(entry), Some(app)) = (self.apps.get_mut(id), next.app(id.as_str())) {
-            tracing::info!("daca.yaml: {id}'s new settings apply without a restart");
+            tracing::info!(
+                "{}: {id}'s new settings apply without a restart",
+                self.manifest.source_name()
+            );
             entry.update(&self.ctx, app.clone()).await;
         }
     }
@@ -387,8 +391,9 @@ impl Owner {
     }
 }
 
-fn not_applied(problem: &str) {
-    tracing::error!("{problem}\n  daca.yaml was not applied; the running apps are unchanged");
+fn not_applied(manifest: &crate::manifest::Manifest, problem: &str) {
+    let source = manifest.source_name();
+    tracing::error!("{problem}\n  {source} was not applied; the running apps are unchanged");
 }
 
 async fn next_change(changes: &mut Option<mpsc::Receiver<Change>>) -> Option<Change> {
