@@ -55,15 +55,7 @@ pub enum MountError {
 /// Mounts `volume` in this process's mount namespace (private, in a user namespace of ours).
 pub fn mount_volume(volume: &PodVolume) -> Result<(), MountError> {
     let target = &volume.target;
-    let shown = target.display().to_string();
-    let step = |what: &'static str| {
-        let target = shown.clone();
-        move |source: std::io::Error| MountError::Step {
-            target,
-            what,
-            source,
-        }
-    };
+    let step = |what: &'static str| failed(target, what);
     let is_dir = volume.host.is_dir();
     if !target.exists() {
         make_target(target, is_dir)?;
@@ -75,6 +67,16 @@ pub fn mount_volume(volume: &PodVolume) -> Result<(), MountError> {
             .map_err(|e| step("cannot make it read-only")(e.into()))?;
     }
     Ok(())
+}
+
+/// The error of step `what` of mounting at `target`, from its cause.
+fn failed(target: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> MountError {
+    let target = target.display().to_string();
+    move |source| MountError::Step {
+        target,
+        what,
+        source,
+    }
 }
 
 fn bind(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -95,14 +97,7 @@ fn make_target(target: &Path, dir: bool) -> Result<(), MountError> {
     if existing == Path::new("/") || !target.is_absolute() {
         return Err(MountError::Top(shown));
     }
-    let step = |what: &'static str| {
-        let target = shown.clone();
-        move |source: std::io::Error| MountError::Step {
-            target,
-            what,
-            source,
-        }
-    };
+    let step = |what: &'static str| failed(target, what);
     let stage = std::env::temp_dir().join(format!("daca-pod-mirror-{}", std::process::id()));
     std::fs::create_dir_all(&stage).map_err(step("cannot make a staging folder"))?;
     mount(

@@ -82,13 +82,8 @@ impl AppEntry {
         let tasks = TaskTracker::new();
         let sidecar = new_sidecar(ctx, &spec, &handle, &tasks);
         let subscriptions = sidecar.subscriptions.clone();
-        if let Some((http, grpc)) = listeners {
-            tasks.spawn(crate::sidecar::serve(http, sidecar.clone(), token.clone()));
-            tasks.spawn(crate::sidecar::grpc::serve(
-                grpc,
-                sidecar.clone(),
-                token.clone(),
-            ));
+        if let Some(listeners) = listeners {
+            serve_sidecar(listeners, &sidecar, &tasks, &token);
         }
         let pod = place.as_ref().map(|p| p.inside.clone());
         if let Some(place) = place {
@@ -220,6 +215,21 @@ impl AppEntry {
             pod.close().await;
         }
     }
+}
+
+/// Serves the sidecar's HTTP and gRPC APIs on these listeners, on the app's tracker.
+pub(super) fn serve_sidecar(
+    (http, grpc): (TcpListener, TcpListener),
+    sidecar: &Arc<SidecarState>,
+    tasks: &TaskTracker,
+    token: &CancellationToken,
+) {
+    tasks.spawn(crate::sidecar::serve(http, sidecar.clone(), token.clone()));
+    tasks.spawn(crate::sidecar::grpc::serve(
+        grpc,
+        sidecar.clone(),
+        token.clone(),
+    ));
 }
 
 /// The app's sidecar state; `POST /v1.0/shutdown` stops the app (on its tracker).

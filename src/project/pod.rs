@@ -303,13 +303,8 @@ impl PodPlace {
                 sidecar: listeners,
                 names,
             } => {
-                if let Some((http, grpc)) = listeners {
-                    tasks.spawn(crate::sidecar::serve(http, sidecar.clone(), token.clone()));
-                    tasks.spawn(crate::sidecar::grpc::serve(
-                        grpc,
-                        sidecar.clone(),
-                        token.clone(),
-                    ));
+                if let Some(listeners) = listeners {
+                    super::app::serve_sidecar(listeners, sidecar, tasks, token);
                 }
                 for (listener, peer, target) in names {
                     tasks.spawn(to_peer(
