@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::tilt_parts::app_id_of;
-pub use super::tilt_parts::{FromTilt, TiltBuild, TiltLocal, TiltParts, TiltResource};
+pub use super::tilt_parts::{FromTilt, TiltBuild, TiltLocal, TiltParts, TiltResource, TiltStep};
 use super::workload::{self, App};
 use super::{ExportError, Node, PART_OF};
 
@@ -127,6 +127,7 @@ pub fn import_documents(
         namespace,
         !resources.is_empty(),
         redis_image,
+        &tilt.steps_yaml(),
     );
     for app in &apps {
         let (volume_files, volumes) =
@@ -181,6 +182,7 @@ fn header(
     namespace: Option<&str>,
     resources: bool,
     redis_image: Option<String>,
+    steps: &str,
 ) -> String {
     let mut manifest = format!("# Imported by `{command}`.\nname: {}\n", scalar(project));
     if let Some(namespace) = namespace {
@@ -192,6 +194,7 @@ fn header(
     if let Some(image) = redis_image {
         manifest.push_str(&format!("redis:\n  image: {}\n", scalar(&image)));
     }
+    manifest.push_str(steps);
     manifest.push_str("apps:\n");
     manifest
 }

@@ -31,6 +31,39 @@ pub struct TiltParts {
     pub resources: BTreeMap<String, TiltResource>,
     /// `local_resource`s that serve: processes of the machine's.
     pub locals: Vec<TiltLocal>,
+    /// `local_resource`s with a `cmd` alone: the project's `steps:`.
+    pub steps: Vec<TiltStep>,
+}
+
+/// A Tiltfile's `local_resource` with a `cmd` alone.
+#[derive(Debug, Clone)]
+pub struct TiltStep {
+    pub name: String,
+    /// One shell line.
+    pub command: String,
+    /// `dir`, relative to the Tiltfile.
+    pub dir: Option<String>,
+}
+
+impl TiltParts {
+    /// The daca.yaml's `steps:`, if the Tiltfile has any.
+    pub(super) fn steps_yaml(&self) -> String {
+        if self.steps.is_empty() {
+            return String::new();
+        }
+        let mut out = "steps:\n".to_string();
+        for step in &self.steps {
+            out.push_str(&format!(
+                "  - name: {}\n    command: [sh, -c, {}]\n",
+                scalar(&step.name),
+                scalar(&step.command)
+            ));
+            if let Some(dir) = &step.dir {
+                out.push_str(&format!("    dir: {}\n", scalar(dir)));
+            }
+        }
+        out
+    }
 }
 
 /// A Tiltfile's `local_resource` with a `serve_cmd`.

@@ -25,8 +25,19 @@ pub struct Manifest {
     pub resources: Option<PathBuf>,
     /// Where Redis comes from.
     pub redis: RedisConfig,
+    /// `steps:`, run in order before the apps start.
+    pub steps: Vec<Step>,
     /// Apps in start order: every app comes after everything it depends on.
     pub apps: Vec<AppSpec>,
+}
+
+/// A command `daca up` runs once before the apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub name: String,
+    pub command: Vec<String>,
+    /// Absolute.
+    pub dir: PathBuf,
 }
 
 impl Manifest {

@@ -69,6 +69,30 @@ pub fn default_name(root: &Path) -> String {
         .unwrap_or_else(|| "daca".into())
 }
 
+/// `steps:`, each with a command and a folder that exists.
+fn steps(checker: &mut Checker, raw: &[At<super::wire::StepWire>]) -> Vec<super::model::Step> {
+    let mut steps = Vec::new();
+    for step in raw {
+        let step = &step.value;
+        let command = &step.command;
+        if command.value.is_empty() || command.value[0].trim().is_empty() {
+            let hint = Some("for example `command: [\"uv\", \"run\", \"migrate.py\"]`".into());
+            checker.error(command, "the step's `command` is empty", hint);
+            continue;
+        }
+        let dir = match &step.dir {
+            Some(dir) => checker.folder(dir, "step"),
+            None => checker.root.to_path_buf(),
+        };
+        steps.push(super::model::Step {
+            name: step.name.value.clone(),
+            command: command.value.clone(),
+            dir,
+        });
+    }
+    steps
+}
+
 pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnostic>> {
     let root = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut checker = Checker {
@@ -128,6 +152,7 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
             apps.push(spec);
         }
     }
+    let steps = steps(&mut checker, &wire.steps);
     check_names(&mut checker, &wire.apps);
     check_ports(&mut checker, &wire.apps, network);
     check_dependencies(&mut checker, &wire.apps);
@@ -142,6 +167,7 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
         name,
         namespace,
         resources,
+        steps,
         redis,
         apps,
     })

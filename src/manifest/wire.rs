@@ -71,9 +71,26 @@ pub struct ManifestWire {
     /// Kubernetes pod (see `network` on an app); `host`: apps share the machine's localhost,
     /// each sidecar on ports of its own. Each app may override it.
     pub network: Option<At<String>>,
+    /// Commands `daca up` runs once, in order, once Redis is there and before any app starts
+    /// (a migration, a generated file; Tilt's `local_resource` with a `cmd` alone). One that
+    /// fails stops `daca up` with its output.
+    #[serde(default)]
+    pub steps: Vec<At<StepWire>>,
     /// The apps to run, each with its own Dapr sidecar.
     #[serde(default)]
     pub apps: Vec<At<AppWire>>,
+}
+
+/// A command `daca up` runs before the apps.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StepWire {
+    /// What its log lines are called.
+    pub name: At<String>,
+    /// The command and its arguments, as a list (no shell).
+    pub command: At<Vec<String>>,
+    /// Where it runs, relative to this file (default: this file's folder).
+    pub dir: Option<At<String>>,
 }
 
 /// Where Redis comes from.

@@ -26,6 +26,7 @@ pub mod reconcile;
 mod record;
 mod start;
 mod state_dir;
+mod steps;
 mod view;
 
 use std::sync::Arc;

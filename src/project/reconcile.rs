@@ -39,6 +39,11 @@ pub fn diff(current: &Manifest, next: &Manifest) -> Vec<Action> {
             current.name, next.name
         )));
     }
+    if current.steps != next.steps {
+        actions.push(Action::Unapplied(
+            "`steps:` run when daca starts: the edited ones run at the next `daca up`".into(),
+        ));
+    }
     if current.namespace != next.namespace {
         actions.push(Action::Unapplied(
             "`namespace:` changes apply at the next `daca up`".into(),

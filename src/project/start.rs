@@ -173,6 +173,7 @@ async fn provide(
     if let Some(plan) = &plan {
         containers::prepare_apps(plan, manifest).await?;
     }
+    super::steps::run(manifest).await?;
     Ok((redis_plan, plan, picker))
 }
 

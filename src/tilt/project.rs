@@ -220,17 +220,35 @@ fn shell_line(call: &Call, name: &str) -> Option<String> {
     }
 }
 
+/// A `local_resource` with a `cmd` alone: a step `daca up` runs before the apps start.
+fn local_step(tilt: &Tiltfile, call: &Call, name: &str, read: &mut Read) -> Result<(), TiltError> {
+    let Some(cmd) = shell_line(call, "cmd") else {
+        return Err(tilt.error(
+            call.at,
+            format!("local_resource('{name}'): neither `cmd` nor `serve_cmd`"),
+            "give it the command to run",
+        ));
+    };
+    if !call.strings("deps").is_empty() {
+        read.notes.push(format!(
+            "local_resource('{name}'): runs once at each `daca up`, before the apps; a change of its deps does not run it again"
+        ));
+    }
+    read.parts.steps.push(crate::export::import::TiltStep {
+        name: name.to_string(),
+        command: cmd,
+        dir: call.str("dir").map(String::from),
+    });
+    Ok(())
+}
+
 /// `local_resource` with a `serve_cmd`: a process of the machine's (no sidecar, the machine's
 /// network, as Tilt runs it), its `cmd` run before each start, restarted when its `deps`
-/// change. One with a `cmd` alone is a one-shot step, which daca does not run.
+/// change. One with a `cmd` alone is a step run before the apps (`local_step`).
 fn local_resource(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), TiltError> {
     let name = call.str("name").unwrap_or_default().to_string();
     let Some(serve) = shell_line(call, "serve_cmd") else {
-        return Err(tilt.error(
-            call.at,
-            format!("local_resource('{name}'): daca runs a local_resource that serves (`serve_cmd`); a one-shot `cmd` it does not run"),
-            "run the command yourself before `daca up`, or make it the `setup:` of an app in a daca.yaml",
-        ));
+        return local_step(tilt, call, &name, read);
     };
     let command = match shell_line(call, "cmd") {
         Some(cmd) => format!("{cmd} && exec {serve}"),

@@ -94,6 +94,35 @@ fn a_busy_app_port_and_a_missing_program_are_reported_before_anything_starts() {
     );
 }
 
+/// `steps:` run in order before any app; the first that fails stops `daca up` with its last
+/// output lines, and no app starts.
+#[test]
+fn a_failing_step_stops_up_with_its_output_before_any_app_starts() {
+    let _serial = serial();
+    let project = tempfile::tempdir().unwrap();
+    let manifest = "redis: { provider: embedded }\nsteps:\n  - name: first\n    command: [sh, -c, \"echo one > first.txt\"]\n  - name: migrate\n    command: [sh, -c, \"echo 'no such table' >&2; exit 3\"]\napps:\n  - id: web\n    network: host\n    command: [sh, -c, \"touch started.txt; sleep 60\"]\n";
+    std::fs::write(project.path().join("daca.yaml"), manifest).unwrap();
+    let output = run(&["up", "-d", project.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("step migrate: `sh -c echo 'no such table' >&2; exit 3` failed (exit status: 3):\n  no such table"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: fix the step `migrate` in daca.yaml"),
+        "{stderr}"
+    );
+    assert!(
+        project.path().join("first.txt").exists(),
+        "the first step ran"
+    );
+    assert!(
+        !project.path().join("started.txt").exists(),
+        "no app started"
+    );
+}
+
 #[test]
 fn the_repository_manifests_are_valid() {
     for dir in [repo(), repo().join("examples/hello")] {

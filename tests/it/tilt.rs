@@ -96,9 +96,9 @@ fn a_tiltfile_daca_cannot_run_is_a_located_error() {
             "is not a file",
         ),
         (
-            "local_resource('migrate', cmd='echo once')\n",
+            "local_resource('migrate', deps=['x'])\n",
             "Tiltfile:1:1: ",
-            "a one-shot `cmd` it does not run",
+            "neither `cmd` nor `serve_cmd`",
         ),
     ];
     for (text_of, at, says) in cases {
@@ -134,7 +134,8 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
     let tiltfile = lab.path().join("Tiltfile");
     let mut tilt = std::fs::read_to_string(&tiltfile).unwrap();
     tilt.push_str(&format!(
-        "local_resource('docs_server', cmd='date +%s%N > built.txt', serve_cmd='python3 -m http.server {docs} --bind 127.0.0.1', serve_dir='docs', deps=['docs/index.md'])\n"
+        "local_resource('docs_server', cmd='date +%s%N > built.txt', serve_cmd='python3 -m http.server {docs} --bind 127.0.0.1', serve_dir='docs', deps=['docs/index.md'])\n\
+         local_resource('seed', cmd='echo seeded > seeded.txt', dir='docs')\n"
     ));
     std::fs::write(&tiltfile, tilt).unwrap();
     let mut up = crate::up::Up::start(lab.path(), None);
@@ -150,6 +151,16 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
         up.output().contains("docs-server: process · no sidecar"),
         "{}",
         up.output()
+    );
+    // A local_resource with a `cmd` alone ran once, before the apps.
+    assert!(
+        up.output().contains("step seed: done in"),
+        "{}",
+        up.output()
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.path().join("docs/seeded.txt")).unwrap(),
+        "seeded\n"
     );
     let built = || std::fs::read_to_string(lab.path().join("docs/built.txt")).unwrap_or_default();
     let first = built();
