@@ -242,21 +242,30 @@ impl Driver {
             // Dockerfile and the dependency files (installed by it) need a new image.
             return !touches_image(app, change) || rebuild(app, builder).await;
         }
-        match &app.reload.setup {
-            Some(setup) if change.paths.iter().any(|p| is_dependency_file(p)) => {
-                self.setup(app, setup).await
-            }
-            _ => true,
+        if let Some(setup) = &app.reload.setup
+            && change.paths.iter().any(|p| is_dependency_file(p))
+            && !self
+                .run_command(app, setup, "dependencies changed", "setup")
+                .await
+        {
+            return false;
         }
+        for step in crate::watch::on_change_due(app, change) {
+            if !self
+                .run_command(app, &step.command, "changed", "on_change")
+                .await
+            {
+                return false;
+            }
+        }
+        true
     }
 
-    /// Runs `setup:` in the app's folder with the app's environment; false when it failed.
-    async fn setup(&self, app: &AppSpec, command: &[String]) -> bool {
+    /// Runs `command` (of the manifest's `field`) in the app's folder with the app's
+    /// environment; false when it failed.
+    async fn run_command(&self, app: &AppSpec, command: &[String], why: &str, field: &str) -> bool {
         let name = app.id.as_str();
-        tracing::info!(
-            "{name}: dependencies changed, running `{}`",
-            command.join(" ")
-        );
+        tracing::info!("{name}: {why}, running `{}`", command.join(" "));
         let mut process = tokio::process::Command::new(&command[0]);
         process
             .args(&command[1..])
@@ -279,7 +288,7 @@ impl Driver {
             }
             Err(err) => {
                 tracing::error!(
-                    "{name}: cannot run `{}`: {err}\n  hint: fix `setup:` in daca.yaml",
+                    "{name}: cannot run `{}`: {err}\n  hint: fix `{field}:` in daca.yaml",
                     command.join(" ")
                 );
                 false

@@ -70,6 +70,7 @@ pub fn read_in_place(dir: &Path) -> Result<(Vec<(PathBuf, Node)>, TiltParts), Ex
                 dockerfile: None,
                 mount: None,
                 setup: None,
+                on_change: Vec::new(),
             };
             parts.builds.insert(name.to_string(), build);
         }

@@ -22,6 +22,8 @@ pub struct FromTilt {
     pub command: Vec<String>,
     /// `live_update`'s `run` steps on dependency files (`setup:`).
     pub setup: Option<String>,
+    /// Its other `run` steps (`on_change:`).
+    pub on_change: Vec<(String, Vec<String>)>,
 }
 
 /// What a Tiltfile says about the apps, by image (builds) and by workload name (resources).
@@ -150,6 +152,8 @@ pub struct TiltBuild {
     pub mount: Option<String>,
     /// `live_update`'s `run` steps on dependency files, as one shell command.
     pub setup: Option<String>,
+    /// Its other `run` steps: (shell command, triggers relative to the folder).
+    pub on_change: Vec<(String, Vec<String>)>,
 }
 
 /// A Tiltfile's `k8s_resource`.
@@ -183,6 +187,7 @@ impl TiltParts {
             build: build.map(|b| (b.dir.clone(), b.dockerfile.clone())),
             mount: build.and_then(|b| b.mount.clone()),
             setup: build.and_then(|b| b.setup.clone()),
+            on_change: build.map(|b| b.on_change.clone()).unwrap_or_default(),
             ports: resource.map(|r| r.ports.clone()).unwrap_or_default(),
             depends_on: resource.map(|r| r.deps.clone()).unwrap_or_default(),
         }

@@ -192,9 +192,7 @@ impl App {
         if let Some(port) = &self.port {
             out.push_str(&format!("    port: {port}\n"));
         }
-        if let Some(setup) = &self.tilt.setup {
-            out.push_str(&format!("    setup: [sh, -c, {}]\n", scalar(setup)));
-        }
+        self.reload_yaml(&mut out);
         if let Some(protocol) = &self.protocol {
             out.push_str(&format!("    app_protocol: {}\n", scalar(protocol)));
         }
@@ -221,6 +219,24 @@ impl App {
             }
         }
         out
+    }
+
+    /// `live_update`'s `run` steps: `setup:` and `on_change:`.
+    fn reload_yaml(&self, out: &mut String) {
+        if let Some(setup) = &self.tilt.setup {
+            out.push_str(&format!("    setup: [sh, -c, {}]\n", scalar(setup)));
+        }
+        if !self.tilt.on_change.is_empty() {
+            out.push_str("    on_change:\n");
+            for (command, trigger) in &self.tilt.on_change {
+                let globs: Vec<String> = trigger.iter().map(|t| scalar(t)).collect();
+                out.push_str(&format!(
+                    "      - {{ run: [sh, -c, {}], trigger: [{}] }}\n",
+                    scalar(command),
+                    globs.join(", ")
+                ));
+            }
+        }
     }
 
     /// Its Services' names, and their ports that lead to its port.

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::model::{
-    AppId, AppProtocol, AppSpec, NetworkMode, NetworkSpec, ProcessSpec, ReloadMode, ReloadSpec,
-    RestartPolicy, RuntimeChoice, SidecarSpec, Supervision, WatchSpec,
+    AppId, AppProtocol, AppSpec, NetworkMode, NetworkSpec, OnChange, ProcessSpec, ReloadMode,
+    ReloadSpec, RestartPolicy, RuntimeChoice, SidecarSpec, Supervision, WatchSpec,
 };
 use super::validate::Checker;
 use super::wire::{AppWire, At};
@@ -51,6 +51,11 @@ pub(super) fn app_spec(
     let reload = ReloadSpec {
         mode: reload_mode(c, app.reload.as_ref()),
         setup: setup_command(c, app.setup.as_ref()),
+        on_change: app
+            .on_change
+            .iter()
+            .filter_map(|step| on_change(c, &step.value))
+            .collect(),
         restart_dependents: app.restart_dependents.unwrap_or(false),
         grace: c.duration(app.reload_grace.as_ref(), Duration::ZERO),
     };
@@ -170,6 +175,18 @@ fn setup_command(checker: &mut Checker, raw: Option<&At<Vec<String>>>) -> Option
         return None;
     }
     Some(raw.value.clone())
+}
+
+fn on_change(checker: &mut Checker, raw: &super::wire::OnChangeWire) -> Option<OnChange> {
+    if raw.run.value.is_empty() || raw.run.value[0].trim().is_empty() {
+        let hint = Some("for example `run: [\"make\", \"assets\"]`".into());
+        checker.error(&raw.run, "`run` is empty", hint);
+        return None;
+    }
+    Some(OnChange {
+        command: raw.run.value.clone(),
+        trigger: globs(checker, &raw.trigger),
+    })
 }
 
 fn app_protocol(

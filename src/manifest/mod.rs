@@ -21,8 +21,8 @@ use std::path::Path;
 pub use error::{Diagnostic, ManifestError};
 pub use model::{
     AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, NetworkMode,
-    NetworkSpec, ProcessSpec, RedisConfig, RedisProvider, ReloadMode, ReloadSpec, RestartPolicy,
-    RuntimeChoice, SidecarSpec, Step, Supervision, Volume, WatchSpec,
+    NetworkSpec, OnChange, ProcessSpec, RedisConfig, RedisProvider, ReloadMode, ReloadSpec,
+    RestartPolicy, RuntimeChoice, SidecarSpec, Step, Supervision, Volume, WatchSpec,
 };
 pub use validate::{DEFAULT_REDIS_IMAGE, default_name};
 pub use wire::EnvValue;

@@ -229,10 +229,20 @@ pub struct ReloadSpec {
     pub mode: ReloadMode,
     /// `setup:` command, run before a restart caused by a dependency file.
     pub setup: Option<Vec<String>>,
+    /// `on_change:` commands, each run before a restart a change of its files causes.
+    pub on_change: Vec<OnChange>,
     /// Also restart the apps that depend on this one.
     pub restart_dependents: bool,
     /// SIGTERM → SIGKILL delay of a reload (zero: SIGKILL at once).
     pub grace: Duration,
+}
+
+/// A command run before a restart, when a changed file matches `trigger` (none: any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnChange {
+    pub command: Vec<String>,
+    /// Globs in gitignore syntax, relative to the app's folder.
+    pub trigger: Vec<String>,
 }
 
 /// Where an app runs.

@@ -177,6 +177,11 @@ pub struct AppWire {
     /// Command run in the app's folder before a restart when a dependency file changes
     /// (`pyproject.toml`, `uv.lock`, `requirements*.txt`, ...), e.g. `["uv", "sync"]`.
     pub setup: Option<At<Vec<String>>>,
+    /// Commands run in the app's folder before the restart a change causes, as Tilt's
+    /// `live_update` `run()` steps: each when a changed file matches its `trigger` globs
+    /// (relative to the app's folder; none: every change). For an app run as a process.
+    #[serde(default)]
+    pub on_change: Vec<At<OnChangeWire>>,
     /// How long a reload waits after SIGTERM before SIGKILL; default `0s`: a reload replaces
     /// code under development, so the old process is killed at once (Ctrl-C and `daca down`
     /// still use `grace_period`).
@@ -200,6 +205,17 @@ pub struct AppWire {
     /// to its `targetPort`: `"80:8000"` (the target is the app's `port`).
     #[serde(default)]
     pub service_ports: Vec<At<String>>,
+}
+
+/// A command run on a change (`on_change:`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct OnChangeWire {
+    /// The command and its arguments, as a list (no shell).
+    pub run: At<Vec<String>>,
+    /// Globs (gitignore syntax, relative to the app's folder); none: every change.
+    #[serde(default)]
+    pub trigger: Vec<At<String>>,
 }
 
 /// How an app's image is built, as Compose's `build:`.

@@ -162,23 +162,30 @@ fn build(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), TiltError>
     } else {
         format!("./{}", context.trim_start_matches("./"))
     };
-    let setup = run_steps(call, &image, &mut read.notes);
+    let (setup, on_change) = run_steps(call, &context);
     let build = TiltBuild {
         dir,
         dockerfile: dockerfile.filter(|d| d != "Dockerfile"),
         mount,
         setup,
+        on_change,
     };
     read.parts.builds.insert(image, build);
     Ok(())
 }
 
-/// `live_update`'s `run` steps triggered by dependency files (`uv sync` on `pyproject.toml`):
-/// the app's `setup:`, which daca runs before a restart those files cause (a container's
-/// image is rebuilt instead, and its Dockerfile installs them). Any other `run` step is said.
-fn run_steps(call: &Call, image: &str, notes: &mut Vec<String>) -> Option<String> {
-    let steps = call.args.get("live_update")?.as_array()?;
-    let mut setup = Vec::new();
+/// `live_update`'s `run` steps. Those triggered by dependency files (`uv sync` on
+/// `pyproject.toml`) are the app's `setup:`, which daca runs before a restart those files cause
+/// (a container's image is rebuilt instead: its Dockerfile installs them); the others are its
+/// `on_change:` steps, their triggers made relative to the build folder `context`.
+fn run_steps(call: &Call, context: &str) -> (Option<String>, Vec<(String, Vec<String>)>) {
+    let steps = call
+        .args
+        .get("live_update")
+        .and_then(|s| s.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let (mut setup, mut on_change) = (Vec::new(), Vec::new());
     for step in steps
         .iter()
         .filter(|s| s.get("step").and_then(|v| v.as_str()) == Some("run"))
@@ -195,13 +202,24 @@ fn run_steps(call: &Call, image: &str, notes: &mut Vec<String>) -> Option<String
                 .all(|t| crate::watch::is_dependency_file(Path::new(t)));
         match dependencies {
             true => setup.push(cmd.to_string()),
-            false => notes.push(format!(
-                "{}('{image}'): live_update run('{cmd}') is not run: daca runs a run() step when dependency files trigger it (pyproject.toml, uv.lock, requirements*.txt), and restarts the app on every other change",
-                call.function
-            )),
+            false => on_change.push((cmd.to_string(), relative_to(context, &triggers))),
         }
     }
-    (!setup.is_empty()).then(|| setup.join(" && "))
+    ((!setup.is_empty()).then(|| setup.join(" && ")), on_change)
+}
+
+/// Paths relative to the Tiltfile, made relative to its folder `dir`.
+fn relative_to(dir: &str, paths: &[&str]) -> Vec<String> {
+    let dir = dir.trim_start_matches("./").trim_end_matches('/');
+    paths
+        .iter()
+        .map(|p| p.trim_start_matches("./"))
+        .map(|p| match dir.is_empty() || dir == "." {
+            true => p,
+            false => p.strip_prefix(dir).map_or(p, |r| r.trim_start_matches('/')),
+        })
+        .map(String::from)
+        .collect()
 }
 
 /// A command as one shell line: a string as it is, a list quoted word by word.

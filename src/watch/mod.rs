@@ -324,6 +324,35 @@ pub fn own_outputs() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The app's `on_change:` steps that `change` triggers: those with no trigger, and those a
+/// changed file matches (globs relative to the app's folder).
+pub fn on_change_due<'a>(
+    app: &'a crate::manifest::AppSpec,
+    change: &Change,
+) -> Vec<&'a crate::manifest::OnChange> {
+    app.reload
+        .on_change
+        .iter()
+        .filter(|step| {
+            if step.trigger.is_empty() {
+                return true;
+            }
+            let dir = normalize(&app.dir);
+            let mut builder = ignore::gitignore::GitignoreBuilder::new(&dir);
+            for glob in &step.trigger {
+                let _ = builder.add_line(None, glob);
+            }
+            let Ok(matcher) = builder.build() else {
+                return false;
+            };
+            change.paths.iter().any(|path| {
+                path.strip_prefix(&dir).is_ok()
+                    && matcher.matched_path_or_any_parents(path, false).is_ignore()
+            })
+        })
+        .collect()
+}
+
 /// Whether nothing of the app's folder reaches its container: a ready-made image (a tracing
 /// backend, a database) with no mount. A save in the project has nothing to reload in it.
 fn runs_nothing_of_its_folder(app: &crate::manifest::AppSpec) -> bool {

@@ -20,6 +20,7 @@ mod first_run;
 mod grpc;
 mod k8s_folder;
 mod manifest;
+mod on_change;
 mod pod_volumes;
 mod pods;
 mod process;
