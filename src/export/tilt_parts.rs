@@ -45,6 +45,8 @@ pub struct TiltStep {
     pub command: String,
     /// `dir`, relative to the Tiltfile.
     pub dir: Option<String>,
+    /// Its `deps`, relative to `dir`: a change runs it again.
+    pub watch: Vec<String>,
 }
 
 impl TiltParts {
@@ -63,6 +65,10 @@ impl TiltParts {
             if let Some(dir) = &step.dir {
                 out.push_str(&format!("    dir: {}\n", scalar(dir)));
             }
+            if !step.watch.is_empty() {
+                let globs: Vec<String> = step.watch.iter().map(|g| scalar(g)).collect();
+                out.push_str(&format!("    watch: [{}]\n", globs.join(", ")));
+            }
         }
         out
     }
@@ -76,7 +82,7 @@ pub struct TiltLocal {
     pub command: String,
     /// `serve_dir`, relative to the Tiltfile.
     pub dir: Option<String>,
-    /// Files and folders whose change restarts it.
+    /// Files and folders whose change restarts it, relative to its `dir`.
     pub deps: Vec<String>,
     pub resource_deps: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -105,19 +111,7 @@ impl TiltLocal {
         match self.deps.is_empty() {
             true => out.push_str("    reload: none\n"),
             false => {
-                // Tilt's are relative to the Tiltfile; daca's to the app's folder.
-                let dir = self.dir.as_deref().unwrap_or(".").trim_start_matches("./");
-                let dir = dir.trim_end_matches('/');
-                let globs: Vec<String> = self
-                    .deps
-                    .iter()
-                    .map(|d| d.trim_start_matches("./"))
-                    .map(|d| match dir.is_empty() || dir == "." {
-                        true => d,
-                        false => d.strip_prefix(dir).map_or(d, |r| r.trim_start_matches('/')),
-                    })
-                    .map(scalar)
-                    .collect();
+                let globs: Vec<String> = self.deps.iter().map(|d| scalar(d)).collect();
                 out.push_str(&format!("    watch: [{}]\n", globs.join(", ")));
             }
         }

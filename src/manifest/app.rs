@@ -314,7 +314,7 @@ fn reload_mode(checker: &mut Checker, raw: Option<&At<String>>) -> ReloadMode {
 }
 
 /// Globs in gitignore syntax, each checked so a typo is reported where it is written.
-fn globs(checker: &mut Checker, raw: &[At<String>]) -> Vec<String> {
+pub(super) fn globs(checker: &mut Checker, raw: &[At<String>]) -> Vec<String> {
     let mut builder = ignore::gitignore::GitignoreBuilder::new("/");
     for glob in raw {
         if let Err(err) = builder.add_line(None, &glob.value) {

@@ -38,6 +38,8 @@ pub struct Step {
     pub command: Vec<String>,
     /// Absolute.
     pub dir: PathBuf,
+    /// Globs relative to `dir` whose change runs it again.
+    pub watch: Vec<String>,
 }
 
 impl Manifest {

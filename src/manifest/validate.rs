@@ -88,6 +88,7 @@ fn steps(checker: &mut Checker, raw: &[At<super::wire::StepWire>]) -> Vec<super:
             name: step.name.value.clone(),
             command: command.value.clone(),
             dir,
+            watch: super::app::globs(checker, &step.watch),
         });
     }
     steps

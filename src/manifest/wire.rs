@@ -91,6 +91,10 @@ pub struct StepWire {
     pub command: At<Vec<String>>,
     /// Where it runs, relative to this file (default: this file's folder).
     pub dir: Option<At<String>>,
+    /// Globs (gitignore syntax, relative to its folder) whose change runs it again while
+    /// daca runs (Tilt's `deps`); default: none.
+    #[serde(default)]
+    pub watch: Vec<At<String>>,
 }
 
 /// Where Redis comes from.

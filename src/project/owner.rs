@@ -175,8 +175,23 @@ impl Owner {
                     entry.changed(change);
                 }
             }
+            Target::Step(name) => self.rerun_step(name),
         }
         self.ctx.parts.watch.routed();
+    }
+
+    /// Runs a step again, beside everything else (a long one holds nothing up); a failure is
+    /// said and changes nothing that runs.
+    fn rerun_step(&self, name: &str) {
+        let Some(step) = self.manifest.steps.iter().find(|s| s.name == name).cloned() else {
+            return;
+        };
+        let source = self.manifest.source_name();
+        self.ctx.tasks.spawn(async move {
+            if let Err(problem) = super::steps::run_one(&step, &source).await {
+                tracing::error!("{problem}");
+            }
+        });
     }
 
     /// `restart_dependents`: the apps that depend on `id` are restarted after its reload.

@@ -18,7 +18,8 @@ pub(super) async fn run(manifest: &Manifest) -> Result<(), Problem> {
     Ok(())
 }
 
-async fn run_one(step: &Step, source: &str) -> Result<(), Problem> {
+/// Runs one step (also again, when its `watch:` files change).
+pub(super) async fn run_one(step: &Step, source: &str) -> Result<(), Problem> {
     let shown = step.command.join(" ");
     let hint = format!("fix the step `{}` in {source}", step.name);
     let started = Instant::now();

@@ -247,15 +247,14 @@ fn local_step(tilt: &Tiltfile, call: &Call, name: &str, read: &mut Read) -> Resu
             "give it the command to run",
         ));
     };
-    if !call.strings("deps").is_empty() {
-        read.notes.push(format!(
-            "local_resource('{name}'): runs once at each `daca up`, before the apps; a change of its deps does not run it again"
-        ));
-    }
+    let dir = call.str("dir").map(String::from);
+    let deps = call.strings("deps");
+    let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
     read.parts.steps.push(crate::export::import::TiltStep {
         name: name.to_string(),
         command: cmd,
-        dir: call.str("dir").map(String::from),
+        watch: relative_to(dir.as_deref().unwrap_or("."), &deps),
+        dir,
     });
     Ok(())
 }
@@ -288,7 +287,14 @@ fn local_resource(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), T
         name,
         command,
         dir: call.str("serve_dir").map(String::from),
-        deps: call.strings("deps"),
+        deps: relative_to(
+            call.str("serve_dir").unwrap_or("."),
+            &call
+                .strings("deps")
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        ),
         resource_deps: call.strings("resource_deps"),
         env,
     });

@@ -48,6 +48,8 @@ pub enum Target {
     Resources,
     /// An app's folder: a change reloads the app.
     App(AppId),
+    /// A step's `watch:` files: a change runs the step again.
+    Step(String),
 }
 
 impl fmt::Display for Target {
@@ -56,6 +58,7 @@ impl fmt::Display for Target {
             Target::Manifest => f.write_str(crate::manifest::FILE_NAME),
             Target::Resources => f.write_str("resources"),
             Target::App(id) => f.write_str(id.as_str()),
+            Target::Step(name) => write!(f, "step {name}"),
         }
     }
 }
@@ -407,6 +410,18 @@ pub fn targets(manifest: &Manifest, outputs: &[PathBuf]) -> Vec<Watched> {
             )),
         })
         .collect();
+    for step in manifest.steps.iter().filter(|s| !s.watch.is_empty()) {
+        targets.push(Watched {
+            target: Target::Step(step.name.clone()),
+            scope: Scope::Folder(Filter::new(
+                &step.dir,
+                &manifest.root,
+                excluded.clone(),
+                &[],
+                &step.watch,
+            )),
+        });
+    }
     let mut seen = Vec::new();
     for source in sources {
         if !seen.contains(&source) {

@@ -131,11 +131,12 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
     let lab = copy_fixture("single");
     let docs = crate::common::free_port();
     std::fs::create_dir_all(lab.path().join("docs")).unwrap();
+    std::fs::write(lab.path().join("docs/seed.src"), "1\n").unwrap();
     let tiltfile = lab.path().join("Tiltfile");
     let mut tilt = std::fs::read_to_string(&tiltfile).unwrap();
     tilt.push_str(&format!(
         "local_resource('docs_server', cmd='date +%s%N > built.txt', serve_cmd='python3 -m http.server {docs} --bind 127.0.0.1', serve_dir='docs', deps=['docs/index.md'])\n\
-         local_resource('seed', cmd='echo seeded > seeded.txt', dir='docs')\n"
+         local_resource('seed', cmd='echo seeded >> seeded.txt', dir='docs', deps=['docs/seed.src'])\n"
     ));
     std::fs::write(&tiltfile, tilt).unwrap();
     let mut up = crate::up::Up::start(lab.path(), None);
@@ -152,7 +153,7 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
         "{}",
         up.output()
     );
-    // A local_resource with a `cmd` alone ran once, before the apps.
+    // A local_resource with a `cmd` alone ran once, before the apps (again below, on its deps).
     assert!(
         up.output().contains("step seed: done in"),
         "{}",
@@ -174,6 +175,13 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
     assert!(
         wait_until(Duration::from_secs(20), || built() != first),
         "its cmd ran again\n{}",
+        up.output()
+    );
+    std::fs::write(lab.path().join("docs/seed.src"), "2\n").unwrap();
+    let seeded = || std::fs::read_to_string(lab.path().join("docs/seeded.txt")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(20), || seeded() == "seeded\nseeded\n"),
+        "{}",
         up.output()
     );
     // The save was in the agent's folder too (its sync is the lab's root): it reloads.
