@@ -240,7 +240,10 @@ impl Driver {
         if let Some(builder) = builder {
             // A container reload restarts the process over the mounted source; only the
             // Dockerfile and the dependency files (installed by it) need a new image.
-            return !touches_image(app, change) || rebuild(app, builder).await;
+            return match touches_image(app, change) {
+                true => rebuild(app, builder).await,
+                false => in_container(builder, app, change).await,
+            };
         }
         if let Some(setup) = &app.reload.setup
             && change.paths.iter().any(|p| is_dependency_file(p))
@@ -249,6 +252,9 @@ impl Driver {
                 .await
         {
             return false;
+        }
+        if let Some(plan) = self.containers.as_deref().filter(|plan| plan.runs(app)) {
+            return in_container(plan, app, change).await;
         }
         for step in crate::watch::on_change_due(app, change) {
             if !self
@@ -295,6 +301,30 @@ impl Driver {
             }
         }
     }
+}
+
+/// Runs the `on_change:` steps a change triggers inside the app's running container (its
+/// restart keeps what they changed); false when one failed.
+async fn in_container(plan: &ContainerPlan, app: &AppSpec, change: &Change) -> bool {
+    let name = app.id.as_str();
+    for step in crate::watch::on_change_due(app, change) {
+        let shown = step.command.join(" ");
+        tracing::info!("{name}: changed, running `{shown}` in its container");
+        match plan.exec(app, &step.command).await {
+            Ok(ran) if ran.code == Some(0) => {}
+            Ok(ran) => {
+                tracing::error!(
+                    "{name}: `{shown}` failed in its container (exit {}); the app keeps running the old code\n{}",
+                    ran.code.map_or("unknown".into(), |c| c.to_string()),
+                    ran.output.trim_end()
+                );
+                return false;
+            }
+            // Not running (it crashed, say): the restart is what it needs.
+            Err(err) => tracing::warn!("{name}: cannot run `{shown}` in its container: {err}"),
+        }
+    }
+    true
 }
 
 /// The name of a changed dependency file, if one changed.

@@ -4,6 +4,7 @@
 
 mod container;
 pub mod endpoint;
+mod exec;
 pub mod image;
 pub mod plan;
 pub mod pod;

@@ -183,7 +183,7 @@ pub struct AppWire {
     pub setup: Option<At<Vec<String>>>,
     /// Commands run in the app's folder before the restart a change causes, as Tilt's
     /// `live_update` `run()` steps: each when a changed file matches its `trigger` globs
-    /// (relative to the app's folder; none: every change). For an app run as a process.
+    /// (relative to the app's folder; none: every change). In a container they run inside it.
     #[serde(default)]
     pub on_change: Vec<At<OnChangeWire>>,
     /// How long a reload waits after SIGTERM before SIGKILL; default `0s`: a reload replaces

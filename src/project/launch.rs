@@ -165,12 +165,6 @@ pub fn preflight(manifest: &Manifest, containers: Option<&ContainerPlan>) -> Res
         }
         let unit = app_unit(app, unused, containers, None);
         problems.extend(check_launch(app, &unit, &manifest.file).err());
-        if containers.is_some_and(|plan| plan.runs(app)) && !app.reload.on_change.is_empty() {
-            tracing::warn!(
-                "{}: runs in a container, where its on_change steps do not run (a change of its dependency files rebuilds its image)",
-                app.id
-            );
-        }
         // A container mounts them; so does a process's pod (`crate::pod::mounts`).
         let mounted =
             containers.is_some_and(|plan| plan.runs(app)) || super::in_pod(app, containers);

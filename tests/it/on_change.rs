@@ -50,3 +50,41 @@ fn an_on_change_step_runs_before_the_restart_when_its_trigger_matches() {
     assert_eq!(built(), "built\n", "{}", up.output());
     up.stop_cleanly();
 }
+
+/// In a container, a step runs inside it (as Tilt's `run()` does), and what it changed there
+/// outlives the restart that follows.
+#[test]
+fn in_a_container_an_on_change_step_runs_inside_it_and_outlives_the_restart() {
+    if !crate::docker::engine_ready() {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::write(root.join("app/style.css"), "a {}\n").unwrap();
+    let port = free_port();
+    std::fs::write(
+        root.join("daca.yaml"),
+        format!(
+            "name: dacatest-onchange\nredis: {{ provider: embedded }}\napps:\n  - id: web\n    dir: ./app\n    image: daca-test/python:3.11\n    mount: /app\n    command: [python3, -m, http.server, \"8000\", --directory, /var/tmp]\n    port: 8000\n    ports: [\"{port}:8000\"]\n    on_change:\n      - {{ run: [sh, -c, \"echo built-in-the-container > /var/tmp/ran.txt\"], trigger: [\"*.css\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let mut up = crate::up::Up::start(root, None);
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(60));
+    assert_eq!(
+        crate::common::http_get(port, "/ran.txt").map(|r| r.0),
+        Some(404)
+    );
+    std::fs::write(root.join("app/style.css"), "a { color: red }\n").unwrap();
+    let ran = || {
+        crate::common::http_get(port, "/ran.txt")
+            .is_some_and(|(s, b)| s == 200 && b == "built-in-the-container\n")
+    };
+    assert!(wait_until(Duration::from_secs(30), ran), "{}", up.output());
+    assert!(up.output().contains("web: changed, running `sh -c echo built-in-the-container > /var/tmp/ran.txt` in its container"), "{}", up.output());
+    // Nothing was written on the machine.
+    assert!(!root.join("app/ran.txt").exists());
+    up.stop_cleanly();
+}
