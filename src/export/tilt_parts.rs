@@ -86,6 +86,9 @@ pub struct TiltLocal {
     pub deps: Vec<String>,
     pub resource_deps: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// From its `readiness_probe`: the port it is ready on, and the HTTP path that says so.
+    pub port: Option<u16>,
+    pub health: Option<String>,
 }
 
 impl TiltLocal {
@@ -106,6 +109,12 @@ impl TiltLocal {
             .collect();
         if !deps.is_empty() {
             out.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
+        }
+        if let Some(port) = self.port {
+            out.push_str(&format!("    port: {port}\n"));
+            if let Some(path) = &self.health {
+                out.push_str(&format!("    health: {}\n", scalar(path)));
+            }
         }
         // Tilt restarts it when its deps change, and never without them.
         match self.deps.is_empty() {

@@ -422,6 +422,7 @@ pub fn globals() -> Globals {
         LibraryExtension::Filter,
     ])
     .with(tilt)
+    .with(super::probes::probes)
     .with_namespace("config", config)
     .build()
 }

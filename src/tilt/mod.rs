@@ -7,6 +7,7 @@
 mod builtins;
 mod call;
 mod local;
+mod probes;
 pub mod project;
 
 /// Helm charts whose part daca plays itself: the Dapr control plane (daca's sidecars), Dapr's

@@ -238,6 +238,36 @@ fn shell_line(call: &Call, name: &str) -> Option<String> {
     }
 }
 
+/// A `local_resource`'s `readiness_probe` as daca's readiness: an `http_get_action` is a port
+/// and a health path, a `tcp_socket_action` a port; an `exec_action` is said and not used (the
+/// resource is then ready once started).
+fn readiness(call: &Call, name: &str, notes: &mut Vec<String>) -> (Option<u16>, Option<String>) {
+    let Some(probe) = call.args.get("readiness_probe").filter(|p| !p.is_null()) else {
+        return (None, None);
+    };
+    let port_of = |action: &serde_json::Value| {
+        action
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+    };
+    if let Some(http) = probe.get("http_get").filter(|h| !h.is_null()) {
+        let path = http
+            .get("path")
+            .and_then(|p| p.as_str())
+            .unwrap_or_default();
+        let path = format!("/{}", path.trim_start_matches('/'));
+        return (port_of(http), Some(path));
+    }
+    if let Some(tcp) = probe.get("tcp_socket").filter(|t| !t.is_null()) {
+        return (port_of(tcp), None);
+    }
+    notes.push(format!(
+        "local_resource('{name}'): its exec readiness probe is not used (it is ready once started)"
+    ));
+    (None, None)
+}
+
 /// A `local_resource` with a `cmd` alone: a step `daca up` runs before the apps start.
 fn local_step(tilt: &Tiltfile, call: &Call, name: &str, read: &mut Read) -> Result<(), TiltError> {
     let Some(cmd) = shell_line(call, "cmd") else {
@@ -278,11 +308,7 @@ fn local_resource(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), T
             .collect(),
         _ => Vec::new(),
     };
-    if call.args.contains_key("readiness_probe") {
-        read.notes.push(format!(
-            "local_resource('{name}'): its readiness_probe is not used (it is ready once started)"
-        ));
-    }
+    let (port, health) = readiness(call, &name, &mut read.notes);
     read.parts.locals.push(crate::export::import::TiltLocal {
         name,
         command,
@@ -297,6 +323,8 @@ fn local_resource(tilt: &Tiltfile, call: &Call, read: &mut Read) -> Result<(), T
         ),
         resource_deps: call.strings("resource_deps"),
         env,
+        port,
+        health,
     });
     Ok(())
 }

@@ -135,7 +135,7 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
     let tiltfile = lab.path().join("Tiltfile");
     let mut tilt = std::fs::read_to_string(&tiltfile).unwrap();
     tilt.push_str(&format!(
-        "local_resource('docs_server', cmd='date +%s%N > built.txt', serve_cmd='python3 -m http.server {docs} --bind 127.0.0.1', serve_dir='docs', deps=['docs/index.md'])\n\
+        "local_resource('docs_server', cmd='date +%s%N > built.txt', serve_cmd='python3 -m http.server {docs} --bind 127.0.0.1', serve_dir='docs', deps=['docs/index.md'], readiness_probe=probe(period_secs=1, http_get=http_get_action(port={docs}, path='built.txt')))\n\
          local_resource('seed', cmd='echo seeded >> seeded.txt', dir='docs', deps=['docs/seed.src'])\n"
     ));
     std::fs::write(&tiltfile, tilt).unwrap();
@@ -219,4 +219,9 @@ fn up_in_a_tilt_lab_serves_reloads_and_keeps_state_in_redis() {
     }
     let made = std::fs::read_to_string(lab.path().join(".daca/imported/daca.yaml")).unwrap();
     assert!(made.contains("# Imported by `daca up -d "), "{made}");
+    // Its readiness_probe is the app's port and health path.
+    assert!(
+        made.contains(&format!("port: {docs}\n    health: /built.txt\n")),
+        "{made}"
+    );
 }
