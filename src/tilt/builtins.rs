@@ -6,22 +6,22 @@
 //! ones, served from here. Native functions return `anyhow::Result`: the interpreter's API.
 
 use starlark::collections::SmallMap;
-use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
+use starlark::environment::{Globals, GlobalsBuilder, LibraryExtension};
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
+use starlark::values::Value;
 use starlark::values::list::UnpackList;
 use starlark::values::none::NoneType;
 use starlark::values::structs::AllocStruct;
 use starlark::values::tuple::UnpackTuple;
-use starlark::values::{Value, dict::AllocDict};
 
 use super::call::{record, recorded};
 
-type Args<'v> = UnpackTuple<Value<'v>>;
-type Kwargs<'v> = SmallMap<String, Value<'v>>;
+pub(super) type Args<'v> = UnpackTuple<Value<'v>>;
+pub(super) type Kwargs<'v> = SmallMap<String, Value<'v>>;
 
 /// Records the call and returns `None`.
-fn noted<'v>(
+pub(super) fn noted<'v>(
     eval: &mut Evaluator<'v, '_, '_>,
     function: &str,
     params: &[&str],
@@ -347,71 +347,6 @@ fn tilt(builder: &mut GlobalsBuilder) {
     }
 }
 
-/// Tilt's `config`: settings from the command line, of which daca passes none (each takes its
-/// default), and the Tiltfile's own path.
-#[starlark_module]
-fn config(builder: &mut GlobalsBuilder) {
-    fn define_string<'v>(
-        #[starlark(args)] args: Args<'v>,
-        #[starlark(kwargs)] kwargs: Kwargs<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        noted(
-            eval,
-            "config.define_string",
-            &["name", "args", "usage"],
-            args,
-            kwargs,
-        )
-    }
-
-    fn define_string_list<'v>(
-        #[starlark(args)] args: Args<'v>,
-        #[starlark(kwargs)] kwargs: Kwargs<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        noted(
-            eval,
-            "config.define_string_list",
-            &["name", "args", "usage"],
-            args,
-            kwargs,
-        )
-    }
-
-    fn define_bool<'v>(
-        #[starlark(args)] args: Args<'v>,
-        #[starlark(kwargs)] kwargs: Kwargs<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        noted(
-            eval,
-            "config.define_bool",
-            &["name", "args", "usage"],
-            args,
-            kwargs,
-        )
-    }
-
-    fn parse<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
-        Ok(eval.heap().alloc(AllocDict::EMPTY))
-    }
-
-    fn set_enabled_resources<'v>(
-        #[starlark(args)] args: Args<'v>,
-        #[starlark(kwargs)] kwargs: Kwargs<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        noted(
-            eval,
-            "config.set_enabled_resources",
-            &["resources"],
-            args,
-            kwargs,
-        )
-    }
-}
-
 /// The interpreter's globals: Starlark's own (with `struct`, `print`, `json`) and Tilt's.
 pub fn globals() -> Globals {
     GlobalsBuilder::extended_by(&[
@@ -423,64 +358,6 @@ pub fn globals() -> Globals {
     ])
     .with(tilt)
     .with(super::probes::probes)
-    .with_namespace("config", config)
+    .with_namespace("config", super::config::config)
     .build()
-}
-
-/// `load('ext://NAME', …)` of the Tilt extensions the course uses, served by daca's own
-/// functions; any other is an error naming it.
-pub struct Extensions {
-    modules: SmallMap<&'static str, FrozenModule>,
-}
-
-/// What each extension exports, and daca's function for it.
-const EXTENSIONS: &[(&str, &[(&str, &str)])] = &[
-    ("helm_remote", &[("helm_remote", "helm_remote")]),
-    (
-        "restart_process",
-        &[("docker_build_with_restart", "docker_build_with_restart")],
-    ),
-    ("nerdctl", &[("nerdctl_build", "nerdctl_build")]),
-];
-
-impl Extensions {
-    pub fn new(globals: &Globals) -> Extensions {
-        let mut modules = SmallMap::new();
-        for (name, exports) in EXTENSIONS {
-            let module = Module::new();
-            for (exported, ours) in *exports {
-                if let Some((_, value)) = globals.iter().find(|(name, _)| name == ours) {
-                    module.set(exported, value.to_value());
-                }
-            }
-            if let Ok(frozen) = module.freeze() {
-                modules.insert(*name, frozen);
-            }
-        }
-        Extensions { modules }
-    }
-}
-
-impl starlark::eval::FileLoader for Extensions {
-    fn load(&self, path: &str) -> starlark::Result<FrozenModule> {
-        let known = || {
-            EXTENSIONS
-                .iter()
-                .map(|(n, _)| format!("ext://{n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let Some(name) = path.strip_prefix("ext://") else {
-            return Err(starlark::Error::new_other(anyhow::anyhow!(
-                "load('{path}'): daca loads only Tilt's extensions ({})",
-                known()
-            )));
-        };
-        self.modules.get(name).cloned().ok_or_else(|| {
-            starlark::Error::new_other(anyhow::anyhow!(
-                "load('{path}'): daca does not know the Tilt extension `{name}` (it knows {})",
-                known()
-            ))
-        })
-    }
 }

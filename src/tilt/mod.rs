@@ -6,6 +6,8 @@
 
 mod builtins;
 mod call;
+mod config;
+mod extensions;
 mod local;
 mod probes;
 pub mod project;
@@ -101,7 +103,7 @@ pub fn evaluate_text(path: &Path, text: &str) -> Result<Tiltfile, TiltError> {
     let located = |err: starlark::Error| located(&file, err);
     let ast = AstModule::parse(&file, text.to_string(), &Dialect::Extended).map_err(located)?;
     let globals = builtins::globals();
-    let loader = builtins::Extensions::new(&globals);
+    let loader = extensions::Extensions::new(&globals);
     let recorded = Recorded::new(dir);
     let module = Module::new();
     {
