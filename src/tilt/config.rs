@@ -8,6 +8,16 @@ use starlark::values::{Value, dict::AllocDict};
 
 use super::builtins::{Args, Kwargs, noted};
 
+/// Records a `config.define_*` (a setting daca leaves at its default).
+fn define<'v>(
+    eval: &mut Evaluator<'v, '_, '_>,
+    function: &str,
+    args: Args<'v>,
+    kwargs: Kwargs<'v>,
+) -> anyhow::Result<NoneType> {
+    noted(eval, function, &["name", "args", "usage"], args, kwargs)
+}
+
 /// Tilt's `config`: settings from the command line, of which daca passes none (each takes its
 /// default), and the Tiltfile's own path.
 #[starlark_module]
@@ -17,13 +27,7 @@ pub(super) fn config(builder: &mut GlobalsBuilder) {
         #[starlark(kwargs)] kwargs: Kwargs<'v>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        noted(
-            eval,
-            "config.define_string",
-            &["name", "args", "usage"],
-            args,
-            kwargs,
-        )
+        define(eval, "config.define_string", args, kwargs)
     }
 
     fn define_string_list<'v>(
@@ -31,13 +35,7 @@ pub(super) fn config(builder: &mut GlobalsBuilder) {
         #[starlark(kwargs)] kwargs: Kwargs<'v>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        noted(
-            eval,
-            "config.define_string_list",
-            &["name", "args", "usage"],
-            args,
-            kwargs,
-        )
+        define(eval, "config.define_string_list", args, kwargs)
     }
 
     fn define_bool<'v>(
@@ -45,13 +43,7 @@ pub(super) fn config(builder: &mut GlobalsBuilder) {
         #[starlark(kwargs)] kwargs: Kwargs<'v>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        noted(
-            eval,
-            "config.define_bool",
-            &["name", "args", "usage"],
-            args,
-            kwargs,
-        )
+        define(eval, "config.define_bool", args, kwargs)
     }
 
     fn parse<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {

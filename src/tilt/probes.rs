@@ -9,6 +9,19 @@ use starlark::values::Value;
 use starlark::values::none::NoneOr;
 use starlark::values::structs::AllocStruct;
 
+/// An action's struct: its port and host (Tilt's default `localhost`), and its other fields.
+fn action<'v, const N: usize>(
+    heap: &'v starlark::values::Heap,
+    port: i32,
+    host: NoneOr<&str>,
+    more: [(&str, &str); N],
+) -> Value<'v> {
+    let host = host.into_option().unwrap_or("localhost");
+    let mut fields = vec![("port", heap.alloc(port)), ("host", heap.alloc(host))];
+    fields.extend(more.into_iter().map(|(k, v)| (k, heap.alloc(v))));
+    heap.alloc(AllocStruct(fields))
+}
+
 #[starlark_module]
 pub(super) fn probes(builder: &mut GlobalsBuilder) {
     #[allow(clippy::too_many_arguments)]
@@ -40,14 +53,13 @@ pub(super) fn probes(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = "")] path: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        let host = host.into_option().unwrap_or("localhost");
         let heap = eval.heap();
-        Ok(heap.alloc(AllocStruct([
-            ("port", heap.alloc(port)),
-            ("host", heap.alloc(host)),
-            ("scheme", heap.alloc(scheme)),
-            ("path", heap.alloc(path)),
-        ])))
+        Ok(action(
+            heap,
+            port,
+            host,
+            [("scheme", scheme), ("path", path)],
+        ))
     }
 
     fn tcp_socket_action<'v>(
@@ -55,12 +67,7 @@ pub(super) fn probes(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = NoneOr::None)] host: NoneOr<&str>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        let host = host.into_option().unwrap_or("localhost");
-        let heap = eval.heap();
-        Ok(heap.alloc(AllocStruct([
-            ("port", heap.alloc(port)),
-            ("host", heap.alloc(host)),
-        ])))
+        Ok(action(eval.heap(), port, host, []))
     }
 
     fn exec_action<'v>(
