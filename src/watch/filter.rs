@@ -90,7 +90,7 @@ pub struct Filter {
     watch: Option<Gitignore>,
 }
 
-fn ruleset(root: &Path, lines: &[String]) -> Gitignore {
+pub(super) fn ruleset(root: &Path, lines: &[String]) -> Gitignore {
     let mut builder = GitignoreBuilder::new(root);
     for line in lines {
         // Checked when the manifest was read; a bad line is skipped, not fatal, here.

@@ -21,13 +21,7 @@ pub fn on_change_due<'a>(
                 return true;
             }
             let dir = normalize(&app.dir);
-            let mut builder = ignore::gitignore::GitignoreBuilder::new(&dir);
-            for glob in &step.trigger {
-                let _ = builder.add_line(None, glob);
-            }
-            let Ok(matcher) = builder.build() else {
-                return false;
-            };
+            let matcher = super::filter::ruleset(&dir, &step.trigger);
             change.paths.iter().any(|path| {
                 path.strip_prefix(&dir).is_ok()
                     && matcher.matched_path_or_any_parents(path, false).is_ignore()
