@@ -234,15 +234,15 @@ impl Driver {
     /// What has to happen before the restart: a new image, or `setup:`. False when it
     /// failed, and then the app keeps running what it runs.
     async fn prepare(&self, app: &AppSpec, change: &Change) -> bool {
-        let builder = self.containers.as_deref().filter(|plan| {
-            plan.runs(app) && matches!(app.process.image, Some(ImageSource::Build(_)))
-        });
-        if let Some(builder) = builder {
+        let container = self.containers.as_deref().filter(|plan| plan.runs(app));
+        if let Some(plan) = container
+            && matches!(app.process.image, Some(ImageSource::Build(_)))
+        {
             // A container reload restarts the process over the mounted source; only the
             // Dockerfile and the dependency files (installed by it) need a new image.
             return match touches_image(app, change) {
-                true => rebuild(app, builder).await,
-                false => in_container(builder, app, change).await,
+                true => rebuild(app, plan).await,
+                false => in_container(plan, app, change).await,
             };
         }
         if let Some(setup) = &app.reload.setup
@@ -253,7 +253,7 @@ impl Driver {
         {
             return false;
         }
-        if let Some(plan) = self.containers.as_deref().filter(|plan| plan.runs(app)) {
+        if let Some(plan) = container {
             return in_container(plan, app, change).await;
         }
         for step in crate::watch::on_change_due(app, change) {
