@@ -192,10 +192,7 @@ fn hold_pod(hosts: &std::path::Path, volumes: &[String]) -> crate::Result<()> {
     let problem = |e: String| crate::error::Problem::new(format!("pod: {e}"));
     let volumes = volumes
         .iter()
-        .map(|v| {
-            crate::pod::mounts::PodVolume::parse(v)
-                .ok_or_else(|| problem(format!("bad volume {v}")))
-        })
+        .map(|v| crate::pod::mounts::parse(v).ok_or_else(|| problem(format!("bad volume {v}"))))
         .collect::<Result<Vec<_>, _>>()?;
     crate::pod::inside::hold(hosts, &volumes).map_err(|e| problem(e.to_string()).into())
 }

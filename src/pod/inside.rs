@@ -79,7 +79,7 @@ fn ready_until_daca_goes() {
 /// the app sees who it is), a network and a mount namespace in it, and a bind mount of `hosts`
 /// over /etc/hosts; says `ready` on stdout, then waits for stdin to close (daca stopped, or
 /// died: a pipe closes even under SIGKILL) and exits, which ends the pod once its apps are gone.
-pub fn hold(hosts: &Path, volumes: &[super::mounts::PodVolume]) -> Result<(), InsideError> {
+pub fn hold(hosts: &Path, volumes: &[crate::manifest::Volume]) -> Result<(), InsideError> {
     own_namespaces()?;
     // Private, so the bind mount below stays in this pod.
     mount(

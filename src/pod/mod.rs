@@ -93,7 +93,7 @@ impl Pod {
     /// going to the host's.
     pub async fn create(
         hosts: &Path,
-        volumes: &[mounts::PodVolume],
+        volumes: &[crate::manifest::Volume],
         forward: &[u16],
     ) -> Result<Pod, PodError> {
         let pasta = which::which("pasta").map_err(|_| PodError::NoPasta)?;
@@ -104,7 +104,7 @@ impl Pod {
             .args(
                 volumes
                     .iter()
-                    .flat_map(|v| ["--volume".to_string(), v.arg()]),
+                    .flat_map(|v| ["--volume".to_string(), mounts::arg(v)]),
             )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

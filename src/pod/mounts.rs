@@ -5,38 +5,31 @@
 //! from the original, the new folder made there, and the mirror moved over the parent.
 
 use std::os::unix::fs::{FileTypeExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 
-/// One volume as the holder is told it: `ro:TARGET=HOST` or `rw:TARGET=HOST`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodVolume {
-    pub host: PathBuf,
-    pub target: PathBuf,
-    pub read_only: bool,
+use crate::manifest::Volume;
+
+/// A volume on the holder's command line: `ro:TARGET=HOST` or `rw:TARGET=HOST`.
+pub fn arg(volume: &Volume) -> String {
+    let mode = if volume.read_only { "ro" } else { "rw" };
+    format!("{mode}:{}={}", volume.target, volume.host.display())
 }
 
-impl PodVolume {
-    /// Its form on the holder's command line.
-    pub fn arg(&self) -> String {
-        let mode = if self.read_only { "ro" } else { "rw" };
-        format!("{mode}:{}={}", self.target.display(), self.host.display())
-    }
-
-    pub fn parse(arg: &str) -> Option<PodVolume> {
-        let (mode, rest) = arg.split_once(':')?;
-        let (target, host) = rest.split_once('=')?;
-        Some(PodVolume {
-            host: host.into(),
-            target: target.into(),
-            read_only: match mode {
-                "ro" => true,
-                "rw" => false,
-                _ => return None,
-            },
-        })
-    }
+/// A volume from the holder's command line (see [`arg`]).
+pub fn parse(arg: &str) -> Option<Volume> {
+    let (mode, rest) = arg.split_once(':')?;
+    let (target, host) = rest.split_once('=')?;
+    Some(Volume {
+        host: host.into(),
+        target: target.into(),
+        read_only: match mode {
+            "ro" => true,
+            "rw" => false,
+            _ => return None,
+        },
+    })
 }
 
 /// Why a volume could not be mounted.
@@ -53,8 +46,8 @@ pub enum MountError {
 }
 
 /// Mounts `volume` in this process's mount namespace (private, in a user namespace of ours).
-pub fn mount_volume(volume: &PodVolume) -> Result<(), MountError> {
-    let target = &volume.target;
+pub fn mount_volume(volume: &Volume) -> Result<(), MountError> {
+    let target = Path::new(&volume.target);
     let step = |what: &'static str| failed(target, what);
     let is_dir = volume.host.is_dir();
     if !target.exists() {
@@ -165,12 +158,12 @@ mod tests {
 
     #[test]
     fn a_volume_goes_to_the_holder_and_back() {
-        let volume = PodVolume {
+        let volume = Volume {
             host: "/home/u/p/.daca/imported/volumes/app/config".into(),
             target: "/etc/config".into(),
             read_only: true,
         };
-        assert_eq!(PodVolume::parse(&volume.arg()), Some(volume));
-        assert_eq!(PodVolume::parse("xx:/a=/b"), None);
+        assert_eq!(parse(&arg(&volume)), Some(volume));
+        assert_eq!(parse("xx:/a=/b"), None);
     }
 }

@@ -178,17 +178,7 @@ async fn process_pod(
     let names =
         Names::new(id, &dir.join("hosts"), peers, &ctx.aliases).map_err(|e| pod_problem(id, e))?;
     let forward: Vec<u16> = ctx.redis_plan.loopback_port().into_iter().collect();
-    let volumes: Vec<crate::pod::mounts::PodVolume> = spec
-        .process
-        .volumes
-        .iter()
-        .map(|v| crate::pod::mounts::PodVolume {
-            host: v.host.clone(),
-            target: v.target.clone().into(),
-            read_only: v.read_only,
-        })
-        .collect();
-    let pod = Pod::create(names.hosts(), &volumes, &forward)
+    let pod = Pod::create(names.hosts(), &spec.process.volumes, &forward)
         .await
         .map_err(|e| pod_problem(id, e))?;
     // pasta maps the pod's gateway to the host's loopback: the name Docker and Podman give
