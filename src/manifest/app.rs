@@ -100,19 +100,13 @@ fn process_spec(
 ) -> ProcessSpec {
     let app = &at.value;
     let container = super::container::container_fields(c, at, dir, runtime);
-    if let Some(raw) = &app.command
-        && (raw.value.is_empty() || raw.value[0].trim().is_empty())
-    {
-        let hint =
-            Some("for example `command: [\"uv\", \"run\", \"uvicorn\", \"main:app\"]`".into());
-        c.error(raw, "`command` is empty", hint);
-    }
+    let example = "command: [\"uv\", \"run\", \"uvicorn\", \"main:app\"]";
+    let command = app
+        .command
+        .as_ref()
+        .and_then(|raw| c.command(raw, "`command` is empty", example));
     ProcessSpec {
-        command: app
-            .command
-            .as_ref()
-            .map(|c| c.value.clone())
-            .unwrap_or_default(),
+        command: command.unwrap_or_default(),
         runtime: container.runtime,
         image: container.image,
         mount: container.mount,
@@ -168,23 +162,13 @@ fn check_health(c: &mut Checker, app: &AppWire) {
 }
 
 fn setup_command(checker: &mut Checker, raw: Option<&At<Vec<String>>>) -> Option<Vec<String>> {
-    let raw = raw?;
-    if raw.value.is_empty() || raw.value[0].trim().is_empty() {
-        let hint = Some("for example `setup: [\"uv\", \"sync\"]`".into());
-        checker.error(raw, "`setup` is empty", hint);
-        return None;
-    }
-    Some(raw.value.clone())
+    checker.command(raw?, "`setup` is empty", "setup: [\"uv\", \"sync\"]")
 }
 
 fn on_change(checker: &mut Checker, raw: &super::wire::OnChangeWire) -> Option<OnChange> {
-    if raw.run.value.is_empty() || raw.run.value[0].trim().is_empty() {
-        let hint = Some("for example `run: [\"make\", \"assets\"]`".into());
-        checker.error(&raw.run, "`run` is empty", hint);
-        return None;
-    }
+    let command = checker.command(&raw.run, "`run` is empty", "run: [\"make\", \"assets\"]")?;
     Some(OnChange {
-        command: raw.run.value.clone(),
+        command,
         trigger: globs(checker, &raw.trigger),
     })
 }

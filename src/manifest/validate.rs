@@ -28,6 +28,25 @@ impl Checker<'_> {
         self.out.push(diagnostic);
     }
 
+    /// A command as written, or (empty, or a blank program) `message` at it with a hint of
+    /// what one looks like, `example`.
+    pub fn command(
+        &mut self,
+        raw: &At<Vec<String>>,
+        message: &str,
+        example: &str,
+    ) -> Option<Vec<String>> {
+        if raw
+            .value
+            .first()
+            .is_none_or(|program| program.trim().is_empty())
+        {
+            self.error(raw, message, Some(format!("for example `{example}`")));
+            return None;
+        }
+        Some(raw.value.clone())
+    }
+
     pub fn duration(&mut self, raw: Option<&At<String>>, default: Duration) -> Duration {
         let Some(raw) = raw else { return default };
         match humantime::parse_duration(raw.value.trim()) {
@@ -74,19 +93,19 @@ fn steps(checker: &mut Checker, raw: &[At<super::wire::StepWire>]) -> Vec<super:
     let mut steps = Vec::new();
     for step in raw {
         let step = &step.value;
-        let command = &step.command;
-        if command.value.is_empty() || command.value[0].trim().is_empty() {
-            let hint = Some("for example `command: [\"uv\", \"run\", \"migrate.py\"]`".into());
-            checker.error(command, "the step's `command` is empty", hint);
+        let example = "command: [\"uv\", \"run\", \"migrate.py\"]";
+        let Some(command) =
+            checker.command(&step.command, "the step's `command` is empty", example)
+        else {
             continue;
-        }
+        };
         let dir = match &step.dir {
             Some(dir) => checker.folder(dir, "step"),
             None => checker.root.to_path_buf(),
         };
         steps.push(super::model::Step {
             name: step.name.value.clone(),
-            command: command.value.clone(),
+            command,
             dir,
             watch: super::app::globs(checker, &step.watch),
         });
