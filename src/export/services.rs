@@ -21,34 +21,17 @@ pub fn names(deployment: &Node, services: &[&Node]) -> Vec<String> {
 /// `(host port, pod port)` for each port of each NodePort/LoadBalancer Service that selects
 /// `deployment`'s pods.
 pub fn host_ports(deployment: &Node, services: &[&Node]) -> Vec<(i64, i64)> {
-    let Some(template) = deployment.get("spec").and_then(|s| s.get("template")) else {
-        return Vec::new();
-    };
-    let labels = template.get("metadata").and_then(|m| m.get("labels"));
     let mut ports = Vec::new();
-    for service in services {
-        let Some(spec) = service.get("spec") else {
-            continue;
-        };
+    each_port(deployment, services, |spec, port, service, target| {
         let kind = spec.path_str(&["type"]).unwrap_or("ClusterIP");
-        if !matches!(kind, "NodePort" | "LoadBalancer") || !selects(spec.get("selector"), labels) {
-            continue;
+        if !matches!(kind, "NodePort" | "LoadBalancer") {
+            return;
         }
-        for port in spec.get("ports").map(Node::as_list).unwrap_or_default() {
-            let service_port = int(port.get("port"));
-            // A LoadBalancer without a nodePort is reached at its own port.
-            let Some(host) = int(port.get("nodePort")).or(service_port) else {
-                continue;
-            };
-            let target = match port.get("targetPort") {
-                Some(Node::Str(name)) => named_port(template, name),
-                other => int(other).or(service_port),
-            };
-            if let Some(target) = target {
-                ports.push((host, target));
-            }
+        // A LoadBalancer without a nodePort is reached at its own port.
+        if let (Some(host), Some(target)) = (int(port.get("nodePort")).or(service), target) {
+            ports.push((host, target));
         }
-    }
+    });
     ports
 }
 
@@ -56,31 +39,43 @@ pub fn host_ports(deployment: &Node, services: &[&Node]) -> Vec<(i64, i64)> {
 /// pods where the two differ (`port: 80`, `targetPort: 8000`): inside the pods its names
 /// answer on the Service's port.
 pub fn service_ports(deployment: &Node, services: &[&Node]) -> Vec<(i64, i64)> {
+    let mut ports = Vec::new();
+    each_port(deployment, services, |_, _, service, target| {
+        if let (Some(service), Some(target)) = (service, target)
+            && target != service
+            && !ports.contains(&(service, target))
+        {
+            ports.push((service, target));
+        }
+    });
+    ports
+}
+
+/// Calls `found(service spec, port, its port, its target port)` for each port of each Service
+/// that selects `deployment`'s pods; a `targetPort` by name is the container port so named,
+/// none is the Service's own port.
+fn each_port(
+    deployment: &Node,
+    services: &[&Node],
+    mut found: impl FnMut(&Node, &Node, Option<i64>, Option<i64>),
+) {
     let Some(template) = deployment.get("spec").and_then(|s| s.get("template")) else {
-        return Vec::new();
+        return;
     };
     let labels = template.get("metadata").and_then(|m| m.get("labels"));
-    let mut ports = Vec::new();
     for spec in services.iter().filter_map(|s| s.get("spec")) {
         if !selects(spec.get("selector"), labels) {
             continue;
         }
         for port in spec.get("ports").map(Node::as_list).unwrap_or_default() {
-            let Some(service) = int(port.get("port")) else {
-                continue;
-            };
+            let service = int(port.get("port"));
             let target = match port.get("targetPort") {
                 Some(Node::Str(name)) => named_port(template, name),
-                other => int(other).or(Some(service)),
+                other => int(other).or(service),
             };
-            if let Some(target) = target.filter(|t| *t != service)
-                && !ports.contains(&(service, target))
-            {
-                ports.push((service, target));
-            }
+            found(spec, port, service, target);
         }
     }
-    ports
 }
 
 fn int(node: Option<&Node>) -> Option<i64> {
