@@ -105,7 +105,7 @@ pub fn status(view: &ProjectView) -> ProjectStatus {
         .map(|app| AppView {
             status: app.handle.status(),
             port: app.spec.process.port,
-            sidecar: app.spec.sidecar.enabled.then_some(app.ports),
+            sidecar: app.sidecar(),
             pod: app
                 .pod_host_port
                 .map(|host_port| super::PodView { host_port }),

@@ -46,7 +46,7 @@ fn apps(out: &mut String, view: &ProjectView) {
     out.push_str(r#"<section id="apps" aria-labelledby="apps-h"><h2 id="apps-h">Apps</h2><table><thead><tr><th scope="col">App</th><th scope="col">State</th><th scope="col">Runtime</th><th scope="col">Port</th><th scope="col">Sidecar HTTP / gRPC</th><th scope="col">Restarts</th><th scope="col">Uptime</th><th scope="col">Reload last / median</th><th scope="col">Actions</th></tr></thead><tbody id="apps-body">"#);
     for app in &view.snapshot().apps {
         let status = app.handle.status();
-        let (port, sidecar) = (app.spec.process.port, app.ports);
+        let (port, sidecar) = (app.spec.process.port, app.sidecar());
         let runtime = match (&status.container, status.pid) {
             (Some(id), _) => format!("container {id}"),
             (None, Some(pid)) => format!("pid {pid}"),
@@ -70,9 +70,9 @@ fn apps(out: &mut String, view: &ProjectView) {
                 (Some(host), Some(port)) => format!("{}:{port} (pod)", host.unwrap_or(port)),
                 (_, port) => port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             },
-            sidecar = match app.spec.sidecar.enabled {
-                true => format!("{} / {}", sidecar.http, sidecar.grpc),
-                false => "none".into(),
+            sidecar = match sidecar {
+                Some(ports) => format!("{} / {}", ports.http, ports.grpc),
+                None => "none".into(),
             },
             restarts = status.restarts,
         );

@@ -31,6 +31,13 @@ pub struct AppView {
     pub pod_host_port: Option<Option<u16>>,
 }
 
+impl AppView {
+    /// Its sidecar's ports on the machine; none for an app without one (`dapr: false`).
+    pub fn sidecar(&self) -> Option<SidecarPorts> {
+        self.spec.sidecar.enabled.then_some(self.ports)
+    }
+}
+
 /// The project at one moment.
 #[derive(Clone, Default)]
 pub struct Snapshot {
