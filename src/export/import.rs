@@ -366,6 +366,34 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Node)>, ExportError> {
 }
 
 /// A string as a YAML scalar, quoted when YAML (or Kubernetes) would read it otherwise.
+/// `[a, b]`: a YAML flow list of [`scalar`]s.
+pub(super) fn flow<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<String> = items.iter().map(|i| scalar(i.as_ref())).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// An app's `    key: [a, b]` line, when it has items.
+pub(super) fn list_line<S: AsRef<str>>(out: &mut String, key: &str, items: &[S]) {
+    if !items.is_empty() {
+        out.push_str(&format!("    {key}: {}\n", flow(items)));
+    }
+}
+
+/// An app's `env:` block, when it has variables.
+pub(super) fn env_block<K: AsRef<str>, V: AsRef<str>>(out: &mut String, env: &[(K, V)]) {
+    if env.is_empty() {
+        return;
+    }
+    out.push_str("    env:\n");
+    for (key, value) in env {
+        out.push_str(&format!(
+            "      {}: {}\n",
+            scalar(key.as_ref()),
+            scalar(value.as_ref())
+        ));
+    }
+}
+
 pub(super) fn scalar(text: &str) -> String {
     serde_saphyr::to_string(&text)
         .map(|s| s.trim_end().to_string())

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::import::scalar;
+use super::import::{env_block, list_line, scalar};
 
 /// What a Tiltfile adds to an app found in the manifests (see `crate::tilt::project`).
 #[derive(Debug, Clone, Default)]
@@ -65,10 +65,7 @@ impl TiltParts {
             if let Some(dir) = &step.dir {
                 out.push_str(&format!("    dir: {}\n", scalar(dir)));
             }
-            if !step.watch.is_empty() {
-                let globs: Vec<String> = step.watch.iter().map(|g| scalar(g)).collect();
-                out.push_str(&format!("    watch: [{}]\n", globs.join(", ")));
-            }
+            list_line(&mut out, "watch", &step.watch);
         }
         out
     }
@@ -101,15 +98,12 @@ impl TiltLocal {
             scalar(self.dir.as_deref().unwrap_or("./")),
             scalar(&self.command)
         );
-        let deps: Vec<String> = self
+        let deps: Vec<&String> = self
             .resource_deps
             .iter()
             .filter(|d| apps.contains(d))
-            .map(|d| scalar(d))
             .collect();
-        if !deps.is_empty() {
-            out.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
-        }
+        list_line(&mut out, "depends_on", &deps);
         if let Some(port) = self.port {
             out.push_str(&format!("    port: {port}\n"));
             if let Some(path) = &self.health {
@@ -119,17 +113,9 @@ impl TiltLocal {
         // Tilt restarts it when its deps change, and never without them.
         match self.deps.is_empty() {
             true => out.push_str("    reload: none\n"),
-            false => {
-                let globs: Vec<String> = self.deps.iter().map(|d| scalar(d)).collect();
-                out.push_str(&format!("    watch: [{}]\n", globs.join(", ")));
-            }
+            false => list_line(&mut out, "watch", &self.deps),
         }
-        if !self.env.is_empty() {
-            out.push_str("    env:\n");
-            for (key, value) in &self.env {
-                out.push_str(&format!("      {}: {}\n", scalar(key), scalar(value)));
-            }
-        }
+        env_block(&mut out, &self.env);
         out
     }
 }

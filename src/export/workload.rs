@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Node;
-use super::import::{FromTilt, scalar};
+use super::import::{FromTilt, env_block, flow, list_line, scalar};
 
 /// One app, as its Deployment describes it.
 pub(super) struct App {
@@ -177,18 +177,12 @@ impl App {
                 scalar(&self.image)
             ),
         };
-        if !self.tilt.depends_on.is_empty() {
-            let deps: Vec<String> = self.tilt.depends_on.iter().map(|d| scalar(d)).collect();
-            out.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
-        }
+        list_line(&mut out, "depends_on", &self.tilt.depends_on);
         let command = match self.args.is_empty() {
             true => &self.tilt.command,
             false => &super::dockerfile::for_daca(self.args.clone()),
         };
-        if !command.is_empty() {
-            let items: Vec<String> = command.iter().map(|a| scalar(a)).collect();
-            out.push_str(&format!("    command: [{}]\n", items.join(", ")));
-        }
+        list_line(&mut out, "command", command);
         if let Some(port) = &self.port {
             out.push_str(&format!("    port: {port}\n"));
         }
@@ -211,13 +205,8 @@ impl App {
             let items: Vec<String> = volumes.iter().map(|v| format!("\"{v}\"")).collect();
             out.push_str(&format!("    volumes: [{}]\n", items.join(", ")));
         }
-        let env = self.plain_env(config_maps);
-        if !env.is_empty() {
-            out.push_str("    env:\n");
-            for (key, value) in env {
-                out.push_str(&format!("      {}: {}\n", scalar(&key), scalar(&value)));
-            }
-        }
+        let env: Vec<(String, String)> = self.plain_env(config_maps).into_iter().collect();
+        env_block(&mut out, &env);
         out
     }
 
@@ -229,11 +218,10 @@ impl App {
         if !self.tilt.on_change.is_empty() {
             out.push_str("    on_change:\n");
             for (command, trigger) in &self.tilt.on_change {
-                let globs: Vec<String> = trigger.iter().map(|t| scalar(t)).collect();
                 out.push_str(&format!(
-                    "      - {{ run: [sh, -c, {}], trigger: [{}] }}\n",
+                    "      - {{ run: [sh, -c, {}], trigger: {} }}\n",
                     scalar(command),
-                    globs.join(", ")
+                    flow(trigger)
                 ));
             }
         }
@@ -241,10 +229,7 @@ impl App {
 
     /// Its Services' names, and their ports that lead to its port.
     fn names_yaml(&self, out: &mut String) {
-        if !self.names.is_empty() {
-            let names: Vec<String> = self.names.iter().map(|n| scalar(n)).collect();
-            out.push_str(&format!("    names: [{}]\n", names.join(", ")));
-        }
+        list_line(out, "names", &self.names);
         let (leading, _) = self.split_service_ports();
         if !leading.is_empty() {
             let ports: Vec<String> = leading
