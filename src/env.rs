@@ -57,7 +57,7 @@ pub fn for_app(
     });
     app_env(
         inherited,
-        app.id.as_str(),
+        app.app_id().as_str(),
         app.process.port,
         app.process.protocol,
         app.sidecar.enabled.then_some(ports),

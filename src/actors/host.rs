@@ -35,7 +35,8 @@ pub async fn follow(actors: Arc<Actors>, mut channel: AppChannel, token: Cancell
                 announce(&channel, &actors, &config);
                 said = Some(types);
             }
-            actors.register(&channel.app_id, config).await;
+            // Placed on the instance: an app with replicas is one host per instance.
+            actors.register(&channel.instance, config).await;
             channel.wait_gone(generation).await;
         }
     };
@@ -47,7 +48,7 @@ pub async fn follow(actors: Arc<Actors>, mut channel: AppChannel, token: Cancell
 
 /// The app's actor configuration; none when it has none, or it cannot be read.
 async fn read(channel: &AppChannel) -> HostConfig {
-    let app = &channel.app_id;
+    let app = &channel.instance;
     for attempt in 0..TRIES {
         if attempt > 0 {
             tokio::time::sleep(FIRST_WAIT * 2u32.pow(attempt - 1)).await;
@@ -77,7 +78,7 @@ async fn read(channel: &AppChannel) -> HostConfig {
 }
 
 fn announce(channel: &AppChannel, actors: &Actors, config: &HostConfig) {
-    let app = &channel.app_id;
+    let app = &channel.instance;
     for note in &config.notes {
         tracing::warn!("{app}: {note}");
     }

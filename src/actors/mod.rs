@@ -345,7 +345,7 @@ impl Actors {
     /// The host's channel once it is ready (it may be restarting or reloading).
     async fn host_channel(&self, host: &str) -> Result<crate::channel::AppChannel, ActorError> {
         let gone = || ActorError::invoke(format!("app {host} is not running"));
-        let channel = self.apps.get(host).ok_or_else(gone)?;
+        let channel = self.apps.instance(host).ok_or_else(gone)?;
         if !channel.is_ready() {
             let mut waiting = channel.clone();
             let _ = tokio::time::timeout(HOST_WAIT, waiting.wait_ready()).await;
@@ -368,7 +368,7 @@ impl Actors {
             }
         }
         active.timers.lock().clear();
-        if let Some(channel) = self.apps.get(&active.host).filter(|c| c.is_ready()) {
+        if let Some(channel) = self.apps.instance(&active.host).filter(|c| c.is_ready()) {
             let call = ActorCall::Deactivate {
                 actor_type: &active.actor_type,
                 id: &active.id,

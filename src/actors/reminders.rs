@@ -232,7 +232,11 @@ impl Actors {
         let Ok(active) = self.activate(actor_type, id).await else {
             return Delivered::NotThere; // no app hosts the type now; it waits for one
         };
-        if !self.apps.get(&active.host).is_some_and(|c| c.is_ready()) {
+        if !self
+            .apps
+            .instance(&active.host)
+            .is_some_and(|c| c.is_ready())
+        {
             return Delivered::NotThere; // reloading: the reminder waits for it
         }
         let mut body = serde_json::Map::new();

@@ -55,16 +55,18 @@ impl Actors {
         Ok(item.map(|i| i.data).filter(|data| !data.is_empty()))
     }
 
-    /// Saves `ops` as one transaction; the actor must be active on `app`.
+    /// Saves `ops` as one transaction under `app`'s keys; the actor must be active on `host`
+    /// (the calling instance).
     pub async fn transaction(
         &self,
         app: &str,
+        host: &str,
         actor_type: &str,
         id: &str,
         ops: Vec<StateOp>,
     ) -> Result<(), ActorError> {
         let store = self.checked_store(actor_type, id)?;
-        if self.active(actor_type, id).is_none_or(|a| a.host != app) {
+        if self.active(actor_type, id).is_none_or(|a| a.host != host) {
             return Err(ActorError::instance_missing());
         }
         let ops: Vec<Op> = ops

@@ -149,6 +149,9 @@ enum Transport {
 #[derive(Clone)]
 pub struct AppChannel {
     pub app_id: String,
+    /// Which instance of the app this is (`replicas:`): its app-id for the first or only one,
+    /// `<app-id>-N` for the others. Actors are placed on instances.
+    pub instance: String,
     /// The port the app listens on; None for an app without one (no deliveries, no invocation).
     pub port: Option<u16>,
     /// `APP_API_TOKEN`: sent to the app as `dapr-api-token` on every call daca makes to it.
@@ -169,12 +172,19 @@ impl AppChannel {
     ) -> AppChannel {
         AppChannel {
             app_id: app_id.to_string(),
+            instance: app_id.to_string(),
             port,
             app_token,
             transport: Transport::Http(http::Http::new()),
             status,
             _owner: None,
         }
+    }
+
+    /// The channel to instance `name` of its app.
+    pub fn with_instance(mut self, name: &str) -> AppChannel {
+        self.instance = name.to_string();
+        self
     }
 
     /// An app started by someone else, over HTTP, taken to be ready while it runs (tests,

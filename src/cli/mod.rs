@@ -149,6 +149,10 @@ pub struct UpArgs {
     /// Do not watch files: no reload on save, no reconcile on daca.yaml edits.
     #[arg(long)]
     pub no_watch: bool,
+    /// Run at most N instances of each app, whatever its `replicas:` (`--replicas 1`: one of
+    /// each, for a lighter loop).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub replicas: Option<u16>,
 }
 
 /// Where the project is.

@@ -16,6 +16,7 @@ pub async fn run(args: &UpArgs, log_format: LogFormat) -> crate::Result<()> {
     let options = Options {
         watch: !args.no_watch,
         log_format,
+        replicas: crate::project::ReplicaCap(args.replicas),
     };
     let project = Project::start(manifest, options).await?;
     wait_for_stop(&project).await?;

@@ -45,6 +45,9 @@ pub struct PodView {
 pub struct AppView {
     #[serde(flatten)]
     pub status: AppStatus,
+    /// For an instance `replicas:` added (`name` is then `<app-id>-N`): its app's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_of: Option<String>,
     pub port: Option<u16>,
     /// None for an app without one (`dapr: false`).
     pub sidecar: Option<SidecarPorts>,

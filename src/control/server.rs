@@ -104,6 +104,7 @@ pub fn status(view: &ProjectView) -> ProjectStatus {
         .iter()
         .map(|app| AppView {
             status: app.handle.status(),
+            instance_of: app.spec.instance_of.as_ref().map(|a| a.to_string()),
             port: app.spec.process.port,
             sidecar: app.sidecar(),
             pod: app

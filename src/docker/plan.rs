@@ -33,7 +33,8 @@ impl ContainerPlan {
     pub fn image_of(&self, app: &AppSpec) -> String {
         match &app.process.image {
             Some(ImageSource::Image(reference)) => reference.clone(),
-            _ => self.owner.image_tag(&app.id),
+            // An app's instances run one image.
+            _ => self.owner.image_tag(app.app_id()),
         }
     }
 
@@ -82,7 +83,8 @@ impl ContainerPlan {
     /// Builds the app's image (through the engine's cache), or makes sure its `image:` is there.
     pub async fn prepare(&self, app: &AppSpec) -> Result<String, DockerError> {
         let id = app.id.as_str();
-        let unit = Unit::App(app.id.clone());
+        // Labelled as the app's, not the instance's: its instances share one image.
+        let unit = Unit::App(app.app_id().clone());
         match &app.process.image {
             Some(ImageSource::Build(build)) => {
                 // Stable labels only: each is a build step (the classic builder's LABEL), and a
@@ -93,7 +95,7 @@ impl ContainerPlan {
                     .into_iter()
                     .filter(|(k, _)| k == super::LABEL_PROJECT || k == super::LABEL_APP)
                     .collect();
-                let tag = self.owner.image_tag(&app.id);
+                let tag = self.owner.image_tag(app.app_id());
                 image::build(&self.engine, id, build, &tag, &labels, &self.logs).await
             }
             Some(ImageSource::Image(reference)) => {

@@ -58,7 +58,7 @@ pub fn objects(
     let deployment = Deployment {
         metadata: object_meta(id, ns, manifest, Some(id)),
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
+            replicas: Some(i32::from(app.replicas)),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..Default::default()

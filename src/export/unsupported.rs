@@ -1,6 +1,6 @@
 //! What a folder of manifests asks for that daca does not do, said once at start-up (never a
-//! silent skip, never an error): workloads it does not run, volumes it does not mount, replicas
-//! it runs once, and the fields and kinds a single machine has no use for.
+//! silent skip, never an error): workloads it does not run, volumes it does not mount, a
+//! `replicas: 0` it runs once, and the fields and kinds a single machine has no use for.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -95,11 +95,9 @@ fn workload(
             "`{name}`: its dapr.io/config `{config}` names no Configuration in these manifests (the sidecar runs with Dapr's defaults)"
         ));
     }
-    if let Some(Node::Int(replicas)) = doc.get("spec").and_then(|s| s.get("replicas"))
-        && *replicas > 1
-    {
+    if let Some(Node::Int(0)) = doc.get("spec").and_then(|s| s.get("replicas")) {
         notes.push(format!(
-            "`{name}`: replicas: {replicas} runs as 1 instance (daca does not run replicas yet)"
+            "`{name}`: replicas: 0 runs as 1 instance (remove it from the manifests to run none)"
         ));
     }
     let Some(spec) = template.get("spec") else {

@@ -36,6 +36,8 @@ pub(super) struct App {
     pub service_ports: Vec<(i64, i64)>,
     /// Its ConfigMap and Secret volumes.
     pub mounts: Vec<super::volumes::Mount>,
+    /// `spec.replicas`, when more than one.
+    pub replicas: Option<i64>,
     pub tilt: FromTilt,
 }
 
@@ -120,6 +122,10 @@ impl App {
             names: Vec::new(),
             service_ports: Vec::new(),
             mounts: super::volumes::mounts(template.get("spec")?, container),
+            replicas: match deployment.get("spec")?.get("replicas") {
+                Some(Node::Int(n)) if *n > 1 => Some(*n),
+                _ => None,
+            },
             tilt: FromTilt::default(),
         })
     }
@@ -185,6 +191,9 @@ impl App {
         list_line(&mut out, "command", command);
         if let Some(port) = &self.port {
             out.push_str(&format!("    port: {port}\n"));
+        }
+        if let Some(replicas) = self.replicas {
+            out.push_str(&format!("    replicas: {replicas}\n"));
         }
         self.reload_yaml(&mut out);
         if let Some(protocol) = &self.protocol {

@@ -80,6 +80,7 @@ pub(super) fn app_spec(
             })
             .collect(),
     };
+    let replicas = replicas(c, app, network.mode);
     Some(AppSpec {
         id: id?,
         dir,
@@ -89,7 +90,33 @@ pub(super) fn app_spec(
         watch,
         reload,
         network,
+        replicas,
+        instance_of: None,
     })
+}
+
+/// `replicas:`, at least 1; more than one needs pods (every instance listens on its `port`).
+fn replicas(c: &mut Checker, app: &AppWire, mode: NetworkMode) -> u16 {
+    match &app.replicas {
+        Some(raw) if raw.value == 0 => {
+            let hint = Some("remove the app to run none of it, or give 1 or more".into());
+            c.error(raw, "`replicas: 0` runs nothing", hint);
+            1
+        }
+        Some(raw) if raw.value > 1 && mode == NetworkMode::Host => {
+            let hint = Some(
+                "remove `network: host` (each instance needs a pod of its own), or run one".into(),
+            );
+            let message = format!(
+                "`replicas: {}` needs a pod per instance, and this app has `network: host`",
+                raw.value
+            );
+            c.error(raw, message, hint);
+            1
+        }
+        Some(raw) => raw.value,
+        None => 1,
+    }
 }
 
 fn process_spec(

@@ -136,6 +136,19 @@ pub struct AppSpec {
     pub watch: WatchSpec,
     pub reload: ReloadSpec,
     pub network: NetworkSpec,
+    /// `replicas:`: how many instances of it run, each in a pod of its own, all with its
+    /// app-id (as a Deployment's replicas, each with its sidecar).
+    pub replicas: u16,
+    /// Set on the instances `daca up` adds for `replicas:` (`crate::project::replicas`): the
+    /// app they are instances of. Their `id` names the instance (`agent-2`), this the app.
+    pub instance_of: Option<AppId>,
+}
+
+impl AppSpec {
+    /// Its Dapr app-id: its own id, or for an added instance the app's.
+    pub fn app_id(&self) -> &AppId {
+        self.instance_of.as_ref().unwrap_or(&self.id)
+    }
 }
 
 /// What the app's process is made of: a change means a new process.

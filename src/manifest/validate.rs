@@ -174,6 +174,7 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
     }
     let steps = steps(&mut checker, &wire.steps);
     check_names(&mut checker, &wire.apps);
+    check_instances(&mut checker, &wire.apps);
     check_ports(&mut checker, &wire.apps, network);
     check_dependencies(&mut checker, &wire.apps);
     if !checker.out.is_empty() {
@@ -191,6 +192,32 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
         redis,
         apps,
     })
+}
+
+/// An app's added instances are named `<id>-2`, `<id>-3`, …: no other app may have one of
+/// those ids.
+fn check_instances(checker: &mut Checker, apps: &[At<AppWire>]) {
+    for app in apps {
+        let count = app.value.replicas.as_ref().map_or(1, |r| r.value);
+        for other in apps {
+            let Some(n) = other
+                .value
+                .id
+                .value
+                .strip_prefix(&format!("{}-", app.value.id.value))
+            else {
+                continue;
+            };
+            if n.parse::<u16>().is_ok_and(|n| (2..=count).contains(&n)) {
+                let message = format!(
+                    "app-id `{}` is the name of `{}`'s instance {n} (it has `replicas: {count}`)",
+                    other.value.id.value, app.value.id.value
+                );
+                let hint = Some("rename one of them".into());
+                checker.error(&other.value.id, message, hint);
+            }
+        }
+    }
 }
 
 fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig {

@@ -153,6 +153,9 @@ pub struct AppWire {
     pub depends_on: Vec<At<String>>,
     /// `on-failure` (default), `always` or `never`.
     pub restart: Option<At<String>>,
+    /// How many instances run, each in a pod of its own with its own sidecar, all with this
+    /// app-id (a Deployment's `replicas`). Default 1; `daca up --replicas 1` runs one.
+    pub replicas: Option<At<u16>>,
     /// `false`: no sidecar, as a Kubernetes Deployment without Dapr annotations (a tracing
     /// backend, a database, nginx): no `DAPR_*` environment, no subscriptions or actors, still
     /// in its pod with its cluster names. Default `true`.

@@ -76,8 +76,10 @@ impl AppEntry {
             Some(pod) => pod.host_port,
             None => spec.process.port,
         };
-        let channel = AppChannel::supervised(&id, reach, ctx.app_token.clone(), handle.watch())
-            .with_protocol(spec.process.protocol);
+        let app_id = spec.app_id().as_str();
+        let channel = AppChannel::supervised(app_id, reach, ctx.app_token.clone(), handle.watch())
+            .with_protocol(spec.process.protocol)
+            .with_instance(&id);
         let token = ctx.token.child_token();
         let tasks = TaskTracker::new();
         let sidecar = new_sidecar(ctx, &spec, &handle, &tasks);
@@ -240,10 +242,11 @@ fn new_sidecar(
     tasks: &TaskTracker,
 ) -> Arc<SidecarState> {
     let mut sidecar = SidecarState::new(
-        spec.id.as_str(),
+        spec.app_id().as_str(),
         ctx.shared.clone(),
         spec.sidecar.max_body_size,
     );
+    sidecar.instance = spec.id.to_string();
     let (stopper, stopping) = (handle.clone(), tasks.clone());
     sidecar.on_shutdown = Some(Box::new(move || {
         let handle = stopper.clone();

@@ -24,6 +24,7 @@ mod pod_links;
 mod pod_names;
 pub mod reconcile;
 mod record;
+mod replicas;
 mod start;
 mod state_dir;
 mod steps;
@@ -37,6 +38,7 @@ use tokio_util::task::TaskTracker;
 
 pub use containers::finish as finish_containers;
 pub use launch::app_unit;
+pub use replicas::ReplicaCap;
 pub use state_dir::{Group, ProcessRef, RunRecord, STATE_DIR, StateDir, StateError};
 pub use view::{AppView, ProjectView, RedisInfo, Snapshot};
 
@@ -56,6 +58,8 @@ pub struct Options {
     pub watch: bool,
     /// How app output and daca's lines are printed.
     pub log_format: LogFormat,
+    /// `--replicas N`.
+    pub replicas: ReplicaCap,
 }
 
 /// What the project's parts share, fixed for the run.
@@ -81,6 +85,8 @@ pub(crate) struct Context {
     aliases: pod_names::Aliases,
     /// Pods made before their apps are added (the first start makes them all at once).
     ahead: Arc<pod::Ahead>,
+    /// `--replicas N`, for every manifest applied.
+    replicas: ReplicaCap,
 }
 
 impl Context {
@@ -94,6 +100,11 @@ impl Context {
     /// A host process's pod is daca's own; a container's is the engine's.
     fn in_pod(&self, app: &crate::manifest::AppSpec) -> bool {
         in_pod(app, self.containers.as_deref())
+    }
+
+    /// `manifest` with its apps' instances (`replicas:`), as this run runs them.
+    fn instances(&self, manifest: crate::manifest::Manifest) -> crate::manifest::Manifest {
+        replicas::expand(manifest, self.replicas, |app| self.in_pod(app))
     }
 }
 

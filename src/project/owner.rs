@@ -71,17 +71,18 @@ impl Owner {
             .filter_map(|app| self.apps.get(&app.id))
             .map(AppEntry::view)
             .collect();
-        let channels = self
-            .apps
-            .iter()
-            .map(|(id, entry)| (id.to_string(), entry.channel.clone()))
-            .collect();
+        let channels = self.apps.values().map(|entry| entry.channel.clone());
         self.ctx.shared.set_apps(channels);
-        let reach = self
-            .apps
-            .iter()
-            .map(|(id, entry)| (id.to_string(), entry.reach()))
-            .collect();
+        let mut reach: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for (id, entry) in &self.apps {
+            reach.entry(id.to_string()).or_default().push(entry.reach());
+            if let Some(app) = &entry.spec.instance_of {
+                reach
+                    .entry(app.to_string())
+                    .or_default()
+                    .push(entry.reach());
+            }
+        }
         *self.ctx.peers.write() = reach;
         self.publish.send_replace(Arc::new(Snapshot {
             apps,
@@ -209,7 +210,7 @@ impl Owner {
     /// Applies an edited daca.yaml; an invalid or unstartable edit changes nothing.
     pub async fn reconcile(&mut self) {
         let next = match crate::folder::load(&self.manifest.file) {
-            Ok(next) => next.manifest,
+            Ok(next) => self.ctx.instances(next.manifest),
             Err(err) => return not_applied(&self.manifest, &err.to_string()),
         };
         let actions = reconcile::diff(&self.manifest, &next);

@@ -32,13 +32,23 @@ pub struct Reach {
     pub sidecar: SidecarPorts,
 }
 
-/// Every app's [`Reach`], by app-id.
-pub(super) type Peers = Arc<crate::sync::RwLock<BTreeMap<String, Reach>>>;
+/// Where each name leads: an instance's name to it, an app-id to each of its instances.
+pub(super) type Peers = Arc<crate::sync::RwLock<BTreeMap<String, Vec<Reach>>>>;
+
+/// Where a new connection to `name` goes: with replicas, each instance in turn, as a
+/// Kubernetes Service spreads connections over its pods.
+pub(super) fn reach_of(peers: &Peers, name: &str) -> Option<Reach> {
+    static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let peers = peers.read();
+    let all = peers.get(name).filter(|all| !all.is_empty())?;
+    let turn = TURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some(all[turn % all.len()])
+}
 
 /// What kind of pod it is, and how daca reaches into it.
 pub(super) enum Kind {
     /// A host process's pod: daca makes sockets in it.
-    Process(Pod),
+    Process(Box<Pod>),
     /// A container's pod: the engine's, reached through its relay.
     Container(super::pod_container::ContainerPod),
 }
@@ -262,7 +272,7 @@ impl PodPlace {
         };
         Ok(PodPlace {
             inside: Arc::new(Inside {
-                kind: Kind::Process(pod),
+                kind: Kind::Process(Box::new(pod)),
                 names,
             }),
             in_pod,

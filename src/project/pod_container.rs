@@ -25,7 +25,7 @@ const CONNECT: Duration = Duration::from_secs(15);
 pub(super) struct ContainerPod {
     pub hub: Arc<Hub>,
     plan: Arc<ContainerPlan>,
-    spec: AppSpec,
+    spec: Box<AppSpec>,
     dir: PathBuf,
     token: CancellationToken,
 }
@@ -47,7 +47,7 @@ impl ContainerPod {
         let pod = ContainerPod {
             hub,
             plan: plan.clone(),
-            spec: spec.clone(),
+            spec: Box::new(spec.clone()),
             dir: dir.to_path_buf(),
             token,
         };

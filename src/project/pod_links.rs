@@ -24,7 +24,7 @@ pub(super) fn place(own: SidecarPorts, peers: Peers) -> crate::pod::relay::Place
             Some(("sidecar", "grpc")) => Some(own.grpc),
             Some(("host", port)) => port.parse().ok(),
             Some((kind, peer)) => {
-                let reach = peers.read().get(peer).copied();
+                let reach = super::pod::reach_of(&peers, peer);
                 reach.and_then(|r| match kind {
                     "app" => r.app,
                     "http" => Some(r.sidecar.http),
@@ -93,7 +93,7 @@ pub(super) async fn to_peer(
     token: CancellationToken,
 ) {
     let dial = move || {
-        let reach = peers.read().get(&peer).copied();
+        let reach = super::pod::reach_of(&peers, &peer);
         let port = reach.and_then(|r| match target {
             Target::App => r.app,
             Target::SidecarHttp => Some(r.sidecar.http),

@@ -40,6 +40,10 @@ pub(super) fn announce(
     );
     for app in &snapshot.apps {
         let port = app.spec.process.port;
+        let name = match &app.spec.instance_of {
+            Some(of) => format!("{} (a replica of {of})", app.spec.id),
+            None => app.spec.id.to_string(),
+        };
         // How it runs, said once per app: an imported project's apps run as containers
         // where an engine answers, else as processes.
         let runs = match containers.is_some_and(|plan| plan.runs(&app.spec)) {
@@ -54,14 +58,13 @@ pub(super) fn announce(
                 (Some(port), _) => format!(" · app :{port}"),
                 (None, _) => String::new(),
             };
-            tracing::info!("{}: {runs} · no sidecar (dapr: false){at}", app.spec.id);
+            tracing::info!("{name}: {runs} · no sidecar (dapr: false){at}");
             continue;
         }
         let Some(host_port) = app.pod_host_port else {
             let port = port.map(|p| format!("app :{p} · ")).unwrap_or_default();
             tracing::info!(
-                "{}: {runs} · {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
-                app.spec.id,
+                "{name}: {runs} · {port}DAPR_HTTP_PORT={} DAPR_GRPC_PORT={}",
                 app.ports.http,
                 app.ports.grpc
             );
@@ -74,8 +77,7 @@ pub(super) fn announce(
             _ => String::new(),
         };
         tracing::info!(
-            "{}: {runs} in a pod · {port}sidecar localhost:3500/50001 in the pod, :{}/:{} on this machine",
-            app.spec.id,
+            "{name}: {runs} in a pod · {port}sidecar localhost:3500/50001 in the pod, :{}/:{} on this machine",
             app.ports.http,
             app.ports.grpc
         );

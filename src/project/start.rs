@@ -60,7 +60,7 @@ impl Project {
         let logs = LogBus::new(LOG_BUFFER);
         let redis_name = redis::log_name(&manifest.apps);
         let mut sources = vec![redis_name.clone()];
-        sources.extend(manifest.apps.iter().map(|a| a.id.to_string()));
+        sources.extend(super::replicas::names(&manifest, options.replicas));
         let printer = Printer::new(options.log_format, sources);
         tasks.spawn(printer.run(logs.clone(), token.clone()));
         let started = provide(&manifest, &state, &logs, &redis_name).await;
@@ -92,6 +92,10 @@ impl Project {
                 return Err(problem.into());
             }
         };
+        // Only now is it known whether each app's instances can have pods.
+        let manifest = super::replicas::expand(manifest, options.replicas, |app| {
+            super::in_pod(app, plan.as_deref())
+        });
         let finish = Finish {
             state,
             containers: plan.clone(),
@@ -313,6 +317,7 @@ impl Running {
                 &self.manifest,
             ))),
             ahead: Default::default(),
+            replicas: self.options.replicas,
         };
         let (commands_tx, commands) = mpsc::channel(4);
         let owner = Owner {

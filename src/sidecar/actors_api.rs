@@ -154,7 +154,7 @@ pub async fn transaction(
         .map_err(ActorError::transaction)?;
     let actors = &sidecar.shared.actors;
     actors
-        .transaction(&sidecar.app_id, &actor_type, &id, ops)
+        .transaction(&sidecar.app_id, &sidecar.instance, &actor_type, &id, ops)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -222,7 +222,7 @@ pub async fn create_timer(
     };
     let actors = &sidecar.shared.actors;
     actors
-        .create_timer(&sidecar.app_id, &actor_type, &id, &name, spec)
+        .create_timer(&sidecar.instance, &actor_type, &id, &name, spec)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -260,7 +260,7 @@ pub async fn create_reminder(
         overwrite,
     };
     let actors = &sidecar.shared.actors;
-    actors.create_reminder(&sidecar.app_id, &actor_type, &id, &name, spec)?;
+    actors.create_reminder(&sidecar.instance, &actor_type, &id, &name, spec)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -270,7 +270,7 @@ pub async fn get_reminder(
     Path((actor_type, id, name)): Path<(String, String, String)>,
 ) -> Result<Response> {
     let actors = &sidecar.shared.actors;
-    let view = actors.get_reminder(&sidecar.app_id, &actor_type, &id, &name)?;
+    let view = actors.get_reminder(&sidecar.instance, &actor_type, &id, &name)?;
     Ok(axum::Json(view).into_response())
 }
 
@@ -280,7 +280,7 @@ pub async fn delete_reminder(
     Path((actor_type, id, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode> {
     let actors = &sidecar.shared.actors;
-    actors.delete_reminder(&sidecar.app_id, &actor_type, &id, &name)?;
+    actors.delete_reminder(&sidecar.instance, &actor_type, &id, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -116,7 +116,7 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
         "id": sidecar.app_id,
         "runtimeVersion": version,
         "extended": extended,
-        "actorRuntime": shared.actors.runtime_status(&sidecar.app_id),
+        "actorRuntime": shared.actors.runtime_status(&sidecar.instance),
         "workflows": { "connectedWorkers": shared.workflows.connected_workers(&sidecar.app_id) },
     });
     if let Some(counts) = body["actorRuntime"].get("activeActors").cloned() {

@@ -41,6 +41,9 @@ use crate::pubsub::subscription::Subscription;
 /// What one app's sidecar serves.
 pub struct SidecarState {
     pub app_id: String,
+    /// Which instance of the app it serves (`AppChannel::instance`): actors are hosted, and
+    /// their timers and reminders made, by an instance.
+    pub instance: String,
     pub shared: Arc<Shared>,
     /// The request body limit; a daca.yaml edit changes it without a restart.
     max_body_size: std::sync::atomic::AtomicUsize,
@@ -67,6 +70,7 @@ impl SidecarState {
     pub fn new(app_id: &str, shared: Arc<Shared>, max_body_size: usize) -> SidecarState {
         SidecarState {
             app_id: app_id.to_string(),
+            instance: app_id.to_string(),
             shared,
             max_body_size: max_body_size.into(),
             subscriptions: Arc::default(),

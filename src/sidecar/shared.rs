@@ -110,21 +110,61 @@ impl ComponentSet {
     }
 }
 
-/// The channel to every app, by app-id: published whole by the project after each change.
+/// The channel to every instance of every app: published whole by the project after each
+/// change.
 #[derive(Clone, Default)]
-pub struct Directory(Arc<RwLock<BTreeMap<String, AppChannel>>>);
+pub struct Directory {
+    apps: Arc<RwLock<Instances>>,
+    /// Turns through an app's instances, call by call.
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Default)]
+struct Instances {
+    /// By instance name.
+    channels: BTreeMap<String, AppChannel>,
+    /// Each app-id's instances.
+    of_app: BTreeMap<String, Vec<String>>,
+}
 
 impl Directory {
+    /// A channel to app `id`: with replicas, its ready instances in turn (as a Kubernetes
+    /// Service spreads calls over its pods); when none is ready, one that may become so.
     pub fn get(&self, id: &str) -> Option<AppChannel> {
-        self.0.read().get(id).cloned()
+        let apps = self.apps.read();
+        let names = apps.of_app.get(id)?;
+        let all: Vec<&AppChannel> = names.iter().filter_map(|n| apps.channels.get(n)).collect();
+        if all.len() < 2 {
+            return all.first().map(|c| (*c).clone());
+        }
+        let ready: Vec<&AppChannel> = all.iter().copied().filter(|c| c.is_ready()).collect();
+        let pool = if ready.is_empty() { &all } else { &ready };
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(pool[turn % pool.len()].clone())
     }
 
-    fn insert(&self, id: &str, channel: AppChannel) {
-        self.0.write().insert(id.to_string(), channel);
+    /// The channel to one instance (the host an actor was placed on).
+    pub fn instance(&self, name: &str) -> Option<AppChannel> {
+        self.apps.read().channels.get(name).cloned()
     }
 
-    fn set(&self, apps: BTreeMap<String, AppChannel>) {
-        *self.0.write() = apps;
+    fn insert(&self, channel: AppChannel) {
+        let mut apps = self.apps.write();
+        let names = apps.of_app.entry(channel.app_id.clone()).or_default();
+        if !names.contains(&channel.instance) {
+            names.push(channel.instance.clone());
+        }
+        apps.channels.insert(channel.instance.clone(), channel);
+    }
+
+    fn set(&self, channels: impl IntoIterator<Item = AppChannel>) {
+        let mut next = Instances::default();
+        for channel in channels {
+            let names = next.of_app.entry(channel.app_id.clone()).or_default();
+            names.push(channel.instance.clone());
+            next.channels.insert(channel.instance.clone(), channel);
+        }
+        *self.apps.write() = next;
     }
 }
 
@@ -195,12 +235,14 @@ impl Shared {
         self.apps.get(id)
     }
 
-    pub fn set_app(&self, id: &str, channel: AppChannel) {
-        self.apps.insert(id, channel);
+    /// Adds (or replaces) one app's channel, under its app-id and instance (tests, tools).
+    pub fn set_app(&self, channel: AppChannel) {
+        self.apps.insert(channel);
     }
 
-    /// Replaces every app's channel: the project publishes its registry here after each change.
-    pub fn set_apps(&self, apps: BTreeMap<String, AppChannel>) {
-        self.apps.set(apps);
+    /// Replaces every instance's channel: the project publishes its registry here after each
+    /// change.
+    pub fn set_apps(&self, channels: impl IntoIterator<Item = AppChannel>) {
+        self.apps.set(channels);
     }
 }

@@ -44,7 +44,7 @@ async fn start(redis: bool, token: Option<&str>) -> Sidecar {
     };
     let (loaded, _) = sidecar::Components::load(Some(dir.path()), dir.path(), &plan).unwrap();
     let shared = Arc::new(Shared::new(loaded, token.map(String::from)));
-    shared.set_app("myapp", AppChannel::unsupervised("myapp", None));
+    shared.set_app(AppChannel::unsupervised("myapp", None));
     let state = Arc::new(SidecarState::new("myapp", shared.clone(), 1 << 20));
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -660,7 +660,7 @@ async fn grpc_apps_get_invocations_and_events_over_app_callback() {
     tokio::spawn(server);
     let channel = AppChannel::unsupervised("grpcapp", Some(port))
         .with_protocol(daca::manifest::AppProtocol::Grpc);
-    s.shared.set_app("grpcapp", channel.clone());
+    s.shared.set_app(channel.clone());
     let active = Arc::default();
     daca::pubsub::delivery::Subscriber::new(
         channel,

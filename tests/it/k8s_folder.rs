@@ -26,7 +26,7 @@ fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
     let _serial = crate::common::serial();
     let project = copy_fixture();
     let mut up = crate::up::Up::start(project.path(), None);
-    up.wait_output("all 3 app(s) ready", Duration::from_secs(180));
+    up.wait_output("all 4 app(s) ready", Duration::from_secs(180));
     let output = up.output();
     let read = format!(
         "read Kubernetes manifests in {}: 3 apps, 1 Dapr resource",
@@ -35,6 +35,7 @@ fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
     for said in [
         read.as_str(),
         "frontend: container in a pod · app :8000 in its pod",
+        "memory-2 (a replica of memory): container in a pod",
         "jaeger: container · no sidecar (dapr: false) · app :16686 in its pod",
         "ignored on one machine: `frontend` imagePullPolicy, `frontend` resources, `jaeger` resources",
     ] {
@@ -49,10 +50,24 @@ fn up_in_a_kubernetes_folder_runs_its_apps_as_the_cluster_would() {
         get("/env"),
         serde_json::json!({"DAPR_HTTP_PORT": "3500", "OPENAI_API_KEY": "sk-not-a-real-key"})
     );
-    assert_eq!(
-        get("/call"),
-        serde_json::json!({"by_name": {"app": "memory"}, "by_dapr": {"app": "memory"}})
+    // The memory Deployment's two replicas: its Service and its app-id each lead to both.
+    let (mut by_name, mut by_dapr) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
     );
+    for _ in 0..6 {
+        let call = get("/call");
+        assert_eq!(call["by_name"]["app"], "memory", "{call}");
+        by_name.insert(call["by_name"]["pod"].as_str().unwrap().to_string());
+        by_dapr.insert(call["by_dapr"]["pod"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        by_name,
+        ["memory", "memory-2"].map(String::from).into(),
+        "{}",
+        up.output()
+    );
+    assert_eq!(by_dapr, by_name);
     assert_eq!(get("/jaeger"), serde_json::json!({"status": 200}));
     let ps = run(&["ps", "--json", "-d", project.path().to_str().unwrap()]);
     let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();

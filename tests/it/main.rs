@@ -29,6 +29,7 @@ mod pubsub;
 mod redis;
 mod reliability;
 mod reload;
+mod replicas;
 mod sidecar;
 mod state_props;
 mod tilt;

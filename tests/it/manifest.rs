@@ -53,6 +53,12 @@ fn sidecar_fields_on_an_app_without_one_are_errors() {
     insta::assert_snapshot!(rendered_error("no-sidecar.yaml"));
 }
 
+/// `replicas:` is 1 or more, needs pods, and its instances' names are no other app's.
+#[test]
+fn replicas_are_checked_where_written() {
+    insta::assert_snapshot!(rendered_error("replicas.yaml"));
+}
+
 /// A Service port leads to the app's own port, or it is an error where it is written.
 #[test]
 fn service_ports_lead_to_the_apps_port() {

@@ -135,10 +135,10 @@ impl World {
             .with_state(app.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         let shared = Arc::new(Shared::new(components, None));
-        shared.set_app("checkout", AppChannel::unsupervised("checkout", None));
+        shared.set_app(AppChannel::unsupervised("checkout", None));
         let mut channel = AppChannel::unsupervised("orders", Some(app_port));
         channel.app_token = Some("app-token".into());
-        shared.set_app("orders", channel);
+        shared.set_app(channel);
         let mut publisher = 0;
         for id in ["checkout", "orders"] {
             let state = SidecarState::new(id, shared.clone(), 4 << 20);
@@ -641,10 +641,12 @@ async fn health_and_invocation_follow_the_apps_readiness_and_shutdown_stops_the_
     let (sender, receiver) = tokio::sync::watch::channel(status(AppState::Starting));
     let shared = Arc::new(Shared::with_stores(BTreeMap::new(), None));
     let app_port = crate::common::free_port();
-    shared.set_app(
+    shared.set_app(AppChannel::supervised(
         "web",
-        AppChannel::supervised("web", Some(app_port), None, receiver),
-    );
+        Some(app_port),
+        None,
+        receiver,
+    ));
     let mut state = SidecarState::new("web", shared, 1 << 20);
     state.invoke_wait = Duration::from_millis(400);
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));

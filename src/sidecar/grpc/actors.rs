@@ -112,7 +112,7 @@ pub async fn execute_actor_state_transaction(
     }
     s.shared
         .actors
-        .transaction(&s.app_id, &r.actor_type, &r.actor_id, ops)
+        .transaction(&s.app_id, &s.instance, &r.actor_type, &r.actor_id, ops)
         .await
         .map_err(status)
 }
@@ -130,7 +130,7 @@ pub async fn register_actor_timer(
     };
     s.shared
         .actors
-        .create_timer(&s.app_id, &r.actor_type, &r.actor_id, &r.name, spec)
+        .create_timer(&s.instance, &r.actor_type, &r.actor_id, &r.name, spec)
         .await
         .map_err(status)
 }
@@ -161,7 +161,7 @@ pub async fn register_actor_reminder(
     };
     s.shared
         .actors
-        .create_reminder(&s.app_id, &r.actor_type, &r.actor_id, &r.name, spec)
+        .create_reminder(&s.instance, &r.actor_type, &r.actor_id, &r.name, spec)
         .map_err(status)
 }
 
@@ -171,7 +171,7 @@ pub async fn unregister_actor_reminder(
 ) -> Result<()> {
     s.shared
         .actors
-        .delete_reminder(&s.app_id, &r.actor_type, &r.actor_id, &r.name)
+        .delete_reminder(&s.instance, &r.actor_type, &r.actor_id, &r.name)
         .map_err(status)
 }
 
@@ -196,7 +196,7 @@ pub async fn get_actor_reminder(
     let view = s
         .shared
         .actors
-        .get_reminder(&s.app_id, &r.actor_type, &r.actor_id, &r.name)
+        .get_reminder(&s.instance, &r.actor_type, &r.actor_id, &r.name)
         .map_err(status)?;
     Ok(rt::GetActorReminderResponse {
         actor_type: r.actor_type,
@@ -222,7 +222,7 @@ pub async fn list_actor_reminders(
             continue;
         };
         let view = actors
-            .get_reminder(&s.app_id, &r.actor_type, &id, &name)
+            .get_reminder(&s.instance, &r.actor_type, &id, &name)
             .map_err(status)?;
         reminders.push(rt::NamedActorReminder {
             name,
@@ -250,7 +250,7 @@ pub async fn unregister_actor_reminders_by_type(
             continue;
         };
         actors
-            .delete_reminder(&s.app_id, &r.actor_type, id, name)
+            .delete_reminder(&s.instance, &r.actor_type, id, name)
             .map_err(status)?;
     }
     Ok(rt::UnregisterActorRemindersByTypeResponse {})

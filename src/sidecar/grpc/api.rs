@@ -418,7 +418,7 @@ pub async fn get_metadata(
                 channel_address: "127.0.0.1".into(),
                 ..Default::default()
             });
-    let runtime = s.shared.actors.runtime_status(&s.app_id);
+    let runtime = s.shared.actors.runtime_status(&s.instance);
     let active_actors: Vec<rt::ActiveActorsCount> = runtime["activeActors"]
         .as_array()
         .into_iter()
