@@ -152,8 +152,22 @@ async fn logs(State(view): State<ProjectView>, Query(query): Query<LogQuery>) ->
         )
             .into_response();
     }
+    // An app's lines are its instances' too (`replicas:`).
+    let sources: Option<Vec<String>> = query.source.as_ref().map(|source| {
+        let instances = snapshot
+            .apps
+            .iter()
+            .filter(|a| {
+                a.spec
+                    .instance_of
+                    .as_ref()
+                    .is_some_and(|of| of.as_str() == source)
+            })
+            .map(|a| a.spec.id.to_string());
+        std::iter::once(source.clone()).chain(instances).collect()
+    });
     let keep = move |line: &LogLine| {
-        query.source.as_ref().is_none_or(|s| *s == line.source)
+        sources.as_ref().is_none_or(|s| s.contains(&line.source))
             && query.since_ms.is_none_or(|t| line.ts_ms >= t)
     };
     let encode = |line: &LogLine| {
@@ -184,7 +198,21 @@ async fn app_action(
     State(view): State<ProjectView>,
     Path((name, action)): Path<(String, String)>,
 ) -> Response {
-    let Some(handle) = view.snapshot().app(&name).map(|a| a.handle.clone()) else {
+    let snapshot = view.snapshot();
+    // The app and its instances (`replicas:`), as a Deployment is restarted whole.
+    let handles: Vec<_> = snapshot
+        .apps
+        .iter()
+        .filter(|a| {
+            a.spec.id.as_str() == name
+                || a.spec
+                    .instance_of
+                    .as_ref()
+                    .is_some_and(|of| of.as_str() == name)
+        })
+        .map(|a| a.handle.clone())
+        .collect();
+    let Some(handle) = handles.first().cloned() else {
         return (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "error": format!("no app `{name}`") })),
@@ -192,9 +220,9 @@ async fn app_action(
             .into_response();
     };
     let control = match action.as_str() {
-        "start" => Control::Start,
-        "stop" => Control::Stop,
-        "restart" => Control::Restart,
+        "start" => || Control::Start,
+        "stop" => || Control::Stop,
+        "restart" => || Control::Restart,
         _ => {
             let error = format!("unknown action `{action}` (use start, stop or restart)");
             return (
@@ -204,6 +232,8 @@ async fn app_action(
                 .into_response();
         }
     };
-    handle.send(control).await;
+    for each in &handles {
+        each.send(control()).await;
+    }
     Json(handle.status()).into_response()
 }

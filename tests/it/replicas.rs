@@ -150,6 +150,46 @@ fn three_replicas_share_one_app_id() {
         .unwrap();
     assert_eq!(crate::cli::text(&redis.stdout), "\"v\"\n");
 
+    // `daca logs work` has every instance's lines; a restart of `work` restarts each.
+    let logs = crate::cli::run(&["logs", "work", "-d", dir.path().to_str().unwrap()]);
+    let logs = crate::cli::text(&logs.stdout);
+    for name in ["work", "work-2", "work-3"] {
+        assert!(
+            logs.contains(&format!("{name:<6} | INFO:")),
+            "{name} in\n{logs}"
+        );
+    }
+    let record = std::fs::read_to_string(dir.path().join(".daca/run.json")).unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let control: u16 = record["control"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = [("x-daca", "1")];
+    let restart =
+        crate::common::http_request_with(control, "POST", "/v1/apps/work/restart", "", &headers);
+    assert_eq!(restart.map(|r| r.0), Some(200));
+    let restarted = || {
+        let ps = up.ps();
+        (0..3).all(|n| ps["apps"][n]["restarts"] == 1 && ps["apps"][n]["state"] == "ready")
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), restarted),
+        "{}",
+        up.ps()
+    );
+    let pids: BTreeSet<u64> = (0..3)
+        .map(|n| {
+            json(host_port(n), "GET", "/who", "")["pid"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+
     // Two replicas: only the third stops.
     let manifest = std::fs::read_to_string(dir.path().join("daca.yaml")).unwrap();
     std::fs::write(
@@ -162,7 +202,7 @@ fn three_replicas_share_one_app_id() {
     assert!(wait_until(Duration::from_secs(20), two), "{}", up.output());
     assert_eq!(
         up.ps()["apps"][0]["restarts"],
-        0,
+        1,
         "the first instance ran on"
     );
     assert!(
@@ -173,7 +213,6 @@ fn three_replicas_share_one_app_id() {
         )
     );
     let mut up = up;
-    eprintln!("{}", up.output());
     up.stop_cleanly();
 
     let one = crate::up::Up::start_flags(dir.path(), &["--replicas", "1"]);
