@@ -13,10 +13,12 @@
 //! `sync`'s. CONTRIBUTING.md has the picture and the rules.
 
 pub mod actors;
+pub mod bindings;
 pub mod channel;
 pub mod cli;
 pub mod components;
 pub mod control;
+pub mod cron;
 pub mod dashboard;
 pub mod docker;
 pub mod env;

@@ -23,7 +23,7 @@ pub(super) struct Grpc {
 }
 
 impl Grpc {
-    async fn client(
+    pub(super) async fn client(
         &self,
         port: u16,
     ) -> Result<AppCallbackClient<tonic::transport::Channel>, String> {

@@ -32,6 +32,11 @@ impl Http {
         }
     }
 
+    /// The app's connection pool, for the calls other files of the channel make.
+    pub(super) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub async fn subscriptions(
         &self,
         channel: &AppChannel,

@@ -7,6 +7,7 @@
 //! AppCallback service: `ListTopicSubscriptions`, `OnTopicEvent`, `OnInvoke`). Callers never
 //! ask which protocol an app speaks.
 
+mod binding;
 mod grpc;
 mod http;
 mod pool;
@@ -59,6 +60,16 @@ pub struct Delivery<'a> {
     pub metadata: &'a BTreeMap<String, String>,
     /// How long the app may take to answer.
     pub timeout: Duration,
+}
+
+/// One event of an input binding for the app.
+pub struct BindingEvent<'a> {
+    pub name: &'a str,
+    /// Where an HTTP app receives it (`route`, else the binding's name), without its `/`.
+    pub route: &'a str,
+    pub data: &'a [u8],
+    /// The binding's metadata for the event, sent as headers (HTTP).
+    pub metadata: &'a BTreeMap<String, String>,
 }
 
 /// One invocation of the app, as the caller's sidecar received it.

@@ -286,6 +286,8 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
 fn validate(project: &ProjectArgs) -> crate::Result<()> {
     let (file, _) = project.locate();
     let manifest = crate::folder::load(&file)?.manifest;
+    // The resources too: a bad component stops `daca up` just as a bad daca.yaml does.
+    crate::components::check_resources(manifest.resources.as_deref(), &manifest.root)?;
     let ids: Vec<&str> = manifest.apps.iter().map(|a| a.id.as_str()).collect();
     println!(
         "{} is valid: project `{}`, {} app(s) in start order: {}",

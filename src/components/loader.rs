@@ -241,6 +241,9 @@ impl Loader<'_> {
                 .hint("add `- name: redisHost` with `value: localhost:6379`"),
             );
         }
+        if kind.is_binding() {
+            problems.extend(binding_problems(kind, type_name, &wire, offset));
+        }
         for item in wire.spec.value.items() {
             if let Some(problem) = unsupported(&item.value) {
                 let (line, column) = at(item, offset);
@@ -453,6 +456,35 @@ impl Loader<'_> {
             origin: Some(format!("{}:{line}", r.file.display())),
         })
     }
+}
+
+/// A binding's missing metadata items, and the values it cannot use, where they are written.
+fn binding_problems(
+    kind: ComponentKind,
+    type_name: &Spanned<String>,
+    wire: &ComponentWire,
+    offset: u64,
+) -> Vec<Diagnostic> {
+    let items = wire.spec.value.items();
+    let mut problems = Vec::new();
+    for (key, hint) in crate::bindings::required(kind) {
+        if !items.iter().any(|m| m.value.name.eq_ignore_ascii_case(key)) {
+            let (line, column) = at(type_name, offset);
+            let message = format!("`{}` needs a `{key}` metadata item", type_name.value);
+            problems.push(Diagnostic::at(line, column, message).hint(*hint));
+        }
+    }
+    for item in items {
+        let Some(value) = &item.value.value else {
+            continue; // from a secret: checked when the components are made
+        };
+        let checked = crate::bindings::check_item(kind, &item.value.name, &value.to_env_string());
+        if let Some((message, hint)) = checked {
+            let (line, column) = at(item, offset);
+            problems.push(Diagnostic::at(line, column, message).hint(hint));
+        }
+    }
+    problems
 }
 
 fn name_of(wire: &ComponentWire) -> String {

@@ -30,9 +30,11 @@ pub enum ComponentKind {
     PubsubMemory,
     SecretsEnv,
     SecretsFile,
+    BindingsCron,
+    BindingsHttp,
 }
 
-pub(crate) const SUPPORTED: &str = "state.redis, state.in-memory, pubsub.redis, pubsub.in-memory, secretstores.local.env, secretstores.local.file";
+pub(crate) const SUPPORTED: &str = "state.redis, state.in-memory, pubsub.redis, pubsub.in-memory, secretstores.local.env, secretstores.local.file, bindings.cron, bindings.http";
 
 impl ComponentKind {
     fn parse(type_name: &str) -> Option<ComponentKind> {
@@ -43,12 +45,21 @@ impl ComponentKind {
             "pubsub.in-memory" => ComponentKind::PubsubMemory,
             "secretstores.local.env" => ComponentKind::SecretsEnv,
             "secretstores.local.file" => ComponentKind::SecretsFile,
+            "bindings.cron" => ComponentKind::BindingsCron,
+            "bindings.http" => ComponentKind::BindingsHttp,
             _ => return None,
         })
     }
 
     pub fn is_state(self) -> bool {
         matches!(self, ComponentKind::StateRedis | ComponentKind::StateMemory)
+    }
+
+    pub fn is_binding(self) -> bool {
+        matches!(
+            self,
+            ComponentKind::BindingsCron | ComponentKind::BindingsHttp
+        )
     }
 
     fn uses_redis(self) -> bool {

@@ -339,32 +339,38 @@ pub(super) fn globs(checker: &mut Checker, raw: &[At<String>]) -> Vec<String> {
 /// Dapr's default `maxBodySize`: 4 MiB.
 const DEFAULT_BODY: usize = 4 << 20;
 
-/// `4Mi`, `512Ki`, `8MB`, `1048576`: binary (Ki/Mi/Gi) or decimal (K/KB, M/MB, G/GB) units.
-fn body_size(checker: &mut Checker, raw: Option<&At<String>>) -> usize {
-    let Some(raw) = raw else { return DEFAULT_BODY };
-    let text = raw.value.trim();
+/// `4Mi`, `512Ki`, `8MB`, `1048576`: binary (Ki/Mi/Gi) or decimal (K/KB, M/MB, G/GB) units;
+/// more than zero.
+pub fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let factor: Option<usize> = match unit.trim() {
-        "" | "B" => Some(1),
-        "Ki" | "KiB" => Some(1 << 10),
-        "Mi" | "MiB" => Some(1 << 20),
-        "Gi" | "GiB" => Some(1 << 30),
-        "K" | "KB" | "k" => Some(1000),
-        "M" | "MB" => Some(1_000_000),
-        "G" | "GB" => Some(1_000_000_000),
-        _ => None,
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "Ki" | "KiB" => 1 << 10,
+        "Mi" | "MiB" => 1 << 20,
+        "Gi" | "GiB" => 1 << 30,
+        "K" | "KB" | "k" => 1000,
+        "M" | "MB" => 1_000_000,
+        "G" | "GB" => 1_000_000_000,
+        _ => return None,
     };
-    match (number.parse::<usize>(), factor) {
-        (Ok(n), Some(f)) if n > 0 => n.saturating_mul(f),
-        _ => {
-            let hint = Some("write a size such as `4Mi`, `16MB` or `1048576`".into());
-            checker.error(raw, format!("invalid size `{}`", raw.value), hint);
-            DEFAULT_BODY
-        }
-    }
+    number
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n.saturating_mul(factor))
+}
+
+fn body_size(checker: &mut Checker, raw: Option<&At<String>>) -> usize {
+    let Some(raw) = raw else { return DEFAULT_BODY };
+    parse_size(&raw.value).unwrap_or_else(|| {
+        let hint = Some("write a size such as `4Mi`, `16MB` or `1048576`".into());
+        checker.error(raw, format!("invalid size `{}`", raw.value), hint);
+        DEFAULT_BODY
+    })
 }
 
 fn restart_policy(checker: &mut Checker, raw: Option<&At<String>>) -> RestartPolicy {

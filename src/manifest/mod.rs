@@ -18,6 +18,7 @@ mod wire;
 
 use std::path::Path;
 
+pub use app::parse_size;
 pub use error::{Diagnostic, ManifestError};
 pub use model::{
     AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, NetworkMode,

@@ -133,8 +133,8 @@ impl AppEntry {
         Ok(entry)
     }
 
-    /// (Re)starts the subscriber on the current components; the old one ends first, and what
-    /// it had not acknowledged is delivered by the new one.
+    /// (Re)starts the subscriber and the input bindings on the current components; the old
+    /// ones end first, and what the subscriber had not acknowledged the new one delivers.
     pub fn subscribe(&mut self, ctx: &Context) {
         self.subscriber.cancel();
         // Without a sidecar, nothing asks the app for its subscriptions.
@@ -151,6 +151,12 @@ impl AppEntry {
         )
         .with_stats(ctx.shared.pubsub_stats.clone());
         self.tasks.spawn(subscriber.run(self.subscriber.clone()));
+        let inputs = components.bindings.inputs(self.spec.app_id().as_str());
+        if !inputs.is_empty() {
+            let reader =
+                crate::bindings::input::run(self.channel.clone(), inputs, self.subscriber.clone());
+            self.tasks.spawn(reader);
+        }
     }
 
     /// Hands a batch of changes of the app's files to its reload driver.

@@ -32,7 +32,7 @@ pub async fn healthz(
             "dapr app-id does not match",
         ));
     }
-    let ready = match sidecar.shared.app(&sidecar.app_id) {
+    let ready = match sidecar.shared.instance(&sidecar.instance) {
         Some(channel) => channel.port.is_none() || channel.is_ready(),
         None => true,
     };
@@ -128,7 +128,7 @@ pub async fn metadata(State(sidecar): State<Arc<SidecarState>>) -> Json<Value> {
     if !subscriptions.is_empty() {
         body["subscriptions"] = json!(subscriptions);
     }
-    if let Some(port) = shared.app(&sidecar.app_id).and_then(|c| c.port) {
+    if let Some(port) = shared.instance(&sidecar.instance).and_then(|c| c.port) {
         body["appConnectionProperties"] =
             json!({"port": port, "protocol": "http", "channelAddress": "127.0.0.1"});
     }

@@ -7,6 +7,7 @@
 //! response. Unknown routes answer as Dapr does (its service-invocation fallback).
 
 mod actors_api;
+mod bindings_api;
 mod catalog;
 mod error;
 pub mod grpc;
@@ -123,6 +124,10 @@ pub fn router(state: Arc<SidecarState>) -> Router {
             axum::routing::put(meta::set_metadata),
         )
         .route("/v1.0/shutdown", post(meta::shutdown))
+        .route(
+            "/v1.0/bindings/{name}",
+            post(bindings_api::invoke).put(bindings_api::invoke),
+        )
         .route("/v1.0/secrets/{store}/bulk", get(meta::bulk_secrets))
         .route("/v1.0/secrets/{store}/{key}", get(meta::secret))
         .fallback(invoke::fallback)

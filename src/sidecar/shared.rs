@@ -23,6 +23,8 @@ pub struct Components {
     pub declarative: Vec<Subscription>,
     /// Preview features a Configuration turns on (`ActorStateTTL`).
     pub features: std::collections::BTreeSet<String>,
+    /// Input and output bindings.
+    pub bindings: Arc<crate::bindings::Bindings>,
 }
 
 /// Why a resources folder could not be turned into components.
@@ -32,6 +34,8 @@ pub enum ComponentsLoadError {
     Files(#[from] crate::components::ComponentsError),
     #[error(transparent)]
     Setup(#[from] crate::components::stores::StoreSetupError),
+    #[error("{0}")]
+    Bindings(String),
 }
 
 impl Components {
@@ -57,7 +61,10 @@ impl Components {
                 Some((c.name.clone(), (c.clone(), store.clone())))
             })
             .collect();
+        let bindings = crate::bindings::Bindings::make(&resources.components)
+            .map_err(ComponentsLoadError::Bindings)?;
         let mut loaded = Components::with_stores(stores);
+        loaded.bindings = Arc::new(bindings);
         loaded.pubsubs = Arc::new(pubsubs.into_iter().map(|(k, v)| (k, Arc::new(v))).collect());
         loaded.secrets = secrets;
         loaded.declarative = resources.subscriptions;
@@ -73,6 +80,7 @@ impl Components {
             secrets: BTreeMap::new(),
             declarative: Vec::new(),
             features: Default::default(),
+            bindings: Arc::default(),
         }
     }
 
@@ -233,6 +241,12 @@ impl Shared {
     /// The channel to app `id`.
     pub fn app(&self, id: &str) -> Option<AppChannel> {
         self.apps.get(id)
+    }
+
+    /// The channel to one instance: a sidecar's own app (with replicas, [`Shared::app`] may
+    /// give another instance).
+    pub fn instance(&self, name: &str) -> Option<AppChannel> {
+        self.apps.instance(name)
     }
 
     /// Adds (or replaces) one app's channel, under its app-id and instance (tests, tools).

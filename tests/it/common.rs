@@ -215,6 +215,38 @@ pub fn http_request_with(
     Some((status, body))
 }
 
+/// [`http_request`] that also returns the response's headers (names lowercased).
+pub fn http_request_full(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, Vec<(String, String)>) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let response = read_response(&mut stream).unwrap_or_default();
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, body.to_string(), headers)
+}
+
 /// Reads one response: to its Content-Length when it has one (some servers, chromedriver
 /// among them, say `Connection: close` and keep the socket open), else to the end.
 fn read_response(stream: &mut std::net::TcpStream) -> Option<String> {

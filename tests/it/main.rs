@@ -9,6 +9,7 @@
 
 mod actors;
 mod actors_api;
+mod bindings;
 mod cli;
 mod common;
 mod components;

@@ -410,7 +410,7 @@ pub async fn get_metadata(
     extended.insert("daprRuntimeVersion".into(), version.clone());
     let app_connection_properties =
         s.shared
-            .app(&s.app_id)
+            .instance(&s.instance)
             .and_then(|c| c.port)
             .map(|port| rt::AppConnectionProperties {
                 port: i32::from(port),

@@ -8,6 +8,7 @@
 
 mod actors;
 mod api;
+mod bindings;
 mod conn;
 mod workflow;
 
@@ -234,6 +235,7 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
         "BulkPublishEvent" => api::bulk_publish_event,
         "BulkPublishEventAlpha1" => api::bulk_publish_event,
         "InvokeService" => api::invoke_service,
+        "InvokeBinding" => bindings::invoke_binding,
         "GetSecret" => api::get_secret,
         "GetBulkSecret" => api::get_bulk_secret,
         "GetMetadata" => api::get_metadata,

@@ -1,0 +1,116 @@
+//! The input bindings of one app. Each starts when the app is ready: daprd first asks the app
+//! whether it reads the binding (`OPTIONS /<route>`, unless `direction: input` says so), then
+//! delivers each event. daca asks again after each restart, so a reload that adds the route
+//! starts the binding (daprd would need a restart). A cron tick runs on its own task, so an
+//! app slower than the schedule gets overlapping deliveries, and ticks missed while the app
+//! restarts are not replayed, as under Dapr.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::{AppChannel, BindingEvent};
+use crate::cron::Schedule;
+
+/// One input binding an app may read.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub name: String,
+    /// Where the app receives its events, without the leading `/`.
+    pub route: String,
+    /// Whether to ask the app first (no `direction: input`).
+    pub probe: bool,
+    pub schedule: Schedule,
+}
+
+/// Reads `inputs` for the app behind `channel` until `token` is cancelled.
+pub async fn run(channel: AppChannel, inputs: Vec<Input>, token: CancellationToken) {
+    let mut readers = JoinSet::new();
+    for input in inputs {
+        readers.spawn(read(channel.clone(), input, token.clone()));
+    }
+    token.cancelled().await;
+    readers.shutdown().await;
+}
+
+/// One binding, across the app's restarts.
+async fn read(mut channel: AppChannel, input: Input, token: CancellationToken) {
+    let app = channel.instance.clone();
+    let mut said = None;
+    while channel.wait_ready().await {
+        let generation = channel.generation();
+        let reads = !input.probe
+            || channel
+                .reads_binding(&input.name, &input.route)
+                .await
+                .unwrap_or(false);
+        if said != Some(reads) {
+            match reads {
+                true => tracing::info!(
+                    "{app}: input binding {} (cron, {}) → POST /{}",
+                    input.name,
+                    input.schedule.zone_name(),
+                    input.route
+                ),
+                false => tracing::warn!(
+                    "{app}: app has not subscribed to binding {}: its OPTIONS /{} answered neither 2xx nor 405\n  hint: add a POST /{} route, or `direction: input` to the component's metadata",
+                    input.name,
+                    input.route,
+                    input.route
+                ),
+            }
+            said = Some(reads);
+        }
+        let mut ticks = JoinSet::new();
+        let gone = channel.clone();
+        tokio::select! {
+            () = async { let mut gone = gone; gone.wait_gone(generation).await } => {}
+            () = tick(&channel, &input, &mut ticks), if reads => {}
+            _ = token.cancelled() => return,
+        }
+        // Deliveries under way go on: the app answers them or the connection fails.
+        ticks.detach_all();
+    }
+}
+
+/// Delivers each tick of the schedule, until it has no next one.
+async fn tick(channel: &AppChannel, input: &Input, ticks: &mut JoinSet<()>) {
+    while let Some(next) = input.schedule.next_after(SystemTime::now()) {
+        let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        while ticks.try_join_next().is_some() {}
+        let (channel, input) = (channel.clone(), input.clone());
+        ticks.spawn(async move {
+            let metadata = BTreeMap::from([
+                (
+                    "timeZone".to_string(),
+                    input.schedule.zone_name().to_string(),
+                ),
+                (
+                    "readTimeUTC".to_string(),
+                    crate::cron::go_utc_string(SystemTime::now()),
+                ),
+            ]);
+            let event = BindingEvent {
+                name: &input.name,
+                route: &input.route,
+                data: &[],
+                metadata: &metadata,
+            };
+            match channel.binding_event(&event).await {
+                Ok(Ok(())) => {}
+                // As daprd's cron loop: an error of the app is logged, the next tick comes.
+                Ok(Err(err)) => {
+                    tracing::warn!("{}: binding {}: {err}", channel.instance, input.name)
+                }
+                Err(_) => tracing::debug!(
+                    "{}: binding {}: app not reachable",
+                    channel.instance,
+                    input.name
+                ),
+            }
+        });
+    }
+}
