@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod folder;
+pub mod jobs;
 pub mod logs;
 pub mod manifest;
 pub mod pod;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::{ActorError, Actors, Callback, check_name, check_reserved};
-use crate::scheduler::{Delivered, Job, ScheduleError, Target};
+use crate::scheduler::{Delivered, Job, ScheduleError, Target, check_job_name, point_in_time};
 use crate::timespec::{self, GoDuration};
 
 pub const PREFIX: &str = "actorreminder||";
@@ -38,46 +38,6 @@ fn job_key(actor_type: &str, id: &str, name: &str) -> String {
 fn nanos(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// The Scheduler's name rule: each `||` segment, without `_ : - space` and in lower case, a
-/// DNS-1123 subdomain.
-fn check_job_name(key: &str) -> Result<(), String> {
-    let sanitized: String = key
-        .chars()
-        .filter(|c| !matches!(c, '_' | ':' | '-' | ' '))
-        .collect();
-    for segment in sanitized.to_lowercase().split("||") {
-        let label_ok = |label: &str| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        };
-        if segment.len() > 253 || !segment.split('.').all(label_ok) {
-            return Err(format!(
-                "job name is invalid {sanitized:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The Scheduler's point-in-time order: RFC 3339, then a Go duration, then ISO 8601.
-fn point_in_time(raw: &str, from: SystemTime) -> Result<SystemTime, String> {
-    if let Some(at) = timespec::rfc3339(raw) {
-        return Ok(at);
-    }
-    if let Ok(duration) = timespec::go_duration(raw) {
-        return timespec::shift(from, duration).ok_or_else(|| "due time out of range".into());
-    }
-    let iso = timespec::iso8601(raw).map_err(|_| "due time format not recognized".to_string())?;
-    if iso.repetitions.is_some_and(|n| n > 0) {
-        return Err("repeats not supported for due time".into());
-    }
-    timespec::after(from, &iso).ok_or_else(|| "due time out of range".into())
 }
 
 /// The job for a reminder, or why the Scheduler would refuse it.
@@ -135,6 +95,8 @@ fn job(key: String, spec: &ReminderSpec, now: SystemTime) -> Result<Job, String>
         expires_ns: expires,
         data: spec.data.clone(),
         spec: words,
+        cron: None,
+        failure: None,
     })
 }
 

@@ -27,6 +27,11 @@ impl Grpc {
         &self,
         port: u16,
     ) -> Result<AppCallbackClient<tonic::transport::Channel>, String> {
+        self.channel(port).await.map(AppCallbackClient::new)
+    }
+
+    /// The connection, for the app's other services (`AppCallbackAlpha`).
+    pub(super) async fn channel(&self, port: u16) -> Result<tonic::transport::Channel, String> {
         let channel = self
             .channel
             .get_or_try_init(|| async {
@@ -35,7 +40,7 @@ impl Grpc {
                     .map_err(|e| e.to_string())
             })
             .await?;
-        Ok(AppCallbackClient::new(channel.clone()))
+        Ok(channel.clone())
     }
 
     pub async fn subscriptions(&self, port: u16) -> Result<Option<Vec<Subscription>>, ListError> {

@@ -10,6 +10,7 @@
 mod binding;
 mod grpc;
 mod http;
+mod job;
 mod pool;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
 use tokio::sync::watch;
+
+pub use job::JobEvent;
 
 use crate::manifest::AppProtocol;
 use crate::pubsub::subscription::Subscription;

@@ -28,9 +28,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::sync::{Mutex, RwLock};
 
-/// How often a failed delivery is tried again, and how long it waits between tries.
-const RETRIES: u32 = 3;
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How long a delivery whose target is not there waits before it looks again.
 const NOT_THERE_WAIT: Duration = Duration::from_millis(100);
 /// Deliveries under way at once. 10,000 reminders due together would otherwise open 10,000
@@ -54,6 +51,33 @@ pub struct Job {
     pub data: Option<Vec<u8>>,
     /// The user's own words (`dueTime`, `period`, `ttl`), for reading the job back.
     pub spec: BTreeMap<String, String>,
+    /// A calendar schedule (a job's `0 30 * * * *`): each next fire comes from it instead of
+    /// `every_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// What a failed delivery does; none is Dapr's default (again after 1 s, three times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailurePolicy>,
+}
+
+/// A job's `failurePolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailurePolicy {
+    /// Give up on this fire after the first failure.
+    Drop,
+    /// Try again every `interval_ns`, at most `max_retries` times (none: until it works).
+    Constant {
+        interval_ns: u64,
+        max_retries: Option<u32>,
+    },
+}
+
+impl FailurePolicy {
+    /// Dapr's default: constant 1 s, 3 retries.
+    pub const DEFAULT: FailurePolicy = FailurePolicy::Constant {
+        interval_ns: 1_000_000_000,
+        max_retries: Some(3),
+    };
 }
 
 /// What a delivery came to.
@@ -282,6 +306,13 @@ impl Scheduler {
 
     /// One fire: its tries, then the job's next fire (or its end).
     async fn deliver(&self, job: Job, generation: u64) {
+        let (wait, retries) = match job.failure.unwrap_or(FailurePolicy::DEFAULT) {
+            FailurePolicy::Drop => (Duration::ZERO, Some(0)),
+            FailurePolicy::Constant {
+                interval_ns,
+                max_retries,
+            } => (Duration::from_nanos(interval_ns), max_retries),
+        };
         let mut failures = 0;
         loop {
             let Some(target) = self.target_for(&job.key) else {
@@ -297,15 +328,14 @@ impl Scheduler {
                 Delivered::NotThere => tokio::time::sleep(NOT_THERE_WAIT).await,
                 Delivered::Failed(why) => {
                     failures += 1;
-                    if failures > RETRIES {
+                    if retries.is_some_and(|r| failures > r) {
                         tracing::warn!(
-                            "{}: not delivered after {} tries ({why}); skipped until its next fire",
+                            "{}: not delivered after {failures} tries ({why}); skipped until its next fire",
                             job.key,
-                            RETRIES + 1
                         );
                         break;
                     }
-                    tokio::time::sleep(RETRY_AFTER).await;
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
@@ -322,10 +352,13 @@ impl Scheduler {
         };
         entry.running = false;
         entry.fired += 1;
-        let next = entry.job.every_ns.filter(|every| *every > 0).map(|every| {
-            let missed = now.saturating_sub(entry.next_ns) / every;
-            entry.next_ns + every * (missed + 1)
-        });
+        let next = match &entry.job.cron {
+            Some(cron) => next_of(cron, entry.next_ns.max(now)),
+            None => entry.job.every_ns.filter(|every| *every > 0).map(|every| {
+                let missed = now.saturating_sub(entry.next_ns) / every;
+                entry.next_ns + every * (missed + 1)
+            }),
+        };
         let done = next.is_none()
             || entry.job.repeats.is_some_and(|n| entry.fired >= n)
             || next.zip(entry.job.expires_ns).is_some_and(|(n, e)| n > e);
@@ -349,6 +382,58 @@ impl Scheduler {
         }
         self.0.wake.notify_one();
     }
+}
+
+/// The Scheduler's name rule: each `||` segment, without `_ : - space` and in lower case, a
+/// DNS-1123 subdomain.
+pub fn check_job_name(key: &str) -> Result<(), String> {
+    let sanitized: String = key
+        .chars()
+        .filter(|c| !matches!(c, '_' | ':' | '-' | ' '))
+        .collect();
+    for segment in sanitized.to_lowercase().split("||") {
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        };
+        if segment.len() > 253 || !segment.split('.').all(label_ok) {
+            return Err(format!(
+                "job name is invalid {sanitized:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The Scheduler's point-in-time order: RFC 3339, then a Go duration, then ISO 8601.
+pub fn point_in_time(raw: &str, from: SystemTime) -> Result<SystemTime, String> {
+    if let Some(at) = crate::timespec::rfc3339(raw) {
+        return Ok(at);
+    }
+    if let Ok(duration) = crate::timespec::go_duration(raw) {
+        return crate::timespec::shift(from, duration)
+            .ok_or_else(|| "due time out of range".into());
+    }
+    let iso =
+        crate::timespec::iso8601(raw).map_err(|_| "due time format not recognized".to_string())?;
+    if iso.repetitions.is_some_and(|n| n > 0) {
+        return Err("repeats not supported for due time".into());
+    }
+    crate::timespec::after(from, &iso).ok_or_else(|| "due time out of range".into())
+}
+
+/// The fire of calendar schedule `cron` after `after_ns` (nanoseconds since the epoch).
+pub fn next_of(cron: &str, after_ns: u64) -> Option<u64> {
+    let schedule = crate::cron::Schedule::parse(cron, crate::cron::Fields::Six).ok()?;
+    let after = SystemTime::UNIX_EPOCH + Duration::from_nanos(after_ns);
+    let next = schedule.next_after(after)?;
+    next.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ fn job(key: &str, due_in: Duration, every: Option<Duration>, repeats: Option<u64
         expires_ns: None,
         data: None,
         spec: BTreeMap::new(),
+        cron: None,
+        failure: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod catalog;
 mod error;
 pub mod grpc;
 mod invoke;
+mod jobs_api;
 mod keys;
 mod meta;
 mod pubsub_api;
@@ -115,6 +116,7 @@ pub fn router(state: Arc<SidecarState>) -> Router {
             any(invoke::invoke),
         )
         .merge(actor_routes())
+        .merge(job_routes())
         .merge(workflow_routes())
         .route("/v1.0/healthz", get(meta::healthz))
         .route("/v1.0/healthz/outbound", get(meta::healthz_outbound))
@@ -162,6 +164,16 @@ fn actor_routes() -> Router<Arc<SidecarState>> {
         .route(&format!("{base}/state/{{key}}"), get(actors_api::get_state))
         .route(&format!("{base}/reminders/{{name}}"), reminder)
         .route(&format!("{base}/timers/{{name}}"), timer)
+}
+
+/// The Jobs API's routes: stable, and the alpha path the 1.14 SDKs call.
+fn job_routes() -> Router<Arc<SidecarState>> {
+    let job = post(jobs_api::schedule)
+        .get(jobs_api::get)
+        .delete(jobs_api::delete);
+    Router::new()
+        .route("/v1.0/jobs/{name}", job.clone())
+        .route("/v1.0-alpha1/jobs/{name}", job)
 }
 
 /// The workflow API's routes, under each of the versions the SDKs and readmes use.

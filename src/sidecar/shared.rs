@@ -190,6 +190,8 @@ pub struct Shared {
     pub actors: Arc<Actors>,
     /// Every app's workflow instances and connected workers.
     pub workflows: Arc<crate::workflow::Workflows>,
+    /// Reminders, workflow timers and the apps' jobs.
+    pub scheduler: Scheduler,
 }
 
 impl Shared {
@@ -213,8 +215,18 @@ impl Shared {
             scheduler.clone(),
             background.clone(),
         );
-        let actors = Actors::new(apps.clone(), components.clone(), scheduler, background);
+        scheduler.serve(
+            crate::jobs::PREFIX,
+            Arc::new(crate::jobs::Deliver(apps.clone())),
+        );
+        let actors = Actors::new(
+            apps.clone(),
+            components.clone(),
+            scheduler.clone(),
+            background,
+        );
         Shared {
+            scheduler,
             components,
             apps,
             api_token,

@@ -56,6 +56,8 @@ impl Workflows {
                 expires_ns: None,
                 data: None,
                 spec: Default::default(),
+                cron: None,
+                failure: None,
             };
             self.scheduler
                 .put(job, true)

@@ -42,6 +42,8 @@ impl Workflows {
             expires_ns: None,
             data: Some(fired.encode_to_vec()),
             spec: Default::default(),
+            cron: None,
+            failure: None,
         };
         if let Err(err) = self.scheduler.put(job, true) {
             tracing::warn!("workflow {}: timer {id}: {err}", slot.instance);

@@ -19,6 +19,7 @@ mod docker;
 mod export;
 mod first_run;
 mod grpc;
+mod jobs;
 mod k8s_folder;
 mod manifest;
 mod on_change;

@@ -10,6 +10,7 @@ mod actors;
 mod api;
 mod bindings;
 mod conn;
+mod jobs;
 mod workflow;
 
 use std::convert::Infallible;
@@ -236,6 +237,13 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
         "BulkPublishEventAlpha1" => api::bulk_publish_event,
         "InvokeService" => api::invoke_service,
         "InvokeBinding" => bindings::invoke_binding,
+        "ScheduleJob" | "ScheduleJobAlpha1" => jobs::schedule_job,
+        "GetJob" | "GetJobAlpha1" => jobs::get_job,
+        "DeleteJob" | "DeleteJobAlpha1" => jobs::delete_job,
+        "ListJobs" => jobs::list_jobs,
+        "ListJobsAlpha1" => jobs::list_jobs_alpha1,
+        "DeleteJobsByPrefix" => jobs::delete_jobs_by_prefix,
+        "DeleteJobsByPrefixAlpha1" => jobs::delete_jobs_by_prefix_alpha1,
         "GetSecret" => api::get_secret,
         "GetBulkSecret" => api::get_bulk_secret,
         "GetMetadata" => api::get_metadata,
