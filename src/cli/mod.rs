@@ -5,6 +5,7 @@
 mod down;
 mod export;
 mod init;
+mod jobs;
 mod logs;
 mod ps;
 mod up;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Show the running project's workflows; `get ID` shows one's history, and `raise`,
     /// `suspend`, `resume`, `terminate`, `purge` control it.
     Workflows(workflows::WorkflowsArgs),
+    /// Show the running project's jobs (the Jobs API's) with when each fires next;
+    /// `delete APP NAME` deletes one.
+    Jobs(jobs::JobsArgs),
     /// Open the running project's dashboard in a browser (or print its address).
     Dashboard {
         #[command(flatten)]
@@ -235,6 +239,7 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
         } => ps::run(&project, json, actors).await,
         Command::Logs(args) => logs::run(&args, cli.log_format).await,
         Command::Workflows(args) => workflows::run(&args).await,
+        Command::Jobs(args) => jobs::run(&args).await,
         Command::Dashboard { project, no_open } => dashboard(&project, no_open),
         Command::Validate(project) => validate(&project),
         Command::Schema => {

@@ -111,6 +111,16 @@ impl Client {
         response.json().await.map_err(|e| self.unreachable(e))
     }
 
+    /// A DELETE of the API (a change: it carries the change header).
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        let request = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .header(super::CHANGE_HEADER, "1");
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.check(response).await.map(|_| ())
+    }
+
     pub async fn down(&self) -> Result<(), ClientError> {
         self.call(self.http.post(format!("{}/v1/down", self.base)))
             .await

@@ -6,6 +6,7 @@
 
 mod actors;
 mod api;
+mod jobs;
 mod page;
 mod workflows;
 
@@ -50,6 +51,8 @@ pub fn routes() -> Router<ProjectView> {
             "/v1/actors/{actor_type}/{id}/deactivate",
             post(actors::deactivate),
         )
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{app}/{name}", axum::routing::delete(jobs::delete))
         .route("/v1/workflows", get(workflows::list))
         .route(
             "/v1/workflow-engine",

@@ -93,6 +93,25 @@ pub fn list(scheduler: &Scheduler, app_id: &str) -> Vec<(String, JobSpec, u64)> 
         .collect()
 }
 
+/// Every app's jobs, as `daca jobs` and the dashboard list them: app, name, the job as asked
+/// for, its next fire (ms since the epoch).
+pub fn overview(scheduler: &Scheduler) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = scheduler
+        .list(PREFIX)
+        .into_iter()
+        .filter_map(|(job, next_ns)| {
+            // app||<namespace>||<app-id>||<name>
+            let mut parts = job.key.splitn(4, "||").skip(2);
+            let (app, name) = (parts.next()?, parts.next()?);
+            let mut row = http_view(name, &JobSpec::of(&job));
+            row["app"] = app.into();
+            row["next_ms"] = (next_ns / 1_000_000).into();
+            Some(row)
+        })
+        .collect();
+    serde_json::json!({ "jobs": rows })
+}
+
 fn nanos(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

@@ -512,6 +512,28 @@ fn the_page_in_a_real_browser_follows_the_project_and_acts_on_it() {
         Duration::from_secs(10),
     );
     browser.screenshot("events", &shots);
+
+    // Jobs: one scheduled through a sidecar is listed with its next fire, and deleted here.
+    let scheduled = crate::common::http_request(
+        3500,
+        "POST",
+        "/v1.0/jobs/nightly",
+        r#"{"schedule":"@daily"}"#,
+    );
+    assert_eq!(scheduled.map(|r| r.0), Some(204));
+    let row = "#job-list tr[data-job=\"nightly\"]";
+    browser.wait_js(
+        "the job listed",
+        &format!("return !!document.querySelector('{row}')"),
+        Duration::from_secs(10),
+    );
+    browser.screenshot("jobs", &shots);
+    browser.click(&format!("{row} button"));
+    browser.wait_js(
+        "the job deleted",
+        &format!("return !document.querySelector('{row}')"),
+        Duration::from_secs(10),
+    );
     drop(browser);
     up.stop_cleanly();
 }

@@ -172,6 +172,43 @@ fn jobs_fire_retry_and_survive_a_restart() {
         .0,
         204
     );
+    // `daca jobs` lists it with its next fire; `daca jobs delete` deletes it.
+    let project = dir.path().to_str().unwrap();
+    let listed = crate::cli::run(&["jobs", "--json", "-d", project]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let daily = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "daily")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (daily["app"].as_str(), daily["schedule"].as_str()),
+        (Some("lab"), Some("@daily"))
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(daily["next_ms"].as_u64().unwrap() > now_ms, "{daily}");
+    let table = crate::cli::text(&crate::cli::run(&["jobs", "-d", project]).stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("lab") && l.contains("daily") && l.contains("@daily")),
+        "{table}"
+    );
+    let deleted = crate::cli::run(&["jobs", "delete", "lab", "daily", "-d", project]);
+    assert!(
+        deleted.status.success(),
+        "{}",
+        crate::cli::text(&deleted.stderr)
+    );
+    assert_eq!(
+        http_get(sidecar, "/v1.0/jobs/daily").map(|r| r.0),
+        Some(500)
+    );
     let full = r#"{"schedule":"@every 1m","repeats":123,"dueTime":"1000s","ttl":"123s","data":"hello world","failure_policy":{"constant":{"interval":"3s","max_retries":5}}}"#;
     assert_eq!(schedule(sidecar, "fields", full).0, 204);
     let (_, text) = http_get(sidecar, "/v1.0-alpha1/jobs/fields").unwrap();

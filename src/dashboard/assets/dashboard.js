@@ -259,6 +259,22 @@ async function controlWorkflow(verb, event, data) {
   await refreshWorkflows();
 }
 
+// ---- Jobs ----
+async function refreshJobs() {
+  const view = await getJson("/v1/jobs");
+  $("#job-list").replaceChildren(...(view.jobs || []).slice(0, 500).map((j) => {
+    const remove = el("button", { type: "button", textContent: "Delete" });
+    remove.addEventListener("click", async () => {
+      await send("DELETE", `/v1/jobs/${encodeURIComponent(j.app)}/${encodeURIComponent(j.name)}`);
+      refreshJobs();
+    });
+    const cells = [el("td", { textContent: j.app }), el("th", { scope: "row", textContent: j.name }),
+      ...[j.schedule, j.dueTime, j.repeats].map((v) => el("td", { textContent: v ?? "-" })),
+      el("td", { textContent: new Date(j.next_ms).toLocaleString() }), el("td", {}, remove)];
+    return el("tr", { dataset: { job: j.name } }, ...cells);
+  }));
+}
+
 // ---- Start ----
 function every(ms, task) {
   const run = () => document.visibilityState === "visible" && task().catch(() => {});
@@ -286,5 +302,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   every(2000, refreshPubsub);
   every(2000, refreshActors);
   every(1000, refreshWorkflows);
+  every(2000, refreshJobs);
   document.body.dataset.ready = "true";
 });
