@@ -1,13 +1,15 @@
-//! The durable scheduler: what Dapr's Scheduler service does for reminders (and, later, jobs
-//! and workflow timers), inside daca. A job has a first due time, an optional interval, an
-//! optional number of fires and an optional expiry; when it is due, the target registered for
-//! its key's prefix gets it (`actorreminder||…` → the actor runtime). Each job's store is daca's
+//! The durable scheduler: what Dapr's Scheduler service does for reminders, workflow timers
+//! and the Jobs API, inside daca. A job has a first due time, an optional interval or cron
+//! schedule, an optional number of fires and an optional expiry; when it is due, the target
+//! registered for its key's prefix gets it (`actorreminder||…` → the actor runtime, `app||…`
+//! → the app, `crate::jobs`). Each job's store is daca's
 //! own (`.daca/scheduler.jsonl`, see `store.rs`), not Redis: Dapr keeps these in the
 //! Scheduler's etcd, so nothing reads their layout, and they survive a SIGKILLed daca.
 //!
 //! How it works: one task sleeps until the earliest due job, then hands every due one to its
 //! target on a task of its own, at most 256 under way at once. A
-//! delivery that fails is tried again after 1 s, three times (Dapr's default failure policy);
+//! delivery that fails is tried again by the job's failure policy (Dapr's default: after 1 s,
+//! three times);
 //! one whose target is not there yet (the hosting app is reloading) waits without counting.
 //! Missed ticks are not replayed: after an outage a periodic job fires once, then keeps its
 //! rhythm from now.
