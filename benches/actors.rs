@@ -25,20 +25,13 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use common::*;
 
 const PHASE: Duration = Duration::from_secs(4);
 const REMINDERS: u64 = 10_000;
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
 
 /// Each reminder's number (its `data`) and when it arrived, ns since the epoch.
 #[derive(Default)]

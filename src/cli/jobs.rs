@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use super::{encode, text};
 use crate::control::client::Client;
 
 #[derive(Debug, Clone, Args)]
@@ -39,20 +40,6 @@ pub async fn run(args: &JobsArgs) -> crate::Result<()> {
         false => print!("{}", table(&list)),
     }
     Ok(())
-}
-
-fn encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// When a fire is due, from now: `in 3s`, `in 2m`, `in 5h`, `in 2d`.

@@ -304,6 +304,22 @@ fn validate(project: &ProjectArgs) -> crate::Result<()> {
     Ok(())
 }
 
+/// A path segment, percent-encoded (spaces as `%20`).
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// A JSON value as a table cell: a string as it is, none as `-`.
+fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "-".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// `daca dashboard`: the address, opened with `$BROWSER` or `xdg-open` when there is one.
 fn dashboard(project: &ProjectArgs, no_open: bool) -> crate::Result<()> {
     let record = running(project)?;

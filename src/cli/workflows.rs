@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use super::{encode, text};
 use crate::control::client::Client;
 use crate::error::Problem;
 
@@ -108,12 +109,6 @@ pub async fn run(args: &WorkflowsArgs) -> crate::Result<()> {
     Ok(())
 }
 
-fn encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 /// The app of the instance: the one given, else the only app that has an instance with the id.
 fn app_of(list: &Value, instance: &Instance) -> crate::Result<String> {
     if let Some(app) = &instance.app {
@@ -143,14 +138,6 @@ fn app_of(list: &Value, instance: &Instance) -> crate::Result<String> {
 
 fn instances(list: &Value) -> impl Iterator<Item = &Value> {
     list["instances"].as_array().into_iter().flatten()
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// How long ago an RFC 3339 time was, in a few characters.

@@ -59,13 +59,12 @@ fn three_replicas_share_one_app_id() {
     let sidecar = |n: usize| ps["apps"][n]["sidecar"]["http"].as_u64().unwrap() as u16;
     assert_eq!(host_port(0), 8000, "{ps}");
     assert_eq!(sidecar(0), 3500, "{ps}");
-    let pids: BTreeSet<u64> = (0..3)
-        .map(|n| {
-            json(host_port(n), "GET", "/who", "")["pid"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let pid_of = |n: usize| {
+        json(host_port(n), "GET", "/who", "")["pid"]
+            .as_u64()
+            .unwrap()
+    };
+    let pids: BTreeSet<u64> = (0..3).map(pid_of).collect();
     assert_eq!(pids.len(), 3, "three processes: {pids:?}");
     for n in 0..3 {
         assert_eq!(json(host_port(n), "GET", "/who", "")["app_id"], "work");
@@ -182,13 +181,7 @@ fn three_replicas_share_one_app_id() {
         "{}",
         up.ps()
     );
-    let pids: BTreeSet<u64> = (0..3)
-        .map(|n| {
-            json(host_port(n), "GET", "/who", "")["pid"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let pids: BTreeSet<u64> = (0..3).map(pid_of).collect();
 
     // Two replicas: only the third stops.
     let manifest = std::fs::read_to_string(dir.path().join("daca.yaml")).unwrap();
@@ -205,13 +198,7 @@ fn three_replicas_share_one_app_id() {
         1,
         "the first instance ran on"
     );
-    assert!(
-        pids.contains(
-            &json(host_port(0), "GET", "/who", "")["pid"]
-                .as_u64()
-                .unwrap()
-        )
-    );
+    assert!(pids.contains(&pid_of(0)));
     let mut up = up;
     up.stop_cleanly();
 
