@@ -50,13 +50,10 @@ fn due_in(next_ms: &Value) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let secs = next.saturating_sub(now) / 1000;
-    match secs {
-        0..60 => format!("in {secs}s"),
-        60..3600 => format!("in {}m", secs / 60),
-        3600..86400 => format!("in {}h", secs / 3600),
-        _ => format!("in {}d", secs / 86400),
-    }
+    format!(
+        "in {}",
+        super::short_duration(next.saturating_sub(now) / 1000)
+    )
 }
 
 fn table(list: &Value) -> String {

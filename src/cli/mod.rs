@@ -311,6 +311,16 @@ fn encode(text: &str) -> String {
         .replace('+', "%20")
 }
 
+/// A number of seconds in a few characters: `3s`, `2m`, `5h`, `2d`.
+fn short_duration(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86400),
+    }
+}
+
 /// A JSON value as a table cell: a string as it is, none as `-`.
 fn text(value: &serde_json::Value) -> String {
     match value {

@@ -151,12 +151,7 @@ fn age(at: &Value) -> String {
     let seconds = std::time::SystemTime::now()
         .duration_since(at)
         .map_or(0, |d| d.as_secs());
-    match seconds {
-        0..60 => format!("{seconds}s"),
-        60..3600 => format!("{}m", seconds / 60),
-        3600..86400 => format!("{}h", seconds / 3600),
-        _ => format!("{}d", seconds / 86400),
-    }
+    super::short_duration(seconds)
 }
 
 fn list_table(list: &Value) -> String {

@@ -158,16 +158,7 @@ fn three_replicas_share_one_app_id() {
             "{name} in\n{logs}"
         );
     }
-    let record = std::fs::read_to_string(dir.path().join(".daca/run.json")).unwrap();
-    let record: Value = serde_json::from_str(&record).unwrap();
-    let control: u16 = record["control"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let control = crate::dashboard::control_port(dir.path());
     let headers = [("x-daca", "1")];
     let restart =
         crate::common::http_request_with(control, "POST", "/v1/apps/work/restart", "", &headers);
