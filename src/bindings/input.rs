@@ -41,24 +41,26 @@ async fn read(mut channel: AppChannel, input: Input, token: CancellationToken) {
     let mut said = None;
     while channel.wait_ready().await {
         let generation = channel.generation();
-        let reads = !input.probe
-            || channel
-                .reads_binding(&input.name, &input.route)
-                .await
-                .unwrap_or(false);
+        let reads = !input.probe || asks(&channel, &input).await;
         if said != Some(reads) {
+            let to = match channel.protocol() {
+                crate::manifest::AppProtocol::Grpc => "OnBindingEvent".to_string(),
+                _ => format!("POST /{}", input.route),
+            };
             match reads {
                 true => tracing::info!(
-                    "{app}: input binding {} (cron, {}) → POST /{}",
+                    "{app}: input binding {} (cron, {}) → {to}",
                     input.name,
                     input.schedule.zone_name(),
-                    input.route
                 ),
                 false => tracing::warn!(
-                    "{app}: app has not subscribed to binding {}: its OPTIONS /{} answered neither 2xx nor 405\n  hint: add a POST /{} route, or `direction: input` to the component's metadata",
+                    "{app}: app has not subscribed to binding {}: {}\n  hint: add a handler for it, or `direction: input` to the component's metadata",
                     input.name,
-                    input.route,
-                    input.route
+                    match channel.protocol() {
+                        crate::manifest::AppProtocol::Grpc =>
+                            "ListInputBindings does not name it".to_string(),
+                        _ => format!("its OPTIONS /{} answered neither 2xx nor 405", input.route),
+                    }
                 ),
             }
             said = Some(reads);
@@ -74,6 +76,22 @@ async fn read(mut channel: AppChannel, input: Input, token: CancellationToken) {
         ticks.detach_all();
     }
 }
+
+/// Whether the app reads the binding; an app that cannot be reached yet (ready on its port, its
+/// server still starting) is asked again for a few seconds.
+async fn asks(channel: &AppChannel, input: &Input) -> bool {
+    for _ in 0..ASKS {
+        match channel.reads_binding(&input.name, &input.route).await {
+            Ok(reads) => return reads,
+            Err(_) => tokio::time::sleep(ASK_AGAIN).await,
+        }
+    }
+    false
+}
+
+/// How often, and how far apart, an unreachable app is asked whether it reads a binding.
+const ASKS: u32 = 20;
+const ASK_AGAIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Delivers each tick of the schedule, until it has no next one.
 async fn tick(channel: &AppChannel, input: &Input, ticks: &mut JoinSet<()>) {

@@ -302,3 +302,70 @@ fn a_bad_cron_schedule_is_a_located_error() {
     );
     assert!(stderr.contains("cron.yaml:9:7"), "{stderr}");
 }
+
+/// A gRPC app (the SDK's `dapr.ext.grpc.App`): the cron binding reaches it through
+/// `ListInputBindings` and `OnBindingEvent`, a job through `OnJobEvent`.
+#[test]
+fn a_grpc_app_reads_the_cron_binding_and_takes_its_jobs() {
+    if !have("uv") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("tests/fixtures/bindings/grpc_app.py"),
+        dir.path().join("grpc_app.py"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("resources")).unwrap();
+    std::fs::write(
+        dir.path().join("resources/cron.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: cron\nspec:\n  type: bindings.cron\n  version: v1\n  metadata:\n    - name: schedule\n      value: \"@every 1s\"\n",
+    )
+    .unwrap();
+    // Outside the project: a write in the app's folder would reload it.
+    let out = tempfile::tempdir().unwrap();
+    let seen = out.path().join("seen.jsonl");
+    let (app, sidecar) = (free_port(), free_port());
+    let project = repo().join("examples/pubsub/apps");
+    let manifest = format!(
+        "name: grpc-bindings\nnetwork: host\nresources: ./resources\nredis: {{ provider: embedded }}\napps:\n  - id: lab\n    command: [uv, run, --project, \"{}\", python, grpc_app.py]\n    port: {app}\n    app_protocol: grpc\n    dapr_http_port: {sidecar}\n    env: {{ SEEN: \"{}\" }}\n",
+        project.display(),
+        seen.display()
+    );
+    std::fs::write(dir.path().join("daca.yaml"), manifest).unwrap();
+    let up = crate::up::Up::start(dir.path(), None);
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(90));
+    let job = http_request_with(
+        sidecar,
+        "POST",
+        "/v1.0/jobs/ping",
+        r#"{"dueTime":"0s","data":"hi"}"#,
+        &[],
+    );
+    assert_eq!(job.map(|r| r.0), Some(204));
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let done = || {
+        let all = lines();
+        all.iter().filter(|l| l["kind"] == "cron").count() >= 2
+            && all.iter().any(|l| l["kind"] == "job")
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), done),
+        "{:?}\n{}",
+        lines(),
+        up.output()
+    );
+    let job = lines().into_iter().find(|l| l["kind"] == "job").unwrap();
+    assert_eq!(job["name"], "ping");
+    assert!(job["data"].as_str().unwrap().contains("hi"), "{job}");
+    assert!(
+        up.output()
+            .contains("lab: input binding cron (cron, Local) → OnBindingEvent")
+    );
+}
