@@ -169,7 +169,18 @@ impl Loader<'_> {
                     self.notices.extend(notice);
                     continue;
                 }
-                _ => continue, // Resiliency, ...: not used by daca
+                Some(kind) => {
+                    // Said, never skipped in silence: the user wrote it for a reason.
+                    let line = head.kind.as_ref().map_or(0, |k| at(k, offset).0);
+                    let what = match kind {
+                        "Resiliency" => "`kind: Resiliency` is not applied yet: daca runs no resiliency policies (no retries, timeouts or circuit breakers beyond Dapr's built-in ones)".to_string(),
+                        other => format!("`kind: {other}` is not one daca reads; it is ignored"),
+                    };
+                    self.notices
+                        .push(format!("{}:{line}: {what}", file.display()));
+                    continue;
+                }
+                None => continue,
             }
             match serde_saphyr::from_str_with_options::<Option<ComponentWire>>(&document, options) {
                 Ok(Some(wire)) => self.check(wire, file, &text, offset),

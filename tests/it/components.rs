@@ -126,3 +126,30 @@ fn bad_subscription_files_are_reported_with_positions() {
     .expect("the files are refused");
     insta::assert_snapshot!(err.to_string());
 }
+
+/// A resource of a kind daca does not apply is said, with where it is, never skipped in
+/// silence: a Resiliency (not applied yet) and a kind daca does not read at all.
+#[test]
+fn resources_daca_does_not_apply_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("resiliency.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: retries\nspec:\n  policies: {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: ext\n",
+    )
+    .unwrap();
+    let loaded = components::load_resources(Some(dir.path()), dir.path()).unwrap();
+    let notices = loaded.notices.join("\n");
+    assert!(
+        notices.contains("resiliency.yaml:2: `kind: Resiliency` is not applied yet"),
+        "{notices}"
+    );
+    assert!(
+        notices.contains("other.yaml:2: `kind: HTTPEndpoint` is not one daca reads"),
+        "{notices}"
+    );
+}
