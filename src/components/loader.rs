@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use super::configuration;
-use super::metadata::{plain_values, truthy, unsupported, value_of};
+use super::metadata::{binding_problems, plain_values, truthy, unsupported, value_of};
 use super::wire::{ComponentWire, MetadataItemWire, ResourceHead, SubscriptionWire};
 use super::{Component, ComponentKind, ComponentsError, Resources, SUPPORTED, SecretStore};
 use crate::manifest::{Diagnostic, ManifestError};
@@ -121,7 +121,7 @@ fn yaml_diagnostic(err: &serde_saphyr::Error, offset: u64) -> Diagnostic {
     )
 }
 
-fn at<T>(spanned: &Spanned<T>, offset: u64) -> (u64, u64) {
+pub(super) fn at<T>(spanned: &Spanned<T>, offset: u64) -> (u64, u64) {
     (
         spanned.referenced.line() + offset,
         spanned.referenced.column(),
@@ -467,35 +467,6 @@ impl Loader<'_> {
             origin: Some(format!("{}:{line}", r.file.display())),
         })
     }
-}
-
-/// A binding's missing metadata items, and the values it cannot use, where they are written.
-fn binding_problems(
-    kind: ComponentKind,
-    type_name: &Spanned<String>,
-    wire: &ComponentWire,
-    offset: u64,
-) -> Vec<Diagnostic> {
-    let items = wire.spec.value.items();
-    let mut problems = Vec::new();
-    for (key, hint) in crate::bindings::required(kind) {
-        if !items.iter().any(|m| m.value.name.eq_ignore_ascii_case(key)) {
-            let (line, column) = at(type_name, offset);
-            let message = format!("`{}` needs a `{key}` metadata item", type_name.value);
-            problems.push(Diagnostic::at(line, column, message).hint(*hint));
-        }
-    }
-    for item in items {
-        let Some(value) = &item.value.value else {
-            continue; // from a secret: checked when the components are made
-        };
-        let checked = crate::bindings::check_item(kind, &item.value.name, &value.to_env_string());
-        if let Some((message, hint)) = checked {
-            let (line, column) = at(item, offset);
-            problems.push(Diagnostic::at(line, column, message).hint(hint));
-        }
-    }
-    problems
 }
 
 fn name_of(wire: &ComponentWire) -> String {

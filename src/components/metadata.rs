@@ -1,12 +1,13 @@
 //! A component's metadata items: plain values, `secretKeyRef`s resolved through a local
-//! secret store, `envRef`s, and the settings daca cannot honour.
+//! secret store, `envRef`s, the settings daca cannot honour, and a binding's checks.
 
 use std::collections::BTreeMap;
 
 use serde_saphyr::Spanned;
 
-use super::SecretStore;
-use super::wire::MetadataItemWire;
+use super::wire::{ComponentWire, MetadataItemWire};
+use super::{ComponentKind, SecretStore};
+use crate::manifest::Diagnostic;
 
 pub(super) fn plain_values(items: &[Spanned<MetadataItemWire>]) -> BTreeMap<String, String> {
     items
@@ -120,4 +121,33 @@ pub fn truthy(value: &str) -> bool {
         value.trim().to_ascii_lowercase().as_str(),
         "y" | "yes" | "true" | "t" | "on" | "1"
     )
+}
+
+/// A binding's missing metadata items, and the values it cannot use, where they are written.
+pub(super) fn binding_problems(
+    kind: ComponentKind,
+    type_name: &Spanned<String>,
+    wire: &ComponentWire,
+    offset: u64,
+) -> Vec<Diagnostic> {
+    let items = wire.spec.value.items();
+    let mut problems = Vec::new();
+    for (key, hint) in crate::bindings::required(kind) {
+        if !items.iter().any(|m| m.value.name.eq_ignore_ascii_case(key)) {
+            let (line, column) = super::loader::at(type_name, offset);
+            let message = format!("`{}` needs a `{key}` metadata item", type_name.value);
+            problems.push(Diagnostic::at(line, column, message).hint(*hint));
+        }
+    }
+    for item in items {
+        let Some(value) = &item.value.value else {
+            continue; // from a secret: checked when the components are made
+        };
+        let checked = crate::bindings::check_item(kind, &item.value.name, &value.to_env_string());
+        if let Some((message, hint)) = checked {
+            let (line, column) = super::loader::at(item, offset);
+            problems.push(Diagnostic::at(line, column, message).hint(hint));
+        }
+    }
+    problems
 }
