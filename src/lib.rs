@@ -36,6 +36,7 @@ pub mod pubsub;
 pub mod redis;
 pub mod redis_link;
 pub mod reload;
+pub mod resiliency;
 pub mod runtime;
 pub mod scheduler;
 pub mod sidecar;

@@ -12,6 +12,12 @@ pub struct ActorError {
     pub grpc: tonic::Code,
 }
 
+impl From<crate::resiliency::Interrupted> for ActorError {
+    fn from(why: crate::resiliency::Interrupted) -> ActorError {
+        ActorError::invoke(why.to_string())
+    }
+}
+
 impl ActorError {
     fn new(status: StatusCode, code: &'static str, message: String, grpc: tonic::Code) -> Self {
         ActorError {

@@ -125,6 +125,7 @@ pub struct Actors {
 }
 
 /// An actor method call, as a sidecar received it.
+#[derive(Clone)]
 pub struct Invoke {
     pub actor_type: String,
     pub id: String,
@@ -265,6 +266,31 @@ impl Actors {
     }
 
     /// A method call: Dapr's answer rules (only 200 is success; 404 is "not found").
+    /// A call from an app's sidecar, under that app's actor policy (`targets.actors`):
+    /// retries and the breaker around the call, the timeout per attempt.
+    pub async fn invoke_from(
+        &self,
+        call: Invoke,
+        policies: &crate::resiliency::AppPolicies,
+    ) -> Result<ActorAnswer, ActorError> {
+        let policy = policies.actor(&call.actor_type, &call.id);
+        let what = || format!("actor {}/{}: {}", call.actor_type, call.id, call.method);
+        let judge = |result: &Result<ActorAnswer, ActorError>| match result {
+            Ok(_) => crate::resiliency::Verdict::Success,
+            // A bad name or a reserved type: the same call fails the same way again.
+            Err(e)
+                if matches!(
+                    e.code,
+                    "ERR_BAD_REQUEST" | "ERR_MALFORMED_REQUEST" | "ERR_ACTOR_TYPE_RESERVED"
+                ) =>
+            {
+                crate::resiliency::Verdict::Permanent
+            }
+            Err(_) => crate::resiliency::Verdict::Failure(None),
+        };
+        crate::resiliency::run(&policy, what, judge, || self.invoke(call.clone())).await
+    }
+
     pub async fn invoke(&self, call: Invoke) -> Result<ActorAnswer, ActorError> {
         check_name("actorType", &call.actor_type)?;
         check_name("actorId", &call.id)?;

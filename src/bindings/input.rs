@@ -6,6 +6,7 @@
 //! restarts are not replayed, as under Dapr.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::task::JoinSet;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{AppChannel, BindingEvent};
 use crate::cron::Schedule;
+use crate::resiliency::{self, AppPolicies, ComponentType, Direction, Failure, ok_or_retry};
 
 /// One input binding an app may read.
 #[derive(Debug, Clone)]
@@ -26,17 +28,28 @@ pub struct Input {
 }
 
 /// Reads `inputs` for the app behind `channel` until `token` is cancelled.
-pub async fn run(channel: AppChannel, inputs: Vec<Input>, token: CancellationToken) {
+pub async fn run(
+    channel: AppChannel,
+    inputs: Vec<Input>,
+    policies: Arc<AppPolicies>,
+    token: CancellationToken,
+) {
     let mut readers = JoinSet::new();
     for input in inputs {
-        readers.spawn(read(channel.clone(), input, token.clone()));
+        let policies = policies.clone();
+        readers.spawn(read(channel.clone(), input, policies, token.clone()));
     }
     token.cancelled().await;
     readers.shutdown().await;
 }
 
 /// One binding, across the app's restarts.
-async fn read(mut channel: AppChannel, input: Input, token: CancellationToken) {
+async fn read(
+    mut channel: AppChannel,
+    input: Input,
+    policies: Arc<AppPolicies>,
+    token: CancellationToken,
+) {
     let app = channel.instance.clone();
     let mut said = None;
     while channel.wait_ready().await {
@@ -69,7 +82,7 @@ async fn read(mut channel: AppChannel, input: Input, token: CancellationToken) {
         let gone = channel.clone();
         tokio::select! {
             () = async { let mut gone = gone; gone.wait_gone(generation).await } => {}
-            () = tick(&channel, &input, &mut ticks), if reads => {}
+            () = tick(&channel, &input, &policies, &mut ticks), if reads => {}
             _ = token.cancelled() => return,
         }
         // Deliveries under way go on: the app answers them or the connection fails.
@@ -94,12 +107,18 @@ const ASKS: u32 = 20;
 const ASK_AGAIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Delivers each tick of the schedule, until it has no next one.
-async fn tick(channel: &AppChannel, input: &Input, ticks: &mut JoinSet<()>) {
+async fn tick(
+    channel: &AppChannel,
+    input: &Input,
+    policies: &AppPolicies,
+    ticks: &mut JoinSet<()>,
+) {
+    let policy = policies.component(&input.name, ComponentType::Binding, Direction::Inbound);
     while let Some(next) = input.schedule.next_after(SystemTime::now()) {
         let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
         tokio::time::sleep(wait).await;
         while ticks.try_join_next().is_some() {}
-        let (channel, input) = (channel.clone(), input.clone());
+        let (channel, input, policy) = (channel.clone(), input.clone(), policy.clone());
         ticks.spawn(async move {
             let metadata = BTreeMap::from([
                 (
@@ -117,17 +136,16 @@ async fn tick(channel: &AppChannel, input: &Input, ticks: &mut JoinSet<()>) {
                 data: &[],
                 metadata: &metadata,
             };
-            match channel.binding_event(&event).await {
-                Ok(Ok(())) => {}
-                // As daprd's cron loop: an error of the app is logged, the next tick comes.
-                Ok(Err(err)) => {
-                    tracing::warn!("{}: binding {}: {err}", channel.instance, input.name)
+            let attempt = || async {
+                match channel.binding_event(&event).await {
+                    Ok(answer) => answer.map_err(Failure),
+                    Err(_) => Err(Failure("app not reachable".into())),
                 }
-                Err(_) => tracing::debug!(
-                    "{}: binding {}: app not reachable",
-                    channel.instance,
-                    input.name
-                ),
+            };
+            let what = || format!("{}: binding {}", channel.instance, input.name);
+            // As daprd's cron loop: an error of the app is logged, the next tick comes.
+            if let Err(Failure(err)) = resiliency::run(&policy, what, ok_or_retry, attempt).await {
+                tracing::warn!("{}: binding {}: {err}", channel.instance, input.name);
             }
         });
     }

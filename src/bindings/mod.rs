@@ -39,6 +39,12 @@ pub struct BindingError {
     pub response: Option<OutputResponse>,
 }
 
+impl From<crate::resiliency::Interrupted> for BindingError {
+    fn from(why: crate::resiliency::Interrupted) -> BindingError {
+        BindingError::new(why.to_string())
+    }
+}
+
 impl BindingError {
     pub fn new(message: impl Into<String>) -> BindingError {
         BindingError {
@@ -92,6 +98,7 @@ impl Bindings {
         app_id: &str,
         name: &str,
         request: OutputRequest,
+        policies: &crate::resiliency::AppPolicies,
     ) -> Result<Option<OutputResponse>, BindingError> {
         if request.operation.is_empty() {
             return Err(BindingError::new("operation field is missing from request"));
@@ -112,7 +119,13 @@ impl Bindings {
                 http::OPERATIONS.join(" ")
             )));
         }
-        output.invoke(request).await.map(Some)
+        use crate::resiliency::{ComponentType, Direction};
+        let policy = policies.component(name, ComponentType::Binding, Direction::Outbound);
+        let what = || format!("{app_id}: output binding {name}");
+        let attempt = || output.invoke(request.clone());
+        crate::resiliency::run(&policy, what, crate::resiliency::ok_or_retry, attempt)
+            .await
+            .map(Some)
     }
 
     /// The input bindings `app_id` may read, with their route.

@@ -13,6 +13,8 @@ use super::{Component, ComponentKind, ComponentsError, Resources, SUPPORTED, Sec
 use crate::manifest::{Diagnostic, ManifestError};
 use crate::pubsub::subscription::{self, Kind, Subscription};
 
+mod resiliency;
+
 /// Loads every `*.yaml`/`*.yml` file of `folder` (not recursively, as Dapr does).
 pub(super) fn load_folder(
     folder: &Path,
@@ -37,11 +39,13 @@ pub(super) fn load_folder(
         secrets_present,
         features: Default::default(),
         notices: Vec::new(),
+        resiliency: Vec::new(),
     };
     for file in &files {
         loader.read_file(file);
     }
     loader.resolve();
+    loader.check_resiliency();
     if loader.errors.is_empty() {
         Ok(Resources {
             components: loader.components,
@@ -49,6 +53,7 @@ pub(super) fn load_folder(
             secret_stores: loader.secret_stores,
             features: loader.features,
             notices: loader.notices,
+            resiliency: loader.resiliency,
         })
     } else {
         Err(ComponentsError(loader.errors))
@@ -82,6 +87,7 @@ struct Loader<'a> {
     /// Preview features a Configuration turns on.
     features: std::collections::BTreeSet<String>,
     notices: Vec<String>,
+    resiliency: Vec<crate::resiliency::Document>,
 }
 
 /// Splits a multi-document YAML file at `---` lines; each piece comes with its line offset.
@@ -108,7 +114,7 @@ fn documents(text: &str) -> Vec<(u64, String)> {
 }
 
 /// A YAML error of the document that starts after `offset` lines, positioned in its file.
-fn yaml_diagnostic(err: &serde_saphyr::Error, offset: u64) -> Diagnostic {
+pub(crate) fn yaml_diagnostic(err: &serde_saphyr::Error, offset: u64) -> Diagnostic {
     let (line, column) = err
         .location()
         .map(|l| (l.line() + offset, l.column()))
@@ -121,7 +127,7 @@ fn yaml_diagnostic(err: &serde_saphyr::Error, offset: u64) -> Diagnostic {
     )
 }
 
-pub(super) fn at<T>(spanned: &Spanned<T>, offset: u64) -> (u64, u64) {
+pub(crate) fn at<T>(spanned: &Spanned<T>, offset: u64) -> (u64, u64) {
     (
         spanned.referenced.line() + offset,
         spanned.referenced.column(),
@@ -169,15 +175,17 @@ impl Loader<'_> {
                     self.notices.extend(notice);
                     continue;
                 }
+                Some("Resiliency") => {
+                    self.resiliency(&document, file, &text, offset);
+                    continue;
+                }
                 Some(kind) => {
                     // Said, never skipped in silence: the user wrote it for a reason.
                     let line = head.kind.as_ref().map_or(0, |k| at(k, offset).0);
-                    let what = match kind {
-                        "Resiliency" => "`kind: Resiliency` is not applied yet: daca runs no resiliency policies (no retries, timeouts or circuit breakers beyond Dapr's built-in ones)".to_string(),
-                        other => format!("`kind: {other}` is not one daca reads; it is ignored"),
-                    };
-                    self.notices
-                        .push(format!("{}:{line}: {what}", file.display()));
+                    self.notices.push(format!(
+                        "{}:{line}: `kind: {kind}` is not one daca reads; it is ignored",
+                        file.display()
+                    ));
                     continue;
                 }
                 None => continue,

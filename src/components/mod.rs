@@ -6,6 +6,7 @@
 
 mod configuration;
 mod loader;
+pub(crate) use loader::{at, yaml_diagnostic};
 pub use metadata::truthy;
 mod metadata;
 mod secrets;
@@ -123,6 +124,8 @@ pub struct Resources {
     pub features: std::collections::BTreeSet<String>,
     /// What the user should know about the folder (parts not used yet).
     pub notices: Vec<String>,
+    /// The Resiliency resources, checked.
+    pub resiliency: Vec<crate::resiliency::Document>,
 }
 
 /// The components of a project. With no resources folder: what `dapr init` provides, a Redis

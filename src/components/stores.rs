@@ -10,7 +10,8 @@ use redis::IntoConnectionInfo;
 
 use super::{Component, ComponentKind};
 use crate::redis::RedisPlan;
-use crate::state::{MemoryStore, RedisStore, StateStore};
+use crate::resiliency::{self, AppPolicies};
+use crate::state::{MemoryStore, Op, RedisStore, StateStore, StoreError};
 
 /// How keys are prefixed in the store (`keyPrefix` metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,4 +183,48 @@ pub fn redis_target(
         settings = settings.set_username(user);
     }
     Ok(Some(info.set_redis_settings(settings)))
+}
+
+impl StateEntry {
+    /// A read, under the app's outbound policy for this store.
+    pub async fn get(
+        &self,
+        policies: &AppPolicies,
+        key: &str,
+    ) -> Result<Option<crate::state::Item>, StoreError> {
+        let policy = self.policy(policies);
+        let what = || format!("state store {}: get", self.component.name);
+        resiliency::run(&policy, what, judge, || self.store.get(key)).await
+    }
+
+    /// Writes (all or nothing), under the app's outbound policy for this store.
+    pub async fn apply(&self, policies: &AppPolicies, ops: &[Op]) -> Result<(), StoreError> {
+        let policy = self.policy(policies);
+        let what = || format!("state store {}: write", self.component.name);
+        resiliency::run(&policy, what, judge, || self.store.apply(ops)).await
+    }
+
+    fn policy(&self, policies: &AppPolicies) -> resiliency::Policy {
+        policies.component(
+            &self.component.name,
+            resiliency::ComponentType::Statestore,
+            resiliency::Direction::Outbound,
+        )
+    }
+}
+
+/// A store's failure is retried; an etag conflict or a bad etag is the caller's, and a retry
+/// would only repeat it.
+fn judge<T>(result: &Result<T, StoreError>) -> resiliency::Verdict {
+    match result {
+        Ok(_) => resiliency::Verdict::Success,
+        Err(StoreError::Failed(_)) => resiliency::Verdict::Failure(None),
+        Err(_) => resiliency::Verdict::Permanent,
+    }
+}
+
+impl From<resiliency::Interrupted> for StoreError {
+    fn from(why: resiliency::Interrupted) -> StoreError {
+        StoreError::Failed(why.to_string())
+    }
 }

@@ -8,6 +8,7 @@ mod actors;
 mod api;
 mod jobs;
 mod page;
+mod resiliency;
 mod workflows;
 
 use axum::Router;
@@ -52,6 +53,7 @@ pub fn routes() -> Router<ProjectView> {
             post(actors::deactivate),
         )
         .route("/v1/jobs", get(jobs::list))
+        .route("/v1/resiliency", get(resiliency::overview))
         .route("/v1/jobs/{app}/{name}", axum::routing::delete(jobs::delete))
         .route("/v1/workflows", get(workflows::list))
         .route(

@@ -149,12 +149,18 @@ impl AppEntry {
             &components.declarative,
             self.subscriptions.clone(),
         )
-        .with_stats(ctx.shared.pubsub_stats.clone());
+        .with_stats(ctx.shared.pubsub_stats.clone())
+        .with_policies(components.resiliency.for_app(self.spec.app_id().as_str()));
         self.tasks.spawn(subscriber.run(self.subscriber.clone()));
         let inputs = components.bindings.inputs(self.spec.app_id().as_str());
         if !inputs.is_empty() {
-            let reader =
-                crate::bindings::input::run(self.channel.clone(), inputs, self.subscriber.clone());
+            let policies = components.resiliency.for_app(self.spec.app_id().as_str());
+            let reader = crate::bindings::input::run(
+                self.channel.clone(),
+                inputs,
+                policies,
+                self.subscriber.clone(),
+            );
             self.tasks.spawn(reader);
         }
     }

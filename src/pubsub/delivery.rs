@@ -33,6 +33,8 @@ pub(super) struct Shared {
     pub(super) channel: AppChannel,
     pub(super) pubsubs: Arc<BTreeMap<String, Arc<PubsubEntry>>>,
     pub(super) stats: Arc<super::stats::PubsubStats>,
+    /// The app's resiliency policies: its pub/sub components' inbound ones apply here.
+    pub(super) policies: Arc<crate::resiliency::AppPolicies>,
 }
 
 /// Runs one app's subscriptions for as long as daca runs.
@@ -61,6 +63,7 @@ impl Subscriber {
                 channel,
                 pubsubs,
                 stats: Arc::default(),
+                policies: Arc::default(),
             }),
             declarative,
             active,
@@ -71,6 +74,14 @@ impl Subscriber {
     pub fn with_stats(mut self, stats: Arc<super::stats::PubsubStats>) -> Subscriber {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.stats = stats;
+        }
+        self
+    }
+
+    /// Applies `policies` (the app's resiliency policies) to each delivery.
+    pub fn with_policies(mut self, policies: Arc<crate::resiliency::AppPolicies>) -> Subscriber {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.policies = policies;
         }
         self
     }

@@ -7,7 +7,7 @@
 //! it to the app and acknowledges it once the app said SUCCESS (or DROP). Anything not
 //! acknowledged stays pending in the broker and is delivered again.
 
-mod cel;
+pub mod cel;
 pub mod delivery;
 pub mod envelope;
 mod memory;
@@ -160,7 +160,29 @@ pub struct PubsubEntry {
     pub settings: Settings,
 }
 
+impl From<crate::resiliency::Interrupted> for PubsubError {
+    fn from(why: crate::resiliency::Interrupted) -> PubsubError {
+        PubsubError::Broker(why.to_string())
+    }
+}
+
 impl PubsubEntry {
+    /// A publish by an app, under its outbound policy for this component.
+    pub async fn publish(
+        &self,
+        policies: &crate::resiliency::AppPolicies,
+        topic: &str,
+        data: &[u8],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), PubsubError> {
+        use crate::resiliency::{ComponentType, Direction};
+        let name = &self.component.name;
+        let policy = policies.component(name, ComponentType::Pubsub, Direction::Outbound);
+        let what = || format!("pubsub {name}: publish to {topic}");
+        let attempt = || self.broker.publish(topic, data, metadata);
+        crate::resiliency::run(&policy, what, crate::resiliency::ok_or_retry, attempt).await
+    }
+
     /// Whether `app_id` may publish to `topic` (`allowedTopics`, `publishingScopes`).
     pub fn may_publish(&self, app_id: &str, topic: &str) -> bool {
         topic_allowed(&self.component, "publishingScopes", app_id, topic)

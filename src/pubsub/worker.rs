@@ -2,6 +2,7 @@
 //! of the answer, retries with backoff, dead letters.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -12,10 +13,34 @@ use super::stats::Delivery as Counted;
 use super::subscription::Subscription;
 use super::{Consumer, Message, PubsubEntry, envelope};
 use crate::channel::{Delivery, Outcome, Unreachable};
+use crate::resiliency::{self, ComponentType, Direction, Interrupted, Verdict};
 
-/// Attempts after the first one for a RETRY or an error answer, and the first backoff.
-const RETRIES: u32 = 3;
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Why a delivery attempt did not succeed.
+enum Undelivered {
+    /// The app answered RETRY, or failed.
+    Retry,
+    /// The inbound policy's timeout cut it.
+    Interrupted,
+    /// daca is stopping the app for good.
+    Stopping,
+}
+
+impl From<Interrupted> for Undelivered {
+    fn from(_: Interrupted) -> Undelivered {
+        Undelivered::Interrupted
+    }
+}
+
+/// SUCCESS and DROP end a delivery; RETRY and errors are failures an inbound retry policy
+/// retries. Without one, Dapr makes one attempt: the entry then goes to the dead-letter
+/// topic, or stays pending for the component's redelivery.
+fn judge(result: &Result<Outcome, Undelivered>) -> Verdict {
+    match result {
+        Ok(_) => Verdict::Success,
+        Err(Undelivered::Stopping) => Verdict::Permanent,
+        Err(_) => Verdict::Failure(None),
+    }
+}
 
 pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
@@ -74,45 +99,63 @@ impl Worker {
             tracing::debug!("{app_id}: event {} matches no rule; dropped", message.id);
             return self.dead_letter(message).await;
         };
-        let mut attempt = 0;
-        loop {
-            let mut channel = self.shared.channel.clone();
-            if !channel.wait_ready().await {
-                return false;
+        let policy = self.shared.policies.component(
+            &self.sub.pubsub,
+            ComponentType::Pubsub,
+            Direction::Inbound,
+        );
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let attempt = || {
+            if attempts.fetch_add(1, Ordering::Relaxed) > 0 {
+                self.shared.stats.retried(&self.delivery(message));
             }
-            match self.post(&path, &body, message, &event).await {
-                Err(Unreachable) => {
-                    // The app is not there (crashed, restarting): wait, and do not count it.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                Ok(Outcome::Success) => {
-                    self.shared.stats.delivered(&self.delivery(message), &body);
-                    return true;
-                }
-                Ok(Outcome::Drop) => {
-                    tracing::warn!("{app_id}: {path} dropped event {}", message.id);
-                    return self.dead_letter(message).await;
-                }
-                Ok(Outcome::Retry) => {}
+            self.attempt(&path, &body, message, &event)
+        };
+        let what = || format!("{app_id}: delivering {} to {path}", message.id);
+        match resiliency::run(&policy, what, judge, attempt).await {
+            Ok(Outcome::Success) => {
+                self.shared.stats.delivered(&self.delivery(message), &body);
+                return true;
             }
-            attempt += 1;
-            if attempt > RETRIES {
-                break;
+            Ok(_) => {
+                tracing::warn!("{app_id}: {path} dropped event {}", message.id);
+                return self.dead_letter(message).await;
             }
-            self.shared.stats.retried(&self.delivery(message));
-            tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+            Err(Undelivered::Stopping) => return false,
+            Err(_) => {}
         }
         if self.sub.dead_letter_topic.is_some() {
             return self.dead_letter(message).await;
         }
         tracing::warn!(
-            "{app_id}: {path} did not accept event {} after {} attempts; it stays pending and is delivered again after {:?}",
+            "{app_id}: {path} did not accept event {} after {} attempt(s); it stays pending and is delivered again after {:?}",
             message.id,
-            RETRIES + 1,
+            attempts.load(Ordering::Relaxed),
             self.entry.settings.processing_timeout
         );
         false
+    }
+
+    /// One attempt; while the app is not there (crashed, restarting) it waits, and that
+    /// does not count as a failed attempt.
+    async fn attempt(
+        &self,
+        path: &str,
+        body: &[u8],
+        message: &Message,
+        event: &Value,
+    ) -> Result<Outcome, Undelivered> {
+        loop {
+            let mut channel = self.shared.channel.clone();
+            if !channel.wait_ready().await {
+                return Err(Undelivered::Stopping);
+            }
+            match self.post(path, body, message, event).await {
+                Err(Unreachable) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(Outcome::Retry) => return Err(Undelivered::Retry),
+                Ok(done) => return Ok(done),
+            }
+        }
     }
 
     /// One delivery through the app channel, whatever the app's protocol.

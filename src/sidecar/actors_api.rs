@@ -43,7 +43,11 @@ pub async fn invoke(
         body,
         caller: sidecar.app_id.clone(),
     };
-    let answer = sidecar.shared.actors.invoke(call).await?;
+    let answer = sidecar
+        .shared
+        .actors
+        .invoke_from(call, &sidecar.policies())
+        .await?;
     let mut response = (
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
         Body::from(answer.body),

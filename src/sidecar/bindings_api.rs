@@ -52,7 +52,7 @@ pub async fn invoke(
     let components = sidecar.shared.components();
     match components
         .bindings
-        .invoke(&sidecar.app_id, &name, request)
+        .invoke(&sidecar.app_id, &name, request, &sidecar.policies())
         .await
     {
         Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),

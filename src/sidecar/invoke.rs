@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use super::SidecarState;
 use super::error::ApiError;
 use super::state_api::read_body;
-use crate::channel::Invocation;
+use crate::channel::{AppChannel, Invocation};
+use crate::resiliency::{self, Failure, Verdict};
 use crate::supervisor::AppState;
 
 fn invoke_error(status: StatusCode, message: impl Into<String>) -> ApiError {
@@ -117,26 +118,53 @@ async fn try_forward(
             "app channel is not initialized: the app has no `port`",
         ));
     }
+    let (parts, body) = request.into_parts();
+    // Read whole so that every attempt of a retry sends the same body.
+    let body = read_body(sidecar, body).await?;
+    let policy = sidecar.policies().endpoint(target, method);
+    let attempt = || {
+        let (channel, body, parts) = (&channel, body.clone(), &parts);
+        async move {
+            ready(sidecar, channel, target).await?;
+            let call = Invocation {
+                method,
+                parts,
+                body,
+                caller: &sidecar.app_id,
+            };
+            channel.invoke(call).await.map_err(Failure)
+        }
+    };
+    let what = || format!("{}: invoking {target} {method}", sidecar.app_id);
+    resiliency::run(&policy, what, judge, attempt)
+        .await
+        .map_err(|Failure(err)| failed(&err))
+}
+
+/// Dapr's reading of an invocation's answer: a status below 200 or above 399 is a failure
+/// carrying that code, which a retry policy's `matching` may retry.
+fn judge(result: &Result<Response, Failure>) -> Verdict {
+    match result {
+        Ok(response) if (200..400).contains(&response.status().as_u16()) => Verdict::Success,
+        Ok(response) => Verdict::Failure(Some(i32::from(response.status().as_u16()))),
+        Err(_) => Verdict::Failure(None),
+    }
+}
+
+/// Waits for a target that is on its way back (a reload or restart) rather than fail the
+/// caller; an app stopped for good is an error.
+async fn ready(sidecar: &SidecarState, channel: &AppChannel, target: &str) -> Result<(), Failure> {
     if !channel.is_ready() && is_coming_back(channel.status().state) {
-        // A reload or restart: wait for the app rather than fail the caller.
         let mut waiting = channel.clone();
         let _ = tokio::time::timeout(sidecar.invoke_wait, waiting.wait_ready()).await;
     }
-    if !channel.is_ready() {
-        return Err(failed(&format!(
-            "app {target} is not ready (it is {})",
-            channel.status().state.as_str()
-        )));
+    if channel.is_ready() {
+        return Ok(());
     }
-    let (parts, body) = request.into_parts();
-    let body = read_body(sidecar, body).await?;
-    let call = Invocation {
-        method,
-        parts: &parts,
-        body,
-        caller: &sidecar.app_id,
-    };
-    channel.invoke(call).await.map_err(|err| failed(&err))
+    Err(Failure(format!(
+        "app {target} is not ready (it is {})",
+        channel.status().state.as_str()
+    )))
 }
 
 /// Whether an app that is not ready now is on its way to ready (as opposed to stopped for good).

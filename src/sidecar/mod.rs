@@ -60,6 +60,11 @@ pub struct SidecarState {
 }
 
 impl SidecarState {
+    /// The resiliency policies this sidecar applies (its app's scopes), with its breakers.
+    pub fn policies(&self) -> Arc<crate::resiliency::AppPolicies> {
+        self.shared.components().resiliency.for_app(&self.app_id)
+    }
+
     /// The request body limit, in bytes.
     pub fn max_body_size(&self) -> usize {
         self.max_body_size.load(Ordering::Relaxed)

@@ -108,8 +108,7 @@ pub(super) async fn publish_entry(
     )
     .map_err(|err| err.message)?;
     entry
-        .broker
-        .publish(topic, &data, metadata)
+        .publish(&sidecar.policies(), topic, &data, metadata)
         .await
         .map_err(|err| err.to_string())
 }
@@ -149,8 +148,7 @@ pub async fn publish(
         (&traceparent, &tracestate),
     )?;
     entry
-        .broker
-        .publish(&topic, &data, &query.metadata)
+        .publish(&sidecar.policies(), &topic, &data, &query.metadata)
         .await
         .map_err(|err| catalog::publish_failed(&name, &topic, &err.to_string()))?;
     Ok(StatusCode::NO_CONTENT.into_response())

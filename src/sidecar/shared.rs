@@ -25,6 +25,8 @@ pub struct Components {
     pub features: std::collections::BTreeSet<String>,
     /// Input and output bindings.
     pub bindings: Arc<crate::bindings::Bindings>,
+    /// The Resiliency resources, and each sidecar's policies and breakers.
+    pub resiliency: Arc<crate::resiliency::Resiliency>,
 }
 
 /// Why a resources folder could not be turned into components.
@@ -69,6 +71,7 @@ impl Components {
         loaded.secrets = secrets;
         loaded.declarative = resources.subscriptions;
         loaded.features = resources.features;
+        loaded.resiliency = Arc::new(crate::resiliency::Resiliency::new(resources.resiliency));
         Ok((loaded, notices))
     }
 
@@ -81,6 +84,7 @@ impl Components {
             declarative: Vec::new(),
             features: Default::default(),
             bindings: Arc::default(),
+            resiliency: Arc::default(),
         }
     }
 

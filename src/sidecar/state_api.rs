@@ -1,5 +1,6 @@
 //! `/v1.0/state/...`: save, get, bulk get, delete and transactions, with Dapr's status codes.
 
+use crate::resiliency::AppPolicies;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -153,7 +154,7 @@ pub async fn save(
     // Items are independent (not a transaction), as in Dapr: run them concurrently.
     let results = futures_util::future::join_all(writes.into_iter().map(|write| async {
         match write {
-            Ok(write) => entry.store.apply(&[Op::Upsert(write)]).await,
+            Ok(write) => entry.apply(&sidecar.policies(), &[Op::Upsert(write)]).await,
             Err(err) => Err(err),
         }
     }))
@@ -184,13 +185,16 @@ pub async fn get(
 ) -> Result<Response> {
     let entry = store(&sidecar, &name)?;
     let stored = stored_key(&entry.key_prefix, &sidecar.app_id, &name, &key)?;
-    let item = entry.store.get(&stored).await.map_err(|err| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ERR_STATE_GET",
-            format!("fail to get {key} from state store {name}: {err}"),
-        )
-    })?;
+    let item = entry
+        .get(&sidecar.policies(), &stored)
+        .await
+        .map_err(|err| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_STATE_GET",
+                format!("fail to get {key} from state store {name}: {err}"),
+            )
+        })?;
     let Some(item) = item else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -267,10 +271,11 @@ pub async fn bulk(
     } else {
         request.parallelism as usize
     };
+    let policies = sidecar.policies();
     let items: Vec<BulkItem> = futures_util::stream::iter(stored)
         .map(|(key, stored)| {
-            let entry = entry.clone();
-            async move { bulk_item(&entry, key, &stored).await }
+            let (entry, policies) = (entry.clone(), policies.clone());
+            async move { bulk_item(&entry, &policies, key, &stored).await }
         })
         .buffered(parallelism)
         .collect()
@@ -291,14 +296,19 @@ struct BulkItem {
 }
 
 /// `{"key","data","etag"}` for a hit, `{"key"}` for a miss, `{"key","error"}` for a failure.
-async fn bulk_item(entry: &StateEntry, key: String, stored: &str) -> BulkItem {
+async fn bulk_item(
+    entry: &StateEntry,
+    policies: &AppPolicies,
+    key: String,
+    stored: &str,
+) -> BulkItem {
     let mut item = BulkItem {
         key,
         data: None,
         etag: None,
         error: None,
     };
-    match entry.store.get(stored).await {
+    match entry.get(policies, stored).await {
         Ok(Some(found)) => {
             // Stored JSON goes out as it is; bytes that are not JSON (saved over gRPC) as a string.
             let text = String::from_utf8_lossy(&found.data).into_owned();

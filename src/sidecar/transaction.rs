@@ -90,7 +90,10 @@ pub async fn transaction(
         .into_iter()
         .collect::<std::result::Result<_, _>>()
         .map_err(failed)?;
-    entry.store.apply(&ops).await.map_err(failed)?;
+    entry
+        .apply(&sidecar.policies(), &ops)
+        .await
+        .map_err(failed)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -127,14 +127,14 @@ fn bad_subscription_files_are_reported_with_positions() {
     insta::assert_snapshot!(err.to_string());
 }
 
-/// A resource of a kind daca does not apply is said, with where it is, never skipped in
-/// silence: a Resiliency (not applied yet) and a kind daca does not read at all.
+/// A resource of a kind daca does not read is said, with where it is, never skipped in
+/// silence; a Resiliency is read, and one naming a policy nobody defines is refused at the name.
 #[test]
-fn resources_daca_does_not_apply_are_said() {
+fn resources_daca_does_not_apply_are_said_and_resiliency_is_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("resiliency.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: retries\nspec:\n  policies: {}\n",
+        "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: retries\nspec:\n  policies:\n    retries: { three: { maxRetries: 3 } }\n  targets:\n    apps: { callee: { retry: three } }\n",
     )
     .unwrap();
     std::fs::write(
@@ -144,12 +144,23 @@ fn resources_daca_does_not_apply_are_said() {
     .unwrap();
     let loaded = components::load_resources(Some(dir.path()), dir.path()).unwrap();
     let notices = loaded.notices.join("\n");
-    assert!(
-        notices.contains("resiliency.yaml:2: `kind: Resiliency` is not applied yet"),
-        "{notices}"
-    );
+    assert!(!notices.contains("Resiliency"), "{notices}");
+    assert_eq!(loaded.resiliency.len(), 1);
+    assert_eq!(loaded.resiliency[0].retries["three"].max_retries, 3);
     assert!(
         notices.contains("other.yaml:2: `kind: HTTPEndpoint` is not one daca reads"),
         "{notices}"
     );
+
+    std::fs::write(
+        dir.path().join("resiliency.yaml"),
+        "kind: Resiliency\nmetadata: { name: r }\nspec:\n  targets:\n    apps:\n      callee: { retry: thre }\n",
+    )
+    .unwrap();
+    let err = components::load_resources(Some(dir.path()), dir.path())
+        .err()
+        .expect("an unknown policy name is refused")
+        .to_string();
+    assert!(err.contains("resiliency.yaml:6:24"), "{err}");
+    assert!(err.contains("no retry policy is named `thre`"), "{err}");
 }

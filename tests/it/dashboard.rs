@@ -69,6 +69,12 @@ fn api_project(port: u16) -> tempfile::TempDir {
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore}\nspec:\n  type: state.in-memory\n  version: v1\n  metadata:\n  - name: password\n    secretKeyRef: {name: DASH_SECRET, key: DASH_SECRET}\nauth: {secretStore: env}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: pubsub}\nspec: {type: pubsub.in-memory, version: v1}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: env}\nspec: {type: secretstores.local.env, version: v1}\n",
     )
     .unwrap();
+    // Dapr delivers once without a policy; this one retries the subscriber three times.
+    std::fs::write(
+        resources.join("resiliency.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata: {name: lab}\nspec:\n  policies:\n    retries:\n      quick: {policy: constant, duration: 100ms, maxRetries: 3}\n  targets:\n    components:\n      pubsub: {inbound: {retry: quick}}\n",
+    )
+    .unwrap();
     std::fs::write(
         resources.join("subscription.yaml"),
         "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: orders}\nspec:\n  pubsubname: pubsub\n  topic: orders\n  routes: {default: /orders}\n  deadLetterTopic: orders-dead\n",
@@ -206,8 +212,8 @@ fn every_endpoint_the_page_uses_answers_from_the_running_project() {
         Some(404)
     );
 
-    // Pub/sub: a publish from the page; the subscriber (http.server answers 501) is retried,
-    // then dead-lettered; the counts and the envelope show it.
+    // Pub/sub: a publish from the page; the subscriber (http.server answers 501) is retried
+    // by the Resiliency policy, then dead-lettered; the counts and the envelope show it.
     let published = http_request_with(
         port,
         "POST",
@@ -237,6 +243,14 @@ fn every_endpoint_the_page_uses_answers_from_the_running_project() {
     assert_eq!(sent["event"]["data"], json!({"orderId": 7}));
     assert_eq!(sent["event"]["source"], "daca-dashboard");
     assert!(recent.iter().any(|m| m["what"] == "dead-lettered"));
+    let resiliency = get_json(port, "/v1/resiliency");
+    assert_eq!(resiliency["policies"][0]["name"], "quick", "{resiliency}");
+    assert_eq!(
+        resiliency["policies"][0]["detail"], "constant 100ms, 3 retries",
+        "{resiliency}"
+    );
+    assert_eq!(resiliency["targets"][0]["target"], "pubsub", "{resiliency}");
+    assert_eq!(resiliency["targets"][0]["kind"], "component inbound");
 
     // Logs: the last lines, then live ones (http.server logs requests on stderr).
     let _ = http_get(

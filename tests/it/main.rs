@@ -32,6 +32,7 @@ mod redis;
 mod reliability;
 mod reload;
 mod replicas;
+mod resiliency;
 mod sidecar;
 mod state_props;
 mod tilt;

@@ -275,6 +275,20 @@ async function refreshJobs() {
   }));
 }
 
+// ---- Resiliency ----
+async function refreshResiliency() {
+  const view = await getJson("/v1/resiliency");
+  const cells = (...values) => values.map((v, i) => el(i ? "td" : "th", i ? { textContent: v ?? "-" } : { scope: "row", textContent: v ?? "-" }));
+  $("#resiliency-none").hidden = view.policies.length > 0;
+  $("#resiliency-policies").replaceChildren(...view.policies.map((p) =>
+    el("tr", { dataset: { policy: p.name } }, ...cells(p.name, p.kind, p.detail, p.resource))));
+  $("#resiliency-targets").replaceChildren(...view.targets.map((t) =>
+    el("tr", { dataset: { target: t.target } }, ...cells(t.target, t.kind, t.timeout, t.retry, t.circuitBreaker))));
+  $("#resiliency-breakers").replaceChildren(...view.breakers.map((b) =>
+    el("tr", { dataset: { breaker: b.name, state: b.state } },
+      ...cells(b.name, b.app, b.policy, b.state, String(b.counts.consecutiveFailures), String(b.counts.requests)))));
+}
+
 // ---- Start ----
 function every(ms, task) {
   const run = () => document.visibilityState === "visible" && task().catch(() => {});
@@ -283,7 +297,7 @@ function every(ms, task) {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
-  for (const hidden of document.querySelectorAll("[hidden]:not(#state-detail):not(#actor-detail):not(#workflow-detail)")) hidden.hidden = false;
+  for (const hidden of document.querySelectorAll("[hidden]:not(#state-detail):not(#actor-detail):not(#workflow-detail):not(#resiliency-none)")) hidden.hidden = false;
   $("#log-source").addEventListener("change", follow);
   $("#log-filter").addEventListener("input", () => { for (const item of $("#log").children) item.hidden = !matches(item); });
   $("#log-pause").addEventListener("click", (e) => {
@@ -303,5 +317,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   every(2000, refreshActors);
   every(1000, refreshWorkflows);
   every(2000, refreshJobs);
+  every(1000, refreshResiliency);
   document.body.dataset.ready = "true";
 });

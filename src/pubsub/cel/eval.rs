@@ -20,12 +20,23 @@ pub(super) fn truth(r: Res) -> Result<bool, String> {
     }
 }
 
-pub(super) fn run<'a>(n: &'a Node, ev: &'a Value) -> Res<'a> {
+/// What names an expression can read: a routing rule's `event`, or a set of variables (a
+/// circuit breaker's `trip` reads its counts).
+#[derive(Clone, Copy)]
+pub(super) enum Env<'a> {
+    Event(&'a Value),
+    Vars(&'a serde_json::Map<String, Value>),
+}
+
+pub(super) fn run<'a>(n: &'a Node, ev: Env<'a>) -> Res<'a> {
     let bool = |b| Ok(Cow::Owned(Value::Bool(b)));
     match n {
         Node::Lit(v) => Ok(Cow::Borrowed(v)),
-        Node::Ident(x) if x == "event" => Ok(Cow::Borrowed(ev)),
-        Node::Ident(x) => Err(format!("undeclared reference to `{x}`")),
+        Node::Ident(x) => match ev {
+            Env::Event(event) if x == "event" => Ok(Cow::Borrowed(event)),
+            Env::Vars(vars) if vars.contains_key(x) => Ok(Cow::Borrowed(&vars[x])),
+            _ => Err(format!("undeclared reference to `{x}`")),
+        },
         Node::List(xs) => Ok(Cow::Owned(Value::Array(
             xs.iter()
                 .map(|x| run(x, ev).map(Cow::into_owned))

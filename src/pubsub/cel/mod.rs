@@ -81,7 +81,17 @@ impl Expr {
     /// Ok(bool) when the result is a bool; Err (one line) when it is not a bool, or on a type
     /// error, or a missing key (CEL errors on `event.nokey`, except inside has()).
     pub fn eval(&self, event: &Value) -> Result<bool, String> {
-        match run(&self.0, event)?.as_ref() {
+        Self::boolean(run(&self.0, Env::Event(event)))
+    }
+
+    /// Evaluates with `vars` as the only names (each a top-level identifier), as a circuit
+    /// breaker's `trip` reads `consecutiveFailures` and the other counts.
+    pub fn eval_vars(&self, vars: &serde_json::Map<String, Value>) -> Result<bool, String> {
+        Self::boolean(run(&self.0, Env::Vars(vars)))
+    }
+
+    fn boolean(result: Res) -> Result<bool, String> {
+        match result?.as_ref() {
             Value::Bool(b) => Ok(*b),
             v => Err(format!("expression evaluated to {}, not bool", tname(v))),
         }

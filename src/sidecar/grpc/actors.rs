@@ -54,7 +54,12 @@ pub async fn invoke_actor(
         body: r.data.into(),
         caller: s.app_id.clone(),
     };
-    let answer = s.shared.actors.invoke(call).await.map_err(status)?;
+    let answer = s
+        .shared
+        .actors
+        .invoke_from(call, &s.policies())
+        .await
+        .map_err(status)?;
     Ok(rt::InvokeActorResponse {
         data: answer.body.to_vec(),
     })

@@ -87,7 +87,7 @@ pub async fn get_state(
 ) -> Result<rt::GetStateResponse> {
     let entry = store(&s, &r.store_name)?;
     let stored = key(&s, &entry, &r.store_name, &r.key)?;
-    let item = entry.store.get(&stored).await.map_err(|err| {
+    let item = entry.get(&s.policies(), &stored).await.map_err(|err| {
         let message = format!(
             "fail to get {} from state store {}: {err}",
             r.key, r.store_name
@@ -121,7 +121,7 @@ pub async fn get_bulk_state(
             key,
             ..Default::default()
         };
-        match entry.store.get(&stored).await {
+        match entry.get(&s.policies(), &stored).await {
             Ok(Some(found)) => {
                 item.data = found.data;
                 item.etag = found.etag.unwrap_or_default();
@@ -151,7 +151,7 @@ pub async fn save_state(s: Arc<SidecarState>, r: rt::SaveStateRequest) -> Result
             ));
         }
         let op = upsert(&s, &entry, &r.store_name, item, &none)?.map_err(failed)?;
-        entry.store.apply(&[op]).await.map_err(failed)?;
+        entry.apply(&s.policies(), &[op]).await.map_err(failed)?;
     }
     Ok(())
 }
@@ -172,7 +172,7 @@ fn delete_op(
 pub async fn delete_state(s: Arc<SidecarState>, r: rt::DeleteStateRequest) -> Result<()> {
     let entry = store(&s, &r.store_name)?;
     let op = delete_op(&s, &entry, &r.store_name, &r.key, r.etag)?;
-    entry.store.apply(&[op]).await.map_err(|err| {
+    entry.apply(&s.policies(), &[op]).await.map_err(|err| {
         let message = format!("failed deleting state with key {}: {err}", r.key);
         basic(etag_code(&err), "ERR_STATE_DELETE", message)
     })
@@ -182,7 +182,7 @@ pub async fn delete_bulk_state(s: Arc<SidecarState>, r: rt::DeleteBulkStateReque
     let entry = store(&s, &r.store_name)?;
     for item in r.states {
         let op = delete_op(&s, &entry, &r.store_name, &item.key, item.etag)?;
-        entry.store.apply(&[op]).await.map_err(|err| {
+        entry.apply(&s.policies(), &[op]).await.map_err(|err| {
             let message = format!(
                 "failed deleting state in state store {}: {err}",
                 r.store_name
@@ -216,7 +216,7 @@ pub async fn execute_state_transaction(
             }
         });
     }
-    entry.store.apply(&ops).await.map_err(failed)
+    entry.apply(&s.policies(), &ops).await.map_err(failed)
 }
 
 pub async fn publish_event(s: Arc<SidecarState>, r: rt::PublishEventRequest) -> Result<()> {
@@ -236,8 +236,7 @@ pub async fn publish_event(s: Arc<SidecarState>, r: rt::PublishEventRequest) -> 
     )
     .map_err(status)?;
     entry
-        .broker
-        .publish(&r.topic, &data, &metadata)
+        .publish(&s.policies(), &r.topic, &data, &metadata)
         .await
         .map_err(|err| {
             let error = err.to_string();

@@ -20,7 +20,7 @@ pub async fn invoke_binding(
     let components = s.shared.components();
     match components
         .bindings
-        .invoke(&s.app_id, &r.name, request)
+        .invoke(&s.app_id, &r.name, request, &s.policies())
         .await
     {
         Ok(answer) => {

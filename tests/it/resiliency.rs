@@ -1,0 +1,231 @@
+//! Resiliency as the course's lab uses it, with real FastAPI apps: a callee that fails twice
+//! is one success for a caller whose sidecar has a constant 5 s × 3 retry; without the policy
+//! the 500 comes back at once; a 50 ms timeout cuts a slow call; a circuit breaker opens after
+//! three failures, refuses without reaching the app, and lets a probe through after its
+//! timeout; a pub/sub inbound retry redelivers an event 1 s apart (reference §4.5).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{free_port, http_get, http_request, wait_until};
+use crate::up::Up;
+
+const RESILIENCY: &str = "apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: lab
+scopes: [caller]
+spec:
+  policies:
+    timeouts:
+      fast: 50ms
+    retries:
+      threeTimes: { policy: constant, duration: 5s, maxRetries: 3 }
+      inbound: { policy: constant, duration: 1s, maxRetries: 2 }
+    circuitBreakers:
+      cb: { maxRequests: 1, timeout: 2s, trip: consecutiveFailures >= 3 }
+  targets:
+    apps:
+      callee: { retry: threeTimes }
+      slow: { timeout: fast }
+      flaky: { circuitBreaker: cb }
+    components:
+      pubsub: { inbound: { retry: inbound } }
+";
+
+struct Apps {
+    /// (app port, sidecar port) of caller, callee, slow, flaky.
+    ports: Vec<(u16, u16)>,
+}
+
+fn project(dir: &Path, python: &Path) -> Apps {
+    std::fs::copy(
+        crate::common::repo().join("tests/fixtures/resiliency/main.py"),
+        dir.join("main.py"),
+    )
+    .unwrap();
+    let resources = dir.join("resources");
+    std::fs::create_dir(&resources).unwrap();
+    std::fs::write(resources.join("resiliency.yaml"), RESILIENCY).unwrap();
+    std::fs::write(
+        resources.join("pubsub.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: pubsub }\nspec: { type: pubsub.in-memory, version: v1 }\n",
+    )
+    .unwrap();
+    let mut manifest = "name: resiliency\nnetwork: host\nresources: ./resources\nredis: { provider: embedded }\napps:\n".to_string();
+    let mut ports = Vec::new();
+    for id in ["caller", "callee", "slow", "flaky"] {
+        let (port, sidecar) = (free_port(), free_port());
+        let subscribe = if id == "caller" { "1" } else { "0" };
+        manifest.push_str(&format!(
+            "  - id: {id}\n    command: [\"{}\", -m, uvicorn, \"main:app\", --port, \"{port}\"]\n    port: {port}\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n    env: {{ SUBSCRIBE: \"{subscribe}\", PYTHONDONTWRITEBYTECODE: \"1\" }}\n",
+            python.display(),
+            free_port()
+        ));
+        ports.push((port, sidecar));
+    }
+    std::fs::write(dir.join("daca.yaml"), manifest).unwrap();
+    Apps { ports }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::String(text.to_string()))
+}
+
+fn hits(app: u16) -> Value {
+    json(&http_get(app, "/hits").unwrap().1)
+}
+
+#[test]
+fn retries_timeouts_and_circuit_breakers_apply_in_the_callers_sidecar() {
+    let Some(python) = crate::actors::sdk("latest") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let apps = project(dir.path(), &python);
+    let [
+        (caller_app, caller),
+        (callee_app, callee),
+        _,
+        (flaky_app, _),
+    ] = apps.ports[..]
+    else {
+        unreachable!()
+    };
+    let mut up = Up::start(dir.path(), None);
+    up.wait_output("all 4 app(s) ready", Duration::from_secs(90));
+
+    // Vector 1 (the lab): 500, 500, 200 ⇒ one 200 for the caller after two 5 s waits. It runs
+    // beside the checks below.
+    let lab = std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer = http_request(caller, "POST", "/v1.0/invoke/callee/method/work/lab", "");
+        (answer, started.elapsed())
+    });
+
+    // Vector 3: the callee's own sidecar does not load the resource (scopes): the 500 comes
+    // back after one call.
+    let (status, body) =
+        http_request(callee, "POST", "/v1.0/invoke/callee/method/work/plain", "").unwrap();
+    assert_eq!(
+        (status, json(&body)["attempt"].clone()),
+        (500, 1.into()),
+        "{body}"
+    );
+
+    // Vector 5: a 50 ms timeout cuts a call the app answers after a second.
+    let started = Instant::now();
+    let (status, body) = http_get(caller, "/v1.0/invoke/slow/method/slow").unwrap();
+    let took = started.elapsed();
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(json(&body)["errorCode"], "ERR_DIRECT_INVOKE", "{body}");
+    assert!(body.contains("context deadline exceeded"), "{body}");
+    assert!(took < Duration::from_millis(800), "{took:?}");
+
+    breaker_opens_and_half_opens(&up, dir.path(), caller, flaky_app);
+    inbound_retries_redeliver(caller, caller_app);
+
+    let (answer, took) = lab.join().unwrap();
+    let (status, body) = answer.unwrap();
+    assert_eq!(
+        (status, json(&body)),
+        (200, serde_json::json!({"attempt": 3})),
+        "{body}"
+    );
+    assert!(took >= Duration::from_secs(10), "{took:?}");
+    assert_eq!(hits(callee_app)["hits"]["lab"], 3);
+    up.stop_cleanly();
+}
+
+/// Vector 6: three failures reach the app; the fourth call is refused without reaching it;
+/// after the breaker's 2 s timeout one probe goes through, and its success closes it.
+fn breaker_opens_and_half_opens(up: &Up, dir: &Path, caller: u16, flaky_app: u16) {
+    let call = || http_request(caller, "POST", "/v1.0/invoke/flaky/method/flaky", "").unwrap();
+    for attempt in 1..=3 {
+        let (status, body) = call();
+        assert_eq!(
+            (status, json(&body)["attempt"].clone()),
+            (503, attempt.into()),
+            "{body}"
+        );
+    }
+    let (status, body) = call();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("circuit breaker is open"), "{body}");
+    assert_eq!(
+        hits(flaky_app)["hits"]["flaky"],
+        3,
+        "refused without reaching the app"
+    );
+    let control = crate::dashboard::control_port(dir);
+    let state = || {
+        let view = json(&http_get(control, "/v1/resiliency").unwrap().1);
+        view["breakers"][0]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(state(), "open");
+    // The dashboard page shows it too.
+    if crate::common::have("chromedriver") {
+        let browser = crate::dashboard::Browser::start();
+        browser.open(&format!("http://127.0.0.1:{control}/#resiliency"));
+        browser.wait_js(
+            "the open breaker listed",
+            "return !!document.querySelector('#resiliency-breakers tr[data-breaker=\"flaky:flaky\"][data-state=\"open\"]')",
+            Duration::from_secs(10),
+        );
+        browser.screenshot("resiliency", &crate::dashboard::screenshot_dir());
+    }
+    http_request(flaky_app, "POST", "/mode", r#"{"fail": false}"#).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(4), || state() == "half-open"),
+        "{}",
+        state()
+    );
+    let (status, body) = call();
+    assert_eq!(
+        (status, json(&body)["attempt"].clone()),
+        (200, 4.into()),
+        "{body}"
+    );
+    assert_eq!(state(), "closed");
+    assert!(
+        up.output().contains("changed state from open to half-open"),
+        "{}",
+        up.output()
+    );
+}
+
+/// Vector 8: the subscriber answers 500 twice; the inbound retry (1 s × 2) delivers a third
+/// time, about a second after each failure.
+fn inbound_retries_redeliver(caller: u16, caller_app: u16) {
+    let (status, body) = http_request(
+        caller,
+        "POST",
+        "/v1.0/publish/pubsub/orders",
+        r#"{"id": "order-1"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 204, "{body}");
+    let delivered = || {
+        hits(caller_app)["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(8), || delivered().len() >= 3),
+        "{:?}",
+        delivered()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let all = delivered();
+    assert_eq!(all.len(), 3, "no fourth delivery: {all:?}");
+    let at: Vec<f64> = all.iter().map(|d| d["at"].as_f64().unwrap()).collect();
+    for gap in [at[1] - at[0], at[2] - at[1]] {
+        assert!((0.9..2.0).contains(&gap), "{all:?}");
+    }
+}
