@@ -229,3 +229,78 @@ fn inbound_retries_redeliver(caller: u16, caller_app: u16) {
         assert!((0.9..2.0).contains(&gap), "{all:?}");
     }
 }
+
+/// Components outbound: while Redis holds its writers (`CLIENT PAUSE … WRITE`), a store whose
+/// target has a 100 ms timeout alone fails fast with Dapr's error; one with the timeout and a
+/// retry every 200 ms comes through once the pause ends, and the value is stored once.
+#[test]
+fn a_state_stores_outbound_timeout_and_retry_apply_to_its_writes() {
+    let Some(redis) = crate::common::RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let resources = dir.path().join("resources");
+    std::fs::create_dir(&resources).unwrap();
+    let store = |name: &str| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: {name} }}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: 127.0.0.1:{}\n---\n",
+            redis.port
+        )
+    };
+    let policies = "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata: { name: stores }\nspec:\n  policies:\n    timeouts: { quick: 100ms }\n    retries: { again: { policy: constant, duration: 200ms, maxRetries: 20 } }\n  targets:\n    components:\n      steady: { outbound: { timeout: quick, retry: again } }\n      fragile: { outbound: { timeout: quick } }\n";
+    std::fs::write(
+        resources.join("stores.yaml"),
+        format!("{}{}{policies}", store("steady"), store("fragile")),
+    )
+    .unwrap();
+    let sidecar = free_port();
+    std::fs::write(
+        dir.path().join("daca.yaml"),
+        format!(
+            "name: stores\nresources: ./resources\nredis: {{ url: {} }}\napps:\n  - id: lab\n    command: [sleep, \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n",
+            redis.url(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut up = Up::start(dir.path(), None);
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(30));
+    let save = |store: &str, n: u32| {
+        let started = Instant::now();
+        let body = format!(r#"[{{"key":"k","value":{{"n":{n}}}}}]"#);
+        let answer = http_request(sidecar, "POST", &format!("/v1.0/state/{store}"), &body);
+        (answer.unwrap(), started.elapsed())
+    };
+    assert_eq!(save("steady", 0).0.0, 204, "{}", up.output());
+    let mut connection = redis.connection().unwrap();
+    let pause = |connection: &mut redis::Connection| {
+        let _: () = redis::cmd("CLIENT")
+            .arg(&["PAUSE", "1000", "WRITE"])
+            .query(connection)
+            .unwrap();
+    };
+    pause(&mut connection);
+    let ((status, body), took) = save("fragile", 1);
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(json(&body)["errorCode"], "ERR_STATE_SAVE", "{body}");
+    assert!(body.contains("context deadline exceeded"), "{body}");
+    assert!(took < Duration::from_millis(700), "{took:?}");
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query(&mut connection)
+        .unwrap();
+
+    pause(&mut connection);
+    let ((status, body), took) = save("steady", 2);
+    assert_eq!(status, 204, "{body}");
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+    let (_, stored) = http_get(sidecar, "/v1.0/state/steady/k").unwrap();
+    assert_eq!(json(&stored), serde_json::json!({"n": 2}));
+    assert!(
+        up.output()
+            .contains("state store steady: write: failed; retrying"),
+        "{}",
+        up.output()
+    );
+    up.stop_cleanly();
+}
