@@ -304,3 +304,44 @@ fn a_state_stores_outbound_timeout_and_retry_apply_to_its_writes() {
     );
     up.stop_cleanly();
 }
+
+/// Actors: a 100 ms timeout on the `Counter` target cuts a method the app holds for a second
+/// (Dapr's ERR_ACTOR_INVOKE_METHOD with `context deadline exceeded`); other calls go on.
+#[test]
+fn an_actor_targets_timeout_cuts_a_slow_method() {
+    let Some(project) = crate::actors::Project::new("latest") else {
+        return;
+    };
+    let resources = project.dir.path().join("resources");
+    std::fs::create_dir(&resources).unwrap();
+    std::fs::write(
+        resources.join("components.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: statestore }}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: 127.0.0.1:{}\n  - name: actorStateStore\n    value: \"true\"\n---\napiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata: {{ name: actors }}\nspec:\n  policies:\n    timeouts: {{ brief: 100ms }}\n  targets:\n    actors:\n      Counter: {{ timeout: brief }}\n",
+            project.redis.port
+        ),
+    )
+    .unwrap();
+    project.write("", "resources: ./resources\n");
+    let mut up = project.up();
+    let started = Instant::now();
+    let (status, body) = project.post(
+        project.sidecar,
+        "/v1.0/actors/Counter/slow/method/Hold",
+        "1000",
+    );
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["errorCode"], "ERR_ACTOR_INVOKE_METHOD", "{body}");
+    assert!(
+        body.to_string().contains("context deadline exceeded"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(700));
+    let (status, body) = project.post(
+        project.sidecar,
+        "/v1.0/actors/Counter/fast/method/Increment",
+        "2",
+    );
+    assert_eq!((status, body), (200, Value::from(2)));
+    up.stop_cleanly();
+}
