@@ -52,7 +52,7 @@ async fn main() {
     std::fs::create_dir(&resources).unwrap();
     std::fs::write(resources.join("resiliency.yaml"), RESILIENCY).unwrap();
     let manifest = format!(
-        "name: bench\nresources: ./resources\nredis: {{ provider: embedded }}\napps:\n  - id: sub\n    command: [\"sleep\", \"3600\"]\n    port: {app}\n  - id: plain\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {plain}\n  - id: guarded\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {guarded}\n"
+        "name: bench\nnetwork: host\nresources: ./resources\nredis: {{ provider: embedded }}\napps:\n  - id: sub\n    command: [\"sleep\", \"3600\"]\n    port: {app}\n  - id: plain\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {plain}\n  - id: guarded\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {guarded}\n"
     );
     let daca = daca_up(project.path(), &manifest);
     let _processes = Processes(vec![daca]);
