@@ -1,10 +1,11 @@
 //! Dapr's bindings: output bindings the app invokes through its sidecar
 //! (`POST /v1.0/bindings/{name}`, gRPC `InvokeBinding`), and input bindings that call the app
-//! (`input.rs`). Types: `bindings.cron` (input, `cron.rs` of the crate's schedules) and
-//! `bindings.http` (output, `http.rs`).
+//! (`input.rs`). Types: `bindings.cron` (input, `cron.rs` of the crate's schedules),
+//! `bindings.http` (output, `http.rs`) and `bindings.postgresql` (output, `postgres/`).
 
 pub mod http;
 pub mod input;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ impl BindingError {
 pub enum Binding {
     Cron(Schedule),
     Http(http::HttpBinding),
+    /// Boxed: its connection settings are large beside the other variants.
+    Postgres(Box<postgres::PostgresBinding>),
 }
 
 /// Every binding of the resources, by component name.
@@ -77,6 +80,10 @@ impl Bindings {
                         format!("binding `{}`: invalid schedule format: {e}", component.name)
                     })?)
                 }
+                ComponentKind::BindingsPostgres => Binding::Postgres(Box::new(
+                    postgres::PostgresBinding::new(component)
+                        .map_err(|e| format!("binding `{}`: {e}", component.name))?,
+                )),
                 ComponentKind::BindingsHttp => Binding::Http(
                     http::HttpBinding::new(component)
                         .map_err(|e| format!("binding `{}`: {e}", component.name))?,
@@ -106,26 +113,38 @@ impl Bindings {
         let output = self
             .0
             .get(name)
-            .filter(|(c, _)| c.visible_to(app_id) && directions(c).output)
-            .and_then(|(_, b)| match b.as_ref() {
-                Binding::Http(http) => Some(http),
-                Binding::Cron(_) => None,
+            .filter(|(c, b)| {
+                c.visible_to(app_id)
+                    && directions(c).output
+                    && !matches!(b.as_ref(), Binding::Cron(_))
             })
+            .map(|(_, b)| b.clone())
             .ok_or_else(|| BindingError::new(format!("couldn't find output binding {name}")))?;
-        if !http::OPERATIONS.contains(&request.operation.as_str()) {
+        let operations = match output.as_ref() {
+            Binding::Postgres(_) => postgres::OPERATIONS,
+            _ => &http::OPERATIONS[..],
+        };
+        if !operations.contains(&request.operation.as_str()) {
             return Err(BindingError::new(format!(
                 "binding {name} does not support operation {}. supported operations:{}",
                 request.operation,
-                http::OPERATIONS.join(" ")
+                operations.join(" ")
             )));
         }
         use crate::resiliency::{ComponentType, Direction};
         let policy = policies.component(name, ComponentType::Binding, Direction::Outbound);
         let what = || format!("{app_id}: output binding {name}");
-        let attempt = || output.invoke(request.clone());
-        crate::resiliency::run(&policy, what, crate::resiliency::ok_or_retry, attempt)
-            .await
-            .map(Some)
+        let attempt = || {
+            let (output, request) = (output.clone(), request.clone());
+            async move {
+                match output.as_ref() {
+                    Binding::Http(http) => http.invoke(request).await.map(Some),
+                    Binding::Postgres(postgres) => postgres.invoke(request).await,
+                    Binding::Cron(_) => Err(BindingError::new("a cron binding has no output")),
+                }
+            }
+        };
+        crate::resiliency::run(&policy, what, crate::resiliency::ok_or_retry, attempt).await
     }
 
     /// The input bindings `app_id` may read, with their route.
@@ -144,7 +163,7 @@ impl Bindings {
                     probe: !directions(component).said_input,
                     schedule: schedule.clone(),
                 }),
-                Binding::Http(_) => None,
+                Binding::Http(_) | Binding::Postgres(_) => None,
             })
             .collect()
     }
@@ -161,7 +180,10 @@ struct Directions {
 /// `direction`: a comma list of `input`/`output`; absent, what the type implements.
 fn directions(component: &Component) -> Directions {
     let implements_input = component.kind == ComponentKind::BindingsCron;
-    let implements_output = component.kind == ComponentKind::BindingsHttp;
+    let implements_output = matches!(
+        component.kind,
+        ComponentKind::BindingsHttp | ComponentKind::BindingsPostgres
+    );
     let Some(said) = component.get("direction") else {
         return Directions {
             input: implements_input,
@@ -191,6 +213,15 @@ pub fn check_item(kind: ComponentKind, name: &str, value: &str) -> Option<(Strin
             })
         }
         (ComponentKind::BindingsHttp, _) => http::check_item(name, value),
+        (ComponentKind::BindingsPostgres, "connectionstring") => value
+            .parse::<tokio_postgres::Config>()
+            .err()
+            .map(|err| {
+                (
+                    format!("invalid `connectionString`: {err}"),
+                    "a libpq string (`host=localhost port=5432 user=postgres dbname=app`) or a URL (`postgres://user@localhost:5432/app`)".into(),
+                )
+            }),
         (_, "direction") => value
             .split(',')
             .map(str::trim)
@@ -213,6 +244,10 @@ pub fn required(kind: ComponentKind) -> &'static [(&'static str, &'static str)] 
         ComponentKind::BindingsHttp => &[(
             "url",
             "add `- name: url` with `value: http://localhost:8080/base`",
+        )],
+        ComponentKind::BindingsPostgres => &[(
+            "connectionString",
+            "add `- name: connectionString` with `value: \"host=localhost user=postgres dbname=app\"` (or a `secretKeyRef`)",
         )],
         _ => &[],
     }

@@ -33,9 +33,10 @@ pub enum ComponentKind {
     SecretsFile,
     BindingsCron,
     BindingsHttp,
+    BindingsPostgres,
 }
 
-pub(crate) const SUPPORTED: &str = "state.redis, state.in-memory, pubsub.redis, pubsub.in-memory, secretstores.local.env, secretstores.local.file, bindings.cron, bindings.http";
+pub(crate) const SUPPORTED: &str = "state.redis, state.in-memory, pubsub.redis, pubsub.in-memory, secretstores.local.env, secretstores.local.file, bindings.cron, bindings.http, bindings.postgresql";
 
 impl ComponentKind {
     fn parse(type_name: &str) -> Option<ComponentKind> {
@@ -48,6 +49,8 @@ impl ComponentKind {
             "secretstores.local.file" => ComponentKind::SecretsFile,
             "bindings.cron" => ComponentKind::BindingsCron,
             "bindings.http" => ComponentKind::BindingsHttp,
+            // components-contrib registers both names.
+            "bindings.postgresql" | "bindings.postgres" => ComponentKind::BindingsPostgres,
             _ => return None,
         })
     }
@@ -59,7 +62,9 @@ impl ComponentKind {
     pub fn is_binding(self) -> bool {
         matches!(
             self,
-            ComponentKind::BindingsCron | ComponentKind::BindingsHttp
+            ComponentKind::BindingsCron
+                | ComponentKind::BindingsHttp
+                | ComponentKind::BindingsPostgres
         )
     }
 

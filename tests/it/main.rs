@@ -25,6 +25,7 @@ mod manifest;
 mod on_change;
 mod pod_volumes;
 mod pods;
+mod postgres;
 mod process;
 mod project;
 mod pubsub;

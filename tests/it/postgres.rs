@@ -1,0 +1,236 @@
+//! PostgreSQL as the course's labs use it: a private server from Debian's `postgresql`
+//! package (initdb + pg_ctl under a temp folder, on a free loopback port), and the
+//! `bindings.postgresql` output binding's `exec`, `query` and `close` through the sidecar.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{free_port, wait_until};
+use crate::up::Up;
+
+/// A private PostgreSQL cluster, stopped when dropped.
+pub(crate) struct PostgresServer {
+    bin: PathBuf,
+    data: PathBuf,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PostgresServer {
+    /// Starts one, or None (skip) where PostgreSQL is not installed outside CI.
+    pub(crate) fn start() -> Option<PostgresServer> {
+        let Some(bin) = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("initdb").exists())
+        }) else {
+            assert!(
+                std::env::var_os("DACA_TEST_REQUIRE_ALL").is_none(),
+                "PostgreSQL's server binaries are required here; scripts/test installs them"
+            );
+            eprintln!("skipped: no /usr/lib/postgresql/*/bin/initdb");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // initdb refuses to run as root: the cluster belongs to the `postgres` user then.
+        let root = nix::unistd::Uid::effective().is_root();
+        if root {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status();
+            assert!(status.unwrap().success());
+        }
+        let as_owner = |program: &str| {
+            let mut command = if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+                c
+            } else {
+                Command::new(bin.join(program))
+            };
+            command.stdout(std::process::Stdio::null());
+            command
+        };
+        let made = as_owner("initdb")
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(made.success(), "initdb failed");
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let started = as_owner("pg_ctl")
+            .args(["-w", "-s", "-l"])
+            .arg(dir.path().join("log"))
+            .args(["-o", &options, "-D"])
+            .arg(&data)
+            .arg("start")
+            .status()
+            .unwrap();
+        assert!(started.success(), "pg_ctl start failed");
+        let server = PostgresServer {
+            bin,
+            data,
+            port,
+            _dir: dir,
+        };
+        let ready = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        assert!(
+            wait_until(Duration::from_secs(20), ready),
+            "postgres did not start"
+        );
+        Some(server)
+    }
+
+    pub(crate) fn connection_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let mut command = if nix::unistd::Uid::effective().is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
+            c
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = command
+            .args(["-s", "-m", "immediate", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .status();
+    }
+}
+
+fn call(sidecar: u16, operation: &str, metadata: Value) -> (u16, String, Vec<(String, String)>) {
+    let ask = json!({"operation": operation, "metadata": metadata});
+    crate::common::http_request_full(sidecar, "POST", "/v1.0/bindings/db", &ask.to_string())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `exec` (DDL, inserts with JSON params sent as text in the statement's types), `query` (rows
+/// as arrays in column order: integers, exact numerics, text, RFC 3339 times, jsonb), the
+/// response metadata, pgx's wording of server errors, Dapr's errors for a missing `sql` or bad
+/// `params`, and `close`.
+#[test]
+fn the_postgresql_binding_execs_queries_and_closes() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let resources = dir.path().join("resources");
+    std::fs::create_dir(&resources).unwrap();
+    std::fs::write(
+        resources.join("db.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: db }}\nspec:\n  type: bindings.postgresql\n  version: v1\n  metadata:\n  - name: connectionString\n    value: \"{}\"\n",
+            server.connection_string()
+        ),
+    )
+    .unwrap();
+    let sidecar = free_port();
+    std::fs::write(
+        dir.path().join("daca.yaml"),
+        format!(
+            "name: pg\nresources: ./resources\nredis: {{ provider: embedded }}\napps:\n  - id: lab\n    command: [sleep, \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut up = Up::start(dir.path(), None);
+    up.wait_output("all 1 app(s) ready", Duration::from_secs(30));
+
+    let create = "CREATE TABLE orders (id int PRIMARY KEY, item text, qty numeric(6,2), made timestamptz DEFAULT '2024-01-01T10:00:00Z', meta jsonb)";
+    let (status, body, headers) = call(sidecar, "exec", json!({"sql": create}));
+    assert!(
+        status == 200 || status == 204,
+        "{status} {body}\n{}",
+        up.output()
+    );
+    assert_eq!(
+        header(&headers, "metadata.rows-affected"),
+        Some("0"),
+        "{headers:?}"
+    );
+    assert_eq!(header(&headers, "metadata.operation"), Some("exec"));
+    assert!(
+        header(&headers, "metadata.duration").is_some(),
+        "{headers:?}"
+    );
+    let insert = "INSERT INTO orders (id, item, qty, meta) VALUES ($1, $2, $3, $4)";
+    for params in [
+        r#"[1, "widget", 2.5, {"a": 1}]"#,
+        r#"["2", "gadget", "3", null]"#,
+    ] {
+        let (status, body, headers) =
+            call(sidecar, "exec", json!({"sql": insert, "params": params}));
+        assert!(status == 200 || status == 204, "{status} {body}");
+        assert_eq!(header(&headers, "metadata.rows-affected"), Some("1"));
+    }
+
+    let select = "SELECT id, item, qty, made, meta FROM orders ORDER BY id";
+    let (status, body, _) = call(sidecar, "query", json!({"sql": select}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        r#"[[1,"widget",2.50,"2024-01-01T10:00:00Z",{"a":1}],[2,"gadget",3.00,"2024-01-01T10:00:00Z",null]]"#
+    );
+    let (status, body, _) = call(
+        sidecar,
+        "query",
+        json!({"sql": "SELECT item FROM orders WHERE id = $1", "params": "[2]"}),
+    );
+    assert_eq!((status, body.as_str()), (200, r#"[["gadget"]]"#));
+
+    let error = |operation: &str, metadata: Value| {
+        let (status, body, _) = call(sidecar, operation, metadata);
+        assert_eq!(status, 500, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["errorCode"], "ERR_INVOKE_OUTPUT_BINDING", "{body}");
+        body["message"].as_str().unwrap().to_string()
+    };
+    let missing = error("query", json!({"sql": "SELECT * FROM missing"}));
+    assert!(
+        missing.contains(
+            r#"error executing query: ERROR: relation "missing" does not exist (SQLSTATE 42P01)"#
+        ),
+        "{missing}"
+    );
+    assert!(error("exec", json!({})).contains("required metadata not set: sql"));
+    let bad = error("exec", json!({"sql": insert, "params": "{\"a\":1}"}));
+    assert!(
+        bad.contains("invalid metadata property params: failed to unserialize into an array"),
+        "{bad}"
+    );
+    let interval = error("query", json!({"sql": "SELECT '1 day'::interval"}));
+    assert!(
+        interval.contains("type interval is not one daca"),
+        "{interval}"
+    );
+    assert!(error("drop", json!({})).contains("supported operations:exec query close"));
+
+    let (status, _, _) = call(sidecar, "close", json!({}));
+    assert_eq!(status, 204);
+    assert!(error("query", json!({"sql": select})).contains("component is closed"));
+    up.stop_cleanly();
+}
