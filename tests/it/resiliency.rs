@@ -25,7 +25,7 @@ spec:
       threeTimes: { policy: constant, duration: 5s, maxRetries: 3 }
       inbound: { policy: constant, duration: 1s, maxRetries: 2 }
     circuitBreakers:
-      cb: { maxRequests: 1, timeout: 2s, trip: consecutiveFailures >= 3 }
+      cb: { maxRequests: 1, timeout: 5s, trip: consecutiveFailures >= 3 }
   targets:
     apps:
       callee: { retry: threeTimes }
@@ -140,8 +140,21 @@ fn retries_timeouts_and_circuit_breakers_apply_in_the_callers_sidecar() {
 }
 
 /// Vector 6: three failures reach the app; the fourth call is refused without reaching it;
-/// after the breaker's 2 s timeout one probe goes through, and its success closes it.
+/// after the breaker's 5 s timeout one probe goes through, and its success closes it.
 fn breaker_opens_and_half_opens(up: &Up, dir: &Path, caller: u16, flaky_app: u16) {
+    let control = crate::dashboard::control_port(dir);
+    // The page is open before the breaker trips: a browser can take longer to start than
+    // the breaker stays open.
+    let browser = crate::common::have("chromedriver").then(|| {
+        let browser = crate::dashboard::Browser::start();
+        browser.open(&format!("http://127.0.0.1:{control}/#resiliency"));
+        browser.wait_js(
+            "the page ready",
+            "return document.body.dataset.ready === 'true'",
+            Duration::from_secs(20),
+        );
+        browser
+    });
     let call = || http_request(caller, "POST", "/v1.0/invoke/flaky/method/flaky", "").unwrap();
     for attempt in 1..=3 {
         let (status, body) = call();
@@ -159,7 +172,6 @@ fn breaker_opens_and_half_opens(up: &Up, dir: &Path, caller: u16, flaky_app: u16
         3,
         "refused without reaching the app"
     );
-    let control = crate::dashboard::control_port(dir);
     let state = || {
         let view = json(&http_get(control, "/v1/resiliency").unwrap().1);
         view["breakers"][0]["state"]
@@ -169,19 +181,17 @@ fn breaker_opens_and_half_opens(up: &Up, dir: &Path, caller: u16, flaky_app: u16
     };
     assert_eq!(state(), "open");
     // The dashboard page shows it too.
-    if crate::common::have("chromedriver") {
-        let browser = crate::dashboard::Browser::start();
-        browser.open(&format!("http://127.0.0.1:{control}/#resiliency"));
+    if let Some(browser) = browser {
         browser.wait_js(
             "the open breaker listed",
             "return !!document.querySelector('#resiliency-breakers tr[data-breaker=\"flaky:flaky\"][data-state=\"open\"]')",
-            Duration::from_secs(10),
+            Duration::from_secs(3),
         );
         browser.screenshot("resiliency", &crate::dashboard::screenshot_dir());
     }
     http_request(flaky_app, "POST", "/mode", r#"{"fail": false}"#).unwrap();
     assert!(
-        wait_until(Duration::from_secs(4), || state() == "half-open"),
+        wait_until(Duration::from_secs(8), || state() == "half-open"),
         "{}",
         state()
     );
