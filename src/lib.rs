@@ -31,6 +31,7 @@ pub mod logs;
 pub mod manifest;
 pub mod pod;
 pub mod ports;
+pub mod postgres;
 pub mod project;
 pub mod pubsub;
 pub mod redis;

@@ -213,7 +213,7 @@ pub fn check_item(kind: ComponentKind, name: &str, value: &str) -> Option<(Strin
             })
         }
         (ComponentKind::BindingsHttp, _) => http::check_item(name, value),
-        (ComponentKind::BindingsPostgres, "connectionstring") => value
+        (ComponentKind::BindingsPostgres | ComponentKind::StatePostgres, "connectionstring") => value
             .parse::<tokio_postgres::Config>()
             .err()
             .map(|err| {
@@ -222,7 +222,7 @@ pub fn check_item(kind: ComponentKind, name: &str, value: &str) -> Option<(Strin
                     "a libpq string (`host=localhost port=5432 user=postgres dbname=app`) or a URL (`postgres://user@localhost:5432/app`)".into(),
                 )
             }),
-        (_, "direction") => value
+        (kind, "direction") if kind.is_binding() => value
             .split(',')
             .map(str::trim)
             .find(|d| !d.eq_ignore_ascii_case("input") && !d.eq_ignore_ascii_case("output"))

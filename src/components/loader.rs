@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use super::configuration;
-use super::metadata::{binding_problems, plain_values, truthy, unsupported, value_of};
+use super::metadata::{kind_problems, plain_values, truthy, unsupported, value_of};
 use super::wire::{ComponentWire, MetadataItemWire, ResourceHead, SubscriptionWire};
 use super::{Component, ComponentKind, ComponentsError, Resources, SUPPORTED, SecretStore};
 use crate::manifest::{Diagnostic, ManifestError};
@@ -242,27 +242,7 @@ impl Loader<'_> {
             self.seen
                 .push((name.value.clone(), format!("{}:{line}", file.display())));
         }
-        let has = |key: &str| {
-            wire.spec
-                .value
-                .items()
-                .iter()
-                .any(|m| m.value.name.eq_ignore_ascii_case(key))
-        };
-        if kind.uses_redis() && !has("redisHost") {
-            let (line, column) = at(type_name, offset);
-            problems.push(
-                Diagnostic::at(
-                    line,
-                    column,
-                    format!("`{}` needs a `redisHost` metadata item", type_name.value),
-                )
-                .hint("add `- name: redisHost` with `value: localhost:6379`"),
-            );
-        }
-        if kind.is_binding() {
-            problems.extend(binding_problems(kind, type_name, &wire, offset));
-        }
+        problems.extend(kind_problems(kind, type_name, &wire, offset));
         for item in wire.spec.value.items() {
             if let Some(problem) = unsupported(&item.value) {
                 let (line, column) = at(item, offset);

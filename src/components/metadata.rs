@@ -124,7 +124,23 @@ pub fn truthy(value: &str) -> bool {
 }
 
 /// A binding's missing metadata items, and the values it cannot use, where they are written.
-pub(super) fn binding_problems(
+/// The metadata items a type cannot do without (name, hint).
+fn required(kind: ComponentKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        ComponentKind::StateRedis | ComponentKind::PubsubRedis => &[(
+            "redisHost",
+            "add `- name: redisHost` with `value: localhost:6379`",
+        )],
+        ComponentKind::StatePostgres => &[(
+            "connectionString",
+            "add `- name: connectionString` with `value: \"host=localhost user=postgres dbname=app\"` (or a `secretKeyRef`)",
+        )],
+        other => crate::bindings::required(other),
+    }
+}
+
+/// What is missing or wrong in a component's metadata for its type, where it is written.
+pub(super) fn kind_problems(
     kind: ComponentKind,
     type_name: &Spanned<String>,
     wire: &ComponentWire,
@@ -132,7 +148,7 @@ pub(super) fn binding_problems(
 ) -> Vec<Diagnostic> {
     let items = wire.spec.value.items();
     let mut problems = Vec::new();
-    for (key, hint) in crate::bindings::required(kind) {
+    for (key, hint) in required(kind) {
         if !items.iter().any(|m| m.value.name.eq_ignore_ascii_case(key)) {
             let (line, column) = super::loader::at(type_name, offset);
             let message = format!("`{}` needs a `{key}` metadata item", type_name.value);

@@ -27,6 +27,7 @@ use crate::pubsub::subscription::Subscription;
 pub enum ComponentKind {
     StateRedis,
     StateMemory,
+    StatePostgres,
     PubsubRedis,
     PubsubMemory,
     SecretsEnv,
@@ -36,13 +37,14 @@ pub enum ComponentKind {
     BindingsPostgres,
 }
 
-pub(crate) const SUPPORTED: &str = "state.redis, state.in-memory, pubsub.redis, pubsub.in-memory, secretstores.local.env, secretstores.local.file, bindings.cron, bindings.http, bindings.postgresql";
+pub(crate) const SUPPORTED: &str = "state.redis, state.in-memory, state.postgresql, pubsub.redis, pubsub.in-memory, secretstores.local.env, secretstores.local.file, bindings.cron, bindings.http, bindings.postgresql";
 
 impl ComponentKind {
     fn parse(type_name: &str) -> Option<ComponentKind> {
         Some(match type_name {
             "state.redis" => ComponentKind::StateRedis,
             "state.in-memory" => ComponentKind::StateMemory,
+            "state.postgresql" => ComponentKind::StatePostgres,
             "pubsub.redis" => ComponentKind::PubsubRedis,
             "pubsub.in-memory" => ComponentKind::PubsubMemory,
             "secretstores.local.env" => ComponentKind::SecretsEnv,
@@ -56,7 +58,10 @@ impl ComponentKind {
     }
 
     pub fn is_state(self) -> bool {
-        matches!(self, ComponentKind::StateRedis | ComponentKind::StateMemory)
+        matches!(
+            self,
+            ComponentKind::StateRedis | ComponentKind::StateMemory | ComponentKind::StatePostgres
+        )
     }
 
     pub fn is_binding(self) -> bool {
@@ -66,10 +71,6 @@ impl ComponentKind {
                 | ComponentKind::BindingsHttp
                 | ComponentKind::BindingsPostgres
         )
-    }
-
-    fn uses_redis(self) -> bool {
-        matches!(self, ComponentKind::StateRedis | ComponentKind::PubsubRedis)
     }
 }
 

@@ -11,7 +11,7 @@ use redis::IntoConnectionInfo;
 use super::{Component, ComponentKind};
 use crate::redis::RedisPlan;
 use crate::resiliency::{self, AppPolicies};
-use crate::state::{MemoryStore, Op, RedisStore, StateStore, StoreError};
+use crate::state::{MemoryStore, Op, PostgresStore, RedisStore, StateStore, StoreError};
 
 /// How keys are prefixed in the store (`keyPrefix` metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +92,16 @@ pub fn state_stores(
         let store = match component.kind {
             ComponentKind::StateRedis => redis_store(component, redis, &mut notices)
                 .map_err(|m| fail(m, "check redisHost, redisPassword and redisDB"))?,
+            ComponentKind::StatePostgres if component.version == "v2" => {
+                return Err(fail(
+                    "state.postgresql v2 (its other table layout) is not one daca implements"
+                        .into(),
+                    "write `version: v1`, the layout Dapr's quickstarts and the course use",
+                ));
+            }
+            ComponentKind::StatePostgres => PostgresStore::new(component)
+                .map(|store| StateStore::Postgres(std::sync::Arc::new(store)))
+                .map_err(|m| fail(m, "check connectionString, tableName and metadataTableName"))?,
             _ => StateStore::Memory(MemoryStore::new()),
         };
         let key_prefix = KeyPrefix::parse(component.get("keyPrefix"));

@@ -1,14 +1,18 @@
 //! State stores with Dapr's semantics: versions as etags, first-write concurrency, TTLs, and
-//! transactions. Two backends behave identically (a property test holds them to it):
-//! `redis.rs` keeps Dapr's exact Redis layout (a hash per key with `data` and `version`), and
-//! `memory.rs` is the embedded store used when there is no Redis.
+//! transactions. `redis.rs` keeps Dapr's exact Redis layout (a hash per key with `data` and
+//! `version`), and `memory.rs` is the embedded store used when there is no Redis; those two
+//! behave identically (a property test holds them to it). `postgres.rs` is `state.postgresql`
+//! v1 in components-contrib's table layout, with its etags (`xmin`) and errors.
 //!
 //! Keys reaching this module are already prefixed (`myapp||order-1`, see `sidecar/keys.rs`).
 
 mod memory;
+mod postgres;
+mod postgres_migrations;
 mod redis;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use redis::{RedisStore, WRITE_SCRIPT};
 
 /// A write of one key.
@@ -72,6 +76,7 @@ pub(crate) fn expected_version(write: &Write) -> Result<String, StoreError> {
 pub enum StateStore {
     Redis(RedisStore),
     Memory(MemoryStore),
+    Postgres(std::sync::Arc<PostgresStore>),
 }
 
 impl StateStore {
@@ -79,6 +84,7 @@ impl StateStore {
         match self {
             StateStore::Redis(store) => store.get(key).await,
             StateStore::Memory(store) => store.get(key),
+            StateStore::Postgres(store) => store.get(key).await,
         }
     }
 
@@ -87,6 +93,7 @@ impl StateStore {
         match self {
             StateStore::Redis(store) => store.apply(ops).await,
             StateStore::Memory(store) => store.apply(ops),
+            StateStore::Postgres(store) => store.apply(ops).await,
         }
     }
 
@@ -95,6 +102,7 @@ impl StateStore {
         match self {
             StateStore::Redis(store) => store.keys(prefix, limit).await,
             StateStore::Memory(store) => Ok(store.keys(prefix, limit)),
+            StateStore::Postgres(store) => store.keys(prefix, limit).await,
         }
     }
 
@@ -103,6 +111,7 @@ impl StateStore {
         match self {
             StateStore::Redis(store) => store.ttl(key).await,
             StateStore::Memory(store) => Ok(store.ttl(key)),
+            StateStore::Postgres(store) => store.ttl(key).await,
         }
     }
 }

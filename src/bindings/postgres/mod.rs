@@ -8,68 +8,29 @@
 
 mod cells;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use bytes::BytesMut;
 use serde_json::Value;
-use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::types::ToSql;
 
 use super::{BindingError, OutputRequest, OutputResponse};
 use crate::components::Component;
+use crate::postgres::{Connection, TextParam, pg_error};
 
 pub const OPERATIONS: &[&str] = &["exec", "query", "close"];
 
-/// How long connecting may take (components-contrib's `timeout` default, 20 s).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
 pub struct PostgresBinding {
-    config: Config,
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    connection: Connection,
     closed: AtomicBool,
-}
-
-/// The connection string of a component, checked; the message never repeats the string (it
-/// usually holds a password).
-pub fn config(component: &Component) -> Result<Config, String> {
-    let text = component.get("connectionString").unwrap_or_default();
-    let mut config: Config = text
-        .parse()
-        .map_err(|err| format!("invalid `connectionString`: {err}"))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    Ok(config)
 }
 
 impl PostgresBinding {
     pub fn new(component: &Component) -> Result<PostgresBinding, String> {
         Ok(PostgresBinding {
-            config: config(component)?,
-            client: tokio::sync::Mutex::new(None),
+            connection: Connection::new(component)?,
             closed: AtomicBool::new(false),
         })
-    }
-
-    /// The connection, made on first use and again after the server closed it.
-    async fn client(&self) -> Result<Arc<Client>, BindingError> {
-        let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(client.clone());
-        }
-        let (client, connection) = self.config.connect(NoTls).await.map_err(|err| {
-            BindingError::new(format!("unable to connect to the DB: {}", pg_error(&err)))
-        })?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("bindings.postgresql: connection ended: {err}");
-            }
-        });
-        let client = Arc::new(client);
-        *slot = Some(client.clone());
-        Ok(client)
     }
 
     /// One operation; `close` answers nothing (daprd's 204).
@@ -79,7 +40,7 @@ impl PostgresBinding {
     ) -> Result<Option<OutputResponse>, BindingError> {
         if request.operation == "close" {
             self.closed.store(true, Ordering::Relaxed);
-            *self.client.lock().await = None;
+            self.connection.close().await;
             return Ok(None);
         }
         if self.closed.load(Ordering::Relaxed) {
@@ -97,7 +58,11 @@ impl PostgresBinding {
         metadata.insert("operation".into(), request.operation.clone());
         metadata.insert("sql".into(), sql.clone());
         metadata.insert("start-time".into(), rfc3339(started.0));
-        let client = self.client().await?;
+        let client = self
+            .connection
+            .client()
+            .await
+            .map_err(|err| BindingError::new(format!("unable to connect to the DB: {err}")))?;
         let failed = |err: tokio_postgres::Error| {
             BindingError::new(format!("error executing query: {}", pg_error(&err)))
         };
@@ -129,20 +94,6 @@ impl PostgresBinding {
     }
 }
 
-/// pgx's wording of a server error (`ERROR: relation "x" does not exist (SQLSTATE 42P01)`);
-/// other errors as tokio-postgres says them.
-fn pg_error(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!(
-            "{}: {} (SQLSTATE {})",
-            db.severity(),
-            db.message(),
-            db.code().code()
-        ),
-        None => err.to_string(),
-    }
-}
-
 fn rfc3339(at: SystemTime) -> String {
     jiff::Timestamp::try_from(at).map_or_else(|_| String::new(), |t| t.to_string())
 }
@@ -169,34 +120,4 @@ fn params(text: Option<&str>) -> Result<Vec<TextParam>, BindingError> {
             })
         })
         .collect())
-}
-
-/// A parameter in text format: the server parses it as the statement's parameter type.
-#[derive(Debug)]
-struct TextParam(Option<String>);
-
-impl ToSql for TextParam {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match &self.0 {
-            None => Ok(IsNull::Yes),
-            Some(text) => {
-                out.extend_from_slice(text.as_bytes());
-                Ok(IsNull::No)
-            }
-        }
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    fn encode_format(&self, _: &Type) -> Format {
-        Format::Text
-    }
-
-    to_sql_checked!();
 }

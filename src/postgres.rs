@@ -1,0 +1,113 @@
+//! PostgreSQL connections for the components that use one (`bindings.postgresql`,
+//! `state.postgresql`): the connection string checked without ever repeating it (it usually
+//! holds a password), one connection per component made on first use and again after the
+//! server closed it, and pgx's wording of server errors, which Dapr's messages carry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::components::Component;
+
+/// How long connecting may take (components-contrib's `timeout` default, 20 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The connection string of a component, checked.
+pub fn config(component: &Component) -> Result<Config, String> {
+    let text = component.get("connectionString").unwrap_or_default();
+    let mut config: Config = text
+        .parse()
+        .map_err(|err| format!("invalid `connectionString`: {err}"))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
+
+/// One component's connection.
+pub struct Connection {
+    config: Config,
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+}
+
+impl Connection {
+    pub fn new(component: &Component) -> Result<Connection, String> {
+        Ok(Connection {
+            config: config(component)?,
+            client: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The client, connecting first if there is none or the server closed it.
+    pub async fn client(&self) -> Result<Arc<Client>, String> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|err| pg_error(&err))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("postgresql: connection ended: {err}");
+            }
+        });
+        let client = Arc::new(client);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    pub async fn close(&self) {
+        *self.client.lock().await = None;
+    }
+}
+
+/// pgx's wording of a server error (`ERROR: relation "x" does not exist (SQLSTATE 42P01)`);
+/// other errors as tokio-postgres says them.
+pub fn pg_error(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => err.to_string(),
+    }
+}
+
+/// A parameter in text format: the server parses it as the statement's parameter type, as
+/// pgx does with a Go string (so `"42"` fills an `integer`, a JSON text a `jsonb`).
+#[derive(Debug)]
+pub struct TextParam(pub Option<String>);
+
+impl ToSql for TextParam {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            None => Ok(IsNull::Yes),
+            Some(text) => {
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _: &Type) -> Format {
+        Format::Text
+    }
+
+    to_sql_checked!();
+}
