@@ -237,7 +237,7 @@ async fn main() {
     let (app, sidecar) = (free_port(), free_port());
     let project = tempfile::tempdir().unwrap();
     let manifest = format!(
-        "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: host\n    command: [\"sleep\", \"3600\"]\n    port: {app}\n    dapr_http_port: {sidecar}\n"
+        "name: bench\nnetwork: host\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: host\n    command: [\"sleep\", \"3600\"]\n    port: {app}\n    dapr_http_port: {sidecar}\n"
     );
     let daca = daca_up(project.path(), &manifest);
     let daca_pid = daca.id();

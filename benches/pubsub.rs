@@ -71,7 +71,7 @@ async fn main() {
     let (app, pub_sidecar, sub_sidecar) = (free_port(), free_port(), free_port());
     let project = tempfile::tempdir().unwrap();
     let manifest = format!(
-        "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: sub\n    command: [\"sleep\", \"3600\"]\n    port: {app}\n    dapr_http_port: {sub_sidecar}\n  - id: pub\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {pub_sidecar}\n"
+        "name: bench\nnetwork: host\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: sub\n    command: [\"sleep\", \"3600\"]\n    port: {app}\n    dapr_http_port: {sub_sidecar}\n  - id: pub\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {pub_sidecar}\n"
     );
     let daca = daca_up(project.path(), &manifest);
     let _processes = Processes(vec![daca, redis]);

@@ -85,7 +85,7 @@ async fn main() {
     let project = tempfile::tempdir().unwrap();
     let redis = redis_server(redis_port);
     let manifest = format!(
-        "name: bench\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: bench-app\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {grpc_port}\n"
+        "name: bench\nnetwork: host\nredis: {{ url: redis://127.0.0.1:{redis_port} }}\napps:\n  - id: bench-app\n    command: [\"sleep\", \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {grpc_port}\n"
     );
     let daca = daca_up(project.path(), &manifest);
     let daca_pid = daca.id();
