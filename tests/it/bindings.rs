@@ -265,12 +265,19 @@ fn a_cron_binding_ticks_and_an_http_binding_calls_out() {
     let (status, _, body) = post(
         app_port,
         "/sdk/web",
-        &json!({"operation": "put", "data": "raw", "metadata": {"path": "/y"}}),
+        &json!({"operation": "put", "data": "raw", "metadata": {"path": "/y"},
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}),
     );
     assert_eq!(status, 200, "{body}\n{}", up.output());
     assert_eq!(body["data"], r#"{"made":"PUT /base/y"}"#);
     assert_eq!(body["metadata"]["statusCode"], "201");
-    assert_eq!(upstream.lock().unwrap().last().unwrap().body, "\"raw\"");
+    let got = upstream.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(got.body, "\"raw\"");
+    // The call's gRPC metadata reached the binding, as daprd copies it.
+    assert_eq!(
+        got.header("traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
 }
 
 fn http_get_app(up: &crate::up::Up) -> (u16, String) {

@@ -209,6 +209,14 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
     let limit = sidecar.max_body_size();
     let s = sidecar.clone();
     let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
+    if method == "InvokeBinding" {
+        // daprd passes the call's gRPC metadata on to the binding (tracing headers above all).
+        let headers = parts.headers.clone();
+        let authority = parts.uri.authority().map(ToString::to_string);
+        return unary(body, limit, move |r| {
+            bindings::invoke_binding(s, r, headers, authority)
+        });
+    }
     if method == "GetWorkItems" {
         return Box::pin(async move {
             let items = workflow::WorkItems::open(s).await;
@@ -236,7 +244,6 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
         "BulkPublishEvent" => api::bulk_publish_event,
         "BulkPublishEventAlpha1" => api::bulk_publish_event,
         "InvokeService" => api::invoke_service,
-        "InvokeBinding" => bindings::invoke_binding,
         "ScheduleJob" | "ScheduleJobAlpha1" => jobs::schedule_job,
         "GetJob" | "GetJobAlpha1" => jobs::get_job,
         "DeleteJob" | "DeleteJobAlpha1" => jobs::delete_job,
