@@ -200,6 +200,33 @@ fn refused(sidecar: &SidecarState, headers: &HeaderMap) -> Option<Status> {
     Some(Status::new(Code::Unauthenticated, message))
 }
 
+/// The methods that need more than their message (the call's headers, or a stream); the body
+/// comes back for any other.
+fn special(
+    method: &str,
+    s: &Arc<SidecarState>,
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    limit: usize,
+) -> Result<Answering, Incoming> {
+    let s = s.clone();
+    match method {
+        "InvokeBinding" => {
+            // daprd passes the call's gRPC metadata on to the binding (tracing headers above all).
+            let headers = parts.headers.clone();
+            let authority = parts.uri.authority().map(ToString::to_string);
+            Ok(unary(body, limit, move |r| {
+                bindings::invoke_binding(s, r, headers, authority)
+            }))
+        }
+        "GetWorkItems" => Ok(Box::pin(async move {
+            let items = workflow::WorkItems::open(s).await;
+            Ok(stream_response(Box::new(items)))
+        })),
+        _ => Err(body),
+    }
+}
+
 /// The Dapr gRPC service of one app's sidecar: routes by the method's name.
 fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> Answering {
     let (parts, body) = request.into_parts();
@@ -209,20 +236,10 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
     let limit = sidecar.max_body_size();
     let s = sidecar.clone();
     let method = parts.uri.path().rsplit('/').next().unwrap_or_default();
-    if method == "InvokeBinding" {
-        // daprd passes the call's gRPC metadata on to the binding (tracing headers above all).
-        let headers = parts.headers.clone();
-        let authority = parts.uri.authority().map(ToString::to_string);
-        return unary(body, limit, move |r| {
-            bindings::invoke_binding(s, r, headers, authority)
-        });
-    }
-    if method == "GetWorkItems" {
-        return Box::pin(async move {
-            let items = workflow::WorkItems::open(s).await;
-            Ok(stream_response(Box::new(items)))
-        });
-    }
+    let body = match special(method, &s, &parts, body, limit) {
+        Ok(answering) => return answering,
+        Err(body) => body,
+    };
     macro_rules! serve {
         ($($($name:literal)|+ => $handler:path),* $(,)?) => {
             match method {
