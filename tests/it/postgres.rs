@@ -137,26 +137,8 @@ fn the_postgresql_binding_execs_queries_and_closes() {
     let Some(server) = PostgresServer::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let resources = dir.path().join("resources");
-    std::fs::create_dir(&resources).unwrap();
-    std::fs::write(
-        resources.join("db.yaml"),
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: db }}\nspec:\n  type: bindings.postgresql\n  version: v1\n  metadata:\n  - name: connectionString\n    value: \"{}\"\n",
-            server.connection_string()
-        ),
-    )
-    .unwrap();
     let sidecar = free_port();
-    std::fs::write(
-        dir.path().join("daca.yaml"),
-        format!(
-            "name: pg\nresources: ./resources\nredis: {{ provider: embedded }}\napps:\n  - id: lab\n    command: [sleep, \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n",
-            free_port()
-        ),
-    )
-    .unwrap();
+    let dir = project(&server, ("db", "bindings.postgresql"), sidecar, free_port());
     let mut up = Up::start(dir.path(), None);
     up.wait_output("all 1 app(s) ready", Duration::from_secs(30));
 
@@ -262,21 +244,27 @@ impl PostgresServer {
     }
 }
 
-fn state_project(server: &PostgresServer, sidecar: u16, grpc: u16) -> tempfile::TempDir {
+/// A project with one sidecar-only app (`lab`) and one PostgreSQL component `(name, type)`.
+fn project(
+    server: &PostgresServer,
+    (name, kind): (&str, &str),
+    sidecar: u16,
+    grpc: u16,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let resources = dir.path().join("resources");
     std::fs::create_dir(&resources).unwrap();
     std::fs::write(
-        resources.join("statestore.yaml"),
+        resources.join("component.yaml"),
         format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: statestore }}\nspec:\n  type: state.postgresql\n  version: v1\n  metadata:\n  - name: connectionString\n    value: \"{}\"\n",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{ name: {name} }}\nspec:\n  type: {kind}\n  version: v1\n  metadata:\n  - name: connectionString\n    value: \"{}\"\n",
             server.connection_string()
         ),
     )
     .unwrap();
     std::fs::write(
         dir.path().join("daca.yaml"),
-        format!("name: pgstate\nresources: ./resources\nredis: {{ provider: embedded }}\napps:\n  - id: lab\n    command: [sleep, \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {grpc}\n"),
+        format!("name: pg\nresources: ./resources\nredis: {{ provider: embedded }}\napps:\n  - id: lab\n    command: [sleep, \"3600\"]\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {grpc}\n"),
     )
     .unwrap();
     dir
@@ -295,7 +283,7 @@ fn a_postgresql_state_store_keeps_daprs_layout() {
         return;
     };
     let (sidecar, grpc) = (free_port(), free_port());
-    let dir = state_project(&server, sidecar, grpc);
+    let dir = project(&server, ("statestore", "state.postgresql"), sidecar, grpc);
     let mut up = Up::start(dir.path(), None);
     up.wait_output("all 1 app(s) ready", Duration::from_secs(30));
     let request = |method: &str, path: &str, body: &str| {
