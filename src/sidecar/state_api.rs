@@ -104,13 +104,10 @@ pub(super) fn to_write(
     } else {
         etag.filter(|e| !e.is_empty())
     };
-    let ttl =
-        match metadata.get("ttlInSeconds") {
-            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-                StoreError::Failed(format!("ttlInSeconds `{raw}` is not an integer"))
-            })?),
-            None => entry.default_ttl,
-        };
+    let ttl = match metadata.get("ttlInSeconds").filter(|raw| !raw.is_empty()) {
+        Some(raw) => Some(ttl_in_seconds(raw).map_err(StoreError::Failed)?),
+        None => entry.default_ttl,
+    };
     Ok(Write {
         key,
         value,
@@ -321,4 +318,16 @@ async fn bulk_item(
         Err(err) => item.error = Some(err.to_string()),
     }
     item
+}
+
+/// `ttlInSeconds` as components-contrib reads it: an integer from -1 to 2^31-1 (a larger one
+/// would overflow a store's clock).
+pub(crate) fn ttl_in_seconds(raw: &str) -> std::result::Result<i64, String> {
+    let value = raw.parse::<i64>().map_err(|_| {
+        format!("incorrect value for metadata 'ttlInSeconds': strconv.ParseInt: parsing \"{raw}\": invalid syntax")
+    })?;
+    if !(-1..=i64::from(i32::MAX)).contains(&value) {
+        return Err("incorrect value for metadata 'ttlInSeconds': must be -1 or greater (and at most 2147483647)".into());
+    }
+    Ok(value)
 }

@@ -136,7 +136,8 @@ fn check_delete(entry: Option<&Entry>, delete: &Delete) -> Result<(), StoreError
 
 fn written(previous: Option<Entry>, write: &Write) -> Entry {
     let expires = match write.ttl {
-        Some(ttl) if ttl > 0 => Some(Instant::now() + Duration::from_secs(ttl as u64)),
+        // Past the clock's range is never, rather than a panic under the store's lock.
+        Some(ttl) if ttl > 0 => Instant::now().checked_add(Duration::from_secs(ttl.unsigned_abs())),
         Some(_) => None,
         None => previous.as_ref().and_then(|p| p.expires),
     };

@@ -191,11 +191,21 @@ pub fn http_request_with(
     body: &str,
     headers: &[(&str, &str)],
 ) -> Option<(u16, String)> {
+    http_request_waiting(port, method, path, body, headers, Duration::from_secs(15))
+}
+
+/// [`http_request_with`] waiting up to `patience` for the answer.
+pub fn http_request_waiting(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+    patience: Duration,
+) -> Option<(u16, String)> {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .ok()?;
+    stream.set_read_timeout(Some(patience)).ok()?;
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))

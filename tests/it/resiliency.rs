@@ -101,7 +101,10 @@ fn retries_timeouts_and_circuit_breakers_apply_in_the_callers_sidecar() {
     // beside the checks below.
     let lab = std::thread::spawn(move || {
         let started = Instant::now();
-        let answer = http_request(caller, "POST", "/v1.0/invoke/callee/method/work/lab", "");
+        // Two 5 s waits: more patience than the usual 15 s for a loaded machine.
+        let path = "/v1.0/invoke/callee/method/work/lab";
+        let patience = Duration::from_secs(40);
+        let answer = crate::common::http_request_waiting(caller, "POST", path, "", &[], patience);
         (answer, started.elapsed())
     });
 
@@ -128,7 +131,8 @@ fn retries_timeouts_and_circuit_breakers_apply_in_the_callers_sidecar() {
     inbound_retries_redeliver(caller, caller_app);
 
     let (answer, took) = lab.join().unwrap();
-    let (status, body) = answer.unwrap();
+    let (status, body) =
+        answer.unwrap_or_else(|| panic!("no answer after {took:?}\n{}", up.output()));
     assert_eq!(
         (status, json(&body)),
         (200, serde_json::json!({"attempt": 3})),

@@ -203,6 +203,17 @@ on_both_backends! {
         assert!(reply.headers.contains_key("traceparent"));
     }
 
+    // Issue 22's report: a TTL past the clock's range panicked inside the in-memory store.
+    async fn a_ttl_out_of_range_is_refused_and_the_store_goes_on(s) {
+        let huge = s.save(r#"[{"key":"k","value":1,"metadata":{"ttlInSeconds":"9223372036854775807"}}]"#).await;
+        assert_eq!((huge.status, huge.error_code().as_str()), (500, "ERR_STATE_SAVE"), "{}", huge.body);
+        assert!(huge.json()["message"].as_str().unwrap().contains("incorrect value for metadata 'ttlInSeconds'"));
+        let bad = s.save(r#"[{"key":"k","value":1,"metadata":{"ttlInSeconds":"soon"}}]"#).await;
+        assert!(bad.json()["message"].as_str().unwrap().contains("invalid syntax"), "{}", bad.body);
+        assert_eq!(s.save(r#"[{"key":"k","value":2,"metadata":{"ttlInSeconds":"2147483647"}}]"#).await.status, 204);
+        assert_eq!(s.get("k").await.body, "2");
+    }
+
     async fn a_missing_key_is_204_without_etag(s) {
         let reply = s.get("missing").await;
         assert_eq!((reply.status, reply.body.as_str(), reply.etag()), (204, "", None));
