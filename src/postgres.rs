@@ -15,12 +15,18 @@ use crate::components::Component;
 /// How long connecting may take (components-contrib's `timeout` default, 20 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What a component without a usable `connectionString` is told.
+pub const CONNECTION_STRING_HINT: &str = "a libpq string (`host=localhost port=5432 user=postgres dbname=app`) or a URL (`postgres://user@localhost:5432/app`), often from a `secretKeyRef`";
+
+/// A `connectionString`, parsed; the message never repeats it.
+pub fn parse_config(text: &str) -> Result<Config, String> {
+    text.parse()
+        .map_err(|err| format!("invalid `connectionString`: {err}"))
+}
+
 /// The connection string of a component, checked.
 pub fn config(component: &Component) -> Result<Config, String> {
-    let text = component.get("connectionString").unwrap_or_default();
-    let mut config: Config = text
-        .parse()
-        .map_err(|err| format!("invalid `connectionString`: {err}"))?;
+    let mut config = parse_config(component.get("connectionString").unwrap_or_default())?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }

@@ -213,15 +213,6 @@ pub fn check_item(kind: ComponentKind, name: &str, value: &str) -> Option<(Strin
             })
         }
         (ComponentKind::BindingsHttp, _) => http::check_item(name, value),
-        (ComponentKind::BindingsPostgres | ComponentKind::StatePostgres, "connectionstring") => value
-            .parse::<tokio_postgres::Config>()
-            .err()
-            .map(|err| {
-                (
-                    format!("invalid `connectionString`: {err}"),
-                    "a libpq string (`host=localhost port=5432 user=postgres dbname=app`) or a URL (`postgres://user@localhost:5432/app`)".into(),
-                )
-            }),
         (kind, "direction") if kind.is_binding() => value
             .split(',')
             .map(str::trim)
@@ -244,10 +235,6 @@ pub fn required(kind: ComponentKind) -> &'static [(&'static str, &'static str)] 
         ComponentKind::BindingsHttp => &[(
             "url",
             "add `- name: url` with `value: http://localhost:8080/base`",
-        )],
-        ComponentKind::BindingsPostgres => &[(
-            "connectionString",
-            "add `- name: connectionString` with `value: \"host=localhost user=postgres dbname=app\"` (or a `secretKeyRef`)",
         )],
         _ => &[],
     }

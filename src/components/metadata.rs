@@ -124,6 +124,21 @@ pub fn truthy(value: &str) -> bool {
 }
 
 /// A binding's missing metadata items, and the values it cannot use, where they are written.
+/// What is wrong with one metadata value, for the types whose values daca checks at load.
+fn check_item(kind: ComponentKind, name: &str, value: &str) -> Option<(String, String)> {
+    let postgres = matches!(
+        kind,
+        ComponentKind::StatePostgres | ComponentKind::BindingsPostgres
+    );
+    if postgres && name.eq_ignore_ascii_case("connectionString") {
+        let hint = crate::postgres::CONNECTION_STRING_HINT.to_string();
+        return crate::postgres::parse_config(value)
+            .err()
+            .map(|m| (m, hint));
+    }
+    crate::bindings::check_item(kind, name, value)
+}
+
 /// The metadata items a type cannot do without (name, hint).
 fn required(kind: ComponentKind) -> &'static [(&'static str, &'static str)] {
     match kind {
@@ -131,7 +146,7 @@ fn required(kind: ComponentKind) -> &'static [(&'static str, &'static str)] {
             "redisHost",
             "add `- name: redisHost` with `value: localhost:6379`",
         )],
-        ComponentKind::StatePostgres => &[(
+        ComponentKind::StatePostgres | ComponentKind::BindingsPostgres => &[(
             "connectionString",
             "add `- name: connectionString` with `value: \"host=localhost user=postgres dbname=app\"` (or a `secretKeyRef`)",
         )],
@@ -159,7 +174,7 @@ pub(super) fn kind_problems(
         let Some(value) = &item.value.value else {
             continue; // from a secret: checked when the components are made
         };
-        let checked = crate::bindings::check_item(kind, &item.value.name, &value.to_env_string());
+        let checked = check_item(kind, &item.value.name, &value.to_env_string());
         if let Some((message, hint)) = checked {
             let (line, column) = super::loader::at(item, offset);
             problems.push(Diagnostic::at(line, column, message).hint(hint));
