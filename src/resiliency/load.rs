@@ -124,6 +124,32 @@ pub(super) const BUILT_IN: &[&str] = &[
     "DaprBuiltInActorNotFoundRetries",
 ];
 
+/// A built-in retry as daprd defines it when no document overrides it
+/// (`D:pkg/resiliency/resiliency.go addBuiltInPolicies`).
+pub(super) fn built_in(name: &str) -> Retry {
+    let exponential = |max_interval, max_elapsed, max_retries| Retry {
+        backoff: Backoff::Exponential {
+            initial: Duration::from_millis(500),
+            multiplier: 1.5,
+            randomization: 0.5,
+            max_interval,
+            max_elapsed,
+        },
+        ..Retry::constant(Duration::ZERO, max_retries)
+    };
+    match name {
+        "DaprBuiltInActorReminderRetries" => {
+            exponential(Duration::from_secs(60), Duration::from_secs(900), -1)
+        }
+        "DaprBuiltInInitializationRetries" => {
+            exponential(Duration::from_secs(1), Duration::from_secs(10), 3)
+        }
+        "DaprBuiltInActorNotFoundRetries" => Retry::constant(Duration::from_secs(1), 5),
+        // DaprBuiltInServiceRetries, DaprBuiltInActorRetries.
+        _ => Retry::constant(Duration::from_secs(1), 3),
+    }
+}
+
 /// Reads one Resiliency document, the `offset` lines into its file: the document and what the
 /// user should know about it (overrides Dapr adjusts), or every problem found.
 pub fn read(document: &str, offset: u64) -> Result<(Document, Vec<String>), Vec<Diagnostic>> {

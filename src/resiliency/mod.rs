@@ -209,13 +209,17 @@ struct Instances {
 #[derive(Default)]
 pub struct AppPolicies {
     merged: Document,
+    /// Whether a document is in this app's scopes.
+    applied: bool,
     instances: Mutex<HashMap<String, Instances>>,
 }
 
 impl AppPolicies {
     fn merge<'a>(documents: impl Iterator<Item = &'a Document>) -> AppPolicies {
         let mut merged = Document::default();
+        let mut applied = false;
         for document in documents {
+            applied = true;
             // A later document's name wins, as daprd decodes them one after another.
             merged.timeouts.extend(document.timeouts.clone());
             merged.retries.extend(document.retries.clone());
@@ -224,16 +228,24 @@ impl AppPolicies {
             merged.actors.extend(document.actors.clone());
             merged.components.extend(document.components.clone());
         }
+        // Dapr's built-in retries, which a target may name without defining them.
+        for name in load::BUILT_IN {
+            if !merged.retries.contains_key(*name) {
+                merged
+                    .retries
+                    .insert(name.to_string(), Arc::new(load::built_in(name)));
+            }
+        }
         AppPolicies {
             merged,
+            applied,
             instances: Mutex::default(),
         }
     }
 
     /// Whether any document applies to this app (the fast path: nothing to look up).
     pub fn is_empty(&self) -> bool {
-        let m = &self.merged;
-        m.timeouts.is_empty() && m.retries.is_empty() && m.breakers.is_empty()
+        !self.applied
     }
 
     /// Service invocation of `app`'s `method`, in the caller's sidecar; a breaker per method.

@@ -96,6 +96,14 @@ fn targets_get_their_policies_and_others_the_defaults() {
         actor.breaker.map(|b| b.name.clone()).as_deref(),
         Some("MyActor-7")
     );
+    // A built-in retry a target names without defining it is daprd's (1 s × 3).
+    let yaml = "kind: Resiliency\nspec:\n  targets:\n    apps:\n      callee: { retry: DaprBuiltInActorRetries }\n";
+    let builtin = Resiliency::new(vec![read(yaml, 0).unwrap().0]);
+    let retry = builtin.for_app("x").endpoint("callee", "m").retry.unwrap();
+    assert_eq!(
+        (retry.max_retries, &retry.backoff),
+        (3, &retry::Backoff::Constant(Duration::from_secs(1)))
+    );
     // Scopes: the callee's sidecar does not load it.
     assert!(
         resiliency
