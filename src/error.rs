@@ -67,6 +67,8 @@ pub enum Error {
     #[error(transparent)]
     Redis(#[from] crate::redis::RedisError),
     #[error(transparent)]
+    Postgres(#[from] crate::pgserver::PgError),
+    #[error(transparent)]
     Components(#[from] crate::sidecar::ComponentsLoadError),
     #[error(transparent)]
     StateDir(#[from] crate::project::StateError),

@@ -24,18 +24,59 @@ pub fn parse_config(text: &str) -> Result<Config, String> {
         .map_err(|err| format!("invalid `connectionString`: {err}"))
 }
 
-/// The connection string of a component, checked.
+/// Where a component written for a cluster really connects (see `crate::pgserver::point`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub host: String,
+    pub port: u16,
+    /// daca runs that server: the role and database the component names are made on it
+    /// when missing, as the official image does for `POSTGRES_USER`/`POSTGRES_DB`.
+    pub provision: bool,
+}
+
+/// The connection string of a component, checked, with its redirect applied.
 pub fn config(component: &Component) -> Result<Config, String> {
     let mut config = parse_config(component.get("connectionString").unwrap_or_default())?;
+    if let Some(redirect) = &component.redirect {
+        config = redirected(&config, redirect);
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     Ok(config)
 }
 
+/// `config` at another address: everything but the hosts and ports carried over.
+fn redirected(config: &Config, to: &Redirect) -> Config {
+    let mut out = Config::new();
+    out.host(&to.host).port(to.port);
+    if let Some(user) = config.get_user() {
+        out.user(user);
+    }
+    if let Some(password) = config.get_password() {
+        out.password(password);
+    }
+    if let Some(dbname) = config.get_dbname() {
+        out.dbname(dbname);
+    }
+    if let Some(options) = config.get_options() {
+        out.options(options);
+    }
+    if let Some(name) = config.get_application_name() {
+        out.application_name(name);
+    }
+    if let Some(timeout) = config.get_connect_timeout() {
+        out.connect_timeout(*timeout);
+    }
+    out.ssl_mode(config.get_ssl_mode());
+    out
+}
+
 /// One component's connection.
 pub struct Connection {
     config: Config,
+    provision: bool,
+    provisioned: std::sync::atomic::AtomicBool,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
@@ -43,6 +84,8 @@ impl Connection {
     pub fn new(component: &Component) -> Result<Connection, String> {
         Ok(Connection {
             config: config(component)?,
+            provision: component.redirect.as_ref().is_some_and(|r| r.provision),
+            provisioned: Default::default(),
             client: tokio::sync::Mutex::new(None),
         })
     }
@@ -53,11 +96,21 @@ impl Connection {
         if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(client.clone());
         }
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|err| pg_error(&err))?;
+        // Made before the first connection (which would otherwise fail, and the server log
+        // it as FATAL), and again should they be gone (a server started afresh).
+        if self.provision && !self.provisioned.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::pgserver::provision::create(&self.config).await?;
+            self.provisioned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let (client, connection) = match self.config.connect(NoTls).await {
+            Err(err) if self.provision && crate::pgserver::provision::missing(&err) => {
+                crate::pgserver::provision::create(&self.config).await?;
+                self.config.connect(NoTls).await
+            }
+            other => other,
+        }
+        .map_err(|err| pg_error(&err))?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!("postgresql: connection ended: {err}");

@@ -22,10 +22,16 @@ pub const UNIT_NAME: &str = "redis";
 /// The name the managed Redis's log lines carry: `redis`, or `(redis)` when an app is called
 /// `redis` (parentheses are never part of an app-id, so the two never share a prefix).
 pub fn log_name(apps: &[crate::manifest::AppSpec]) -> String {
-    if apps.iter().any(|a| a.id.as_str() == UNIT_NAME) {
-        format!("({UNIT_NAME})")
+    service_log_name(apps, UNIT_NAME)
+}
+
+/// The name the log lines of a server daca runs (`redis`, `postgres`) carry, in parentheses
+/// when an app has that id.
+pub fn service_log_name(apps: &[crate::manifest::AppSpec], name: &str) -> String {
+    if apps.iter().any(|a| a.id.as_str() == name) {
+        format!("({name})")
     } else {
-        UNIT_NAME.to_string()
+        name.to_string()
     }
 }
 /// Where Dapr tutorials expect Redis.
@@ -290,7 +296,7 @@ impl RedisPlan {
         );
         let volumes = if *persistence {
             cmd.extend(["--appendonly", "yes"].map(String::from));
-            vec![(owner.redis_volume(), "/data".to_string())]
+            vec![(owner.volume(&Unit::Redis), "/data".to_string())]
         } else {
             cmd.extend(["--save", "", "--appendonly", "no"].map(String::from));
             Vec::new()
@@ -308,6 +314,7 @@ impl RedisPlan {
                 labels: owner.labels(&Unit::Redis),
                 warm: false,
                 network: None,
+                stop_signal: None,
             }),
             probe: Probe::Redis(*port),
             restart: RestartPolicy::OnFailure,

@@ -121,6 +121,18 @@ pub enum Command {
         socket: PathBuf,
         listens: Vec<String>,
     },
+    /// Internal: runs the machine's PostgreSQL server for a project (see `pgserver::run`).
+    #[command(name = "__postgres", hide = true)]
+    Postgres {
+        #[arg(long)]
+        bin_dir: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        fresh: bool,
+    },
     /// Internal: removes a run's containers once the daca that started it is gone.
     #[command(name = "__reap", hide = true)]
     Reap {
@@ -224,6 +236,24 @@ pub fn run_single_threaded(cli: &Cli) -> Option<crate::Result<()>> {
             let err = crate::pod::inside::exec(*pid, program, args);
             Some(Err(crate::error::Problem::new(format!("pod: {err}")).into()))
         }
+        // Signals are blocked for a thread of its own to wait on: before any other exists.
+        Command::Postgres {
+            bin_dir,
+            data,
+            port,
+            fresh,
+        } => {
+            let args = crate::pgserver::run::ServerArgs {
+                bin_dir: bin_dir.clone(),
+                data: data.clone(),
+                port: *port,
+                fresh: *fresh,
+            };
+            Some(match crate::pgserver::run::run(&args) {
+                Ok(code) => std::process::exit(code),
+                Err(err) => Err(crate::error::Problem::new(format!("postgres: {err}")).into()),
+            })
+        }
         _ => None,
     }
 }
@@ -264,7 +294,8 @@ pub async fn run(cli: Cli) -> crate::Result<()> {
         Command::Pod { .. }
         | Command::PodProbe
         | Command::Pasta { .. }
-        | Command::PodExec { .. } => Err(crate::error::Problem::new(
+        | Command::PodExec { .. }
+        | Command::Postgres { .. } => Err(crate::error::Problem::new(
             "internal: pod commands run before the async runtime",
         )
         .into()),

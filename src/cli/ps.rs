@@ -45,11 +45,19 @@ fn table(status: &ProjectStatus) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
+    let postgres = status.postgres.as_ref().map(|pg| {
+        let state = pg
+            .status
+            .as_ref()
+            .map(|s| format!(", {}", s.state.as_str()));
+        format!(" · postgres: {}{}", pg.describe, state.unwrap_or_default())
+    });
     let mut out = format!(
-        "project {} (daca pid {}) · redis: {}\n",
+        "project {} (daca pid {}) · redis: {}{}\n",
         status.project,
         status.daca_pid,
-        redis_line(status)
+        redis_line(status),
+        postgres.unwrap_or_default()
     );
     for row in rows {
         let cells: Vec<String> = row

@@ -453,6 +453,7 @@ impl Loader<'_> {
             secret_items,
             scopes: r.wire.scopes.clone(),
             origin: Some(format!("{}:{line}", r.file.display())),
+            redirect: None,
         })
     }
 }

@@ -90,6 +90,8 @@ pub struct Component {
     pub scopes: Vec<String>,
     /// `file:line` it came from, or None for daca's defaults.
     pub origin: Option<String>,
+    /// Where it really connects, when its address means a server of the project's.
+    pub redirect: Option<crate::postgres::Redirect>,
 }
 
 impl Component {
@@ -179,6 +181,7 @@ fn defaults() -> Vec<Component> {
             secret_items: vec![],
             scopes: vec![],
             origin: None,
+            redirect: None,
         }
     };
     vec![

@@ -119,13 +119,13 @@ pub fn state_stores(
 }
 
 /// Whether `host` names something inside a Kubernetes cluster rather than this machine.
-fn is_cluster_name(host: &str) -> bool {
+pub(crate) fn is_cluster_name(host: &str) -> bool {
     host.ends_with(".svc.cluster.local")
         || host.ends_with(".svc")
         || (!host.contains('.') && !host.contains(':') && host != "localhost")
 }
 
-fn is_local(host: &str) -> bool {
+pub(crate) fn is_local(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
 }
 

@@ -18,6 +18,9 @@ pub struct ProjectStatus {
     pub project: String,
     pub daca_pid: u32,
     pub redis: RedisStatus,
+    /// The project's PostgreSQL (`postgres:`), when it has one.
+    #[serde(default)]
+    pub postgres: Option<ServerStatus>,
     pub apps: Vec<AppView>,
     /// What the file watcher has seen; absent with `daca up --no-watch`.
     #[serde(default)]
@@ -31,6 +34,15 @@ pub struct RedisStatus {
     pub mode: String,
     pub url: Option<String>,
     /// The managed redis-server's status, when there is one.
+    pub status: Option<AppStatus>,
+}
+
+/// A server other than Redis as `daca ps` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// Where it is and how it runs, in one phrase.
+    pub describe: String,
+    /// Its status, when daca supervises it.
     pub status: Option<AppStatus>,
 }
 

@@ -121,6 +121,10 @@ pub fn status(view: &ProjectView) -> ProjectStatus {
             url: view.redis.url.clone(),
             status: snapshot.redis.as_ref().map(|h| h.status()),
         },
+        postgres: view.postgres.clone().map(|describe| super::ServerStatus {
+            describe,
+            status: snapshot.postgres.as_ref().map(|h| h.status()),
+        }),
         apps,
         watch: snapshot.watching.then(|| view.watch.view()),
     }
@@ -139,7 +143,7 @@ struct LogQuery {
 /// Newline-delimited JSON: the remembered lines, then (with `follow`) live ones.
 async fn logs(State(view): State<ProjectView>, Query(query): Query<LogQuery>) -> Response {
     let snapshot = view.snapshot();
-    let mut known: Vec<String> = view.redis_log_name().into_iter().collect();
+    let mut known: Vec<String> = view.server_log_names();
     known.extend(snapshot.apps.iter().map(|a| a.spec.id.to_string()));
     if let Some(source) = query.source.as_ref().filter(|s| !known.contains(s)) {
         let message = format!(

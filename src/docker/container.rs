@@ -165,6 +165,7 @@ async fn start(
             docker: docker.clone(),
             id,
             running,
+            stop: want.stop_signal.unwrap_or("SIGTERM"),
         }),
         start: None,
     })
@@ -337,6 +338,7 @@ struct ContainerSignals {
     docker: Docker,
     id: String,
     running: Arc<AtomicBool>,
+    stop: &'static str,
 }
 
 impl ContainerSignals {
@@ -355,7 +357,7 @@ impl ContainerSignals {
 
 impl Signaller for ContainerSignals {
     fn terminate(&self) {
-        self.send("SIGTERM");
+        self.send(self.stop);
     }
     fn kill(&self) {
         self.send("SIGKILL");

@@ -174,9 +174,9 @@ impl Owner {
         format!("daca-{}-{}:dev", name_part(&self.project), app.as_str()).to_lowercase()
     }
 
-    /// The named volume that keeps a containerized Redis's data across runs.
-    pub fn redis_volume(&self) -> String {
-        format!("daca-{}-redis-data", name_part(&self.project))
+    /// The named volume that keeps a containerized server's data across runs.
+    pub fn volume(&self, unit: &Unit) -> String {
+        format!("daca-{}-{}-data", name_part(&self.project), unit_part(unit))
     }
 }
 
@@ -186,7 +186,12 @@ impl Owner {
 fn unit_part(unit: &Unit) -> String {
     match unit {
         Unit::Redis => crate::redis::UNIT_NAME.to_string(),
-        Unit::App(id) if id.as_str() == crate::redis::UNIT_NAME => format!("app.{id}"),
+        Unit::Postgres => crate::pgserver::UNIT_NAME.to_string(),
+        Unit::App(id)
+            if [crate::redis::UNIT_NAME, crate::pgserver::UNIT_NAME].contains(&id.as_str()) =>
+        {
+            format!("app.{id}")
+        }
         Unit::App(id) => id.to_string(),
     }
 }
@@ -240,7 +245,7 @@ mod tests {
         );
         let id = AppId::parse("order-api").unwrap();
         assert_eq!(owner.image_tag(&id), "daca-my-shop-order-api:dev");
-        assert_eq!(owner.redis_volume(), "daca-my-shop-redis-data");
+        assert_eq!(owner.volume(&Unit::Redis), "daca-my-shop-redis-data");
         assert_eq!(owner.container_name(&Unit::Redis), "daca-my-shop-redis");
         assert_eq!(
             owner.container_name(&app("redis")),

@@ -64,6 +64,7 @@ impl ContainerPlan {
             labels: self.owner.labels(&unit),
             warm: app.reload.mode == crate::manifest::ReloadMode::Restart,
             network: None,
+            stop_signal: None,
         }
     }
 

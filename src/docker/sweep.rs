@@ -9,6 +9,7 @@ use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListVolumesOptionsBuilder};
 
 use super::{DockerError, Engine, Owner, container, is_not_found};
+use crate::supervisor::Unit;
 
 /// Removes the project's containers (only this run's with `run_only`); returns their names.
 pub async fn remove_containers(
@@ -39,8 +40,9 @@ pub async fn remove_containers(
     Ok(removed)
 }
 
-/// Creates a labelled named volume unless it exists.
-pub async fn ensure_volume(engine: &Engine, owner: &Owner, name: &str) -> Result<(), DockerError> {
+/// Creates `unit`'s labelled named volume unless it exists.
+pub async fn ensure_volume(engine: &Engine, owner: &Owner, unit: &Unit) -> Result<(), DockerError> {
+    let name = &owner.volume(unit);
     match engine.docker.inspect_volume(name).await {
         Ok(volume) if owner.owns(&volume.labels) => return Ok(()),
         // Someone else's data: never write into it, never remove it.
@@ -48,10 +50,7 @@ pub async fn ensure_volume(engine: &Engine, owner: &Owner, name: &str) -> Result
         Err(err) if !is_not_found(&err) => return Err(err.into()),
         Err(_) => {}
     }
-    let mut labels: HashMap<String, String> = owner
-        .labels(&crate::supervisor::Unit::Redis)
-        .into_iter()
-        .collect();
+    let mut labels: HashMap<String, String> = owner.labels(unit).into_iter().collect();
     labels.remove(super::LABEL_RUN); // a volume outlives runs
     let request = VolumeCreateRequest {
         name: Some(name.to_string()),

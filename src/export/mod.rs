@@ -122,6 +122,10 @@ pub fn plan(manifest: &Manifest, options: &Options) -> Result<Plan, ExportError>
     // The same checks as `daca up`: a bad resource file stops the export with file:line:col.
     crate::components::check_resources(manifest.resources.as_deref(), &manifest.root)?;
     let mut notes = Vec::new();
+    if manifest.postgres.is_some() {
+        // A database is the cluster's to run (an operator, a chart, a managed service).
+        notes.push("`postgres:` is not exported: the components keep their connectionString, so the cluster must serve the database it names (a chart such as bitnami/postgresql, or a managed one)".to_string());
+    }
     let (dapr, config) = dapr::resources(manifest, options, &mut notes)?;
     let mut apps: Vec<AppObjects> = manifest
         .apps

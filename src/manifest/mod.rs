@@ -12,6 +12,7 @@ mod app;
 mod container;
 mod error;
 mod model;
+mod services;
 mod tree;
 mod validate;
 mod wire;
@@ -22,10 +23,12 @@ pub use app::parse_size;
 pub use error::{Diagnostic, ManifestError};
 pub use model::{
     AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, NetworkMode,
-    NetworkSpec, OnChange, ProcessSpec, RedisConfig, RedisProvider, ReloadMode, ReloadSpec,
-    RestartPolicy, RuntimeChoice, SidecarSpec, Step, Supervision, Volume, WatchSpec,
+    NetworkSpec, OnChange, PostgresConfig, PostgresProvider, ProcessSpec, RedisConfig,
+    RedisProvider, ReloadMode, ReloadSpec, RestartPolicy, RuntimeChoice, SidecarSpec, Step,
+    Supervision, Volume, WatchSpec,
 };
-pub use validate::{DEFAULT_REDIS_IMAGE, default_name};
+pub use services::{DEFAULT_POSTGRES_IMAGE, DEFAULT_REDIS_IMAGE};
+pub use validate::default_name;
 pub use wire::EnvValue;
 
 /// The file name daca looks for in a project folder.

@@ -25,6 +25,8 @@ pub struct Manifest {
     pub resources: Option<PathBuf>,
     /// Where Redis comes from.
     pub redis: RedisConfig,
+    /// `postgres:`: a PostgreSQL server for the project, when asked for.
+    pub postgres: Option<PostgresConfig>,
     /// `steps:`, run in order before the apps start.
     pub steps: Vec<Step>,
     /// Apps in start order: every app comes after everything it depends on.
@@ -393,4 +395,31 @@ pub enum RedisProvider {
     RedisServer,
     /// The embedded in-memory store (Dapr's `state.in-memory` / `pubsub.in-memory`).
     Embedded,
+}
+
+/// Where the project's PostgreSQL comes from (`postgres:` in daca.yaml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostgresConfig {
+    /// The user's own server; daca never starts or stops it.
+    External { url: String },
+    /// A server daca runs, its data under `.daca/postgres/` (or in a named volume).
+    Managed {
+        provider: PostgresProvider,
+        port: Option<u16>,
+        persistence: bool,
+        /// Image of a containerized server (the official image's interface).
+        image: String,
+    },
+}
+
+/// How a managed PostgreSQL is provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostgresProvider {
+    /// A container when the engine has the image, else the local server binaries, else a
+    /// pulled container.
+    Auto,
+    /// A container through the Docker engine, or an error.
+    Docker,
+    /// The local binaries (`postgres` and `initdb`), or an error.
+    Postgres,
 }

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use super::app::app_spec;
 use super::error::Diagnostic;
-use super::model::{AppId, AppSpec, Manifest, NetworkMode, RedisConfig, RedisProvider};
-use super::wire::{AppWire, At, ManifestWire, RedisWire};
+use super::model::{AppId, AppSpec, Manifest, NetworkMode};
+use super::services::{postgres_config, redis_config};
+use super::wire::{AppWire, At, ManifestWire};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// What Dapr's own `dapr init` runs.
-pub const DEFAULT_REDIS_IMAGE: &str = "redis:7-alpine";
 
 /// Collects diagnostics while converting.
 pub(super) struct Checker<'a> {
@@ -135,6 +134,7 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
         .as_ref()
         .map(|raw| checker.folder(raw, "resources"));
     let redis = redis_config(&mut checker, wire.redis.as_ref());
+    let postgres = postgres_config(&mut checker, wire.postgres.as_ref());
     let grace = checker.duration(wire.grace_period.as_ref(), DEFAULT_GRACE);
     let startup = checker.duration(wire.startup_timeout.as_ref(), DEFAULT_STARTUP_TIMEOUT);
     let runtime =
@@ -190,6 +190,7 @@ pub fn validate(file: &Path, wire: ManifestWire) -> Result<Manifest, Vec<Diagnos
         resources,
         steps,
         redis,
+        postgres,
         apps,
     })
 }
@@ -217,55 +218,6 @@ fn check_instances(checker: &mut Checker, apps: &[At<AppWire>]) {
                 checker.error(&other.value.id, message, hint);
             }
         }
-    }
-}
-
-fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> RedisConfig {
-    let default = RedisWire::default();
-    let wire = wire.unwrap_or(&default);
-    let provider = match wire.provider.as_ref().map(|p| (p, p.value.as_str())) {
-        None | Some((_, "auto")) => RedisProvider::Auto,
-        Some((_, "redis-server")) => RedisProvider::RedisServer,
-        Some((_, "embedded")) => RedisProvider::Embedded,
-        Some((_, "docker")) => RedisProvider::Docker,
-        Some((raw, other)) => {
-            let hint = Some("use `auto`, `docker`, `redis-server` or `embedded`".into());
-            checker.error(raw, format!("unknown redis provider `{other}`"), hint);
-            RedisProvider::Auto
-        }
-    };
-    if let Some(url) = &wire.url {
-        if !url.value.starts_with("redis://") && !url.value.starts_with("rediss://") {
-            let hint = Some("write it as `redis://host:port`".into());
-            checker.error(
-                url,
-                format!("redis url `{}` is not a redis:// URL", url.value),
-                hint,
-            );
-        }
-        if let Some(provider) = &wire.provider {
-            let hint =
-                Some("remove `provider` (daca never starts a Redis when `url` is set)".into());
-            checker.error(
-                provider,
-                "`redis.provider` and `redis.url` cannot both be set",
-                hint,
-            );
-        }
-        return RedisConfig::External {
-            url: url.value.clone(),
-        };
-    }
-    let port = wire.port.as_ref().map(|p| p.value);
-    RedisConfig::Managed {
-        provider,
-        port,
-        persistence: wire.persistence.unwrap_or(true),
-        image: wire
-            .image
-            .as_ref()
-            .map(|i| i.value.clone())
-            .unwrap_or_else(|| DEFAULT_REDIS_IMAGE.to_string()),
     }
 }
 

@@ -59,6 +59,9 @@ pub struct ManifestWire {
     pub resources: Option<At<String>>,
     /// Managed Redis settings; omitted means the managed default.
     pub redis: Option<RedisWire>,
+    /// A PostgreSQL server for the project (`postgres: {}` for the managed default); omitted
+    /// means none.
+    pub postgres: Option<PostgresWire>,
     /// How long an app gets to stop after SIGTERM before SIGKILL, e.g. `5s` (default) or `500ms`.
     pub grace_period: Option<At<String>>,
     /// How long an app may take to become ready before its dependents give up, e.g. `60s` (default).
@@ -112,6 +115,23 @@ pub struct RedisWire {
     /// Image of a containerized Redis (default `redis:7-alpine`).
     pub image: Option<At<String>>,
     /// Keep managed Redis data under `.daca/redis/` across runs (default true).
+    pub persistence: Option<bool>,
+}
+
+/// Where PostgreSQL comes from.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct PostgresWire {
+    /// Use this server (`postgres://user@host:5432/db`) and never start or stop one.
+    pub url: Option<At<String>>,
+    /// Preferred port for a managed server (default 5432, or the next free one).
+    pub port: Option<At<u16>>,
+    /// `auto` (default: a container when the engine has the image, else the local `postgres`
+    /// and `initdb`, else a container pulled from the registry), `docker`, or `postgres`.
+    pub provider: Option<At<String>>,
+    /// Image of a containerized server (default `postgres:16-alpine`).
+    pub image: Option<At<String>>,
+    /// Keep the data under `.daca/postgres/` (or a named volume) across runs (default true).
     pub persistence: Option<bool>,
 }
 

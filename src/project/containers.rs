@@ -8,8 +8,12 @@ use std::sync::Arc;
 use crate::docker::{self, ContainerPlan, Engine, Owner, sweep};
 use crate::error::{Error, Problem};
 use crate::logs::LogBus;
-use crate::manifest::{Manifest, RedisConfig, RedisProvider, RuntimeChoice};
+use crate::manifest::{
+    Manifest, PostgresConfig, PostgresProvider, RedisConfig, RedisProvider, RuntimeChoice,
+};
+use crate::pgserver::PgPlan;
 use crate::redis::{EngineOffer, RedisPlan};
+use crate::supervisor::Unit;
 
 /// Whether anything in the project could use a Docker engine.
 fn wants_engine(manifest: &Manifest) -> bool {
@@ -17,7 +21,15 @@ fn wants_engine(manifest: &Manifest) -> bool {
         manifest.redis.provider(),
         Some(RedisProvider::Auto | RedisProvider::Docker)
     );
+    let postgres = matches!(
+        manifest.postgres,
+        Some(PostgresConfig::Managed {
+            provider: PostgresProvider::Auto | PostgresProvider::Docker,
+            ..
+        })
+    );
     redis
+        || postgres
         || manifest
             .apps
             .iter()
@@ -28,6 +40,13 @@ fn wants_engine(manifest: &Manifest) -> bool {
 fn needs_engine(manifest: &Manifest) -> Option<String> {
     if manifest.redis.provider() == Some(RedisProvider::Docker) {
         return Some("redis (provider: docker)".into());
+    }
+    if let Some(PostgresConfig::Managed {
+        provider: PostgresProvider::Docker,
+        ..
+    }) = manifest.postgres
+    {
+        return Some("postgres (provider: docker)".into());
     }
     let apps: Vec<&str> = manifest
         .apps
@@ -101,10 +120,19 @@ pub async fn redis_offer(
     owner: &Owner,
     manifest: &Manifest,
 ) -> Option<EngineOffer> {
-    let engine = engine?;
     let RedisConfig::Managed { image, .. } = &manifest.redis else {
         return None;
     };
+    image_offer(engine, owner, Some(image)).await
+}
+
+/// What the engine offers a server daca may run from `image`.
+pub async fn image_offer(
+    engine: Option<&Engine>,
+    owner: &Owner,
+    image: Option<&str>,
+) -> Option<EngineOffer> {
+    let (engine, image) = (engine?, image?);
     let image_local = docker::image::local_id(engine, image)
         .await
         .ok()
@@ -152,7 +180,38 @@ pub async fn prepare_redis(
         }
     }
     if *persistence {
-        sweep::ensure_volume(engine, owner, &owner.redis_volume()).await?;
+        sweep::ensure_volume(engine, owner, &Unit::Redis).await?;
+    }
+    Ok(plan)
+}
+
+/// Pulls the PostgreSQL image when the plan needs it (no fallback: the user asked for this
+/// server) and creates its volume.
+pub async fn prepare_postgres(
+    plan: PgPlan,
+    engine: Option<&Engine>,
+    logs: &LogBus,
+    log_name: &str,
+) -> Result<PgPlan, Error> {
+    let (
+        PgPlan::Container {
+            image,
+            pull,
+            owner,
+            persistence,
+            ..
+        },
+        Some(engine),
+    ) = (&plan, engine)
+    else {
+        return Ok(plan);
+    };
+    if *pull {
+        let hint = "pre-load it (`docker load`, or `docker build -t` it), set `postgres.image`, or install PostgreSQL (`postgres: { provider: postgres }`)";
+        docker::image::ensure(engine, image, logs, log_name, hint).await?;
+    }
+    if *persistence {
+        sweep::ensure_volume(engine, owner, &Unit::Postgres).await?;
     }
     Ok(plan)
 }

@@ -65,6 +65,8 @@ pub struct Options {
 /// What the project's parts share, fixed for the run.
 pub(crate) struct Context {
     redis_plan: RedisPlan,
+    /// `postgres:`'s server, when the project has one.
+    pg_plan: Option<crate::pgserver::PgPlan>,
     containers: Option<Arc<ContainerPlan>>,
     supervisor: Arc<Supervisor>,
     shared: Arc<Shared>,
@@ -90,6 +92,17 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// The ports of the servers daca runs on the machine's loopback (Redis, PostgreSQL),
+    /// which each pod sees at its own localhost too.
+    fn server_ports(&self) -> Vec<u16> {
+        let postgres = self.pg_plan.as_ref().and_then(|p| p.loopback_port());
+        self.redis_plan
+            .loopback_port()
+            .into_iter()
+            .chain(postgres)
+            .collect()
+    }
+
     /// How an app with these sidecar ports is made into a unit.
     fn make_unit(&self, ports: SidecarPorts, in_pod: Option<launch::InPod>) -> UnitMaker {
         let containers = self.containers.clone();
@@ -184,14 +197,14 @@ impl Project {
 pub struct Killer(ProjectView);
 
 impl Killer {
-    /// SIGKILLs every app and Redis now; [`Project::stop`] then finishes.
+    /// SIGKILLs every app, Redis and PostgreSQL now; [`Project::stop`] then finishes.
     pub fn force_kill(&self) {
         let snapshot = self.0.snapshot();
         for app in &snapshot.apps {
             app.handle.force_kill();
         }
-        if let Some(redis) = &snapshot.redis {
-            redis.force_kill();
+        for server in snapshot.redis.iter().chain(&snapshot.postgres) {
+            server.force_kill();
         }
     }
 }

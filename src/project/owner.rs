@@ -33,6 +33,8 @@ pub(super) struct Owner {
     pub apps: BTreeMap<AppId, AppEntry>,
     pub picker: PortPicker,
     pub redis: Option<AppHandle>,
+    /// The managed PostgreSQL (`postgres:`), when daca runs one.
+    pub postgres: Option<AppHandle>,
     pub component_error: Option<String>,
     /// Whether files are watched at all (`--no-watch` turns it off).
     pub watching: bool,
@@ -87,6 +89,7 @@ impl Owner {
         self.publish.send_replace(Arc::new(Snapshot {
             apps,
             redis: self.redis.clone(),
+            postgres: self.postgres.clone(),
             component_error: self.component_error.clone(),
             watching: self.watcher.is_some(),
         }));
@@ -140,12 +143,13 @@ impl Owner {
         }
     }
 
-    /// Starts an app once Redis and its dependencies are ready.
+    /// Starts an app once Redis, PostgreSQL and its dependencies are ready.
     pub async fn start_app(&self, id: &AppId) {
         let Some(entry) = self.apps.get(id) else {
             return;
         };
-        let mut dependencies: Vec<AppHandle> = self.redis.iter().cloned().collect();
+        let mut dependencies: Vec<AppHandle> =
+            self.redis.iter().chain(&self.postgres).cloned().collect();
         for dependency in &entry.spec.supervision.depends_on {
             dependencies.extend(self.apps.get(dependency).map(|d| d.handle.clone()));
         }
@@ -312,10 +316,11 @@ impl Owner {
     /// Loads the resources folder again and swaps the components; subscribers restart on the
     /// new set. A bad file is reported and the running components stay.
     pub fn reload_components(&mut self) {
-        let (loaded, notices) = match crate::sidecar::Components::load(
+        let (loaded, notices) = match crate::sidecar::Components::load_with(
             self.manifest.resources.as_deref(),
             &self.manifest.root,
             &self.ctx.redis_plan,
+            self.ctx.pg_plan.as_ref(),
         ) {
             Ok(loaded) => loaded,
             Err(err) => {
@@ -400,8 +405,8 @@ impl Owner {
         if let Some(warm) = &self.ctx.warm {
             warm.close().await;
         }
-        if let Some(redis) = &self.redis {
-            redis.shutdown().await;
+        for server in self.redis.iter().chain(&self.postgres) {
+            server.shutdown().await;
         }
         self.ctx.supervisor.closed().await;
     }

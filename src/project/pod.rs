@@ -187,7 +187,7 @@ async fn process_pod(
     std::fs::create_dir_all(&dir).map_err(|e| pod_problem(id, e))?;
     let names =
         Names::new(id, &dir.join("hosts"), peers, &ctx.aliases).map_err(|e| pod_problem(id, e))?;
-    let forward: Vec<u16> = ctx.redis_plan.loopback_port().into_iter().collect();
+    let forward = ctx.server_ports();
     let pod = Pod::create(names.hosts(), &spec.process.volumes, &forward)
         .await
         .map_err(|e| pod_problem(id, e))?;

@@ -104,7 +104,7 @@ impl ContainerPod {
                 listens.push(format!("{address}={}", target.relay(&peer)));
             }
         }
-        if let Some(port) = ctx.redis_plan.loopback_port() {
+        for port in ctx.server_ports() {
             listens.push(format!("127.0.0.1:{port}=host:{port}"));
         }
         command.extend(listens);

@@ -29,12 +29,16 @@ pub(super) async fn serve_control(
 pub(super) fn announce(
     manifest: &Manifest,
     redis_plan: &RedisPlan,
+    pg_plan: Option<&crate::pgserver::PgPlan>,
     snapshot: &Snapshot,
     control: &str,
     containers: Option<&crate::docker::ContainerPlan>,
 ) {
+    let postgres = pg_plan
+        .map(|plan| format!(" · postgres: {}", plan.describe()))
+        .unwrap_or_default();
     tracing::info!(
-        "project {} · redis: {} · dashboard: http://{control}/",
+        "project {} · redis: {}{postgres} · dashboard: http://{control}/",
         manifest.name,
         redis_plan.describe()
     );
@@ -108,6 +112,7 @@ impl RunWriter {
         let handles = snapshot
             .redis
             .iter()
+            .chain(&snapshot.postgres)
             .chain(snapshot.apps.iter().map(|a| &a.handle));
         record.groups = handles
             .filter_map(|handle| {

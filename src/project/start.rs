@@ -20,7 +20,7 @@ use crate::redis::{self, RedisPlan};
 use crate::runtime::Runtimes;
 use crate::runtime::process::ProcessRuntime;
 use crate::sidecar::{Components, Shared};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{AppHandle, Supervisor};
 
 /// Lines of output remembered for `daca logs`.
 const LOG_BUFFER: usize = 10_000;
@@ -59,12 +59,14 @@ impl Project {
         let tasks = TaskTracker::new();
         let logs = LogBus::new(LOG_BUFFER);
         let redis_name = redis::log_name(&manifest.apps);
+        let pg_name = redis::service_log_name(&manifest.apps, crate::pgserver::UNIT_NAME);
         let mut sources = vec![redis_name.clone()];
+        sources.extend(manifest.postgres.is_some().then(|| pg_name.clone()));
         sources.extend(super::replicas::names(&manifest, options.replicas));
         let printer = Printer::new(options.log_format, sources);
         tasks.spawn(printer.run(logs.clone(), token.clone()));
-        let started = provide(&manifest, &state, &logs, &redis_name).await;
-        let (redis_plan, plan, picker) = match started {
+        let started = provide(&manifest, &state, &logs, &redis_name, &pg_name).await;
+        let (redis_plan, pg_plan, plan, picker) = match started {
             Ok(started) => started,
             Err(err) => {
                 token.cancel();
@@ -73,12 +75,11 @@ impl Project {
                 return Err(err);
             }
         };
+        let servers_in_containers = matches!(redis_plan, RedisPlan::Container { .. })
+            || matches!(pg_plan, Some(crate::pgserver::PgPlan::Container { .. }));
         let reaper = plan
             .as_deref()
-            .filter(|plan| {
-                matches!(redis_plan, RedisPlan::Container { .. })
-                    || manifest.apps.iter().any(|a| plan.runs(a))
-            })
+            .filter(|plan| servers_in_containers || manifest.apps.iter().any(|a| plan.runs(a)))
             .and_then(containers::start_reaper);
         let file = state.path().join("scheduler.jsonl");
         let scheduler = match crate::scheduler::Scheduler::durable(&file) {
@@ -108,6 +109,8 @@ impl Project {
             options,
             redis_plan,
             redis_name,
+            pg_plan,
+            pg_name,
             plan,
             picker,
             logs,
@@ -125,7 +128,8 @@ async fn provide(
     state: &super::StateDir,
     logs: &Arc<LogBus>,
     redis_name: &str,
-) -> Result<(RedisPlan, Option<Arc<ContainerPlan>>, PortPicker), Error> {
+    pg_name: &str,
+) -> Result<Provided, Error> {
     let labels = Labels::new(&manifest.name, &manifest.root, &run_id());
     let engine = containers::connect(manifest).await?;
     if let Some(engine) = &engine {
@@ -160,6 +164,21 @@ async fn provide(
         fallback,
     )
     .await?;
+    let pg_plan = crate::pgserver::plan(
+        manifest.postgres.as_ref(),
+        state.path(),
+        std::env::var_os("PATH"),
+        &mut picker,
+        containers::image_offer(engine.as_ref(), &labels, pg_image(manifest))
+            .await
+            .as_ref(),
+    )?;
+    let pg_plan = match pg_plan {
+        Some(pg_plan) => {
+            Some(containers::prepare_postgres(pg_plan, engine.as_ref(), logs, pg_name).await?)
+        }
+        None => None,
+    };
     if let RedisPlan::Embedded { reason } = &redis_plan {
         tracing::warn!(
             "{reason}: using the embedded in-memory store (data lasts until daca stops); install redis-server or Docker for Redis"
@@ -178,7 +197,23 @@ async fn provide(
         containers::prepare_apps(plan, manifest).await?;
     }
     super::steps::run(manifest).await?;
-    Ok((redis_plan, plan, picker))
+    Ok((redis_plan, pg_plan, plan, picker))
+}
+
+/// What [`provide`] made ready: Redis, PostgreSQL, the engine, and the ports left.
+type Provided = (
+    RedisPlan,
+    Option<crate::pgserver::PgPlan>,
+    Option<Arc<ContainerPlan>>,
+    PortPicker,
+);
+
+/// The image of a managed containerized PostgreSQL, when the manifest asks for one.
+fn pg_image(manifest: &Manifest) -> Option<&str> {
+    match &manifest.postgres {
+        Some(crate::manifest::PostgresConfig::Managed { image, .. }) => Some(image),
+        _ => None,
+    }
 }
 
 /// A project whose Redis and images are ready, about to run.
@@ -187,6 +222,8 @@ struct Running {
     options: Options,
     redis_plan: RedisPlan,
     redis_name: String,
+    pg_plan: Option<crate::pgserver::PgPlan>,
+    pg_name: String,
     plan: Option<Arc<ContainerPlan>>,
     picker: PortPicker,
     logs: Arc<LogBus>,
@@ -198,10 +235,11 @@ struct Running {
 
 impl Running {
     async fn launch(self, mut finish: Finish) -> Result<Project, Error> {
-        let loaded = Components::load(
+        let loaded = Components::load_with(
             self.manifest.resources.as_deref(),
             &self.manifest.root,
             &self.redis_plan,
+            self.pg_plan.as_ref(),
         );
         let (loaded, notices) = match loaded {
             Ok(loaded) => loaded,
@@ -233,8 +271,8 @@ impl Running {
             }
         }
         let started = std::time::Instant::now();
-        if let Some(redis) = &owner.redis {
-            redis.start().await;
+        for server in owner.redis.iter().chain(&owner.postgres) {
+            server.start().await;
         }
         for app in &self.manifest.apps {
             owner.start_app(&app.id).await;
@@ -295,14 +333,13 @@ impl Running {
             mode: self.redis_plan.mode(),
             url: self.redis_plan.url(),
         };
-        let view = ProjectView::new(self.manifest.name.clone(), info, snapshot, parts.clone());
+        let mut view = ProjectView::new(self.manifest.name.clone(), info, snapshot, parts.clone());
+        view.postgres = self.pg_plan.as_ref().map(|plan| plan.describe());
         let (dependents_tx, dependents) = mpsc::unbounded_channel();
-        let redis = self
-            .redis_plan
-            .unit(&self.redis_name, std::env::vars().collect())
-            .map(|unit| supervisor.spawn(unit));
+        let (redis, postgres) = self.servers(&supervisor);
         let ctx = Context {
             redis_plan: self.redis_plan.clone(),
+            pg_plan: self.pg_plan.clone(),
             containers: self.plan.clone(),
             supervisor,
             shared,
@@ -326,6 +363,7 @@ impl Running {
             apps: BTreeMap::new(),
             picker: self.picker.clone(),
             redis,
+            postgres,
             component_error: None,
             watching: self.options.watch,
             watcher: None,
@@ -337,6 +375,18 @@ impl Running {
         (owner, view, commands_tx)
     }
 
+    /// The units of the servers daca runs for the project (Redis, PostgreSQL), not started.
+    fn servers(&self, supervisor: &Supervisor) -> (Option<AppHandle>, Option<AppHandle>) {
+        let env = || std::env::vars().collect();
+        let redis = self.redis_plan.unit(&self.redis_name, env());
+        let postgres = self
+            .pg_plan
+            .as_ref()
+            .and_then(|p| p.unit(&self.pg_name, env()));
+        let spawn = |unit| supervisor.spawn(unit);
+        (redis.map(spawn), postgres.map(spawn))
+    }
+
     /// Serves the control API, says where everything is, and starts keeping the run record
     /// and the timeline; returns the control API's address.
     async fn publish(&self, owner: &Owner, view: &ProjectView) -> Result<String, Error> {
@@ -346,6 +396,7 @@ impl Running {
         record::announce(
             &self.manifest,
             &self.redis_plan,
+            self.pg_plan.as_ref(),
             &snapshot,
             &control,
             containers,

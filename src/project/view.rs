@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub apps: Vec<AppView>,
     /// The managed Redis, when daca supervises one.
     pub redis: Option<AppHandle>,
+    /// The managed PostgreSQL, when daca supervises one.
+    pub postgres: Option<AppHandle>,
     /// Why the last edit of the resources folder was not applied, if it was not.
     pub component_error: Option<String>,
     /// Whether files are watched (`daca up --no-watch` turns it off).
@@ -70,6 +72,8 @@ pub struct RedisInfo {
 pub struct ProjectView {
     pub name: String,
     pub redis: RedisInfo,
+    /// The project's PostgreSQL in one phrase (never a password), when it has one.
+    pub postgres: Option<String>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     /// The sidecars' shared parts: components, state stores, pub/sub counts.
     pub shared: Arc<Shared>,
@@ -90,6 +94,7 @@ impl ProjectView {
         ProjectView {
             name,
             redis,
+            postgres: None,
             snapshot,
             shared: parts.shared,
             logs: parts.logs,
@@ -125,12 +130,11 @@ impl ProjectView {
             .collect()
     }
 
-    /// The name the managed Redis's log lines carry, when daca supervises one.
-    pub fn redis_log_name(&self) -> Option<String> {
-        self.snapshot()
-            .redis
-            .as_ref()
-            .map(|h| h.spec().name.clone())
+    /// The names the log lines of the servers daca supervises (Redis, PostgreSQL) carry.
+    pub fn server_log_names(&self) -> Vec<String> {
+        let snapshot = self.snapshot();
+        let servers = snapshot.redis.iter().chain(&snapshot.postgres);
+        servers.map(|h| h.spec().name.clone()).collect()
     }
 
     /// Asks `daca up` to stop (`daca down`, the dashboard).

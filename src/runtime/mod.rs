@@ -95,6 +95,9 @@ pub struct ContainerLaunch {
     pub warm: bool,
     /// The app's pod (see `crate::pod::relay`), or `None` for the host's network.
     pub network: Option<PodNetwork>,
+    /// What asks it to stop: SIGTERM unless it means something else there (PostgreSQL's
+    /// SIGTERM waits for every session to end; its SIGINT is the fast shutdown).
+    pub stop_signal: Option<&'static str>,
 }
 
 /// A container's place in its pod.

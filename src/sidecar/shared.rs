@@ -48,9 +48,21 @@ impl Components {
         root: &std::path::Path,
         plan: &crate::redis::RedisPlan,
     ) -> Result<(Components, Vec<String>), ComponentsLoadError> {
-        let resources = crate::components::load_resources(resources, root)?;
+        Self::load_with(resources, root, plan, None)
+    }
+
+    /// [`Components::load`] for a project that may have a PostgreSQL server too.
+    pub fn load_with(
+        resources: Option<&std::path::Path>,
+        root: &std::path::Path,
+        plan: &crate::redis::RedisPlan,
+        postgres: Option<&crate::pgserver::PgPlan>,
+    ) -> Result<(Components, Vec<String>), ComponentsLoadError> {
+        let mut resources = crate::components::load_resources(resources, root)?;
+        let pointed = crate::pgserver::point(&mut resources.components, postgres);
         let (stores, mut notices) =
             crate::components::stores::state_stores(&resources.components, plan)?;
+        notices.extend(pointed);
         notices.extend(resources.notices.iter().cloned());
         let (pubsubs, more) = crate::pubsub::brokers(&resources.components, plan)?;
         notices.extend(more);

@@ -17,6 +17,8 @@ pub enum Probe {
     Http { port: u16, path: String },
     /// Ready when Redis on 127.0.0.1:port answers PING.
     Redis(u16),
+    /// Ready when PostgreSQL on 127.0.0.1:port answers a query as its superuser.
+    Postgres(u16),
     /// Ready when 127.0.0.1:port accepts a connection inside the pod that process `holder`
     /// holds (from the machine, daca's own forwarder would always accept).
     PodTcp { holder: u32, port: u16 },
@@ -39,6 +41,7 @@ impl Probe {
                 Probe::Tcp(port) => TcpStream::connect(("127.0.0.1", *port)).await.is_ok(),
                 Probe::Http { port, path } => http_ok(*port, path).await.unwrap_or(false),
                 Probe::Redis(port) => redis_pong(*port).await.unwrap_or(false),
+                Probe::Postgres(port) => crate::pgserver::provision::ready(*port).await,
                 Probe::PodTcp { holder, port } => {
                     let (holder, port) = (*holder, *port);
                     // A thread of its own: entering the pod's network moves only it, and it ends.
@@ -51,7 +54,12 @@ impl Probe {
                 Probe::Relay { socket, port } => crate::pod::relay::probe(socket, *port).await,
             }
         };
-        timeout(ATTEMPT, attempt).await.unwrap_or(false)
+        // A connection with its authentication takes longer than a PING.
+        let limit = match self {
+            Probe::Postgres(_) => ATTEMPT * 4,
+            _ => ATTEMPT,
+        };
+        timeout(limit, attempt).await.unwrap_or(false)
     }
 
     /// What is being waited for, for messages.
@@ -63,6 +71,7 @@ impl Probe {
                 format!("a 2xx answer from http://127.0.0.1:{port}{path}")
             }
             Probe::Redis(port) => format!("Redis PING on 127.0.0.1:{port}"),
+            Probe::Postgres(port) => format!("a PostgreSQL query on 127.0.0.1:{port}"),
             Probe::PodTcp { port, .. } | Probe::Relay { port, .. } => {
                 format!("a TCP connection to 127.0.0.1:{port} in its pod")
             }

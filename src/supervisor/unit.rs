@@ -1,4 +1,4 @@
-//! What the supervisor runs, by name: the managed Redis or an app. Two different things can
+//! What the supervisor runs, by name: the managed Redis or PostgreSQL, or an app. Two different things can
 //! never share a name, whatever the user calls an app (`id: redis` is an app, not Redis).
 
 use std::fmt;
@@ -13,6 +13,8 @@ use crate::manifest::AppId;
 pub enum Unit {
     /// The Redis daca manages (a `redis-server` process or a container).
     Redis,
+    /// The PostgreSQL daca manages (`postgres:` in daca.yaml).
+    Postgres,
     App(AppId),
 }
 
@@ -20,7 +22,7 @@ impl Unit {
     /// The app-id, for an app.
     pub fn app(&self) -> Option<&AppId> {
         match self {
-            Unit::Redis => None,
+            Unit::Redis | Unit::Postgres => None,
             Unit::App(id) => Some(id),
         }
     }
@@ -30,6 +32,7 @@ impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unit::Redis => f.write_str("redis"),
+            Unit::Postgres => f.write_str("postgres"),
             Unit::App(id) => f.write_str(id.as_str()),
         }
     }

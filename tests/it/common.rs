@@ -126,13 +126,21 @@ pub fn free_port() -> u16 {
     let mut given = GIVEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Below the kernel's ephemeral range (32768-60999): a port the kernel gave out for bind(0)
+    // can be handed to any test's outgoing connection once released, and a client socket
+    // (a pooled keep-alive connection lasts minutes) on it makes a later listen there fail.
+    let seed = std::process::id() as u64 ^ given.len() as u64;
+    let mut next = seed.wrapping_mul(6364136223846793005).wrapping_add(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64),
+    );
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
+        next = next
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = 20_000 + ((next >> 33) % 12_000) as u16;
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return port;
         }

@@ -17,6 +17,8 @@ use crate::up::Up;
 const PYTHON_IMAGE: &str = "daca-test/python:3.11";
 const REDIS_IMAGE: &str = "daca-test/redis:7";
 const BASE_IMAGE: &str = "daca-test/base:bookworm";
+/// The official postgres image's interface on Debian's PostgreSQL (scripts/test-images).
+pub(crate) const POSTGRES_IMAGE: &str = "daca-test/postgres:15";
 /// The example's Dockerfile CMD listens here.
 const APP_PORT: u16 = 8000;
 /// A first build installs packages; later ones are cached.
@@ -444,7 +446,7 @@ fn a_killed_daca_leaves_no_containers_and_never_touches_others() {
 }
 
 /// Pids of processes whose command line contains `needle`.
-fn pgrep(needle: &str) -> Vec<i32> {
+pub(crate) fn pgrep(needle: &str) -> Vec<i32> {
     let output = Command::new("pgrep").args(["-f", needle]).output().unwrap();
     text(&output.stdout)
         .lines()

@@ -534,3 +534,27 @@ fn daca_build_and_export_build_tag_the_images_the_export_names() {
     assert!(files(&deploy)["hello-api.yaml"].contains(&format!("image: {image}")));
     crate::docker::docker(&["rmi", image]);
 }
+
+/// `postgres:` runs a server on this machine only: the export says so rather than dropping it
+/// silently, and writes no PostgreSQL object.
+#[test]
+fn an_exported_project_with_postgres_says_the_cluster_serves_the_database() {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("daca.yaml"),
+        "name: pgx\npostgres: {}\napps:\n  - id: a\n    command: [sleep, \"1\"]\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let stdout = export(project.path(), out.path(), &[]);
+    assert!(
+        stdout.contains("`postgres:` is not exported: the components keep their connectionString"),
+        "{stdout}"
+    );
+    assert!(
+        !files(out.path())
+            .values()
+            .any(|text| text.contains("image: postgres")),
+        "no server is exported"
+    );
+}

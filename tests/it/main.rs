@@ -26,6 +26,7 @@ mod on_change;
 mod pod_volumes;
 mod pods;
 mod postgres;
+mod postgres_managed;
 mod process;
 mod project;
 mod pubsub;

@@ -258,3 +258,50 @@ fn volumes_and_namespace_are_checked_where_written() {
         assert!(err.contains(said), "{said} in\n{err}");
     }
 }
+
+/// `postgres:`: absent is none, `{}` the managed default, `url` the user's own; a wrong
+/// provider, a non-postgres URL and `url` beside managed-only keys are located errors.
+#[test]
+fn postgres_is_checked_where_written() {
+    use daca::manifest::{PostgresConfig, PostgresProvider};
+    let file = Path::new("/p/daca.yaml");
+    let app = "apps:\n  - id: a\n    command: [sleep, \"1\"]\n";
+    let parse = |postgres: &str| manifest::parse(file, &format!("name: pg\n{postgres}{app}"));
+    assert_eq!(parse("").unwrap().postgres, None);
+    assert_eq!(
+        parse("postgres: {}\n").unwrap().postgres,
+        Some(PostgresConfig::Managed {
+            provider: PostgresProvider::Auto,
+            port: None,
+            persistence: true,
+            image: manifest::DEFAULT_POSTGRES_IMAGE.into(),
+        })
+    );
+    let err = parse("postgres:\n  provider: rds\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("daca.yaml:3:13"), "{err}");
+    assert!(err.contains("unknown postgres provider `rds`"), "{err}");
+    let err = parse("postgres:\n  url: mysql://db\n  image: postgres:16\n")
+        .unwrap_err()
+        .to_string();
+    for (message, at) in [
+        ("postgres url is not a postgres:// URL", "daca.yaml:3:8"),
+        (
+            "`postgres.image` and `postgres.url` cannot both be set",
+            "daca.yaml:4:10",
+        ),
+    ] {
+        assert!(
+            err.contains(&format!("error: {message}\n --> /p/{at}")),
+            "{err}"
+        );
+    }
+    let own = parse("postgres: { url: \"postgres://me@db:5432/x\" }\n").unwrap();
+    assert_eq!(
+        own.postgres,
+        Some(PostgresConfig::External {
+            url: "postgres://me@db:5432/x".into()
+        })
+    );
+}
