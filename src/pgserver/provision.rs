@@ -97,6 +97,8 @@ pub async fn ready(port: u16) -> bool {
         .user(super::SUPERUSER)
         .dbname("postgres");
     let Ok((client, connection)) = config.connect(NoTls).await else {
+        // Each refused attempt is a FATAL line in the server's log: not every few ms.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         return false;
     };
     tokio::spawn(connection);

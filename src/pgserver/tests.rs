@@ -175,3 +175,22 @@ fn other_addresses_are_used_as_written_and_a_lone_cluster_name_gets_a_hint() {
     assert!(!notices[0].contains("s3cret"));
     assert_eq!(cluster[0].redirect, None);
 }
+
+#[test]
+fn the_users_own_server_takes_cluster_names_but_nothing_is_made_on_it() {
+    let mut components = [component(
+        ComponentKind::StatePostgres,
+        "host=postgres.default.svc.cluster.local user=lab dbname=labdb",
+    )];
+    let yours = PgPlan::External {
+        url: "postgres://me:pw@db.internal:6543/x".into(),
+    };
+    let notices = point(&mut components, Some(&yours));
+    assert!(notices[0].contains("db.internal:6543"), "{}", notices[0]);
+    let redirect = components[0].redirect.clone().unwrap();
+    assert_eq!(
+        (redirect.host.as_str(), redirect.port),
+        ("db.internal", 6543)
+    );
+    assert!(!redirect.provision);
+}

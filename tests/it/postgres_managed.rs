@@ -125,6 +125,37 @@ fn a_managed_postgres_from_the_machines_binaries_serves_cluster_components() {
         assert!(!seen.contains("planted-s3cret"), "{seen}");
     }
 
+    // The server SIGKILLed: daca starts it again, and nothing stored is lost.
+    let postmaster = postgres_processes(&data)[0]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    Command::new("kill")
+        .args(["-9", &postmaster])
+        .status()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let now = postgres_processes(&data);
+            now.len() == 1 && !now[0].starts_with(&format!("{postmaster} "))
+        }),
+        "{}",
+        up.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || http_request_full(
+            sidecar,
+            "GET",
+            "/v1.0/state/statestore/order-1",
+            ""
+        )
+        .0 == 200),
+        "{}",
+        up.output()
+    );
+    still_there(sidecar, &up);
+
     // Ctrl-C: a fast shutdown, nothing left; the data is there on the next run.
     let stopping = Instant::now();
     up.stop_cleanly();
