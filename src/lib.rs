@@ -29,6 +29,7 @@ pub mod folder;
 pub mod jobs;
 pub mod logs;
 pub mod manifest;
+pub mod panics;
 pub mod pgserver;
 pub mod pod;
 pub mod ports;

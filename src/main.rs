@@ -9,11 +9,7 @@ use daca::cli::{self, Cli};
 use daca::logs::LogFormat;
 
 fn main() -> ExitCode {
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!(
-            "daca: internal error: {info}\n  hint: this is a bug in daca; please report it with the command you ran"
-        );
-    }));
+    daca::panics::install_hook();
     let cli = Cli::parse();
     if let Some(result) = cli::run_single_threaded(&cli) {
         return match result {

@@ -240,8 +240,9 @@ fn strip_trailing_slash(mut request: Request) -> Request {
     request
 }
 
-/// The API token check, then the handler, then a W3C `traceparent` on the response: the
-/// caller's, or a new one. One middleware rather than two: this runs on every request.
+/// The API token check, then the handler (a panic in it answers only its own request), then
+/// a W3C `traceparent` on the response: the caller's, or a new one. One middleware rather than
+/// several: this runs on every request.
 async fn around_every_request(
     State(state): State<Arc<SidecarState>>,
     request: Request,
@@ -264,7 +265,17 @@ async fn around_every_request(
         }
     }
     let incoming = request.headers().get("traceparent").cloned();
-    let mut response = next.run(request).await;
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let route = || format!("sidecar of {}: {method} {}", state.app_id, uri.path());
+    let mut response = match crate::panics::catch(route, next.run(request)).await {
+        Ok(response) => response,
+        Err(caught) => error::ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_INTERNAL",
+            format!("daca failed serving this request: {}", caught.message),
+        )
+        .into_response(),
+    };
     if !response.headers().contains_key("traceparent") {
         let value = incoming.unwrap_or_else(|| {
             HeaderValue::from_str(&new_traceparent())
@@ -296,4 +307,50 @@ pub fn new_traceparent() -> String {
         mix(seed ^ n.rotate_left(17)),
         mix(seed.wrapping_add(n))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    /// A handler that panics answers its own request with Dapr's 500 body; the next request
+    /// on the same router is served as usual.
+    #[tokio::test]
+    async fn a_panicking_handler_costs_only_its_own_request() {
+        crate::panics::install_hook();
+        let shared = Arc::new(Shared::new(
+            Components::with_stores(Default::default()),
+            None,
+        ));
+        let state = Arc::new(SidecarState::new("t", shared, 1 << 20));
+        let boom = || async {
+            let parsed: Result<u32, _> = "not a number".parse::<u32>();
+            parsed.expect("a bug in a handler");
+        };
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                around_every_request,
+            ))
+            .with_state(state);
+        let call = |path: &str| {
+            let request = Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            app.clone().oneshot(request)
+        };
+        let answer = call("/boom").await.unwrap();
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.starts_with(r#"{"errorCode":"ERR_INTERNAL","message":"daca failed serving this request: a bug in a handler"#), "{body}");
+        let answer = call("/fine").await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
 }

@@ -91,9 +91,14 @@ where
             Ok(message) => message,
             Err(status) => return Ok(status.into_http()),
         };
-        Ok(match handler(message).await {
-            Ok(answer) => answer_response(&answer),
-            Err(status) => status.into_http(),
+        let what = || format!("gRPC API: {}", std::any::type_name::<Req>());
+        Ok(match crate::panics::catch(what, handler(message)).await {
+            Ok(Ok(answer)) => answer_response(&answer),
+            Ok(Err(status)) => status.into_http(),
+            Err(caught) => {
+                let message = format!("daca failed serving this call: {}", caught.message);
+                Status::internal(message).into_http()
+            }
         })
     })
 }
