@@ -56,7 +56,7 @@ pub async fn run(args: &DownArgs) -> crate::Result<()> {
 }
 
 async fn stop_running(record: &crate::project::RunRecord) -> crate::Result<()> {
-    Client::new(&record.control).down().await?;
+    Client::of(record).down().await?;
     println!("stopping daca (pid {}) ...", record.daca.pid);
     // Each app has its grace period; a generous bound keeps `down` from hanging forever.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -27,7 +27,7 @@ pub enum Action {
 
 pub async fn run(args: &JobsArgs) -> crate::Result<()> {
     let record = super::running(&args.project)?;
-    let client = Client::new(&record.control);
+    let client = Client::of(&record);
     if let Some(Action::Delete { app, name }) = &args.action {
         let path = format!("/v1/jobs/{}/{}", encode(app), encode(name));
         client.delete(&path).await?;

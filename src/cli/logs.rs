@@ -42,7 +42,7 @@ pub async fn run(args: &LogsArgs, format: LogFormat) -> crate::Result<()> {
         file: args.file.clone(),
         dir: args.dir.clone(),
     })?;
-    let client = Client::new(&record.control);
+    let client = Client::of(&record);
     // The same order as `daca up` gives its printer (Redis, then the apps), so colours match.
     let status = client.ps().await?;
     let redis = status.redis.status.map(|s| s.name);

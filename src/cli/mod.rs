@@ -364,7 +364,7 @@ fn text(value: &serde_json::Value) -> String {
 /// `daca dashboard`: the address, opened with `$BROWSER` or `xdg-open` when there is one.
 fn dashboard(project: &ProjectArgs, no_open: bool) -> crate::Result<()> {
     let record = running(project)?;
-    let url = format!("http://{}/", record.control);
+    let url = format!("http://{}/?token={}", record.control, record.token);
     println!("dashboard: {url}");
     if no_open {
         return Ok(());

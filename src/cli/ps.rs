@@ -7,14 +7,14 @@ use crate::logs::now_ms;
 pub async fn run(project: &super::ProjectArgs, json: bool, actors: bool) -> crate::Result<()> {
     let record = super::running(project)?;
     if actors {
-        let view = Client::new(&record.control).actors().await?;
+        let view = Client::of(&record).actors().await?;
         match json {
             true => println!("{}", serde_json::to_string_pretty(&view)?),
             false => print!("{}", actors_table(&view)),
         }
         return Ok(());
     }
-    let status = Client::new(&record.control).ps().await?;
+    let status = Client::of(&record).ps().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

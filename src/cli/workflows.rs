@@ -59,7 +59,7 @@ pub enum Action {
 
 pub async fn run(args: &WorkflowsArgs) -> crate::Result<()> {
     let record = super::running(&args.project)?;
-    let client = Client::new(&record.control);
+    let client = Client::of(&record);
     let list = client.get_json("/v1/workflows").await?;
     let Some(action) = &args.action else {
         match args.json {

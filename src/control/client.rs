@@ -24,10 +24,20 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(address: &str) -> Client {
+    /// A client for the daca that wrote `record`, with its token.
+    pub fn of(record: &crate::project::RunRecord) -> Client {
+        Client::new(&record.control, &record.token)
+    }
+
+    pub fn new(address: &str, token: &str) -> Client {
         // No overall timeout: `logs --follow` streams for as long as the user watches.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .default_headers(headers)
             .build()
             .expect("UNWRAP: a client without TLS always builds");
         Client {

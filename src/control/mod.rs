@@ -3,10 +3,12 @@
 //! tests. Read-only views plus a few verbs: `down`, and start/stop/restart of one app.
 
 pub mod client;
+pub mod secret;
 mod server;
 
 use serde::{Deserialize, Serialize};
 
+pub use secret::RunToken;
 pub use server::{CHANGE_HEADER, serve, status};
 
 use crate::env::SidecarPorts;

@@ -23,6 +23,7 @@ const CLOSING: std::time::Duration = std::time::Duration::from_secs(1);
 pub async fn serve(
     listener: tokio::net::TcpListener,
     view: ProjectView,
+    secret: super::RunToken,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
@@ -33,7 +34,7 @@ pub async fn serve(
         .route("/v1/apps/{name}/{action}", post(app_action))
         .merge(crate::dashboard::routes())
         .layer(axum::middleware::from_fn(move |request, next| {
-            guard(port, request, next)
+            guard(port, secret.clone(), request, next)
         }))
         .with_state(view);
     let served =
@@ -57,9 +58,11 @@ pub async fn serve(
 pub const CHANGE_HEADER: &str = "x-daca";
 
 /// Refuses what a web page elsewhere could send: a `Host` other than this loopback address
-/// (DNS rebinding), and changes without [`CHANGE_HEADER`].
+/// (DNS rebinding), and changes without [`CHANGE_HEADER`]; and anyone without the run's token
+/// (another user of the machine), which a browser brings once as `?token=` and then as a cookie.
 async fn guard(
     port: u16,
+    secret: super::RunToken,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -81,6 +84,16 @@ async fn guard(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     );
+    if !secret.carried_by(request.headers()) {
+        return match reads.then(|| url_token(&request, &secret)).flatten() {
+            Some(redirect) => redirect,
+            None => {
+                let error = "this daca answers only its owner: use `daca ps`/`logs`/`down`, or open the dashboard with `daca dashboard` (the URL `daca up` printed holds the token)";
+                let body = Json(serde_json::json!({ "error": error }));
+                (StatusCode::UNAUTHORIZED, body).into_response()
+            }
+        };
+    }
     if !reads && !request.headers().contains_key(CHANGE_HEADER) {
         let error = format!("requests that change something need the header `{CHANGE_HEADER}: 1`");
         return (
@@ -90,6 +103,35 @@ async fn guard(
             .into_response();
     }
     next.run(request).await
+}
+
+/// A page opened with the token in its URL: the same page without it, the token now a cookie
+/// (HttpOnly, same-site), so that it stays out of the address bar and the page's own requests.
+fn url_token(request: &axum::extract::Request, secret: &super::RunToken) -> Option<Response> {
+    let query = request.uri().query()?;
+    let given = query.split('&').find_map(|p| p.strip_prefix("token="))?;
+    if !secret.matches(given) {
+        return None;
+    }
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with("token="))
+        .collect();
+    let mut location = request.uri().path().to_string();
+    if !rest.is_empty() {
+        location = format!("{location}?{}", rest.join("&"));
+    }
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict",
+        super::secret::COOKIE,
+        secret.as_str()
+    );
+    let headers = [
+        (header::LOCATION, location),
+        (header::SET_COOKIE, cookie),
+        (header::CACHE_CONTROL, "no-store".to_string()),
+    ];
+    Some((StatusCode::SEE_OTHER, headers).into_response())
 }
 
 async fn ps(State(view): State<ProjectView>) -> Json<ProjectStatus> {

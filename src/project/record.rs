@@ -18,11 +18,13 @@ use crate::supervisor::{AppEvent, AppState, AppStatus};
 pub(super) async fn serve_control(
     view: &ProjectView,
     tasks: &TaskTracker,
+    secret: &crate::control::RunToken,
     token: &CancellationToken,
 ) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?.to_string();
-    tasks.spawn(crate::control::serve(listener, view.clone(), token.clone()));
+    let serving = crate::control::serve(listener, view.clone(), secret.clone(), token.clone());
+    tasks.spawn(serving);
     Ok(address)
 }
 
@@ -31,14 +33,14 @@ pub(super) fn announce(
     redis_plan: &RedisPlan,
     pg_plan: Option<&crate::pgserver::PgPlan>,
     snapshot: &Snapshot,
-    control: &str,
+    dashboard: &str,
     containers: Option<&crate::docker::ContainerPlan>,
 ) {
     let postgres = pg_plan
         .map(|plan| format!(" · postgres: {}", plan.describe()))
         .unwrap_or_default();
     tracing::info!(
-        "project {} · redis: {}{postgres} · dashboard: http://{control}/",
+        "project {} · redis: {}{postgres} · dashboard: {dashboard}",
         manifest.name,
         redis_plan.describe()
     );
@@ -95,13 +97,14 @@ pub(super) struct RunWriter {
 }
 
 impl RunWriter {
-    pub fn new(manifest: &Manifest, control: &str) -> RunWriter {
+    pub fn new(manifest: &Manifest, control: &str, secret: &crate::control::RunToken) -> RunWriter {
         RunWriter {
             state: StateDir::new(&manifest.root),
             base: RunRecord {
                 project: manifest.name.clone(),
                 daca: ProcessRef::me(),
                 control: control.to_string(),
+                token: secret.as_str().to_string(),
                 groups: Vec::new(),
             },
         }

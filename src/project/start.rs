@@ -390,18 +390,23 @@ impl Running {
     /// Serves the control API, says where everything is, and starts keeping the run record
     /// and the timeline; returns the control API's address.
     async fn publish(&self, owner: &Owner, view: &ProjectView) -> Result<String, Error> {
-        let control = record::serve_control(view, &self.tasks, &self.token).await?;
+        let secret = crate::control::RunToken::new().map_err(|err| {
+            Problem::new(format!("cannot make the control API's token: {err}"))
+                .hint("daca reads it from /dev/urandom")
+        })?;
+        let control = record::serve_control(view, &self.tasks, &secret, &self.token).await?;
         let containers = self.plan.as_deref();
         let snapshot = view.snapshot();
+        let dashboard = format!("http://{control}/?token={}", secret.as_str());
         record::announce(
             &self.manifest,
             &self.redis_plan,
             self.pg_plan.as_ref(),
             &snapshot,
-            &control,
+            &dashboard,
             containers,
         );
-        let runs = record::RunWriter::new(&self.manifest, &control);
+        let runs = record::RunWriter::new(&self.manifest, &control, &secret);
         runs.write(&view.snapshot())?;
         let supervisor = &owner.ctx.supervisor;
         let token = self.token.clone();

@@ -63,6 +63,9 @@ pub struct RunRecord {
     pub daca: ProcessRef,
     /// `127.0.0.1:PORT` of the control API.
     pub control: String,
+    /// The control API's token (see `control::secret`); this file is readable by its owner only.
+    #[serde(default)]
+    pub token: String,
     /// The process group of every running unit.
     pub groups: Vec<Group>,
 }
@@ -131,9 +134,21 @@ impl StateDir {
         let path = self.record_path();
         let temporary = self.dir.join("run.json.tmp");
         let text = serde_json::to_string_pretty(record).expect("UNWRAP: the record is plain data");
-        std::fs::write(&temporary, text)
-            .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|source| StateError::Write { path, source })
+        // It holds the control API's token: its owner's only, from its first byte on.
+        let written = (|| {
+            use std::io::Write;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let _ = std::fs::remove_file(&temporary);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temporary)?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(text.as_bytes())?;
+            std::fs::rename(&temporary, &path)
+        })();
+        written.map_err(|source| StateError::Write { path, source })
     }
 
     /// Removes the record (daca stopped cleanly).

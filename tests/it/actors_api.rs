@@ -355,9 +355,11 @@ fn the_dashboard_shows_actors_and_calls_and_deactivates_them() {
             .0,
         200
     );
-    let port = crate::dashboard::control_port(project.dir.path());
     let browser = crate::dashboard::Browser::start();
-    browser.open(&format!("http://127.0.0.1:{port}/#actors"));
+    browser.open(&crate::dashboard::dashboard_url(
+        project.dir.path(),
+        "#actors",
+    ));
     browser.wait_js(
         "the script ran",
         "return document.body.dataset.ready === 'true'",

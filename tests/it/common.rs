@@ -202,6 +202,27 @@ pub fn http_request_with(
     http_request_waiting(port, method, path, body, headers, Duration::from_secs(15))
 }
 
+/// The tokens of the control APIs the tests talk to, by port (see `dashboard::control_port`):
+/// the helpers below send it to those ports, as the CLI does.
+static CONTROL_TOKENS: std::sync::Mutex<Vec<(u16, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers that `port` is a control API whose token is `token`.
+pub fn remember_control(port: u16, token: &str) {
+    let mut tokens = CONTROL_TOKENS.lock().unwrap_or_else(|p| p.into_inner());
+    tokens.retain(|(p, _)| *p != port);
+    tokens.push((port, token.to_string()));
+}
+
+/// The `Authorization` header line for `port`, when it is a control API.
+pub fn control_auth(port: u16) -> String {
+    let tokens = CONTROL_TOKENS.lock().unwrap_or_else(|p| p.into_inner());
+    tokens
+        .iter()
+        .find(|(p, _)| *p == port)
+        .map(|(_, token)| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default()
+}
+
 /// [`http_request_with`] waiting up to `patience` for the answer.
 pub fn http_request_waiting(
     port: u16,
@@ -214,10 +235,11 @@ pub fn http_request_waiting(
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(patience)).ok()?;
-    let extra: String = headers
+    let mut extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
+    extra.push_str(&control_auth(port));
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
@@ -246,8 +268,9 @@ pub fn http_request_full(
         .set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{body}",
+        body.len(),
+        control_auth(port)
     );
     stream.write_all(head.as_bytes()).unwrap();
     let response = read_response(&mut stream).unwrap_or_default();

@@ -3,6 +3,7 @@
 //! saving a screenshot of each view.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,19 +16,33 @@ use crate::up::Up;
 
 const CHANGE: [(&str, &str); 1] = [("X-Daca", "1")];
 
-/// The control API's port of a running `daca up` in `dir`.
+/// The control API's port of a running `daca up` in `dir`; the test helpers send its token
+/// there from now on.
 pub(crate) fn control_port(dir: &Path) -> u16 {
     let record: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(".daca/run.json")).unwrap())
             .unwrap();
-    record["control"]
+    let port = record["control"]
         .as_str()
         .unwrap()
         .rsplit(':')
         .next()
         .unwrap()
         .parse()
-        .unwrap()
+        .unwrap();
+    crate::common::remember_control(port, record["token"].as_str().unwrap());
+    port
+}
+
+/// The dashboard's address with the run's token, as `daca up` prints it, then `rest` (a
+/// fragment such as `#actors`).
+pub(crate) fn dashboard_url(dir: &Path, rest: &str) -> String {
+    let port = control_port(dir);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".daca/run.json")).unwrap())
+            .unwrap();
+    let token = record["token"].as_str().unwrap();
+    format!("http://127.0.0.1:{port}/?token={token}{rest}")
 }
 
 fn get_json(port: u16, path: &str) -> Value {
@@ -44,7 +59,8 @@ fn read_sse(port: u16, path: &str, limit: Duration, done: impl Fn(&str) -> bool)
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n{}\r\n",
+        crate::common::control_auth(port)
     )
     .unwrap();
     let deadline = Instant::now() + limit;
@@ -116,7 +132,7 @@ fn every_endpoint_the_page_uses_answers_from_the_running_project() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let url = format!("http://127.0.0.1:{port}/");
+    let url = dashboard_url(project.path(), "");
     let dir = project.path().to_str().unwrap();
     let shown = crate::cli::run(&["dashboard", "--no-open", "-d", dir]);
     assert!(crate::cli::text(&shown.stdout).contains(&format!("dashboard: {url}")));
@@ -310,6 +326,42 @@ fn every_endpoint_the_page_uses_answers_from_the_running_project() {
     let mut answer = String::new();
     raw.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+
+    // Only its owner drives it: without the run's token (another user of the machine) 401;
+    // the printed URL's token becomes a same-site cookie; the record is the owner's only.
+    let raw_get = |path: &str, extra: &str| {
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
+        );
+        raw.write_all(head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        raw.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let anyone = raw_get("/v1/ps", "");
+    assert!(anyone.starts_with("HTTP/1.1 401"), "{anyone}");
+    assert!(
+        anyone.contains("this daca answers only its owner"),
+        "{anyone}"
+    );
+    assert!(raw_get("/", "Authorization: Bearer guess\r\n").starts_with("HTTP/1.1 401"));
+    assert!(raw_get("/?token=guess", "").starts_with("HTTP/1.1 401"));
+    let record = project.path().join(".daca/run.json");
+    let token: String = serde_json::from_str::<Value>(&std::fs::read_to_string(&record).unwrap())
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .into();
+    let opened = raw_get(&format!("/?token={token}"), "").to_ascii_lowercase();
+    assert!(opened.starts_with("http/1.1 303"), "{opened}");
+    assert!(opened.contains("location: /\r\n"), "{opened}");
+    let cookie = format!("set-cookie: daca-token={token}; path=/; httponly; samesite=strict");
+    assert!(opened.contains(&cookie), "{opened}");
+    let with_cookie = raw_get("/v1/ps", &format!("Cookie: daca-token={token}\r\n"));
+    assert!(with_cookie.starts_with("HTTP/1.1 200"), "{with_cookie}");
+    let mode = std::fs::metadata(&record).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
     up.stop_cleanly();
 }
 
@@ -461,10 +513,9 @@ fn the_page_in_a_real_browser_follows_the_project_and_acts_on_it() {
     }
     let mut up = Up::start(&repo().join("examples/pubsub"), None);
     up.wait_output("all 4 app(s) ready", Duration::from_secs(120));
-    let port = control_port(&repo().join("examples/pubsub"));
     let browser = Browser::start();
     let shots = screenshot_dir();
-    browser.open(&format!("http://127.0.0.1:{port}/"));
+    browser.open(&dashboard_url(&repo().join("examples/pubsub"), ""));
     browser.wait_js(
         "the script ran",
         "return document.body.dataset.ready === 'true'",

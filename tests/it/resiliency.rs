@@ -151,7 +151,7 @@ fn breaker_opens_and_half_opens(up: &Up, dir: &Path, caller: u16, flaky_app: u16
     // the breaker stays open.
     let browser = crate::common::have("chromedriver").then(|| {
         let browser = crate::dashboard::Browser::start();
-        browser.open(&format!("http://127.0.0.1:{control}/#resiliency"));
+        browser.open(&crate::dashboard::dashboard_url(dir, "#resiliency"));
         browser.wait_js(
             "the page ready",
             "return document.body.dataset.ready === 'true'",

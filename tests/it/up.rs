@@ -420,6 +420,7 @@ fn up_without_redis_server_falls_back_to_the_embedded_store() {
     )
     .unwrap();
     let control_port = port_of(&record["control"]);
+    crate::common::remember_control(control_port, record["token"].as_str().unwrap());
     // A change without the header other web pages cannot send is refused.
     let (status, body) = http("POST", control_port, "/v1/apps/web/restart").unwrap();
     assert_eq!(status, 403, "{body}");

@@ -658,9 +658,11 @@ fn the_dashboard_shows_and_controls_workflows_in_a_real_browser() {
     let mut up = project.up();
     assert_eq!(project.run("fail", "boom1", "")["status"], "FAILED");
     project.start("approval", "wait1", "");
-    let port = crate::dashboard::control_port(project.dir.path());
     let browser = crate::dashboard::Browser::start();
-    browser.open(&format!("http://127.0.0.1:{port}/#workflows"));
+    browser.open(&crate::dashboard::dashboard_url(
+        project.dir.path(),
+        "#workflows",
+    ));
     let listed = "return document.getElementById('workflow-list').textContent.includes('boom1')";
     browser.wait_js("the instances", listed, Duration::from_secs(10));
     browser.click("#workflow-list tr[data-instance=\"boom1\"] button.workflow-show");
