@@ -112,7 +112,18 @@ pub fn envelope(p: &Publish) -> Result<Vec<u8>, EnvelopeError> {
     };
     apply_overrides(&mut event, p.metadata);
     if let Some(ttl) = ttl(p.metadata)? {
-        let expires = now + ttl;
+        // RFC 3339 ends with year 9999; past it the expiration could not be written (and the
+        // clock could overflow): found by `scripts/fuzz cloudevents`.
+        let last = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        let expires = now
+            .checked_add(ttl)
+            .filter(|at| *at <= last)
+            .ok_or_else(|| {
+                EnvelopeError::Metadata(format!(
+                    "incorrect value for metadata 'ttlInSeconds': {} is past the year 9999",
+                    ttl.as_secs()
+                ))
+            })?;
         event.insert(
             "expiration".into(),
             humantime::format_rfc3339_seconds(expires)
@@ -414,6 +425,27 @@ mod tests {
             tracestate: "",
         };
         assert!(envelope(&p).is_err());
+    }
+
+    /// `scripts/fuzz cloudevents` found it: a TTL whose expiration is past year 9999 made
+    /// the RFC 3339 formatter panic; now it is the publish's 400.
+    #[test]
+    fn a_ttl_past_the_year_9999_is_refused() {
+        for ttl in ["15555555555555550", "9223372036854775807", "300000000000s"] {
+            let metadata = BTreeMap::from([("ttlInSeconds".to_string(), ttl.to_string())]);
+            let p = Publish {
+                app_id: "a",
+                pubsub: "p",
+                topic: "t",
+                body: b"{}",
+                content_type: Some("application/json"),
+                metadata: &metadata,
+                traceparent: "",
+                tracestate: "",
+            };
+            let err = envelope(&p).unwrap_err().to_string();
+            assert!(err.contains("past the year 9999"), "{ttl}: {err}");
+        }
     }
 
     #[test]
