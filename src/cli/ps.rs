@@ -46,11 +46,8 @@ fn table(status: &ProjectStatus) -> String {
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let postgres = status.postgres.as_ref().map(|pg| {
-        let state = pg
-            .status
-            .as_ref()
-            .map(|s| format!(", {}", s.state.as_str()));
-        format!(" · postgres: {}{}", pg.describe, state.unwrap_or_default())
+        let state = state_suffix(pg.status.as_ref());
+        format!(" · postgres: {}{state}", pg.describe)
     });
     let mut out = format!(
         "project {} (daca pid {}) · redis: {}{}\n",
@@ -108,13 +105,15 @@ fn row(app: &AppView) -> Vec<String> {
     ]
 }
 
-fn redis_line(status: &ProjectStatus) -> String {
-    let state = status
-        .redis
-        .status
-        .as_ref()
+/// `, ready` (a supervised server's state), or nothing.
+fn state_suffix(status: Option<&crate::supervisor::AppStatus>) -> String {
+    status
         .map(|s| format!(", {}", s.state.as_str()))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn redis_line(status: &ProjectStatus) -> String {
+    let state = state_suffix(status.redis.status.as_ref());
     match &status.redis.url {
         Some(url) => format!("{} {url}{state}", status.redis.mode),
         None => status.redis.mode.clone(),

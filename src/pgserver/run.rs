@@ -77,10 +77,9 @@ pub fn run(args: &ServerArgs) -> Result<i32, RunError> {
     std::fs::set_permissions(&args.data, std::fs::Permissions::from_mode(0o700))
         .map_err(io(&args.data))?;
     if let Some((uid, gid)) = account {
-        chown(&args.data, Some(uid.into()), Some(gid.into())).map_err(|e| RunError::Io {
-            path: args.data.display().to_string(),
-            source: e.into(),
-        })?;
+        chown(&args.data, Some(uid.into()), Some(gid.into()))
+            .map_err(std::io::Error::from)
+            .map_err(io(&args.data))?;
     }
     if !args.data.join("PG_VERSION").exists() {
         initdb(args, account)?;

@@ -123,16 +123,24 @@ pub async fn redis_offer(
     let RedisConfig::Managed { image, .. } = &manifest.redis else {
         return None;
     };
-    image_offer(engine, owner, Some(image)).await
+    image_offer(engine, owner, image).await
+}
+
+/// What the engine offers a managed PostgreSQL.
+pub async fn postgres_offer(
+    engine: Option<&Engine>,
+    owner: &Owner,
+    manifest: &Manifest,
+) -> Option<EngineOffer> {
+    let Some(PostgresConfig::Managed { image, .. }) = &manifest.postgres else {
+        return None;
+    };
+    image_offer(engine, owner, image).await
 }
 
 /// What the engine offers a server daca may run from `image`.
-pub async fn image_offer(
-    engine: Option<&Engine>,
-    owner: &Owner,
-    image: Option<&str>,
-) -> Option<EngineOffer> {
-    let (engine, image) = (engine?, image?);
+async fn image_offer(engine: Option<&Engine>, owner: &Owner, image: &str) -> Option<EngineOffer> {
+    let engine = engine?;
     let image_local = docker::image::local_id(engine, image)
         .await
         .ok()

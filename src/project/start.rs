@@ -169,7 +169,7 @@ async fn provide(
         state.path(),
         std::env::var_os("PATH"),
         &mut picker,
-        containers::image_offer(engine.as_ref(), &labels, pg_image(manifest))
+        containers::postgres_offer(engine.as_ref(), &labels, manifest)
             .await
             .as_ref(),
     )?;
@@ -207,14 +207,6 @@ type Provided = (
     Option<Arc<ContainerPlan>>,
     PortPicker,
 );
-
-/// The image of a managed containerized PostgreSQL, when the manifest asks for one.
-fn pg_image(manifest: &Manifest) -> Option<&str> {
-    match &manifest.postgres {
-        Some(crate::manifest::PostgresConfig::Managed { image, .. }) => Some(image),
-        _ => None,
-    }
-}
 
 /// A project whose Redis and images are ready, about to run.
 struct Running {

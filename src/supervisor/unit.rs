@@ -1,5 +1,6 @@
-//! What the supervisor runs, by name: the managed Redis or PostgreSQL, or an app. Two different things can
-//! never share a name, whatever the user calls an app (`id: redis` is an app, not Redis).
+//! What the supervisor runs, by name: the managed Redis or PostgreSQL, or an app. Two
+//! different things can never share a name, whatever the user calls an app (`id: redis` is an
+//! app, not Redis).
 
 use std::fmt;
 
