@@ -27,6 +27,7 @@ pub mod events;
 pub mod export;
 pub mod folder;
 pub mod jobs;
+pub mod listen;
 pub mod logs;
 pub mod manifest;
 pub mod panics;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         };
     }
     telemetry(cli.log_format, cli.verbose);
+    daca::listen::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -37,20 +37,8 @@ pub async fn serve(
             guard(port, secret.clone(), request, next)
         }))
         .with_state(view);
-    let served =
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let cut = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(CLOSING).await;
-    };
-    tokio::select! {
-        result = served => {
-            if let Err(err) = result {
-                tracing::error!("control API stopped: {err}");
-            }
-        }
-        () = cut => tracing::debug!("control API: cut the streams still open"),
-    }
+    let gate = crate::listen::Gate::new("control API", crate::listen::MAX_CONNECTIONS);
+    crate::listen::serve_http(listener, gate, router, shutdown, CLOSING).await;
 }
 
 /// The header every request that changes something must carry. Other web pages can make a

@@ -140,6 +140,10 @@ pub fn spawn(
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // SAFETY: the closure makes only async-signal-safe calls (getrlimit, setrlimit).
+        unsafe {
+            cmd.pre_exec(crate::listen::restore_open_files_limit);
+        }
     });
     command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
     let mut child = command.spawn().map_err(|source| LaunchError::Spawn {

@@ -119,6 +119,7 @@ impl ApiError {
             }
             StatusCode::FORBIDDEN => Code::PermissionDenied,
             StatusCode::CONFLICT => Code::Aborted,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
             _ => Code::Internal,
         })
     }

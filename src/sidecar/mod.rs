@@ -27,12 +27,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sync::{Mutex, RwLock};
 
+use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::{Router, ServiceExt};
 use tower::Layer;
 
 pub use error::ApiError;
@@ -202,27 +202,19 @@ fn workflow_routes() -> Router<Arc<SidecarState>> {
 }
 
 /// Serves `state`'s sidecar on `listener` until `shutdown` is cancelled; then requests under
-/// way get [`DRAIN`] to finish.
+/// way get [`DRAIN`] to finish. The listener's limits are [`crate::listen`]'s.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<SidecarState>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let app_id = state.app_id.clone();
+    let gate = crate::listen::Gate::new(
+        format!("sidecar of {}", state.app_id),
+        crate::listen::MAX_CONNECTIONS,
+    );
     // Dapr strips a trailing slash before routing; that has to happen before the router sees the path.
     let service = tower::util::MapRequestLayer::new(strip_trailing_slash).layer(router(state));
-    let server = axum::serve(listener, ServiceExt::<Request>::into_make_service(service))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let deadline = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(DRAIN).await;
-    };
-    tokio::select! {
-        served = server.into_future() => if let Err(err) = served {
-            tracing::error!("sidecar of {app_id} stopped: {err}");
-        },
-        () = deadline => {}
-    }
+    crate::listen::serve_http(listener, gate, service, shutdown, DRAIN).await;
 }
 
 fn strip_trailing_slash(mut request: Request) -> Request {
@@ -263,6 +255,14 @@ async fn around_every_request(
             )
                 .into_response();
         }
+    }
+    // A body declared too large is refused before a byte of it is read.
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > state.max_body_size() as u64) {
+        return state_api::too_large(state.max_body_size()).into_response();
     }
     let incoming = request.headers().get("traceparent").cloned();
     let (method, uri) = (request.method().clone(), request.uri().clone());

@@ -43,12 +43,17 @@ pub(super) fn store_for(api: Api, sidecar: &SidecarState, name: &str) -> Result<
 pub(super) async fn read_body(sidecar: &SidecarState, body: Body) -> Result<axum::body::Bytes> {
     axum::body::to_bytes(body, sidecar.max_body_size())
         .await
-        .map_err(|_| {
-            ApiError::malformed(format!(
-                "http: request body too large (the limit is {} bytes; raise `max_body_size`)",
-                sidecar.max_body_size()
-            ))
-        })
+        .map_err(|_| too_large(sidecar.max_body_size()))
+}
+
+/// 413 for a body over the sidecar's limit (daprd answers 400, its handler's read error). The
+/// code stays daprd's, so a client that reads `errorCode` sees what it would there.
+pub(super) fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "ERR_MALFORMED_REQUEST",
+        format!("http: request body too large (the limit is {limit} bytes; raise `max_body_size`)"),
+    )
 }
 
 /// What every write handler starts with: the store, the query's metadata, the (limited) body.

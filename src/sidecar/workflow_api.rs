@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -135,8 +135,12 @@ pub async fn http_start(
     State(s): State<Arc<SidecarState>>,
     Path((_component, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match super::state_api::read_body(&s, body).await {
+        Ok(body) => body,
+        Err(err) => return err.into_response(),
+    };
     let instance = query.get("instanceID").map(String::as_str).unwrap_or("");
     match start(&s, &name, instance, &body, None).await {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "instanceID": id }))).into_response(),
@@ -166,8 +170,12 @@ pub async fn http_get(
 pub async fn http_raise(
     State(s): State<Arc<SidecarState>>,
     Path((_component, instance, event)): Path<(String, String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match super::state_api::read_body(&s, body).await {
+        Ok(body) => body,
+        Err(err) => return err.into_response(),
+    };
     if event.is_empty() {
         return ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -10,6 +10,7 @@
 mod actors;
 mod actors_api;
 mod bindings;
+mod chaos;
 mod cli;
 mod common;
 mod components;

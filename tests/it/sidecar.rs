@@ -489,7 +489,7 @@ async fn bodies_over_the_limit_are_refused() {
     let reply = s.save(&big).await;
     assert_eq!(
         (reply.status, reply.error_code().as_str()),
-        (400, "ERR_MALFORMED_REQUEST")
+        (413, "ERR_MALFORMED_REQUEST")
     );
     assert!(
         reply.json()["message"]

@@ -315,29 +315,31 @@ fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> A
 
 /// Serves the gRPC API on `listener` until `shutdown` is cancelled: HTTP/2 connections served
 /// by hyper straight into [`dispatch`] (tonic's router and default layers cost per request and
-/// add nothing here: one service, no timeouts). Then the listener closes, each connection
+/// add nothing here: one service, no timeouts), at most [`crate::listen::MAX_CONNECTIONS`] at once. Then the listener closes, each connection
 /// finishes its calls under way, and what has not after [`super::DRAIN`] is dropped.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     sidecar: Arc<SidecarState>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    let gate = crate::listen::Gate::new(
+        format!("gRPC API of {}", sidecar.app_id),
+        crate::listen::MAX_CONNECTIONS,
+    );
+    crate::listen::widen_backlog(&listener);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        tracing::debug!("gRPC accept: {err}");
-                        continue;
-                    }
-                };
+            (stream, permit) = gate.accept(&listener) => {
                 // Without TCP_NODELAY a 1 KiB answer waits for the client's delayed ACK (~40 ms).
                 let _ = stream.set_nodelay(true);
-                connections.spawn(conn::serve_connection(stream, sidecar.clone(), shutdown.clone()));
+                let served = conn::serve_connection(stream, sidecar.clone(), shutdown.clone());
+                connections.spawn(async move {
+                    served.await;
+                    drop(permit);
+                });
             }
         }
     }
