@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::docker::Owner;
-use crate::manifest::{RedisConfig, RedisProvider, RestartPolicy};
+use crate::manifest::{Persistence, RedisConfig, RedisProvider, RestartPolicy};
 use crate::ports::{PortPicker, is_free};
 use crate::runtime::{ContainerLaunch, LaunchSpec, ProcessLaunch};
 use crate::supervisor::{Probe, Unit, UnitSpec};
@@ -47,13 +47,13 @@ pub enum RedisPlan {
         binary: PathBuf,
         port: u16,
         data_dir: PathBuf,
-        persistence: bool,
+        persistence: Persistence,
     },
     /// A container on the host's network, data in a named volume.
     Container {
         image: String,
         port: u16,
-        persistence: bool,
+        persistence: Persistence,
         owner: Owner,
         /// The engine lacks the image: it is pulled before anything starts.
         pull: bool,
@@ -242,11 +242,7 @@ impl RedisPlan {
         .map(|s| s.to_string())
         .collect();
         args.extend(["--dir".to_string(), data_dir.display().to_string()]);
-        if *persistence {
-            args.extend(["--appendonly", "yes"].map(String::from));
-        } else {
-            args.extend(["--save", "", "--appendonly", "no"].map(String::from));
-        }
+        args.extend(persistence.redis_args().iter().map(|a| a.to_string()));
         Some(UnitSpec {
             unit: Unit::Redis,
             name: name.to_string(),
@@ -294,12 +290,10 @@ impl RedisPlan {
             ]
             .map(String::from),
         );
-        let volumes = if *persistence {
-            cmd.extend(["--appendonly", "yes"].map(String::from));
-            vec![(owner.volume(&Unit::Redis), "/data".to_string())]
-        } else {
-            cmd.extend(["--save", "", "--appendonly", "no"].map(String::from));
-            Vec::new()
+        cmd.extend(persistence.redis_args().iter().map(|a| a.to_string()));
+        let volumes = match persistence.is_on() {
+            true => vec![(owner.volume(&Unit::Redis), "/data".to_string())],
+            false => Vec::new(),
         };
         Some(UnitSpec {
             unit: Unit::Redis,

@@ -23,7 +23,7 @@ pub use app::parse_size;
 pub use error::{Diagnostic, ManifestError};
 pub use model::{
     AppId, AppProtocol, AppSpec, BuildSpec, ImageSource, Manifest, MountChoice, NetworkMode,
-    NetworkSpec, OnChange, PostgresConfig, PostgresProvider, ProcessSpec, RedisConfig,
+    NetworkSpec, OnChange, Persistence, PostgresConfig, PostgresProvider, ProcessSpec, RedisConfig,
     RedisProvider, ReloadMode, ReloadSpec, RestartPolicy, RuntimeChoice, SidecarSpec, Step,
     Supervision, Volume, WatchSpec,
 };

@@ -367,7 +367,7 @@ pub enum RedisConfig {
     Managed {
         provider: RedisProvider,
         port: Option<u16>,
-        persistence: bool,
+        persistence: Persistence,
         /// Image of a containerized Redis.
         image: String,
     },
@@ -379,6 +379,34 @@ impl RedisConfig {
         match self {
             RedisConfig::Managed { provider, .. } => Some(*provider),
             RedisConfig::External { .. } => None,
+        }
+    }
+}
+
+/// How a managed Redis keeps its data across restarts (`redis.persistence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing is written to disk: every run starts empty.
+    Off,
+    /// An append-only file synced once a second (`appendfsync everysec`): a Redis killed
+    /// loses at most the last second of acknowledged writes.
+    EverySecond,
+    /// Synced before each write is acknowledged (`appendfsync always`): nothing acknowledged
+    /// is lost, at the cost of an fsync per write.
+    Always,
+}
+
+impl Persistence {
+    pub fn is_on(self) -> bool {
+        self != Persistence::Off
+    }
+
+    /// redis-server's arguments for it.
+    pub fn redis_args(self) -> &'static [&'static str] {
+        match self {
+            Persistence::Off => &["--save", "", "--appendonly", "no"],
+            Persistence::EverySecond => &["--appendonly", "yes", "--appendfsync", "everysec"],
+            Persistence::Always => &["--appendonly", "yes", "--appendfsync", "always"],
         }
     }
 }

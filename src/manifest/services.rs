@@ -1,8 +1,8 @@
 //! `redis:` and `postgres:`: the servers daca may run for a project, or the user's own.
 
-use super::model::{PostgresConfig, PostgresProvider, RedisConfig, RedisProvider};
+use super::model::{Persistence, PostgresConfig, PostgresProvider, RedisConfig, RedisProvider};
 use super::validate::Checker;
-use super::wire::{PostgresWire, RedisWire};
+use super::wire::{PersistenceWire, PostgresWire, RedisWire};
 
 /// What Dapr's own `dapr init` runs.
 pub const DEFAULT_REDIS_IMAGE: &str = "redis:7-alpine";
@@ -49,12 +49,32 @@ pub(super) fn redis_config(checker: &mut Checker, wire: Option<&RedisWire>) -> R
     RedisConfig::Managed {
         provider,
         port,
-        persistence: wire.persistence.unwrap_or(true),
+        persistence: redis_persistence(checker, wire),
         image: wire
             .image
             .as_ref()
             .map(|i| i.value.clone())
             .unwrap_or_else(|| DEFAULT_REDIS_IMAGE.to_string()),
+    }
+}
+
+fn redis_persistence(checker: &mut Checker, wire: &RedisWire) -> Persistence {
+    let Some(written) = &wire.persistence else {
+        return Persistence::EverySecond;
+    };
+    match &written.value {
+        PersistenceWire::Flag(true) => Persistence::EverySecond,
+        PersistenceWire::Flag(false) => Persistence::Off,
+        PersistenceWire::Mode(mode) if mode == "always" => Persistence::Always,
+        PersistenceWire::Mode(other) => {
+            let hint = Some("use `true` (synced every second), `always` or `false`".into());
+            checker.error(
+                written,
+                format!("unknown redis persistence `{other}`"),
+                hint,
+            );
+            Persistence::EverySecond
+        }
     }
 }
 

@@ -114,8 +114,18 @@ pub struct RedisWire {
     pub provider: Option<At<String>>,
     /// Image of a containerized Redis (default `redis:7-alpine`).
     pub image: Option<At<String>>,
-    /// Keep managed Redis data under `.daca/redis/` across runs (default true).
-    pub persistence: Option<bool>,
+    /// Keep managed Redis data under `.daca/redis/` across runs: `true` (default; an
+    /// append-only file synced every second, as Redis's own default), `always` (synced before
+    /// each write is acknowledged), or `false`.
+    pub persistence: Option<At<PersistenceWire>>,
+}
+
+/// `persistence:` of Redis: a flag, or the one mode word.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PersistenceWire {
+    Flag(bool),
+    Mode(String),
 }
 
 /// Where PostgreSQL comes from.

@@ -187,7 +187,7 @@ pub async fn prepare_redis(
             return Ok(next);
         }
     }
-    if *persistence {
+    if persistence.is_on() {
         sweep::ensure_volume(engine, owner, &Unit::Redis).await?;
     }
     Ok(plan)

@@ -57,6 +57,10 @@ pub(crate) struct AppTask {
     retry_at: Option<tokio::time::Instant>,
     backoff: Backoff,
     started_once: bool,
+    /// The port another process holds, once that was said (so it is said once).
+    port_wait: Option<u16>,
+    /// The process group of the last launch.
+    last_group: Option<u32>,
 }
 
 impl AppTask {
@@ -81,6 +85,8 @@ impl AppTask {
             waiting: None,
             retry_at: None,
             backoff: Backoff::default(),
+            port_wait: None,
+            last_group: None,
             started_once: false,
         }
     }
@@ -175,6 +181,10 @@ impl AppTask {
 
     async fn launch(&mut self) {
         self.retry_at = None;
+        if let Some(port) = self.port_taken() {
+            return self.wait_for_port(port);
+        }
+        self.port_wait = None;
         let spec = self.spec.clone();
         match self
             .runtime
@@ -184,6 +194,7 @@ impl AppTask {
             Ok(launched) => {
                 let restarted = std::mem::replace(&mut self.started_once, true);
                 self.share_signals(Some(launched.signals.clone()));
+                self.last_group = Some(launched.pid);
                 self.current = Some(Current {
                     exited: launched.exited,
                     signals: launched.signals,
@@ -206,6 +217,54 @@ impl AppTask {
             }
             Err(err) => self.on_launch_error(err),
         }
+    }
+
+    /// The app's own port on the machine, when another process listens there. Checked before
+    /// every start: the app could not listen, and its readiness probe would pass against the
+    /// other process, whose answers would then be taken for the app's. (Its previous process
+    /// group is gone by now; in a pod, or in a container, the port is the pod's own.)
+    fn port_taken(&self) -> Option<u16> {
+        let crate::runtime::LaunchSpec::Process(process) = &self.spec.launch else {
+            return None;
+        };
+        let port = match &self.spec.probe {
+            Probe::Tcp(port) | Probe::Http { port, .. } => *port,
+            _ => return None,
+        };
+        (process.pod.is_none() && !crate::ports::is_free(port)).then_some(port)
+    }
+
+    /// Says once who holds the port, then looks again every second. A process of the app's
+    /// last group (killed, its sockets not yet closed) is waited for briefly and silently.
+    fn wait_for_port(&mut self, port: u16) {
+        let holder = crate::ports::holder(port);
+        let group = |pid: u32| nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32)));
+        let dying = holder
+            .as_ref()
+            .zip(self.last_group)
+            .is_some_and(|((pid, _), last)| group(*pid).is_ok_and(|g| g.as_raw() as u32 == last));
+        if dying {
+            self.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(10));
+            return;
+        }
+        let holder = match holder {
+            Some((pid, command)) => format!("pid {pid}, `{command}`"),
+            None => "a process daca cannot see".to_string(),
+        };
+        let message =
+            format!("port {port} is taken by another process ({holder}); starting once it is free");
+        if self.port_wait != Some(port) {
+            tracing::error!(
+                "{}: {message}\n  hint: stop it (`ss -ltnp 'sport = :{port}'`), or change the app's `port:`",
+                self.name()
+            );
+            self.port_wait = Some(port);
+        }
+        self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+        self.update(AppState::BackingOff, |s| {
+            s.pid = None;
+            s.message = Some(message);
+        });
     }
 
     fn on_launch_error(&mut self, err: LaunchError) {

@@ -101,7 +101,7 @@ fn a_valid_manifest_becomes_the_model_in_start_order() {
         RedisConfig::Managed {
             provider: RedisProvider::Auto,
             port: Some(6390),
-            persistence: false,
+            persistence: daca::manifest::Persistence::Off,
             image: "redis:7-alpine".into(),
         }
     );
@@ -174,7 +174,7 @@ fn container_fields_become_the_model() {
         RedisConfig::Managed {
             provider: RedisProvider::Docker,
             port: None,
-            persistence: true,
+            persistence: daca::manifest::Persistence::EverySecond,
             image: "redis:7.2".into(),
         }
     );
@@ -304,4 +304,40 @@ fn postgres_is_checked_where_written() {
             url: "postgres://me@db:5432/x".into()
         })
     );
+}
+
+/// `redis.persistence`: `true`/`false`, or `always` (fsync before each acknowledgement);
+/// another word is an error where it is written.
+#[test]
+fn redis_persistence_takes_always() {
+    use daca::manifest::{Persistence, RedisConfig};
+    let file = Path::new("/p/daca.yaml");
+    let app = "apps:\n  - id: a\n    command: [sleep, \"1\"]\n";
+    let parse = |redis: &str| manifest::parse(file, &format!("name: r\n{redis}{app}"));
+    let persistence = |redis: &str| match parse(redis).unwrap().redis {
+        RedisConfig::Managed { persistence, .. } => persistence,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(persistence(""), Persistence::EverySecond);
+    assert_eq!(
+        persistence("redis: { persistence: true }\n"),
+        Persistence::EverySecond
+    );
+    assert_eq!(
+        persistence("redis: { persistence: false }\n"),
+        Persistence::Off
+    );
+    assert_eq!(
+        persistence("redis: { persistence: always }\n"),
+        Persistence::Always
+    );
+    let err = parse("redis:\n  persistence: sometimes\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("daca.yaml:3:16"), "{err}");
+    assert!(
+        err.contains("unknown redis persistence `sometimes`"),
+        "{err}"
+    );
+    assert!(err.contains("`always`"), "{err}");
 }

@@ -17,7 +17,7 @@ fn managed(provider: RedisProvider, port: Option<u16>) -> RedisConfig {
     RedisConfig::Managed {
         provider,
         port,
-        persistence: true,
+        persistence: daca::manifest::Persistence::EverySecond,
         image: "redis:7-alpine".into(),
     }
 }
