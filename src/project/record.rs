@@ -137,10 +137,21 @@ impl RunWriter {
         view: ProjectView,
         stop: CancellationToken,
     ) {
-        on_changes(changes, stop, |_| {
-            if let Err(err) = self.write(&view.snapshot()) {
-                tracing::error!("{err}");
+        // A disk that is full stays full for a while: said once, and once more when it is over.
+        let mut failing = false;
+        on_changes(changes, stop, |_| match self.write(&view.snapshot()) {
+            Err(err) if !failing => {
+                failing = true;
+                tracing::error!(
+                    "{err}\n  hint: free space there; until then `daca down` cannot find what a killed daca leaves running"
+                );
             }
+            Err(_) => {}
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("{} is written again", self.state.path().join("run.json").display());
+            }
+            Ok(()) => {}
         })
         .await
     }

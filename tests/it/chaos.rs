@@ -1,7 +1,7 @@
 //! Faults under load, against a real `daca up`: more connections than a sidecar serves at once,
-//! a client that trickles its headers, bodies one byte over the limit. The faults of the
-//! services daca runs (Redis killed, an app crash-looping, a slow subscriber, a port taken, a
-//! full disk) are in `chaos_services`.
+//! a client that trickles its headers, bodies one byte over the limit. The faults of what
+//! daca runs are in `chaos_services` (Redis killed, daca killed, a full disk) and `chaos_apps`
+//! (an app crash-looping, a port taken, a slow subscriber).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

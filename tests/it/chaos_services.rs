@@ -1,5 +1,6 @@
 //! Faults of what daca runs, under load, against a real `daca up`: its managed redis-server
-//! SIGKILLed while state is saved and events published, then daca itself SIGKILLed.
+//! SIGKILLed while state is saved and events published, then daca itself SIGKILLed; `.daca/`
+//! on a full disk. The apps' faults are in `chaos_apps`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -64,7 +65,7 @@ fn save(n: u32) -> (String, String) {
     ("/v1.0/state/statestore".into(), body)
 }
 
-fn publish(n: u32) -> (String, String) {
+pub(crate) fn publish(n: u32) -> (String, String) {
     (
         "/v1.0/publish/pubsub/load".into(),
         format!(r#"{{"n":{n}}}"#),
@@ -102,7 +103,7 @@ fn unread(sidecar: u16, keys: &BTreeSet<u32>) -> Vec<u32> {
         .collect()
 }
 
-fn delivered(out: &std::path::Path) -> BTreeSet<u32> {
+pub(crate) fn delivered(out: &std::path::Path) -> BTreeSet<u32> {
     std::fs::read_to_string(out)
         .unwrap_or_default()
         .lines()
@@ -222,7 +223,7 @@ fn a_killed_redis_comes_back_requests_meanwhile_fail_fast_and_nothing_acknowledg
 }
 
 /// The app named `id` in `daca ps --json`.
-fn app(up: &Up, id: &str) -> serde_json::Value {
+pub(crate) fn app(up: &Up, id: &str) -> serde_json::Value {
     let ps = up.ps();
     ps["apps"]
         .as_array()
@@ -230,160 +231,135 @@ fn app(up: &Up, id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no app {id} in {ps}"))
 }
 
+/// A small tmpfs mounted on `dir`, unmounted on drop; `None` where mounting is not allowed.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here");
+        }
+        mounted.then(|| SmallDisk(dir.to_path_buf()))
+    }
+
+    /// Fills it; the filler is removed by [`SmallDisk::free`].
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while filler.write_all(&block).is_ok() {}
+        let _ = filler.write_all(&[0u8; 1]);
+        let _ = filler.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
 #[test]
-fn a_crash_looping_app_is_slowed_down_and_costs_no_other_app() {
+fn a_full_disk_under_dot_daca_is_a_clear_error_and_corrupts_nothing() {
+    if !have("redis-server") {
+        return;
+    }
     let _serial = serial();
     let project = tempfile::tempdir().unwrap();
-    let (steady, looping) = (free_port(), free_port());
+    let Some(disk) = SmallDisk::mount(&project.path().join(".daca"), "8m") else {
+        return;
+    };
+    let sidecar = free_port();
     std::fs::write(
         project.path().join("daca.yaml"),
         format!(
-            "name: chaosloop\nredis: {{ provider: embedded }}\napps:\n  - id: steady\n    command: [sleep, \"3600\"]\n    dapr_http_port: {steady}\n    dapr_grpc_port: {}\n  - id: looping\n    command: [sh, -c, \"echo starting; exit 3\"]\n    restart: always\n    dapr_http_port: {looping}\n    dapr_grpc_port: {}\n",
+            "name: chaosdisk\nredis: {{ provider: redis-server, port: {} }}\napps:\n  - id: idle\n    command: [sleep, \"3600\"]\n    restart: always\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n",
             free_port(),
             free_port()
         ),
     )
     .unwrap();
-    let up = Up::start(project.path(), None);
-    up.wait_output(
-        "crash loop: 4 quick exits in a row (last: exit code 3)",
-        Duration::from_secs(20),
-    );
-    let cpu_before = cpu_seconds(up.pid());
-    std::thread::sleep(Duration::from_secs(3));
-    let status = app(&up, "looping");
-    assert_eq!(status["last_exit"]["code"], 3, "{status}");
-    let restarts = status["restarts"].as_u64().unwrap();
-    // 250 ms, doubling: at most 6 starts in the first 8 s, not hundreds.
-    assert!((3..=7).contains(&restarts), "{restarts} restarts: {status}");
-    let spent = cpu_seconds(up.pid()) - cpu_before;
-    assert!(spent < 1.0, "daca used {spent:.2} s of CPU in 3 s");
-    for sidecar in [steady, looping] {
-        let saved = http_request_waiting(
-            sidecar,
-            "POST",
-            "/v1.0/state/statestore",
-            r#"[{"key":"k","value":1}]"#,
-            &[],
-            Duration::from_secs(5),
-        );
-        assert_eq!(saved.map(|(status, _)| status), Some(204));
-    }
-    assert_eq!(app(&up, "steady")["state"], "ready");
-}
-
-/// User and system CPU time of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-/// A project of one Python app on `network` (`host` or `pod`).
-fn web_project(
-    network: &str,
-    app_port: u16,
-    sidecar: u16,
-) -> (tempfile::TempDir, tempfile::TempDir) {
-    let project = tempfile::tempdir().unwrap();
-    let outputs = tempfile::tempdir().unwrap();
-    std::fs::write(
-        project.path().join("daca.yaml"),
-        format!(
-            "name: chaosport\nnetwork: {network}\nredis: {{ provider: embedded }}\napps:\n  - id: web\n    command: [python3, \"{}\", \"{app_port}\", \"{}\"]\n    port: {app_port}\n    dapr_http_port: {sidecar}\n    dapr_grpc_port: {}\n",
-            repo().join("tests/fixtures/apps/subscriber.py").display(),
-            outputs.path().join("out").display(),
-            free_port()
-        ),
-    )
-    .unwrap();
-    (project, outputs)
-}
-
-/// Kills the app, then binds its port on the machine the moment it is free (daca starts the
-/// app again 250 ms later); the error, if it never is.
-fn squat(up: &Up, app_port: u16) -> Result<std::net::TcpListener, std::io::Error> {
-    let pid = app(up, "web")["pid"].as_u64().unwrap() as i32;
-    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
-    let tried = Instant::now();
-    loop {
-        match std::net::TcpListener::bind(("127.0.0.1", app_port)) {
-            Ok(listener) => return Ok(listener),
-            Err(err) if tried.elapsed() > Duration::from_secs(2) => return Err(err),
-            Err(_) => std::thread::sleep(Duration::from_millis(1)),
-        }
-    }
-}
-
-#[test]
-fn an_app_whose_port_is_taken_waits_says_who_holds_it_and_starts_once_it_is_free() {
-    if !have("python3") {
-        return;
-    }
-    let _serial = serial();
-    let (app_port, sidecar) = (free_port(), free_port());
-    let (project, _outputs) = web_project("host", app_port, sidecar);
-    let up = Up::start(project.path(), None);
+    let save = |key: &str| {
+        let body = format!(r#"[{{"key":"{key}","value":"{}"}}]"#, "v".repeat(1000));
+        let patience = Duration::from_secs(10);
+        let path = "/v1.0/state/statestore";
+        http_request_waiting(sidecar, "POST", path, &body, &[], patience)
+    };
+    let mut up = Up::start(project.path(), None);
     up.wait_output("app(s) ready", Duration::from_secs(30));
-    let squatter = squat(&up, app_port).unwrap_or_else(|err| panic!("{err}\n{}", up.output()));
-    up.wait_output(
-        &format!(
-            "web: port {app_port} is taken by another process (pid {}",
-            std::process::id()
-        ),
-        Duration::from_secs(10),
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    let status = app(&up, "web");
-    assert_eq!(status["state"], "backing-off", "{status}");
-    assert_eq!(
-        up.output().matches("is taken by another process").count(),
-        1,
-        "said once"
-    );
-    // The sidecar still serves; the app's health is its app's.
-    assert_eq!(
-        crate::common::http_get(sidecar, "/v1.0/metadata").map(|(s, _)| s),
-        Some(200)
-    );
-    drop(squatter);
+    assert_eq!(save("before").map(|(s, _)| s), Some(204));
+    disk.fill();
+    // Redis cannot append: the save fails with its reason, and nothing hangs.
+    let refused = wait_until(Duration::from_secs(10), || {
+        save("during")
+            .is_some_and(|(status, body)| status == 500 && body.contains("ERR_STATE_SAVE"))
+    });
+    let (status, body) = save("during").unwrap();
+    assert!(refused, "{status} {body}\n{}", up.output());
     assert!(
-        wait_until(Duration::from_secs(10), || app(&up, "web")["state"]
-            == "ready"),
+        body.contains("No space left on device") || body.contains("MISCONF"),
+        "{body}"
+    );
+    // daca's own record cannot be rewritten either: said once, the old one kept whole.
+    let record = project.path().join(".daca/run.json");
+    let kept = std::fs::read_to_string(&record).unwrap();
+    let pid = app(&up, "idle")["pid"].as_u64().unwrap() as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    up.wait_output("cannot write", Duration::from_secs(10));
+    up.wait_output("hint: free space there", Duration::from_secs(1));
+    assert!(
+        up.output().contains("No space left on device"),
         "{}",
         up.output()
     );
-    let answered = crate::common::http_get(sidecar, "/v1.0/invoke/web/method/anything");
-    assert_eq!(answered.map(|(s, _)| s), Some(200));
-}
-
-/// In its pod the app's port is the pod's own, and on the machine daca's forwarder holds it
-/// throughout: no other process can take it while daca runs.
-#[test]
-fn in_a_pod_no_other_process_can_take_the_apps_port() {
-    if !have("python3") || !have("pasta") {
-        return;
-    }
-    let _serial = serial();
-    let (app_port, sidecar) = (free_port(), free_port());
-    let (project, _outputs) = web_project("pod", app_port, sidecar);
-    let up = Up::start(project.path(), None);
-    up.wait_output("app(s) ready", Duration::from_secs(30));
-    let squatted = squat(&up, app_port);
-    assert_eq!(
-        squatted.map(|_| ()).map_err(|e| e.kind()),
-        Err(std::io::ErrorKind::AddrInUse)
-    );
     assert!(wait_until(
         Duration::from_secs(10),
-        || app(&up, "web")["state"] == "ready"
+        || app(&up, "idle")["state"] == "ready"
     ));
-    let answered = crate::common::http_get(sidecar, "/v1.0/invoke/web/method/anything");
-    assert_eq!(answered.map(|(s, _)| s), Some(200));
+    let pid = app(&up, "idle")["pid"].as_u64().unwrap() as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || app(&up, "idle")["restarts"] == 2
+    ));
+    assert_eq!(up.output().matches("cannot write").count(), 1, "said once");
+    let now: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap())
+        .unwrap_or_else(|err| panic!("run.json corrupted: {err}"));
+    assert_eq!(
+        now,
+        serde_json::from_str::<serde_json::Value>(&kept).unwrap()
+    );
+    disk.free();
+    assert!(
+        wait_until(Duration::from_secs(10), || save("after")
+            .is_some_and(|(s, _)| s == 204)),
+        "{}",
+        up.output()
+    );
+    // The next change of state writes it again.
+    let pid = app(&up, "idle")["pid"].as_u64().unwrap() as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    up.wait_output("run.json is written again", Duration::from_secs(10));
+    up.stop_cleanly();
+    let up = Up::start(project.path(), None);
+    up.wait_output("app(s) ready", Duration::from_secs(30));
+    for key in ["before", "after"] {
+        let path = format!("/v1.0/state/statestore/{key}");
+        let (status, _) = crate::common::http_get(sidecar, &path).unwrap();
+        assert_eq!(status, 200, "{key} lost");
+    }
+    drop(up);
 }

@@ -11,6 +11,7 @@ mod actors;
 mod actors_api;
 mod bindings;
 mod chaos;
+mod chaos_apps;
 mod chaos_services;
 mod cli;
 mod common;
