@@ -162,6 +162,28 @@ enum Choice<'a> {
     Server(PathBuf),
 }
 
+/// `url` as daca shows it (banner, `daca ps`, the dashboard): its password, if it has one,
+/// replaced by `••••••`.
+pub fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user = rest[..at]
+        .split_once(':')
+        .map_or(&rest[..at], |(user, _)| user);
+    let hidden = if rest[..at].contains(':') || user.is_empty() {
+        format!("{user}:••••••")
+    } else {
+        // `redis://password@host` is read as a password alone by the Redis clients.
+        "••••••".to_string()
+    };
+    format!("{scheme}://{hidden}{}", &rest[at..])
+}
+
 impl RedisPlan {
     /// `redis://` URL apps and sidecars use, if there is a Redis server.
     pub fn url(&self) -> Option<String> {
@@ -172,6 +194,11 @@ impl RedisPlan {
             }
             RedisPlan::Embedded { .. } => None,
         }
+    }
+
+    /// [`RedisPlan::url`] as daca shows it, without its password.
+    pub fn shown_url(&self) -> Option<String> {
+        self.url().map(|url| shown_url(&url))
     }
 
     /// The port of this Redis on the machine's loopback, when it is there (what a pod reaches
@@ -200,7 +227,9 @@ impl RedisPlan {
     /// One phrase for banners and `daca ps`.
     pub fn describe(&self) -> String {
         match self {
-            RedisPlan::External { url } => format!("{url} (yours; daca does not manage it)"),
+            RedisPlan::External { url } => {
+                format!("{} (yours; daca does not manage it)", shown_url(url))
+            }
             RedisPlan::Server { port, .. } => format!("127.0.0.1:{port} (redis-server)"),
             RedisPlan::Container { port, image, .. } => {
                 format!("127.0.0.1:{port} (container, {image})")
@@ -315,5 +344,27 @@ impl RedisPlan {
             grace: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
         })
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::shown_url;
+
+    #[test]
+    fn a_urls_password_is_never_shown() {
+        for (url, shown) in [
+            (
+                "redis://:pw@127.0.0.1:6379",
+                "redis://:••••••@127.0.0.1:6379",
+            ),
+            ("redis://user:pw@h:1/0", "redis://user:••••••@h:1/0"),
+            ("rediss://pw@h:1", "rediss://••••••@h:1"),
+            ("redis://:p@ss@h:1", "redis://:••••••@h:1"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://h:1/0?x=a@b", "redis://h:1/0?x=a@b"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+        }
     }
 }

@@ -94,6 +94,23 @@ pub struct Component {
     pub redirect: Option<crate::postgres::Redirect>,
 }
 
+/// Whether a metadata item's name says its value is a secret (`redisPassword`, `apiKey`,
+/// `accessKey`, `token`, …): such a value is masked on the dashboard and moved out of an
+/// export into a Secret, wherever it was written.
+pub fn named_like_a_secret(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "accesskey",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
+}
+
 impl Component {
     /// A metadata value by name, matched case-insensitively as Dapr does.
     pub fn get(&self, name: &str) -> Option<&str> {

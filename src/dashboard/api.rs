@@ -99,18 +99,8 @@ fn timeline_events(
 
 /// Metadata values that must not be shown: from a secret store, or named like a secret.
 fn masked(name: &str, secret_items: &[String]) -> bool {
-    let lower = name.to_ascii_lowercase();
     secret_items.iter().any(|s| s.eq_ignore_ascii_case(name))
-        || [
-            "password",
-            "secret",
-            "token",
-            "apikey",
-            "api_key",
-            "accesskey",
-        ]
-        .iter()
-        .any(|word| lower.contains(word))
+        || crate::components::named_like_a_secret(name)
 }
 
 pub async fn components(State(view): State<ProjectView>) -> Response {

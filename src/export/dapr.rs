@@ -18,17 +18,29 @@ const KINDS: &[&str] = &[
     "HTTPEndpoint",
 ];
 
-/// The resources by file stem, and the name of the Configuration (for `dapr.io/config`).
+/// The project's Dapr resources for the cluster.
+pub struct Resources {
+    /// By file stem (`component-statestore`).
+    pub docs: BTreeMap<String, Node>,
+    /// The Configuration's name (for `dapr.io/config`).
+    pub config: Option<String>,
+    /// `KEY=value` lines of the secrets written inline in components, by file stem: each
+    /// becomes the Secret `<stem>-secrets`, which the component now references.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// The resources of `resources:`, or `dapr init`'s defaults.
 pub fn resources(
     manifest: &Manifest,
     options: &Options,
     notes: &mut Vec<String>,
-) -> Result<(BTreeMap<String, Node>, Option<String>), ExportError> {
+) -> Result<Resources, ExportError> {
     let docs = match &manifest.resources {
         Some(dir) => read_folder(dir)?,
         None => defaults(),
     };
     let mut out = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
     let mut skipped_stores = Vec::new();
     let mut config = None;
     for mut doc in docs {
@@ -59,12 +71,55 @@ pub fn resources(
         }
         set_namespace(&mut doc, &options.namespace);
         point_at_cluster_redis(&mut doc, &options.redis_address());
-        out.insert(format!("{}-{name}", kind.to_lowercase()), doc);
+        let stem = format!("{}-{name}", kind.to_lowercase());
+        if let Some(lines) = move_inline_secrets(&mut doc, &stem) {
+            notes.push(format!(
+                "moved the inline secrets of `{name}` to the Secret `{stem}-secrets` (values in secrets/{stem}.env, git-ignored)"
+            ));
+            secrets.insert(stem.clone(), lines);
+        }
+        out.insert(stem, doc);
     }
     for doc in out.values_mut() {
         drop_local_auth(doc, &skipped_stores);
     }
-    Ok((out, config))
+    Ok(Resources {
+        docs: out,
+        config,
+        secrets,
+    })
+}
+
+/// Replaces each non-empty `value` of a metadata item named like a secret by a `secretKeyRef`
+/// to the Secret `<stem>-secrets`; returns their `name=value` lines. A value written in a
+/// component is a secret all the same, and an export is for sharing.
+fn move_inline_secrets(doc: &mut Node, stem: &str) -> Option<String> {
+    let Some(Node::List(items)) = doc.get_mut("spec").and_then(|s| s.get_mut("metadata")) else {
+        return None;
+    };
+    let mut lines = String::new();
+    for item in items {
+        let Some(name) = item.path_str(&["name"]).map(String::from) else {
+            continue;
+        };
+        let Node::Map(map) = item else { continue };
+        let value = match map.get("value") {
+            Some(Node::Str(value)) if !value.is_empty() => value.clone(),
+            _ => continue,
+        };
+        if !crate::components::named_like_a_secret(&name) {
+            continue;
+        }
+        map.remove("value");
+        let reference = Node::map([
+            ("name", Node::str(format!("{stem}-secrets"))),
+            ("key", Node::str(name.clone())),
+        ]);
+        map.insert("secretKeyRef".into(), reference);
+        // kustomize's env files take the value raw, as the apps' `.env` lines are written.
+        lines.push_str(&format!("{name}={value}\n"));
+    }
+    (!lines.is_empty()).then_some(lines)
 }
 
 fn read_folder(dir: &Path) -> Result<Vec<Node>, ExportError> {

@@ -91,6 +91,8 @@ pub struct Plan {
     pub apps: Vec<AppObjects>,
     /// Dapr resources by file stem (`component-statestore`, `subscription-orders`, ...).
     pub dapr: BTreeMap<String, Node>,
+    /// The inline secrets moved out of those resources, `KEY=value` lines by file stem.
+    pub dapr_secrets: BTreeMap<String, String>,
     /// What the export left out or changed, one line each, for the user.
     pub notes: Vec<String>,
 }
@@ -126,7 +128,11 @@ pub fn plan(manifest: &Manifest, options: &Options) -> Result<Plan, ExportError>
         // A database is the cluster's to run (an operator, a chart, a managed service).
         notes.push("`postgres:` is not exported: the components keep their connectionString, so the cluster must serve the database it names (a chart such as bitnami/postgresql, or a managed one)".to_string());
     }
-    let (dapr, config) = dapr::resources(manifest, options, &mut notes)?;
+    let dapr::Resources {
+        docs: dapr,
+        config,
+        secrets: dapr_secrets,
+    } = dapr::resources(manifest, options, &mut notes)?;
     let mut apps: Vec<AppObjects> = manifest
         .apps
         .iter()
@@ -140,6 +146,7 @@ pub fn plan(manifest: &Manifest, options: &Options) -> Result<Plan, ExportError>
         redis,
         apps,
         dapr,
+        dapr_secrets,
         notes,
     })
 }

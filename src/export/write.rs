@@ -49,6 +49,7 @@ pub fn render(plan: &Plan) -> Result<Vec<(String, String)>, ExportError> {
             secrets.push((app.id.clone(), env.clone()));
         }
     }
+    secrets.extend(plan.dapr_secrets.clone());
     for (stem, doc) in &plan.dapr {
         add(
             format!("dapr/{stem}.yaml"),
@@ -68,7 +69,7 @@ pub fn render(plan: &Plan) -> Result<Vec<(String, String)>, ExportError> {
     if !secrets.is_empty() {
         files.push((
             ".gitignore".into(),
-            "# .env values of the apps: keep them out of git.\nsecrets/\n".into(),
+            "# .env values of the apps and the components' secrets: keep them out of git.\nsecrets/\n".into(),
         ));
         for (id, env) in secrets {
             files.push((format!("secrets/{id}.env"), env));

@@ -323,7 +323,7 @@ impl Running {
         let (publish, snapshot) = watch_channel::channel(Arc::new(Snapshot::default()));
         let info = RedisInfo {
             mode: self.redis_plan.mode(),
-            url: self.redis_plan.url(),
+            url: self.redis_plan.shown_url(),
         };
         let mut view = ProjectView::new(self.manifest.name.clone(), info, snapshot, parts.clone());
         view.postgres = self.pg_plan.as_ref().map(|plan| plan.describe());

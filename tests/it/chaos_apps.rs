@@ -252,4 +252,3 @@ fn a_subscriber_taking_30_s_per_event_slows_no_other_and_holds_no_backlog_in_mem
         delivered(&slow_out)
     );
 }
-

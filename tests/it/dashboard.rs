@@ -52,7 +52,12 @@ fn get_json(port: u16, path: &str) -> Value {
 }
 
 /// Reads a server-sent event stream until `done` holds for what arrived, or `limit` passes.
-fn read_sse(port: u16, path: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
+pub(crate) fn read_sse(
+    port: u16,
+    path: &str,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))

@@ -38,6 +38,7 @@ mod reliability;
 mod reload;
 mod replicas;
 mod resiliency;
+mod secrets_hidden;
 mod sidecar;
 mod state_props;
 mod tilt;
