@@ -27,6 +27,40 @@ pub struct ProjectStatus {
     /// What the file watcher has seen; absent with `daca up --no-watch`.
     #[serde(default)]
     pub watch: Option<crate::watch::WatchView>,
+    /// daca's own process, as `scripts/soak` samples it.
+    #[serde(default)]
+    pub process: Option<ProcessStats>,
+}
+
+/// What daca's own process holds right now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// Resident memory, KiB.
+    pub rss_kib: u64,
+    pub open_fds: usize,
+    /// tokio tasks alive.
+    pub tasks: usize,
+}
+
+impl ProcessStats {
+    /// This process's, from `/proc/self` and the runtime it is called on.
+    pub fn now() -> ProcessStats {
+        let rss_kib = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse().ok()
+            })
+            .unwrap_or(0);
+        let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |fds| fds.count());
+        let tasks = tokio::runtime::Handle::try_current()
+            .map_or(0, |runtime| runtime.metrics().num_alive_tasks());
+        ProcessStats {
+            rss_kib,
+            open_fds,
+            tasks,
+        }
+    }
 }
 
 /// Redis as `daca ps` shows it.

@@ -157,6 +157,7 @@ pub fn status(view: &ProjectView) -> ProjectStatus {
         }),
         apps,
         watch: snapshot.watching.then(|| view.watch.view()),
+        process: Some(super::ProcessStats::now()),
     }
 }
 

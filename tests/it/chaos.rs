@@ -88,6 +88,13 @@ fn five_thousand_connections_are_all_answered_and_daca_says_it_is_full() {
         http_get(sidecar, "/v1.0/healthz").map(|(status, _)| status),
         Some(204)
     );
+    // Each connection's descriptor and task went with it.
+    let settled = crate::common::wait_until(Duration::from_secs(10), || {
+        let process = &up.ps()["process"];
+        process["open_fds"].as_u64().is_some_and(|fds| fds < 200)
+            && process["tasks"].as_u64().is_some_and(|tasks| tasks < 200)
+    });
+    assert!(settled, "{}", up.ps()["process"]);
 }
 
 #[test]

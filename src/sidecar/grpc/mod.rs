@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 
 use axum::http::{HeaderMap, HeaderValue, Response};
 use bytes::Bytes;
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use tonic::{Code, Status};
 
 use super::SidecarState;
@@ -79,7 +79,7 @@ impl hyper::body::Body for Answer {
 ///
 /// Boxed: a future of the method's own size, where a future of [`dispatch`]'s match would be
 /// as large as the largest method's and be copied so each time hyper moves a stream.
-fn unary<Req, Resp, F, Fut>(body: Incoming, limit: usize, handler: F) -> Answering
+fn unary<B: CallBody, Req, Resp, F, Fut>(body: B, limit: usize, handler: F) -> Answering
 where
     Req: prost::Message + Default + Send + 'static,
     Resp: prost::Message + Send + 'static,
@@ -105,6 +105,34 @@ where
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// A call's request body: hyper's, or (fuzzing, [`call`]) one made in memory.
+pub trait CallBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> CallBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
+/// One call as the server makes it, for the fuzz target of the gRPC API: the answer's head
+/// once the method has answered (its body, for a server stream, may never end).
+#[doc(hidden)]
+pub async fn call<B: CallBody>(
+    sidecar: &Arc<SidecarState>,
+    request: hyper::Request<B>,
+) -> Response<Answer> {
+    match dispatch(sidecar, request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
 /// An answer to come.
 type Answering = BoxFuture<Result<Response<Answer>, Infallible>>;
 
@@ -115,7 +143,7 @@ fn status_answer(status: Status) -> Answering {
 
 /// The request's one message, within `limit` bytes.
 async fn read_message<Req: prost::Message + Default>(
-    body: Incoming,
+    body: impl CallBody,
     limit: usize,
 ) -> Result<Req, Status> {
     use http_body_util::BodyExt;
@@ -207,13 +235,13 @@ fn refused(sidecar: &SidecarState, headers: &HeaderMap) -> Option<Status> {
 
 /// The methods that need more than their message (the call's headers, or a stream); the body
 /// comes back for any other.
-fn special(
+fn special<B: CallBody>(
     method: &str,
     s: &Arc<SidecarState>,
     parts: &hyper::http::request::Parts,
-    body: Incoming,
+    body: B,
     limit: usize,
-) -> Result<Answering, Incoming> {
+) -> Result<Answering, B> {
     let s = s.clone();
     match method {
         "InvokeBinding" => {
@@ -233,7 +261,7 @@ fn special(
 }
 
 /// The Dapr gRPC service of one app's sidecar: routes by the method's name.
-fn dispatch(sidecar: &Arc<SidecarState>, request: hyper::Request<Incoming>) -> Answering {
+fn dispatch<B: CallBody>(sidecar: &Arc<SidecarState>, request: hyper::Request<B>) -> Answering {
     let (parts, body) = request.into_parts();
     if let Some(refused) = refused(sidecar, &parts.headers) {
         return status_answer(refused);
