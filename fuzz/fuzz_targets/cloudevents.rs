@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-/// An input is the content type, a newline, the metadata as `key=value&...`, a newline, then
-/// the body (so the seeds in fuzz/seeds/cloudevents are readable).
+// An input is the content type, a newline, the metadata as `key=value&...`, a newline, then
+// the body (so the seeds in fuzz/seeds/cloudevents are readable).
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |b| *b == b'\n');
     let content_type = String::from_utf8_lossy(parts.next().unwrap_or_default());

@@ -3,34 +3,22 @@
 //! request that made a handler panic (answered 500 by daca's catch) is a finding.
 #![no_main]
 
-use std::sync::{Arc, LazyLock};
+#[path = "../support/sidecar.rs"]
+mod support;
+
+use std::sync::LazyLock;
 
 use axum::body::Body;
+use support::RUNTIME;
 use tower::ServiceExt;
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-});
-
-static ROUTER: LazyLock<axum::Router> = LazyLock::new(|| {
-    let plan = daca::redis::RedisPlan::Embedded {
-        reason: "fuzzing".into(),
-    };
-    let root = std::env::temp_dir();
-    let (components, _) =
-        daca::sidecar::Components::load(None, &root, &plan).expect("the default components");
-    let shared = Arc::new(daca::sidecar::Shared::new(components, None));
-    let state = Arc::new(daca::sidecar::SidecarState::new("fuzz", shared, 1 << 20));
-    daca::sidecar::router(state)
-});
+static ROUTER: LazyLock<axum::Router> =
+    LazyLock::new(|| daca::sidecar::router(support::SIDECAR.clone()));
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
-/// An input is a method byte, the path and query up to the first newline, then the body (so
-/// the seeds in fuzz/seeds/sidecar_http are readable).
+// An input is a method byte, the path and query up to the first newline, then the body (so
+// the seeds in fuzz/seeds/sidecar_http are readable).
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&method, rest)) = data.split_first() else {
         return;
